@@ -1,0 +1,703 @@
+//! Claim checkers: pure functions from a finished [`RunRecord`] to a verdict with measured
+//! figures and a one-line reason. They never call back into faults or probes.
+//!
+//! No data is never a pass: an empty window, a fault that was not confirmed, or a run that
+//! stopped early makes a claim inconclusive rather than held.
+
+use crate::model::spec::{
+    AvailabilityClaim, ClaimCheck, ClaimSpec, LatencyClaim, RecoversClaim, Window,
+};
+use crate::timeline::{RunRecord, RunStatus, Sample};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Held,
+    Failed,
+    Inconclusive,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Held => "HELD",
+            Outcome::Failed => "FAILED",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub claim: String,
+    pub kind: String,
+    pub outcome: Outcome,
+    /// The key figure, short, for tables (e.g. "99.2% (119/120)", "recovered in 2.314s").
+    pub measured: String,
+    /// One plain-language sentence.
+    pub reason: String,
+    /// Named figures for machines (ms for times, ratios 0..1).
+    pub figures: BTreeMap<String, f64>,
+}
+
+fn verdict(
+    claim: &ClaimSpec,
+    kind: &str,
+    outcome: Outcome,
+    measured: String,
+    reason: String,
+    figures: BTreeMap<String, f64>,
+) -> Verdict {
+    Verdict {
+        claim: claim.name.clone(),
+        kind: kind.into(),
+        outcome,
+        measured,
+        reason,
+        figures,
+    }
+}
+
+fn secs(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.3}s", ms / 1000.0)
+    }
+}
+
+/// The time span a window covers, or why it cannot be known.
+pub fn window_span(
+    rec: &RunRecord,
+    window: Window,
+    fault: Option<&str>,
+) -> Result<(f64, f64), String> {
+    let end = rec.phases.end_ms;
+    let faults: Vec<_> = match fault {
+        Some(f) => rec.faults.iter().filter(|r| r.name == f).collect(),
+        None => rec.faults.iter().collect(),
+    };
+    let needs_faults = matches!(window, Window::During | Window::After);
+    if needs_faults {
+        if let Some(f) = fault {
+            if faults.is_empty() {
+                return Err(format!("fault {f:?} was never injected"));
+            }
+        }
+        if let Some(bad) = faults.iter().find(|f| !f.confirmed) {
+            return Err(format!(
+                "fault {:?} was not confirmed{}",
+                bad.name,
+                bad.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let injected: Vec<f64> = faults.iter().filter_map(|f| f.injected_ms).collect();
+    let reverted = |f: &&crate::timeline::FaultRecord| {
+        f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end)
+    };
+    match window {
+        Window::Whole => Ok((rec.phases.steady_start_ms, end)),
+        Window::Before => Ok((
+            rec.phases.steady_start_ms,
+            rec.phases.faults_start_ms.unwrap_or(end),
+        )),
+        Window::During => {
+            let start = injected.iter().copied().fold(f64::INFINITY, f64::min);
+            if !start.is_finite() {
+                return Err("no fault was injected".into());
+            }
+            let stop = faults.iter().map(reverted).fold(start, f64::max);
+            Ok((start, stop))
+        }
+        Window::After => {
+            if injected.is_empty() {
+                return Err("no fault was injected".into());
+            }
+            if faults.iter().any(|f| f.reverted_ms.is_none()) {
+                return Err("a fault was never reverted".into());
+            }
+            let start = faults
+                .iter()
+                .map(reverted)
+                .fold(f64::NEG_INFINITY, f64::max);
+            Ok((start, end))
+        }
+    }
+}
+
+fn in_span<'a>(rec: &'a RunRecord, probe: &'a str, span: (f64, f64)) -> Vec<&'a Sample> {
+    let mut v: Vec<&Sample> = rec
+        .samples_of(probe)
+        .filter(|s| s.t_ms >= span.0 && s.t_ms <= span.1)
+        .collect();
+    v.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    v
+}
+
+/// Longest stretch from a failing sample to the next healthy one (or the window's end).
+pub fn longest_outage(samples: &[&Sample], window_end: f64) -> f64 {
+    let mut longest = 0.0f64;
+    let mut down_since: Option<f64> = None;
+    for s in samples {
+        match (s.ok, down_since) {
+            (false, None) => down_since = Some(s.t_ms),
+            (true, Some(t0)) => {
+                longest = longest.max(s.t_ms - t0);
+                down_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(t0) = down_since {
+        longest = longest.max(window_end - t0);
+    }
+    longest
+}
+
+fn window_name(w: Window, fault: Option<&str>) -> String {
+    let base = match w {
+        Window::Before => "before the faults",
+        Window::During => "during the fault",
+        Window::After => "after the fault",
+        Window::Whole => "over the whole run",
+    };
+    match fault {
+        Some(f) if matches!(w, Window::During | Window::After) => format!("{base} {f:?}"),
+        _ => base.to_string(),
+    }
+}
+
+pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -> Verdict {
+    let kind = "availability";
+    let span = match window_span(rec, a.window, a.fault.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            return verdict(
+                claim,
+                kind,
+                Outcome::Inconclusive,
+                "-".into(),
+                format!(
+                    "cannot measure {}: {e}",
+                    window_name(a.window, a.fault.as_deref())
+                ),
+                BTreeMap::new(),
+            )
+        }
+    };
+    let samples = in_span(rec, &a.probe, span);
+    if samples.is_empty() {
+        return verdict(
+            claim,
+            kind,
+            Outcome::Inconclusive,
+            "no samples".into(),
+            format!(
+                "probe {:?} has no samples {}",
+                a.probe,
+                window_name(a.window, a.fault.as_deref())
+            ),
+            BTreeMap::new(),
+        );
+    }
+    let ok = samples.iter().filter(|s| s.ok).count();
+    let n = samples.len();
+    let ratio = ok as f64 / n as f64;
+    let outage = longest_outage(&samples, span.1);
+    let figures = BTreeMap::from([
+        ("samples".to_string(), n as f64),
+        ("ok".to_string(), ok as f64),
+        ("ratio".to_string(), ratio),
+        ("longestOutageMs".to_string(), outage),
+        ("windowMs".to_string(), span.1 - span.0),
+    ]);
+    let measured = format!("{:.2}% ({ok}/{n})", ratio * 100.0);
+    let held = ratio >= a.at_least.ratio();
+    let reason = if held {
+        format!(
+            "{} of {n} samples of {:?} succeeded {} (needed {}).",
+            ok,
+            a.probe,
+            window_name(a.window, a.fault.as_deref()),
+            a.at_least
+        )
+    } else {
+        let first_fail = samples
+            .iter()
+            .find(|s| !s.ok)
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        format!(
+            "only {:.2}% of {:?} samples succeeded {} (needed {}); longest outage {}, first error: {}.",
+            ratio * 100.0,
+            a.probe,
+            window_name(a.window, a.fault.as_deref()),
+            a.at_least,
+            secs(outage),
+            first_fail
+        )
+    };
+    verdict(
+        claim,
+        kind,
+        if held { Outcome::Held } else { Outcome::Failed },
+        measured,
+        reason,
+        figures,
+    )
+}
+
+pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdict {
+    let kind = "recovers";
+    let inconclusive = |why: String| {
+        verdict(
+            claim,
+            kind,
+            Outcome::Inconclusive,
+            "-".into(),
+            why,
+            BTreeMap::new(),
+        )
+    };
+    let fault = match &r.fault {
+        Some(f) => rec.fault(f),
+        None => rec
+            .faults
+            .iter()
+            .filter(|f| f.injected_ms.is_some())
+            .min_by(|a, b| {
+                a.injected_ms
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
+            }),
+    };
+    let Some(fault) = fault else {
+        return inconclusive("no fault was injected".into());
+    };
+    let Some(start) = fault.injected_ms else {
+        return inconclusive(format!("fault {:?} was never injected", fault.name));
+    };
+    if !fault.confirmed {
+        return inconclusive(format!(
+            "fault {:?} was not confirmed{}",
+            fault.name,
+            fault
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+    }
+    let stable = r.stable_for.map_or(1000.0, |d| d.as_millis_f64());
+    let within = r.within.as_millis_f64();
+    let samples = in_span(rec, &r.probe, (start, f64::INFINITY));
+    if samples.is_empty() {
+        return inconclusive(format!(
+            "probe {:?} has no samples after fault {:?} started",
+            r.probe, fault.name
+        ));
+    }
+    let failures = samples.iter().filter(|s| !s.ok).count();
+    // First sample that begins a healthy streak lasting `stable`.
+    let mut found: Option<f64> = None;
+    'outer: for (i, s) in samples.iter().enumerate() {
+        if !s.ok {
+            continue;
+        }
+        for later in &samples[i..] {
+            if !later.ok {
+                continue 'outer;
+            }
+            if later.t_ms - s.t_ms >= stable {
+                found = Some(s.t_ms);
+                break 'outer;
+            }
+        }
+        break; // healthy until the data ends, but not for long enough
+    }
+    let last = samples.last().map_or(start, |s| s.t_ms);
+    let mut figures = BTreeMap::from([
+        ("withinMs".to_string(), within),
+        ("failedSamples".to_string(), failures as f64),
+    ]);
+    match found {
+        Some(t) => {
+            let rt = if failures == 0 || samples.first().is_some_and(|s| s.ok && s.t_ms == t) { 0.0 } else { t - start };
+            figures.insert("recoveryMs".into(), rt);
+            let measured = if rt == 0.0 { "never degraded".to_string() } else { format!("recovered in {}", secs(rt)) };
+            if rt <= within {
+                let reason = if rt == 0.0 {
+                    format!("{:?} stayed healthy through fault {:?}: nothing to recover from.", r.probe, fault.name)
+                } else {
+                    format!("{:?} was healthy again {} after fault {:?} started (bound {}), and stayed so for {}.", r.probe, secs(rt), fault.name, secs(within), secs(stable))
+                };
+                verdict(claim, kind, Outcome::Held, measured, reason, figures)
+            } else {
+                let reason = format!("{:?} only recovered {} after fault {:?} started, over the {} bound.", r.probe, secs(rt), fault.name, secs(within));
+                verdict(claim, kind, Outcome::Failed, measured, reason, figures)
+            }
+        }
+        None if last >= start + within + stable => {
+            let reason = format!("{:?} never stayed healthy for {} within {} of fault {:?} starting ({} failed samples).", r.probe, secs(stable), secs(within), fault.name, failures);
+            verdict(claim, kind, Outcome::Failed, "did not recover".into(), reason, figures)
+        }
+        None => inconclusive(format!("the run ended {} after fault {:?} started, before {:?} could be seen recovering or not", secs(last - start), fault.name, r.probe)),
+    }
+}
+
+/// Nearest-rank percentile of an ascending slice.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict {
+    let kind = "latency";
+    let span = match window_span(rec, l.window, l.fault.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            return verdict(
+                claim,
+                kind,
+                Outcome::Inconclusive,
+                "-".into(),
+                format!(
+                    "cannot measure {}: {e}",
+                    window_name(l.window, l.fault.as_deref())
+                ),
+                BTreeMap::new(),
+            )
+        }
+    };
+    let samples = in_span(rec, &l.probe, span);
+    let mut lat: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| s.latency_ms)
+        .collect();
+    let failed = samples.len() - lat.len();
+    lat.sort_by(f64::total_cmp);
+    let Some(p) = percentile(&lat, l.percentile.0) else {
+        return verdict(
+            claim,
+            kind,
+            Outcome::Inconclusive,
+            "no samples".into(),
+            format!(
+                "probe {:?} has no successful samples {}",
+                l.probe,
+                window_name(l.window, l.fault.as_deref())
+            ),
+            BTreeMap::new(),
+        );
+    };
+    let bound = l.below.as_millis_f64();
+    let figures = BTreeMap::from([
+        ("percentileMs".to_string(), p),
+        ("boundMs".to_string(), bound),
+        ("samples".to_string(), lat.len() as f64),
+        ("excludedFailures".to_string(), failed as f64),
+    ]);
+    let measured = format!("p{} = {:.1}ms", l.percentile.0, p);
+    let note = if failed > 0 {
+        format!(" ({failed} failed samples excluded)")
+    } else {
+        String::new()
+    };
+    if p < bound {
+        verdict(
+            claim,
+            kind,
+            Outcome::Held,
+            measured,
+            format!(
+                "p{} latency of {:?} was {p:.1}ms {}, under {}{note}.",
+                l.percentile.0,
+                l.probe,
+                window_name(l.window, l.fault.as_deref()),
+                secs(bound)
+            ),
+            figures,
+        )
+    } else {
+        verdict(
+            claim,
+            kind,
+            Outcome::Failed,
+            measured,
+            format!(
+                "p{} latency of {:?} was {p:.1}ms {}, not under {}{note}.",
+                l.percentile.0,
+                l.probe,
+                window_name(l.window, l.fault.as_deref()),
+                secs(bound)
+            ),
+            figures,
+        )
+    }
+}
+
+/// Evaluate every claim. A run that did not complete can fail claims (evidence is
+/// evidence) but never holds them.
+pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
+    claims
+        .iter()
+        .map(|c| {
+            let Some(check) = c.check() else {
+                return verdict(
+                    c,
+                    "invalid",
+                    Outcome::Inconclusive,
+                    "-".into(),
+                    "claim has no check".into(),
+                    BTreeMap::new(),
+                );
+            };
+            if rec.status == RunStatus::SteadyStateFailed || rec.status == RunStatus::Error {
+                let why = rec
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "the run did not reach the fault phase".into());
+                let kind = match check {
+                    ClaimCheck::Availability(_) => "availability",
+                    ClaimCheck::Recovers(_) => "recovers",
+                    ClaimCheck::Latency(_) => "latency",
+                };
+                return verdict(
+                    c,
+                    kind,
+                    Outcome::Inconclusive,
+                    "-".into(),
+                    format!("not evaluated: {why}"),
+                    BTreeMap::new(),
+                );
+            }
+            let mut v = match check {
+                ClaimCheck::Availability(a) => availability(c, a, rec),
+                ClaimCheck::Recovers(r) => recovers(c, r, rec),
+                ClaimCheck::Latency(l) => latency(c, l, rec),
+            };
+            if v.outcome == Outcome::Held && rec.status != RunStatus::Completed {
+                v.outcome = Outcome::Inconclusive;
+                v.reason = format!(
+                    "the run was {:?} before it finished, so this cannot hold yet; so far: {}",
+                    rec.status, v.reason
+                );
+            }
+            v
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::quantity::{Duration, Percent};
+    use crate::timeline::{FaultRecord, Phases};
+    use proptest::prelude::*;
+
+    fn rec(samples: Vec<(f64, bool)>, fault: Option<(f64, f64, bool)>) -> RunRecord {
+        RunRecord {
+            samples: samples
+                .into_iter()
+                .map(|(t, ok)| Sample {
+                    probe: "p".into(),
+                    t_ms: t,
+                    ok,
+                    latency_ms: 1.0,
+                    detail: if ok { String::new() } else { "refused".into() },
+                })
+                .collect(),
+            events: vec![],
+            faults: fault
+                .map(|(a, b, c)| {
+                    vec![FaultRecord {
+                        name: "f".into(),
+                        kind: "process-kill".into(),
+                        target: "t".into(),
+                        injected_ms: Some(a),
+                        reverted_ms: Some(b),
+                        confirmed: c,
+                        ..Default::default()
+                    }]
+                })
+                .unwrap_or_default(),
+            phases: Phases {
+                steady_start_ms: 0.0,
+                faults_start_ms: Some(1000.0),
+                faults_end_ms: Some(5000.0),
+                end_ms: 8000.0,
+            },
+            status: RunStatus::Completed,
+            status_reason: None,
+        }
+    }
+    fn every(ms: f64, until: f64, ok: impl Fn(f64) -> bool) -> Vec<(f64, bool)> {
+        let mut v = vec![];
+        let mut t = 0.0;
+        while t <= until {
+            v.push((t, ok(t)));
+            t += ms;
+        }
+        v
+    }
+    fn avail(p: f64, w: Window) -> ClaimSpec {
+        ClaimSpec {
+            name: "a".into(),
+            availability: Some(AvailabilityClaim {
+                probe: "p".into(),
+                at_least: Percent(p),
+                window: w,
+                fault: None,
+            }),
+            ..Default::default()
+        }
+    }
+    fn recov(within_ms: u64) -> ClaimSpec {
+        ClaimSpec {
+            name: "r".into(),
+            recovers: Some(RecoversClaim {
+                probe: "p".into(),
+                within: Duration::from_millis(within_ms),
+                fault: None,
+                stable_for: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn availability_counts_only_the_window() {
+        let r = rec(
+            every(100.0, 8000.0, |t| !(2000.0..3000.0).contains(&t)),
+            Some((1000.0, 5000.0, true)),
+        );
+        let v = evaluate(&[avail(99.0, Window::During)], &r);
+        assert_eq!(v[0].outcome, Outcome::Failed);
+        assert_eq!(v[0].figures["samples"], 41.0);
+        assert_eq!(v[0].figures["ok"], 31.0);
+        let v = evaluate(&[avail(100.0, Window::After)], &r);
+        assert_eq!(v[0].outcome, Outcome::Held, "{}", v[0].reason);
+    }
+
+    #[test]
+    fn no_samples_is_inconclusive_never_held() {
+        let r = rec(vec![], Some((1000.0, 5000.0, true)));
+        let v = evaluate(&[avail(0.0, Window::During), recov(1000)], &r);
+        assert!(v.iter().all(|v| v.outcome == Outcome::Inconclusive));
+    }
+
+    #[test]
+    fn unconfirmed_fault_makes_dependent_claims_inconclusive() {
+        let r = rec(
+            every(100.0, 8000.0, |_| true),
+            Some((1000.0, 5000.0, false)),
+        );
+        let v = evaluate(
+            &[
+                avail(99.0, Window::During),
+                recov(1000),
+                avail(99.0, Window::Before),
+            ],
+            &r,
+        );
+        assert_eq!(v[0].outcome, Outcome::Inconclusive);
+        assert_eq!(v[1].outcome, Outcome::Inconclusive);
+        assert_eq!(
+            v[2].outcome,
+            Outcome::Held,
+            "the before window does not depend on the fault"
+        );
+    }
+
+    #[test]
+    fn recovery_time_is_measured_from_fault_start_to_first_stable_success() {
+        let r = rec(
+            every(100.0, 8000.0, |t| !(1000.0..3500.0).contains(&t)),
+            Some((1000.0, 5000.0, true)),
+        );
+        let v = evaluate(&[recov(3000), recov(2000)], &r);
+        assert_eq!(v[0].outcome, Outcome::Held, "{}", v[0].reason);
+        assert_eq!(v[0].figures["recoveryMs"], 2500.0);
+        assert_eq!(v[1].outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn a_flapping_probe_has_not_recovered() {
+        // healthy for 500ms at a time only: never stable for 1s
+        let r = rec(
+            every(100.0, 8000.0, |t| {
+                t < 1000.0 || (t as u64 / 500).is_multiple_of(2)
+            }),
+            Some((1000.0, 5000.0, true)),
+        );
+        let v = evaluate(&[recov(3000)], &r);
+        assert_eq!(v[0].outcome, Outcome::Failed, "{}", v[0].reason);
+    }
+
+    #[test]
+    fn recovery_not_yet_visible_when_data_ends_is_inconclusive() {
+        let mut r = rec(
+            every(100.0, 2000.0, |t| t < 1000.0),
+            Some((1000.0, 5000.0, true)),
+        );
+        r.phases.end_ms = 2000.0;
+        let v = evaluate(&[recov(5000)], &r);
+        assert_eq!(v[0].outcome, Outcome::Inconclusive, "{}", v[0].reason);
+    }
+
+    #[test]
+    fn aborted_runs_never_hold() {
+        let mut r = rec(every(100.0, 8000.0, |_| true), Some((1000.0, 5000.0, true)));
+        r.status = RunStatus::Aborted;
+        let v = evaluate(&[avail(99.0, Window::Whole)], &r);
+        assert_eq!(v[0].outcome, Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    proptest! {
+        #[test]
+        fn availability_held_iff_ratio_meets_bound(oks in proptest::collection::vec(any::<bool>(), 1..200), bound in 0.0f64..100.0) {
+            let samples: Vec<(f64, bool)> = oks.iter().enumerate().map(|(i, ok)| (i as f64 * 10.0, *ok)).collect();
+            let mut r = rec(samples, None);
+            r.phases.end_ms = 10_000.0;
+            let v = &evaluate(&[avail(bound, Window::Whole)], &r)[0];
+            let ratio = oks.iter().filter(|o| **o).count() as f64 / oks.len() as f64;
+            prop_assert_eq!(v.outcome == Outcome::Held, ratio >= bound / 100.0);
+            prop_assert!(v.outcome != Outcome::Inconclusive);
+        }
+
+        #[test]
+        fn recovery_time_never_exceeds_the_reported_bound_when_held(down_until in 1000u64..6000, within in 100u64..6000) {
+            let r = rec(every(50.0, 10_000.0, |t| !(1000.0..down_until as f64).contains(&t)), Some((1000.0, 9000.0, true)));
+            let mut r = r;
+            r.phases.end_ms = 10_000.0;
+            let v = &evaluate(&[recov(within)], &r)[0];
+            if v.outcome == Outcome::Held {
+                prop_assert!(v.figures["recoveryMs"] <= within as f64);
+            }
+            // the probe is down from 1000ms to down_until (rounded up to the 50ms grid)
+            let expected = ((down_until as f64 / 50.0).ceil() * 50.0) - 1000.0;
+            prop_assert_eq!(v.figures["recoveryMs"], expected);
+            prop_assert_eq!(v.outcome == Outcome::Held, expected <= within as f64);
+        }
+    }
+}

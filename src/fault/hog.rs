@@ -1,0 +1,134 @@
+//! Helper processes that consume memory or CPU inside a target's cgroup. They are Murphy's
+//! own executable run as `murphy __hog ...`, placed into the cgroups before exec, and they
+//! wait for a go byte on stdin so that the journal holds their identity before they do
+//! anything. They exit on their own when their lease runs out or when stdin closes (the
+//! runner is gone).
+
+use crate::procfs::ProcId;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running hog, as seen by the fault that started it.
+pub struct Hog {
+    pub id: ProcId,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Hog {
+    /// Spawn a hog (not yet started) inside `cgroups`.
+    pub fn spawn(exe: &Path, args: &[String], cgroups: &[PathBuf]) -> Result<Hog, String> {
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for dir in cgroups {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+            fds.push(f.into());
+        }
+        let mut cmd = Command::new(exe);
+        cmd.arg("__hog")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        use std::os::unix::process::CommandExt;
+        crate::sys::enter_before_exec(&mut cmd, None, fds);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let id = ProcId::of(child.id() as i32).ok_or_else(|| "hog exited at once".to_string())?;
+        let stdin = child.stdin.take();
+        Ok(Hog { id, child, stdin })
+    }
+
+    /// Let it start consuming.
+    pub fn go(&mut self) -> Result<(), String> {
+        let pipe = self.stdin.as_mut().ok_or("hog stdin closed")?;
+        pipe.write_all(b"g")
+            .and_then(|_| pipe.flush())
+            .map_err(|e| format!("starting hog: {e}"))
+    }
+
+    pub fn exited(&mut self) -> Option<String> {
+        self.child.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        // Reverting already killed it; reap so no zombie is left.
+        self.stdin.take();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Entry point for `murphy __hog ...` (hidden).
+pub fn main(args: &[String]) -> i32 {
+    let mut one = [0u8; 1];
+    // Wait for the go byte; EOF means the parent gave up.
+    if !matches!(std::io::stdin().read(&mut one), Ok(1)) {
+        return 0;
+    }
+    // Exit when the parent goes away.
+    std::thread::spawn(|| {
+        let mut b = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut b), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let num = |i: usize| {
+        args.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    match args.first().map(String::as_str) {
+        Some("memory") => memory(num(1), num(2) as u64, Duration::from_millis(num(3) as u64)),
+        Some("cpu") => cpu(num(1) as usize, Duration::from_millis(num(2) as u64)),
+        _ => 2,
+    }
+}
+
+fn memory(bytes_per_sec: f64, limit: u64, lease: Duration) -> i32 {
+    let start = Instant::now();
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut total: u64 = 0;
+    while start.elapsed() < lease {
+        let target = ((start.elapsed().as_secs_f64() * bytes_per_sec) as u64).min(limit);
+        if total < target {
+            let n = (target - total) as usize;
+            // Non-zero fill so every page is really touched (not the shared zero page).
+            held.push(vec![0xA5u8; n]);
+            total += n as u64;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::hint::black_box(&held);
+    0
+}
+
+fn cpu(workers: usize, lease: Duration) -> i32 {
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for _ in 0..workers.max(1) {
+        threads.push(std::thread::spawn(move || {
+            let mut x: u64 = 1;
+            while start.elapsed() < lease {
+                for _ in 0..100_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            x
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    0
+}

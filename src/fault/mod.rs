@@ -1,0 +1,154 @@
+//! The fault engine. Every fault class implements [`Fault`]: inject (journal first),
+//! confirm (evidence that it took effect), observe (what it sees while active). Revert is
+//! the same for every class: apply the recorded undo actions in reverse, which is also
+//! what `murphy recover` does after a crash. Adding a class touches its own module, the
+//! spec enum, [`build`], docs and tests.
+//!
+//! Faults act on resolved [`Member`]s and know nothing about how they were selected (lab,
+//! process, pod) or who asked (CLI runner, cluster agent).
+
+pub mod cpu_burn;
+pub mod hog;
+pub mod memory_leak;
+pub mod network_partition;
+pub mod process_kill;
+pub mod process_pause;
+
+use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
+use crate::model::spec::FaultAction;
+use crate::procfs::ProcId;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One thing a fault acts on: processes and the network namespace they live in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// How to call it in reports: `web1/app`, `pid 1234 (nginx)`, `netns blue`.
+    pub label: String,
+    pub procs: Vec<ProcId>,
+    pub netns: Netns,
+    pub addrs: Vec<Ipv4Addr>,
+    /// For lab members: (host, process) so a killed process can be restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<(String, Option<String>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("writing the journal: {0}")]
+    Journal(#[from] std::io::Error),
+}
+
+/// Evidence that a fault is in effect.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Evidence(pub String);
+
+/// Undo records for one injection: each is on disk before the change it undoes is made.
+pub struct UndoLog<'a> {
+    journal: &'a Journal,
+    group: String,
+    actions: Vec<UndoAction>,
+}
+
+impl<'a> UndoLog<'a> {
+    pub fn new(journal: &'a Journal, group: &str, label: &str) -> std::io::Result<Self> {
+        journal.begin(group, label)?;
+        Ok(UndoLog {
+            journal,
+            group: group.to_string(),
+            actions: Vec::new(),
+        })
+    }
+    /// Write `action` to the journal; only then may the caller make the change.
+    pub fn record(&mut self, action: UndoAction) -> Result<(), FaultError> {
+        self.journal.record(&self.group, &action)?;
+        self.actions.push(action);
+        Ok(())
+    }
+    pub fn actions(&self) -> &[UndoAction] {
+        &self.actions
+    }
+    pub fn into_actions(self) -> Vec<UndoAction> {
+        self.actions
+    }
+}
+
+/// Settings shared by all faults.
+#[derive(Clone, Debug)]
+pub struct FaultEnv {
+    /// Murphy's own executable, for helper processes (memory and CPU hogs).
+    pub exe: PathBuf,
+    /// Helper processes exit on their own after this long (their lease).
+    pub lease: Duration,
+    /// Addresses of the fault's peers (network faults), resolved by the caller.
+    pub peer_addrs: Vec<Ipv4Addr>,
+}
+
+/// One fault class.
+pub trait Fault: Send {
+    fn kind(&self) -> &'static str;
+    /// Make the change. Every change is preceded by `undo.record(...)`. On error, the
+    /// caller reverts whatever was recorded, so nothing is left half-applied.
+    fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError>;
+    /// Show, from the system itself, that the fault is in effect.
+    fn confirm(&mut self) -> Result<Evidence, FaultError>;
+    /// Things worth putting on the timeline while the fault is active (called often).
+    fn observe(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Revert an injection: apply its undo actions in reverse. Idempotent.
+pub fn revert(actions: &[UndoAction], env: &dyn RevertEnv) -> Result<Vec<String>, Vec<String>> {
+    crate::journal::revert_actions(actions, env)
+}
+
+/// Build the fault object for a spec.
+pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault> {
+    match action {
+        FaultAction::ProcessKill(p) => Box::new(process_kill::ProcessKill::new(p)),
+        FaultAction::ProcessPause(p) => Box::new(process_pause::ProcessPause::new(p, group)),
+        FaultAction::NetworkPartition(p) => Box::new(network_partition::NetworkPartition::new(
+            p,
+            env.peer_addrs.clone(),
+            group,
+        )),
+        FaultAction::MemoryLeak(p) => Box::new(memory_leak::MemoryLeak::new(p, env)),
+        FaultAction::CpuBurn(p) => Box::new(cpu_burn::CpuBurn::new(p, env)),
+    }
+}
+
+/// Wait until `cond` holds or `within` passes.
+pub fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn require_procs(members: &[Member], kind: &str) -> Result<Vec<ProcId>, FaultError> {
+    let procs: Vec<ProcId> = members
+        .iter()
+        .flat_map(|m| m.procs.iter().copied())
+        .filter(ProcId::alive)
+        .collect();
+    if procs.is_empty() {
+        return Err(FaultError::Refused(format!(
+            "{kind}: the target has no running processes"
+        )));
+    }
+    Ok(procs)
+}

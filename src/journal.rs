@@ -1,0 +1,479 @@
+//! The undo journal. Before Murphy changes anything it appends an undo record here and
+//! syncs it to disk; reverting applies a group's records in reverse. Every undo action is
+//! idempotent, so applying one for a change that never happened (a crash between the
+//! record and the change) is harmless. `murphy recover` replays journals a crashed run
+//! left behind, with exactly the same code the runner uses to revert.
+//!
+//! File format: one JSON object per line, `{"group":..,"undo":{..}}`, `{"group":..,"begin":..}`
+//! or `{"group":..,"done":true}`, in `<state-dir>/journal/<run-id>.jsonl`.
+
+use crate::cgroup;
+use crate::procfs::ProcId;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A network namespace, recorded so that it can be found again after a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Netns {
+    /// The namespace Murphy itself runs in.
+    Root,
+    /// A named namespace under /run/netns.
+    Named { name: String },
+    /// The namespace of a process.
+    Process { proc: ProcId },
+}
+
+impl Netns {
+    /// Open the namespace; `Ok(None)` means "the current one", `Err` that it is gone.
+    pub fn open(&self) -> io::Result<Option<OwnedFd>> {
+        match self {
+            Netns::Root => Ok(None),
+            Netns::Named { name } => Ok(Some(File::open(format!("/run/netns/{name}"))?.into())),
+            Netns::Process { proc } => {
+                let f = File::open(crate::procfs::netns_path(proc.pid))?;
+                if !proc.exists() {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, "process is gone"));
+                }
+                Ok(Some(f.into()))
+            }
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Netns::Root => "the host namespace".into(),
+            Netns::Named { name } => format!("netns {name}"),
+            Netns::Process { proc } => format!("netns of pid {}", proc.pid),
+        }
+    }
+}
+
+/// One step that undoes one change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum UndoAction {
+    /// Delete an nftables table (one per injection).
+    DeleteNftTable {
+        netns: Netns,
+        family: String,
+        table: String,
+    },
+    /// Thaw a frozen cgroup.
+    Thaw { cgroup: PathBuf },
+    /// Move processes back into the cgroup they came from.
+    MoveBack { procs: Vec<ProcId>, cgroup: PathBuf },
+    /// Remove a cgroup Murphy created.
+    RemoveCgroup { cgroup: PathBuf },
+    /// SIGKILL every process in a cgroup Murphy created.
+    KillCgroup { cgroup: PathBuf },
+    /// Resume a stopped process.
+    Continue { proc: ProcId },
+    /// SIGKILL a process Murphy started.
+    Kill { proc: ProcId },
+    /// Start a lab process again (only a running lab can; recovery skips it).
+    RestartLabProcess { host: String, process: String },
+    /// Delete a named network namespace Murphy created.
+    DeleteNetns { name: String },
+    /// Delete a network link Murphy created.
+    DeleteLink { name: String },
+}
+
+/// What reverting needs from its surroundings: a running lab can restart processes.
+pub trait RevertEnv {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String>;
+}
+
+/// Reverting without a running lab (recovery after a crash).
+pub struct NoLab;
+impl RevertEnv for NoLab {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+        Ok(format!(
+            "not restarting {host}/{process}: the lab is not running"
+        ))
+    }
+}
+
+fn run_quiet(argv: &[&str], netns: Option<OwnedFd>) -> Result<String, String> {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::sys::enter_before_exec(&mut cmd, netns, Vec::new());
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn signal(proc: &ProcId, sig: nix::sys::signal::Signal) -> Result<bool, String> {
+    if !proc.exists() {
+        return Ok(false);
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(proc.pid), sig) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(e) => Err(format!("sending {sig} to pid {}: {e}", proc.pid)),
+    }
+}
+
+fn wait_gone(proc: &ProcId, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while proc.alive() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+impl UndoAction {
+    /// Apply the action. Idempotent: a second call, or a call for a change that never
+    /// happened, succeeds and says there was nothing to do.
+    pub fn apply(&self, env: &dyn RevertEnv) -> Result<String, String> {
+        use nix::sys::signal::Signal;
+        match self {
+            UndoAction::DeleteNftTable {
+                netns,
+                family,
+                table,
+            } => {
+                let fd = match netns.open() {
+                    Ok(fd) => fd,
+                    Err(_) => {
+                        return Ok(format!(
+                            "{} is gone; table {table} went with it",
+                            netns.describe()
+                        ))
+                    }
+                };
+                let fd2 = netns.open().ok().flatten();
+                let listed = run_quiet(&["nft", "list", "table", family, table], fd2);
+                if listed.is_err() {
+                    return Ok(format!(
+                        "nft table {family} {table} already absent in {}",
+                        netns.describe()
+                    ));
+                }
+                run_quiet(&["nft", "delete", "table", family, table], fd)
+                    .map(|_| format!("deleted nft table {family} {table} in {}", netns.describe()))
+                    .map_err(|e| format!("reverting partition in {}: {e}", netns.describe()))
+            }
+            UndoAction::Thaw { cgroup } => {
+                if !cgroup.exists() {
+                    return Ok(format!("cgroup {} is gone", cgroup.display()));
+                }
+                cgroup::set_frozen(cgroup, false)
+                    .map(|_| format!("thawed {}", cgroup.display()))
+                    .map_err(|e| format!("thawing {}: {e}", cgroup.display()))
+            }
+            UndoAction::MoveBack { procs, cgroup } => {
+                let mut moved = 0;
+                for p in procs.iter().filter(|p| p.alive()) {
+                    match cgroup::add_pid(cgroup, p.pid) {
+                        Ok(()) => moved += 1,
+                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                        Err(e) => {
+                            return Err(format!(
+                                "moving pid {} back to {}: {e}",
+                                p.pid,
+                                cgroup.display()
+                            ))
+                        }
+                    }
+                }
+                Ok(format!(
+                    "moved {moved} process(es) back to {}",
+                    cgroup.display()
+                ))
+            }
+            UndoAction::RemoveCgroup { cgroup } => cgroup::remove(cgroup)
+                .map(|_| format!("removed cgroup {}", cgroup.display()))
+                .map_err(|e| format!("removing cgroup {}: {e}", cgroup.display())),
+            UndoAction::KillCgroup { cgroup } => {
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut killed = 0;
+                loop {
+                    let pids = cgroup::pids(cgroup);
+                    if pids.is_empty() {
+                        return Ok(format!(
+                            "killed {killed} process(es) in {}",
+                            cgroup.display()
+                        ));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(format!(
+                            "processes {pids:?} in {} survived SIGKILL",
+                            cgroup.display()
+                        ));
+                    }
+                    for pid in pids {
+                        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
+                            .is_ok()
+                        {
+                            killed += 1;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            UndoAction::Continue { proc } => signal(proc, Signal::SIGCONT).map(|sent| {
+                if sent {
+                    format!("resumed pid {}", proc.pid)
+                } else {
+                    format!("pid {} is gone", proc.pid)
+                }
+            }),
+            UndoAction::Kill { proc } => {
+                if !signal(proc, Signal::SIGKILL)? {
+                    return Ok(format!("pid {} already gone", proc.pid));
+                }
+                if wait_gone(proc, Duration::from_secs(3)) {
+                    Ok(format!("killed pid {}", proc.pid))
+                } else {
+                    Err(format!("pid {} survived SIGKILL", proc.pid))
+                }
+            }
+            UndoAction::RestartLabProcess { host, process } => {
+                env.restart_lab_process(host, process)
+            }
+            UndoAction::DeleteNetns { name } => {
+                let path = PathBuf::from(format!("/run/netns/{name}"));
+                if !path.exists() {
+                    return Ok(format!("netns {name} already absent"));
+                }
+                run_quiet(&["ip", "netns", "delete", name], None)
+                    .map(|_| format!("deleted netns {name}"))
+                    .map_err(|e| format!("deleting netns {name}: {e}"))
+            }
+            UndoAction::DeleteLink { name } => {
+                if !Path::new("/sys/class/net").join(name).exists() {
+                    return Ok(format!("link {name} already absent"));
+                }
+                run_quiet(&["ip", "link", "delete", name], None)
+                    .map(|_| format!("deleted link {name}"))
+                    .map_err(|e| format!("deleting link {name}: {e}"))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Line {
+    group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    begin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    undo: Option<UndoAction>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    done: bool,
+}
+
+/// An append-only, fsynced journal for one run.
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    pub fn dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("journal")
+    }
+
+    pub fn create(state_dir: &Path, run_id: &str) -> io::Result<Journal> {
+        let dir = Journal::dir(state_dir);
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{run_id}.jsonl"));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, line: &Line) -> io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
+        text.push('\n');
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("journal lock poisoned"))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    }
+
+    pub fn begin(&self, group: &str, label: &str) -> io::Result<()> {
+        self.write(&Line {
+            group: group.into(),
+            begin: Some(label.into()),
+            undo: None,
+            done: false,
+        })
+    }
+
+    /// Record an undo action; returns only once it is on disk.
+    pub fn record(&self, group: &str, action: &UndoAction) -> io::Result<()> {
+        self.write(&Line {
+            group: group.into(),
+            begin: None,
+            undo: Some(action.clone()),
+            done: false,
+        })
+    }
+
+    pub fn done(&self, group: &str) -> io::Result<()> {
+        self.write(&Line {
+            group: group.into(),
+            begin: None,
+            undo: None,
+            done: true,
+        })
+    }
+
+    /// Remove the journal once every group in it is done.
+    pub fn finish(&self) -> io::Result<()> {
+        let pending = read_groups(&self.path)?;
+        if pending.iter().all(|g| g.done) {
+            fs::remove_file(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A group of undo actions (one fault injection, or the lab).
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    pub label: String,
+    pub actions: Vec<UndoAction>,
+    pub done: bool,
+}
+
+pub fn read_groups(path: &Path) -> io::Result<Vec<Group>> {
+    let f = File::open(path)?;
+    let mut groups: Vec<Group> = Vec::new();
+    for line in io::BufReader::new(f).lines() {
+        let line = line?;
+        // A torn last line from a crash mid-write is ignored: its change never started.
+        let Ok(l) = serde_json::from_str::<Line>(&line) else {
+            continue;
+        };
+        let idx = match groups.iter().position(|g| g.name == l.group) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    name: l.group.clone(),
+                    label: String::new(),
+                    actions: Vec::new(),
+                    done: false,
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[idx];
+        if let Some(b) = l.begin {
+            g.label = b;
+        }
+        if let Some(u) = l.undo {
+            g.actions.push(u);
+            g.done = false;
+        }
+        if l.done {
+            g.done = true;
+        }
+    }
+    Ok(groups)
+}
+
+/// Apply a group's actions in reverse order. Returns what was done, or the first errors.
+pub fn revert_actions(
+    actions: &[UndoAction],
+    env: &dyn RevertEnv,
+) -> Result<Vec<String>, Vec<String>> {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for a in actions.iter().rev() {
+        match a.apply(env) {
+            Ok(msg) => done.push(msg),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What `murphy recover` did for one journal.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recovered {
+    pub journal: PathBuf,
+    pub undone: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Replay every journal under `state_dir`: revert unfinished groups, newest first, and
+/// delete journals that end up fully done.
+pub fn recover(state_dir: &Path) -> io::Result<Vec<Recovered>> {
+    let dir = Journal::dir(state_dir);
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let groups = read_groups(&path)?;
+        let run_id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let journal = Journal::create(state_dir, &run_id)?;
+        let mut rec = Recovered {
+            journal: path.clone(),
+            undone: Vec::new(),
+            errors: Vec::new(),
+        };
+        for g in groups.iter().rev().filter(|g| !g.done) {
+            match revert_actions(&g.actions, &NoLab) {
+                Ok(msgs) => {
+                    rec.undone
+                        .extend(msgs.into_iter().map(|m| format!("{}: {m}", g.label)));
+                    journal.done(&g.name)?;
+                }
+                Err(errs) => rec
+                    .errors
+                    .extend(errs.into_iter().map(|e| format!("{}: {e}", g.label))),
+            }
+        }
+        if rec.errors.is_empty() {
+            journal.finish()?;
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}

@@ -1,0 +1,529 @@
+//! The local lab: hosts as network namespaces on one bridge, and processes started inside
+//! them, each in cgroups of its own. Brought up before an experiment and torn down after,
+//! whatever happens: every resource is journaled before it is created, so a crashed run is
+//! cleaned by `murphy recover`.
+//!
+//! Links and namespaces are set up with iproute2 (`ip`, argv only, never a shell).
+
+use crate::cgroup::{self, Mounts};
+use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
+use crate::model::local::{LabProcess, LabSpec};
+use crate::procfs::ProcId;
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const LAB_GROUP: &str = "lab";
+const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "freezer", "pids"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("setting up the lab: {0}")]
+    Setup(String),
+    #[error("journal: {0}")]
+    Journal(#[from] std::io::Error),
+    #[error("starting {host}/{process}: {message}")]
+    Start {
+        host: String,
+        process: String,
+        message: String,
+    },
+    #[error("{host}/{process} did not become ready within {timeout:?}: {last}")]
+    NotReady {
+        host: String,
+        process: String,
+        timeout: Duration,
+        last: String,
+    },
+}
+
+struct ProcRt {
+    spec: LabProcess,
+    child: Option<Child>,
+    id: Option<ProcId>,
+    cgroups: Vec<PathBuf>,
+    restarts: u32,
+}
+
+pub struct HostRt {
+    pub name: String,
+    pub netns: String,
+    pub addr: Ipv4Addr,
+    procs: Vec<ProcRt>,
+}
+
+/// Something that happened in the lab while it ran.
+#[derive(Clone, Debug)]
+pub struct LabEvent {
+    pub message: String,
+}
+
+pub struct Lab {
+    pub run_id: String,
+    pub bridge: String,
+    pub bridge_addr: Ipv4Addr,
+    hosts: Mutex<Vec<HostRt>>,
+    journal: Arc<Journal>,
+    base_dir: PathBuf,
+    log_dir: PathBuf,
+    mounts: Mounts,
+    cgroup_root: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), LabError> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            LabError::Setup(format!(
+                "ip {}: {e} (is iproute2 installed?)",
+                args.join(" ")
+            ))
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Setup(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+impl Lab {
+    /// Bring the lab up. On error, whatever was created is already journaled; the caller
+    /// tears down through [`Lab::teardown`] or the journal.
+    pub fn up(
+        spec: &LabSpec,
+        run_id: &str,
+        journal: Arc<Journal>,
+        base_dir: &Path,
+        log_dir: &Path,
+    ) -> Result<Lab, LabError> {
+        let subnet = spec.subnet.as_deref().unwrap_or("10.77.0.0/24");
+        let net: Ipv4Addr = subnet
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| LabError::Setup(format!("bad subnet {subnet}")))?;
+        let o = net.octets();
+        let bridge_addr = Ipv4Addr::new(o[0], o[1], o[2], 1);
+        let short: String = run_id.chars().take(6).collect();
+        let bridge = format!("mb{short}");
+        fs::create_dir_all(log_dir)?;
+        journal.begin(LAB_GROUP, "lab")?;
+        let lab = Lab {
+            run_id: run_id.to_string(),
+            bridge: bridge.clone(),
+            bridge_addr,
+            hosts: Mutex::new(Vec::new()),
+            journal: journal.clone(),
+            base_dir: base_dir.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
+            mounts: Mounts::read(),
+            cgroup_root: format!("murphy-{run_id}"),
+        };
+        journal.record(
+            LAB_GROUP,
+            &UndoAction::DeleteLink {
+                name: bridge.clone(),
+            },
+        )?;
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("{bridge_addr}/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        // Murphy's own cgroup parents, removed last.
+        for c in CONTROLLERS {
+            if let Some(base) = lab.mounts.base_for(c) {
+                let dir = base.join(&lab.cgroup_root);
+                journal.record(
+                    LAB_GROUP,
+                    &UndoAction::RemoveCgroup {
+                        cgroup: dir.clone(),
+                    },
+                )?;
+                cgroup::create(&dir).map_err(|e| {
+                    LabError::Setup(format!("creating cgroup {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let mut next = 10u8;
+        for (i, h) in spec.hosts.iter().enumerate() {
+            let addr = match &h.address {
+                Some(a) => a
+                    .parse()
+                    .map_err(|_| LabError::Setup(format!("bad address {a}")))?,
+                None => {
+                    while spec.hosts.iter().any(|x| {
+                        x.address.as_deref()
+                            == Some(&Ipv4Addr::new(o[0], o[1], o[2], next).to_string())
+                    }) {
+                        next += 1;
+                    }
+                    let a = Ipv4Addr::new(o[0], o[1], o[2], next);
+                    next += 1;
+                    a
+                }
+            };
+            let netns = format!("murphy-{short}-{}", h.name);
+            let veth = format!("mv{short}{i}");
+            let peer = format!("mp{short}{i}");
+            journal.record(
+                LAB_GROUP,
+                &UndoAction::DeleteNetns {
+                    name: netns.clone(),
+                },
+            )?;
+            ip(&["netns", "add", &netns])?;
+            journal.record(LAB_GROUP, &UndoAction::DeleteLink { name: veth.clone() })?;
+            ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
+            ip(&["link", "set", &peer, "netns", &netns])?;
+            ip(&["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+            ip(&[
+                "-n",
+                &netns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &bridge_addr.to_string(),
+            ])?;
+            ip(&["link", "set", &veth, "master", &bridge])?;
+            ip(&["link", "set", &veth, "up"])?;
+            lab.hosts
+                .lock()
+                .map_err(|_| LabError::Setup("lock".into()))?
+                .push(HostRt {
+                    name: h.name.clone(),
+                    netns,
+                    addr,
+                    procs: h
+                        .processes
+                        .iter()
+                        .map(|p| ProcRt {
+                            spec: p.clone(),
+                            child: None,
+                            id: None,
+                            cgroups: Vec::new(),
+                            restarts: 0,
+                        })
+                        .collect(),
+                });
+        }
+        // Start processes host by host, each ready before the next starts.
+        let names: Vec<(String, Vec<String>)> = spec
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    h.processes.iter().map(|p| p.name.clone()).collect(),
+                )
+            })
+            .collect();
+        for (host, procs) in names {
+            for p in procs {
+                lab.start(&host, &p)?;
+                lab.wait_ready(&host, &p)?;
+            }
+        }
+        Ok(lab)
+    }
+
+    fn with_proc<T>(
+        &self,
+        host: &str,
+        process: &str,
+        f: impl FnOnce(&mut HostRt, usize) -> T,
+    ) -> Result<T, LabError> {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .map_err(|_| LabError::Setup("lab lock poisoned".into()))?;
+        let h = hosts
+            .iter_mut()
+            .find(|h| h.name == host)
+            .ok_or_else(|| LabError::Setup(format!("no host {host}")))?;
+        let i = h
+            .procs
+            .iter()
+            .position(|p| p.spec.name == process)
+            .ok_or_else(|| LabError::Setup(format!("no process {host}/{process}")))?;
+        Ok(f(h, i))
+    }
+
+    fn start(&self, host: &str, process: &str) -> Result<ProcId, LabError> {
+        let err = |m: String| LabError::Start {
+            host: host.into(),
+            process: process.into(),
+            message: m,
+        };
+        let (spec, netns, restarts) = self.with_proc(host, process, |h, i| {
+            (
+                h.procs[i].spec.clone(),
+                h.netns.clone(),
+                h.procs[i].restarts,
+            )
+        })?;
+        // cgroups of its own, one per controller
+        let mut dirs = Vec::new();
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for c in CONTROLLERS {
+            let Some(base) = self.mounts.base_for(c) else {
+                continue;
+            };
+            let dir = base
+                .join(&self.cgroup_root)
+                .join(format!("{host}-{process}"));
+            if dirs.contains(&dir) {
+                continue;
+            }
+            self.journal.record(
+                LAB_GROUP,
+                &UndoAction::RemoveCgroup {
+                    cgroup: dir.clone(),
+                },
+            )?;
+            self.journal.record(
+                LAB_GROUP,
+                &UndoAction::KillCgroup {
+                    cgroup: dir.clone(),
+                },
+            )?;
+            cgroup::create(&dir)
+                .map_err(|e| err(format!("creating cgroup {}: {e}", dir.display())))?;
+            if c == "memory" {
+                if let Some(limit) = spec.memory_limit {
+                    cgroup::set_memory_limit(&dir, limit.0)
+                        .map_err(|e| err(format!("setting memory limit: {e}")))?;
+                }
+            }
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|e| err(format!("opening {}: {e}", dir.display())))?;
+            fds.push(f.into());
+            dirs.push(dir);
+        }
+        let ns: OwnedFd = File::open(format!("/run/netns/{netns}"))
+            .map_err(|e| err(format!("opening netns {netns}: {e}")))?
+            .into();
+        let log_path = self.log_dir.join(format!("{host}-{process}.log"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| err(format!("log {}: {e}", log_path.display())))?;
+        let log2 = log.try_clone().map_err(|e| err(e.to_string()))?;
+        let mut cmd = Command::new(&spec.argv[0]);
+        cmd.args(&spec.argv[1..])
+            .envs(&spec.env)
+            .current_dir(
+                spec.workdir
+                    .as_ref()
+                    .map_or_else(|| self.base_dir.clone(), |w| self.base_dir.join(w)),
+            )
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0);
+        if let Some(u) = &spec.user {
+            let user = nix::unistd::User::from_name(u)
+                .ok()
+                .flatten()
+                .ok_or_else(|| err(format!("no user named {u:?}")))?;
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        use std::os::unix::process::CommandExt;
+        crate::sys::enter_before_exec(&mut cmd, Some(ns), fds);
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("{}: {e}", spec.argv[0])))?;
+        let pid = child.id() as i32;
+        let id = ProcId::of(pid).ok_or_else(|| err("exited immediately".into()))?;
+        self.with_proc(host, process, |h, i| {
+            let p = &mut h.procs[i];
+            p.child = Some(child);
+            p.id = Some(id);
+            p.cgroups = dirs;
+            p.restarts = restarts;
+        })?;
+        tracing::info!(host, process, pid, "lab process started");
+        Ok(id)
+    }
+
+    fn wait_ready(&self, host: &str, process: &str) -> Result<(), LabError> {
+        let (ready, netns) = self.with_proc(host, process, |h, i| {
+            (h.procs[i].spec.ready.clone(), h.netns.clone())
+        })?;
+        let Some(ready) = ready else { return Ok(()) };
+        let deadline = Instant::now() + ready.timeout();
+        let check = ready.check();
+        let mut last = String::from("not checked");
+        let ns = Netns::Named { name: netns };
+        while Instant::now() < deadline {
+            if let Some(exit) = self.exit_status(host, process) {
+                return Err(LabError::Start {
+                    host: host.into(),
+                    process: process.into(),
+                    message: format!(
+                        "exited during start-up ({exit}); see {}",
+                        self.log_dir.join(format!("{host}-{process}.log")).display()
+                    ),
+                });
+            }
+            let s = crate::probe::check_once(&check, Some(&ns), Duration::from_millis(500));
+            if s.ok {
+                return Ok(());
+            }
+            last = s.detail;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(LabError::NotReady {
+            host: host.into(),
+            process: process.into(),
+            timeout: ready.timeout(),
+            last,
+        })
+    }
+
+    fn exit_status(&self, host: &str, process: &str) -> Option<String> {
+        self.with_proc(host, process, |h, i| {
+            let c = h.procs[i].child.as_mut()?;
+            c.try_wait().ok().flatten().map(|s| s.to_string())
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Reap exited processes and report them.
+    pub fn poll(&self) -> Vec<LabEvent> {
+        let mut out = Vec::new();
+        if let Ok(mut hosts) = self.hosts.lock() {
+            for h in hosts.iter_mut() {
+                for p in h.procs.iter_mut() {
+                    if let Some(c) = p.child.as_mut() {
+                        if let Ok(Some(status)) = c.try_wait() {
+                            out.push(LabEvent {
+                                message: format!(
+                                    "{}/{} (pid {}) exited: {status}",
+                                    h.name,
+                                    p.spec.name,
+                                    c.id()
+                                ),
+                            });
+                            p.child = None;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Addresses and namespace of a host.
+    pub fn host(&self, name: &str) -> Option<(String, Ipv4Addr)> {
+        let hosts = self.hosts.lock().ok()?;
+        hosts
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| (h.netns.clone(), h.addr))
+    }
+
+    /// Running lab processes of a host (all, or one by name): for each, its label and every
+    /// process in its cgroup (a daemon's workers included), the started process first.
+    pub fn processes(&self, host: &str, process: Option<&str>) -> Vec<(String, Vec<ProcId>)> {
+        let Ok(hosts) = self.hosts.lock() else {
+            return Vec::new();
+        };
+        let Some(h) = hosts.iter().find(|h| h.name == host) else {
+            return Vec::new();
+        };
+        h.procs
+            .iter()
+            .filter(|p| process.is_none_or(|n| n == p.spec.name))
+            .filter_map(|p| {
+                let main = p.id.filter(ProcId::alive);
+                let mut ids: Vec<ProcId> = main.into_iter().collect();
+                if let Some(dir) = p.cgroups.first() {
+                    for pid in cgroup::pids(dir) {
+                        if let Some(id) = ProcId::of(pid) {
+                            if !ids.contains(&id) && id.alive() {
+                                ids.push(id);
+                            }
+                        }
+                    }
+                }
+                (!ids.is_empty()).then(|| (format!("{}/{}", h.name, p.spec.name), ids))
+            })
+            .collect()
+    }
+
+    pub fn host_names(&self) -> Vec<String> {
+        self.hosts
+            .lock()
+            .map(|h| h.iter().map(|h| h.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Tear everything down: processes, cgroups, links, namespaces.
+    pub fn teardown(&self) -> Result<Vec<String>, Vec<String>> {
+        // Reap children first so nothing lingers as a zombie.
+        let groups =
+            crate::journal::read_groups(self.journal.path()).map_err(|e| vec![e.to_string()])?;
+        let actions: Vec<UndoAction> = groups
+            .into_iter()
+            .filter(|g| g.name == LAB_GROUP)
+            .flat_map(|g| g.actions)
+            .collect();
+        let r = crate::journal::revert_actions(&actions, &crate::journal::NoLab);
+        if let Ok(mut hosts) = self.hosts.lock() {
+            for h in hosts.iter_mut() {
+                for p in h.procs.iter_mut() {
+                    if let Some(mut c) = p.child.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                }
+            }
+        }
+        if r.is_ok() {
+            self.journal
+                .done(LAB_GROUP)
+                .map_err(|e| vec![e.to_string()])?;
+        }
+        r
+    }
+}
+
+impl RevertEnv for Lab {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+        // Reap the old one first.
+        let _ = self.poll();
+        let alive = self.processes(host, Some(process));
+        if !alive.is_empty() {
+            return Ok(format!("{host}/{process} is already running"));
+        }
+        self.with_proc(host, process, |h, i| h.procs[i].restarts += 1)
+            .map_err(|e| e.to_string())?;
+        let id = self.start(host, process).map_err(|e| e.to_string())?;
+        Ok(format!("restarted {host}/{process} as pid {}", id.pid))
+    }
+}

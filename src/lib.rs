@@ -1,0 +1,17 @@
+//! Murphy: chaos engineering that proves, from evidence, whether redundancy and failover
+//! claims hold. This crate is the engine: experiment model, lab, faults, probes, claims,
+//! runner and reports. It knows nothing of Kubernetes or gRPC; front doors wrap it.
+
+pub mod cgroup;
+pub mod claims;
+pub mod fault;
+pub mod journal;
+pub mod lab;
+pub mod model;
+pub mod probe;
+pub mod procfs;
+pub mod report;
+pub mod runner;
+pub mod sys;
+pub mod target;
+pub mod timeline;

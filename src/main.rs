@@ -1,0 +1,343 @@
+//! The `murphy` command: parses arguments, sets up logging and progress, calls the engine.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use murphy::model::parse_experiment;
+use murphy::report::{self, exit, RunReport};
+use murphy::runner::{self, Progress, RunOptions};
+use murphy::timeline::Sample;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "murphy",
+    version,
+    about = "Inject real faults; prove from evidence whether redundancy and failover claims hold."
+)]
+struct Cli {
+    /// Log format for diagnostics on stderr.
+    #[arg(long, global = true, env = "MURPHY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run an experiment: bring up its lab, inject its faults, check its claims.
+    Run {
+        file: PathBuf,
+        /// Write the whole run (timeline, faults, verdicts) as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write JUnit XML, one test case per claim.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Where journals and run logs are kept.
+        #[arg(long, env = "MURPHY_STATE_DIR", default_value = "/var/lib/murphy")]
+        state_dir: PathBuf,
+        /// Seed for random choices (overrides spec.seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// No live progress, only the final table.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check an experiment file and report every problem with its field path and line.
+    Validate { files: Vec<PathBuf> },
+    /// Revert whatever crashed runs left behind, from their journals.
+    Recover {
+        #[arg(long, env = "MURPHY_STATE_DIR", default_value = "/var/lib/murphy")]
+        state_dir: PathBuf,
+    },
+    /// Check that this machine can run experiments.
+    Doctor,
+    /// Print the JSON schema of the experiment format.
+    Schema,
+    #[command(name = "__hog", hide = true)]
+    Hog {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+struct Live {
+    bar: Option<ProgressBar>,
+    probes: Mutex<BTreeMap<String, bool>>,
+    phase: Mutex<String>,
+}
+
+impl Live {
+    fn new(quiet: bool) -> Live {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Live {
+            bar,
+            probes: Mutex::new(BTreeMap::new()),
+            phase: Mutex::new(String::new()),
+        }
+    }
+    fn refresh(&self) {
+        if let Some(b) = &self.bar {
+            let phase = self.phase.lock().map(|p| p.clone()).unwrap_or_default();
+            let probes = self
+                .probes
+                .lock()
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, ok)| format!("{k} {}", if *ok { "✓" } else { "✗" }))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                })
+                .unwrap_or_default();
+            b.set_message(format!("{phase}   {probes}"));
+        }
+    }
+    fn line(&self, t_ms: f64, s: &str) {
+        let text = format!("[{:>7.2}s] {s}", t_ms / 1000.0);
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Progress for Live {
+    fn phase(&self, t_ms: f64, phase: &str) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase.to_string();
+        }
+        self.line(t_ms, &format!("== {phase}"));
+        self.refresh();
+    }
+    fn event(&self, t_ms: f64, line: &str) {
+        self.line(t_ms, line);
+    }
+    fn sample(&self, s: &Sample) {
+        if let Ok(mut p) = self.probes.lock() {
+            p.insert(s.probe.clone(), s.ok);
+        }
+        self.refresh();
+    }
+}
+
+fn load(file: &Path) -> Result<murphy::model::Experiment, i32> {
+    let src = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", file.display());
+            return Err(exit::INVALID);
+        }
+    };
+    parse_experiment(&src).map_err(|diags| {
+        eprintln!("{}: {} problem(s):", file.display(), diags.len());
+        for d in diags {
+            eprintln!("  {}:{d}", file.display());
+        }
+        exit::INVALID
+    })
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MURPHY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn real_main() -> anyhow::Result<i32> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::INVALID } else { 0 };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    if let Cmd::Hog { args } = &cli.command {
+        return Ok(murphy::fault::hog::main(args));
+    }
+    init_tracing(&cli.log_format);
+    match cli.command {
+        Cmd::Validate { files } => {
+            let mut code = 0;
+            for f in files {
+                match load(&f) {
+                    Ok(exp) => println!(
+                        "{}: valid ({} probes, {} faults, {} claims)",
+                        f.display(),
+                        exp.spec.probes.len(),
+                        exp.spec.faults.len(),
+                        exp.spec.claims.len()
+                    ),
+                    Err(c) => code = c,
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Run {
+            file,
+            json,
+            junit,
+            state_dir,
+            seed,
+            quiet,
+        } => {
+            let exp = match load(&file) {
+                Ok(e) => e,
+                Err(c) => return Ok(c),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("installing signal handlers")?;
+            }
+            let base_dir = file
+                .parent()
+                .map(Path::to_path_buf)
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from("."));
+            let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+            let opts = RunOptions {
+                state_dir,
+                base_dir,
+                exe: std::env::current_exe().context("finding murphy's own executable")?,
+                seed,
+            };
+            let live = Live::new(quiet);
+            let out = match runner::run(&exp, &opts, &live, stop) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("murphy: {e}");
+                    return Ok(exit::INTERNAL);
+                }
+            };
+            if let Some(b) = &live.bar {
+                b.finish_and_clear();
+            }
+            let rep = RunReport::new(&exp, out);
+            print!("{}", report::table(&rep));
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&rep)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            if let Some(p) = junit {
+                std::fs::write(&p, report::junit(&rep))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            Ok(rep.exit_code)
+        }
+        Cmd::Recover { state_dir } => {
+            let recs = murphy::journal::recover(&state_dir)
+                .with_context(|| format!("reading journals in {}", state_dir.display()))?;
+            if recs.is_empty() {
+                println!("nothing to recover in {}", state_dir.display());
+                return Ok(0);
+            }
+            let mut code = 0;
+            for r in recs {
+                println!("{}:", r.journal.display());
+                for u in &r.undone {
+                    println!("  undone: {u}");
+                }
+                for e in &r.errors {
+                    println!("  FAILED: {e}");
+                    code = exit::INTERNAL;
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Doctor => Ok(doctor()),
+        Cmd::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schemars::schema_for!(murphy::model::Experiment))?
+            );
+            Ok(0)
+        }
+        Cmd::Hog { .. } => Ok(0),
+    }
+}
+
+fn doctor() -> i32 {
+    let mut bad = 0;
+    let mut check = |name: &str, ok: bool, hint: &str| {
+        println!(
+            "{} {name}{}",
+            if ok { "ok  " } else { "FAIL" },
+            if ok {
+                String::new()
+            } else {
+                format!(": {hint}")
+            }
+        );
+        if !ok {
+            bad += 1;
+        }
+    };
+    check(
+        "running as root",
+        nix::unistd::geteuid().is_root(),
+        "faults and the lab need root",
+    );
+    for (bin, pkg) in [("nft", "nftables"), ("ip", "iproute2")] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()));
+        check(
+            &format!("{bin} on PATH"),
+            found,
+            &format!("apt-get install {pkg}"),
+        );
+    }
+    let m = murphy::cgroup::Mounts::read();
+    check(
+        "cgroup memory controller",
+        m.base_for("memory").is_some(),
+        "mount cgroup v1 memory or enable it in cgroup v2",
+    );
+    check(
+        "cgroup freezer",
+        m.v1_mount("freezer").is_some() || m.v2.is_some(),
+        "mount the v1 freezer or cgroup v2",
+    );
+    check(
+        "/run/netns usable",
+        std::fs::create_dir_all("/run/netns").is_ok(),
+        "cannot create /run/netns",
+    );
+    if bad == 0 {
+        0
+    } else {
+        exit::INTERNAL
+    }
+}
+
+fn main() {
+    let code = match real_main() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("murphy: {e:#}");
+            exit::INTERNAL
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,106 @@
+//! Local-only parts of the experiment model: the lab (network namespaces and processes
+//! that Murphy starts for the run) and process/namespace selectors. A cluster front door
+//! refuses experiments that use them.
+
+use super::quantity::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Ways to select members on this machine. Exactly one must be set.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalTarget {
+    /// A lab host (`web1`: all its processes) or one lab process (`web1/nginx`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<String>,
+    /// Running processes on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSelector>,
+    /// All processes in a cgroup (path relative to the hierarchy root, e.g. `/system.slice/x.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// A named network namespace (as in `ip netns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+/// Exactly one of the fields selects processes.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidfile: Option<String>,
+    /// Exact process name (`comm`, at most 15 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Regular expression matched against the full command line (arguments joined by spaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+}
+
+/// Hosts (network namespaces on one bridge) and the processes to run in them.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabSpec {
+    /// IPv4 /24 for the lab bridge (default 10.77.0.0/24); the bridge takes .1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    pub hosts: Vec<LabHost>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabHost {
+    /// Host name (lowercase letters, digits, '-'; at most 12 characters).
+    pub name: String,
+    /// IPv4 address inside the lab subnet (default: assigned in order from .10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub processes: Vec<LabProcess>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabProcess {
+    pub name: String,
+    /// Program and arguments; never passed through a shell.
+    pub argv: Vec<String>,
+    /// Run as this user (default: Murphy's own user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (default: the experiment file's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Memory limit for the process's cgroup, e.g. "256Mi".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<super::quantity::ByteSize>,
+    /// The process is ready when this check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Readiness>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    #[serde(flatten)]
+    pub check: super::spec::Check,
+    /// Give up after this long (default 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl Readiness {
+    pub fn check(&self) -> super::spec::Check {
+        self.check.clone()
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(15), Duration::as_std)
+    }
+}

@@ -1,0 +1,349 @@
+//! Parsing an experiment file into [`Experiment`] with errors that name the field path and,
+//! where the source is known, the line and column.
+//!
+//! Pipeline: YAML text → generic value (syntax errors carry a location) → unknown-key check
+//! against the schema derived from the types (every unknown key is reported, not only the
+//! first) → typed value (type errors carry a path) → semantic validation ([`super::validate`]).
+
+use super::spec::Experiment;
+use serde_json::Value;
+use serde_saphyr::granit_parser::{Event, Parser};
+use std::collections::HashMap;
+use std::fmt;
+
+/// One segment of a field path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A field path such as `spec.faults[0].target`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FieldPath(pub Vec<Seg>);
+
+impl FieldPath {
+    pub fn root() -> Self {
+        FieldPath(Vec::new())
+    }
+    pub fn key(&self, k: &str) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(k.to_string()));
+        FieldPath(v)
+    }
+    pub fn index(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(i));
+        FieldPath(v)
+    }
+    /// Parse the display form (`spec.faults[0].target`).
+    pub fn parse(s: &str) -> Self {
+        let mut segs = Vec::new();
+        for part in s.split('.').filter(|p| !p.is_empty()) {
+            let mut rest = part;
+            if let Some(b) = rest.find('[') {
+                if b > 0 {
+                    segs.push(Seg::Key(rest[..b].to_string()));
+                }
+                rest = &rest[b..];
+                while let Some(stripped) = rest.strip_prefix('[') {
+                    let Some(end) = stripped.find(']') else { break };
+                    if let Ok(i) = stripped[..end].parse() {
+                        segs.push(Seg::Index(i));
+                    }
+                    rest = &stripped[end + 1..];
+                }
+            } else {
+                segs.push(Seg::Key(rest.to_string()));
+            }
+        }
+        FieldPath(segs)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "(document)");
+        }
+        for (i, s) in self.0.iter().enumerate() {
+            match s {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A problem with an experiment file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub path: FieldPath,
+    pub message: String,
+    /// 1-based line and column of the offending node, when known.
+    pub location: Option<(usize, usize)>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((l, c)) => write!(f, "{}:{}: {}: {}", l, c, self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Locations of every node in a YAML document, by field path. Mapping entries point at
+/// their key, so "unknown field" and "wrong value" both land on the right line.
+pub struct SourceMap {
+    map: HashMap<FieldPath, (usize, usize)>,
+}
+
+enum Frame {
+    Map {
+        key: Option<String>,
+        expect_key: bool,
+    },
+    Seq {
+        next: usize,
+    },
+}
+
+impl SourceMap {
+    pub fn build(src: &str) -> Self {
+        let mut map = HashMap::new();
+        let mut stack: Vec<(FieldPath, Frame)> = Vec::new();
+        for item in Parser::new_from_str(src) {
+            let Ok((event, span)) = item else { break };
+            let pos = (span.start.line(), span.start.col() + 1);
+            let is_node = matches!(
+                event,
+                Event::Scalar(..)
+                    | Event::SequenceStart(..)
+                    | Event::MappingStart(..)
+                    | Event::Alias(..)
+            );
+            if !is_node {
+                if matches!(event, Event::SequenceEnd | Event::MappingEnd) {
+                    stack.pop();
+                }
+                continue;
+            }
+            // Work out this node's path from the enclosing frame.
+            let path = match stack.last_mut() {
+                None => FieldPath::root(),
+                Some((parent, Frame::Seq { next })) => {
+                    let p = parent.index(*next);
+                    *next += 1;
+                    p
+                }
+                Some((parent, Frame::Map { key, expect_key })) => {
+                    if *expect_key {
+                        *expect_key = false;
+                        let name = match &event {
+                            Event::Scalar(v, ..) => v.to_string(),
+                            _ => String::new(),
+                        };
+                        let p = parent.key(&name);
+                        map.entry(p).or_insert(pos);
+                        *key = Some(name);
+                        continue;
+                    }
+                    *expect_key = true;
+                    parent.key(key.as_deref().unwrap_or(""))
+                }
+            };
+            map.entry(path.clone()).or_insert(pos);
+            match event {
+                Event::MappingStart(..) => stack.push((
+                    path,
+                    Frame::Map {
+                        key: None,
+                        expect_key: true,
+                    },
+                )),
+                Event::SequenceStart(..) => stack.push((path, Frame::Seq { next: 0 })),
+                _ => {}
+            }
+        }
+        SourceMap { map }
+    }
+
+    /// Location of the path, or of its nearest ancestor that has one.
+    pub fn locate(&self, path: &FieldPath) -> Option<(usize, usize)> {
+        let mut segs = path.0.clone();
+        loop {
+            if let Some(l) = self.map.get(&FieldPath(segs.clone())) {
+                return Some(*l);
+            }
+            segs.pop()?;
+        }
+    }
+}
+
+/// Parse and validate an experiment from YAML text. Returns every problem found.
+pub fn parse_experiment(src: &str) -> Result<Experiment, Vec<Diagnostic>> {
+    let value: Value = match serde_saphyr::from_str(src) {
+        Ok(v) => v,
+        Err(e) => {
+            let location = e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize));
+            let msg = e.without_snippet().to_string();
+            return Err(vec![Diagnostic {
+                path: FieldPath::root(),
+                message: format!("not valid YAML: {}", first_line(&msg)),
+                location,
+            }]);
+        }
+    };
+    let sources = SourceMap::build(src);
+    let mut diags = unknown_keys(&value);
+    if diags.is_empty() {
+        match serde_path_to_error::deserialize::<_, Experiment>(value) {
+            Ok(exp) => {
+                diags = super::validate::validate(&exp);
+                if diags.is_empty() {
+                    return Ok(exp);
+                }
+            }
+            Err(e) => {
+                let path = FieldPath::parse(&e.path().to_string());
+                diags.push(Diagnostic {
+                    path,
+                    message: e.into_inner().to_string(),
+                    location: None,
+                });
+            }
+        }
+    }
+    for d in &mut diags {
+        if d.location.is_none() {
+            d.location = sources.locate(&d.path);
+        }
+    }
+    Err(diags)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Report every key that the schema does not allow at its place.
+fn unknown_keys(value: &Value) -> Vec<Diagnostic> {
+    let schema = schemars::schema_for!(Experiment);
+    let root = schema.as_value().clone();
+    let mut out = Vec::new();
+    walk(value, &root, &root, &FieldPath::root(), &mut out);
+    out
+}
+
+fn resolve<'a>(schema: &'a Value, root: &'a Value) -> &'a Value {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or("");
+        if let Some(target) = root.get("$defs").and_then(|d| d.get(name)) {
+            return resolve(target, root);
+        }
+    }
+    schema
+}
+
+/// All subschemas that together describe an object (allOf / oneOf / anyOf merged).
+fn collect<'a>(schema: &'a Value, root: &'a Value, acc: &mut Vec<&'a Value>) {
+    let s = resolve(schema, root);
+    acc.push(s);
+    for k in ["allOf", "oneOf", "anyOf"] {
+        if let Some(arr) = s.get(k).and_then(Value::as_array) {
+            for sub in arr {
+                collect(sub, root, acc);
+            }
+        }
+    }
+}
+
+fn walk(value: &Value, schema: &Value, root: &Value, path: &FieldPath, out: &mut Vec<Diagnostic>) {
+    let mut parts = Vec::new();
+    collect(schema, root, &mut parts);
+    match value {
+        Value::Object(map) => {
+            let mut props: Vec<(&String, &Value)> = Vec::new();
+            let mut additional: Option<&Value> = None;
+            let mut is_object_schema = false;
+            for p in &parts {
+                if let Some(o) = p.get("properties").and_then(Value::as_object) {
+                    is_object_schema = true;
+                    props.extend(o.iter());
+                }
+                if let Some(a) = p.get("additionalProperties") {
+                    if a.is_object() {
+                        additional = Some(a);
+                    }
+                }
+            }
+            for (k, v) in map {
+                let child = path.key(k);
+                if let Some((_, s)) = props.iter().find(|(name, _)| *name == k) {
+                    walk(v, s, root, &child, out);
+                } else if let Some(a) = additional {
+                    walk(v, a, root, &child, out);
+                } else if is_object_schema {
+                    let mut known: Vec<&str> = props.iter().map(|(n, _)| n.as_str()).collect();
+                    known.sort_unstable();
+                    known.dedup();
+                    out.push(Diagnostic {
+                        path: child,
+                        message: format!(
+                            "unknown field `{k}`; expected one of: {}",
+                            known.join(", ")
+                        ),
+                        location: None,
+                    });
+                }
+            }
+        }
+        Value::Array(items) => {
+            for p in &parts {
+                if let Some(item_schema) = p.get("items") {
+                    for (i, v) in items.iter().enumerate() {
+                        walk(v, item_schema, root, &path.index(i), out);
+                    }
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_display_and_parse() {
+        let p = FieldPath::root()
+            .key("spec")
+            .key("faults")
+            .index(2)
+            .key("target");
+        assert_eq!(p.to_string(), "spec.faults[2].target");
+        assert_eq!(FieldPath::parse("spec.faults[2].target"), p);
+    }
+
+    #[test]
+    fn source_map_points_at_keys_and_items() {
+        let src = "a: 1\nspec:\n  faults:\n    - name: x\n      target: y\n";
+        let m = SourceMap::build(src);
+        assert_eq!(
+            m.locate(&FieldPath::parse("spec.faults[0].target")),
+            Some((5, 7))
+        );
+        assert_eq!(m.locate(&FieldPath::parse("spec.faults[0]")), Some((4, 7)));
+        assert_eq!(
+            m.locate(&FieldPath::parse("spec.faults[0].nothere")),
+            Some((4, 7))
+        );
+    }
+}

@@ -1,0 +1,474 @@
+//! The experiment manifest: `apiVersion: murphy.dev/v1alpha1`, `kind: Experiment`.
+//!
+//! These types are the single source of truth for the file format: the CLI parses them,
+//! the Kubernetes CRD schema is derived from them (schemars), and the runner consumes
+//! them after validation. Local-only parts (the `lab` and process selectors) live in
+//! [`super::local`] and are clearly marked so the cluster front door can refuse them.
+//!
+//! This module must never perform I/O or depend on Kubernetes crates.
+
+use super::local::{LabSpec, LocalTarget};
+use super::quantity::{ByteRate, ByteSize, Duration, Percent};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const API_VERSION: &str = "murphy.dev/v1alpha1";
+pub const KIND: &str = "Experiment";
+
+/// A whole experiment file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Experiment {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ExperimentSpec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// Name of the experiment (lowercase letters, digits and '-').
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What to break, what to watch, and what must hold.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// One sentence: the claim this experiment checks, in plain language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed for every random choice (target picking). Reported with the run so it replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Named target selectors that faults refer to.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetSpec>,
+    /// Probes sample the system all through the run.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+    /// Faults, each at an offset from the start of the fault phase.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// Claims are checked after the run on the recorded timeline.
+    #[serde(default)]
+    pub claims: Vec<ClaimSpec>,
+    /// How long the steady state must hold before any fault.
+    #[serde(default)]
+    pub steady_state: SteadyState,
+    /// Length of the fault phase. Defaults to the end of the last fault that has a duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// How long to keep observing after every fault is reverted (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe_after: Option<Duration>,
+    #[serde(default)]
+    pub guardrails: Guardrails,
+    /// Local only: network namespaces and processes Murphy brings up for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<LabSpec>,
+}
+
+/// A named selector. Exactly one way of selecting must be given.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSpec {
+    #[serde(flatten)]
+    pub local: LocalTarget,
+    /// How many of the matching members to pick (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<Pick>,
+}
+
+/// Which members of a target's matches a fault acts on. Random picks use the seed.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pick {
+    pub mode: PickMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Percent>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PickMode {
+    All,
+    One,
+    Count,
+    Percent,
+}
+
+/// A probe samples one thing at an interval; every sample goes on the timeline.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSpec {
+    pub name: String,
+    /// Time between samples (default 250ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// A sample slower than this fails (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Local only: run the probe from inside this lab host's network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+/// One check: exactly one of `http`, `tcp` or `command`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandCheck>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    /// `http://host:port/path` (plain HTTP/1.1).
+    pub url: String,
+    /// Accepted status codes (default: any 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+    /// The body must contain this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpCheck {
+    /// `ip:port` to connect to.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandCheck {
+    /// Program and arguments; never passed through a shell.
+    pub argv: Vec<String>,
+    /// Exit code that counts as healthy (default 0).
+    #[serde(default)]
+    pub exit_code: i32,
+}
+
+/// One fault: what, where, when, for how long.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultSpec {
+    pub name: String,
+    /// Name of an entry in `spec.targets`.
+    pub target: String,
+    /// Offset from the start of the fault phase.
+    #[serde(default)]
+    pub at: Duration,
+    /// How long the fault lasts (default: until the end of the fault phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    #[serde(flatten)]
+    pub action: FaultAction,
+}
+
+/// The fault class and its parameters, selected by `kind`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// Send a signal to the target's processes; lab processes are restarted when the fault ends.
+    ProcessKill(ProcessKill),
+    /// Freeze the target's processes (freezer cgroup, or SIGSTOP/SIGCONT).
+    ProcessPause(ProcessPause),
+    /// Drop traffic between the target's network namespace and peers (nftables).
+    NetworkPartition(NetworkPartition),
+    /// Grow memory charged to the target's memory cgroup at a rate.
+    MemoryLeak(MemoryLeak),
+    /// Burn CPU inside the target's cpu cgroup.
+    CpuBurn(CpuBurn),
+}
+
+impl FaultAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FaultAction::ProcessKill(_) => "process-kill",
+            FaultAction::ProcessPause(_) => "process-pause",
+            FaultAction::NetworkPartition(_) => "network-partition",
+            FaultAction::MemoryLeak(_) => "memory-leak",
+            FaultAction::CpuBurn(_) => "cpu-burn",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessKill {
+    /// Signal name, e.g. SIGKILL (default) or SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Restart lab processes when the fault ends (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessPause {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<PauseMethod>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PauseMethod {
+    /// Freezer cgroup where possible, else signals.
+    Auto,
+    Freezer,
+    Signal,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPartition {
+    /// Which traffic of the target to drop (default both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    /// Other targets (by name) to cut the target off from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// CIDRs to cut the target off from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Drop packets arriving at the target.
+    Ingress,
+    /// Drop packets leaving the target.
+    Egress,
+    Both,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryLeak {
+    /// Growth rate, e.g. "32Mi/s".
+    pub rate: ByteRate,
+    /// Stop growing at this size. Required when the target's cgroup has no memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<ByteSize>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CpuBurn {
+    /// Busy threads to run in the target's cpu cgroup (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+}
+
+/// Where in the run a claim looks.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Window {
+    /// The steady-state period before the first fault.
+    Before,
+    /// While the fault (or, without `fault`, any fault) is active.
+    #[default]
+    During,
+    /// After the fault (or every fault) has been reverted.
+    After,
+    /// The whole run.
+    Whole,
+}
+
+/// A claim about the system, checked on the timeline after the run. Exactly one of
+/// `availability`, `recovers` or `latency` is set.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimSpec {
+    pub name: String,
+    /// The probe's success ratio in a window is at least a bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityClaim>,
+    /// After the fault starts, the probe is continuously healthy again within a bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovers: Option<RecoversClaim>,
+    /// A percentile of the probe's latency in a window stays under a bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyClaim>,
+}
+
+/// The one check a claim makes.
+#[derive(Clone, Copy, Debug)]
+pub enum ClaimCheck<'a> {
+    Availability(&'a AvailabilityClaim),
+    Recovers(&'a RecoversClaim),
+    Latency(&'a LatencyClaim),
+}
+
+impl ClaimSpec {
+    /// The claim's check, if exactly one is set (validation guarantees it).
+    pub fn check(&self) -> Option<ClaimCheck<'_>> {
+        match (&self.availability, &self.recovers, &self.latency) {
+            (Some(a), None, None) => Some(ClaimCheck::Availability(a)),
+            (None, Some(r), None) => Some(ClaimCheck::Recovers(r)),
+            (None, None, Some(l)) => Some(ClaimCheck::Latency(l)),
+            _ => None,
+        }
+    }
+    pub fn probe(&self) -> Option<&str> {
+        match self.check()? {
+            ClaimCheck::Availability(a) => Some(&a.probe),
+            ClaimCheck::Recovers(r) => Some(&r.probe),
+            ClaimCheck::Latency(l) => Some(&l.probe),
+        }
+    }
+    pub fn fault(&self) -> Option<&str> {
+        match self.check()? {
+            ClaimCheck::Availability(a) => a.fault.as_deref(),
+            ClaimCheck::Recovers(r) => r.fault.as_deref(),
+            ClaimCheck::Latency(l) => l.fault.as_deref(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AvailabilityClaim {
+    pub probe: String,
+    pub at_least: Percent,
+    #[serde(default)]
+    pub window: Window,
+    /// Restrict `during` / `after` to this fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecoversClaim {
+    pub probe: String,
+    pub within: Duration,
+    /// Fault whose start the clock runs from (default: the first fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// How long the probe must stay healthy to count as recovered (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_for: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LatencyClaim {
+    pub probe: String,
+    /// Percentile, e.g. "99%".
+    pub percentile: Percent,
+    pub below: Duration,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SteadyState {
+    /// How long every steady-state probe must be healthy before faults start (default 3s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// Probes that define the steady state (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<String>,
+    /// Minimum success ratio in the steady state (default 100%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Percent>,
+}
+
+/// Limits that abort the experiment and revert everything.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Guardrails {
+    /// Hard cap on the whole run, lab set-up excluded (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<Duration>,
+    /// Most members (processes or namespaces) a single fault may touch (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_targets: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abort_when: Vec<AbortCondition>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AbortCondition {
+    pub probe: String,
+    pub failing_for: Duration,
+}
+
+impl ExperimentSpec {
+    pub fn probe(&self, name: &str) -> Option<&ProbeSpec> {
+        self.probes.iter().find(|p| p.name == name)
+    }
+    pub fn fault(&self, name: &str) -> Option<&FaultSpec> {
+        self.faults.iter().find(|f| f.name == name)
+    }
+    pub fn steady_duration(&self) -> std::time::Duration {
+        self.steady_state
+            .duration
+            .map_or(std::time::Duration::from_secs(3), Duration::as_std)
+    }
+    pub fn observe_after(&self) -> std::time::Duration {
+        self.observe_after
+            .map_or(std::time::Duration::from_secs(5), Duration::as_std)
+    }
+    pub fn max_duration(&self) -> std::time::Duration {
+        self.guardrails
+            .max_duration
+            .map_or(std::time::Duration::from_secs(600), Duration::as_std)
+    }
+    pub fn max_targets(&self) -> u32 {
+        self.guardrails.max_targets.unwrap_or(10)
+    }
+    /// Length of the fault phase: `spec.duration`, else the latest fault end.
+    pub fn fault_phase(&self) -> std::time::Duration {
+        if let Some(d) = self.duration {
+            return d.as_std();
+        }
+        self.faults
+            .iter()
+            .map(|f| {
+                f.at.as_std()
+                    + f.duration
+                        .map_or(std::time::Duration::ZERO, Duration::as_std)
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+impl ProbeSpec {
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval
+            .map_or(std::time::Duration::from_millis(250), Duration::as_std)
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(1), Duration::as_std)
+    }
+}

@@ -1,0 +1,601 @@
+//! Semantic validation of a parsed experiment. Every rule names the field it is about;
+//! all problems are collected, not only the first. Nothing here touches the system.
+
+use super::parse::{Diagnostic, FieldPath};
+use super::quantity::Duration;
+use super::spec::*;
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+
+struct V {
+    out: Vec<Diagnostic>,
+}
+
+impl V {
+    fn err(&mut self, path: FieldPath, msg: impl Into<String>) {
+        self.out.push(Diagnostic {
+            path,
+            message: msg.into(),
+            location: None,
+        });
+    }
+}
+
+fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Signals accepted by `process-kill`, by name.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    let n = s.strip_prefix("SIG").unwrap_or(s);
+    Some(match n {
+        "KILL" => libc::SIGKILL,
+        "TERM" => libc::SIGTERM,
+        "INT" => libc::SIGINT,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "ABRT" => libc::SIGABRT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "SEGV" => libc::SIGSEGV,
+        _ => return None,
+    })
+}
+
+/// Parse `a.b.c.d/len` (IPv4 only for now).
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    (len <= 32).then_some((addr, len))
+}
+
+/// Split `http://host[:port]/path` into (host, port, path).
+pub fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url:?} is not an http:// URL (https is not supported yet)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?} has an invalid port"))?,
+        ),
+        None => (authority, 80),
+    };
+    if host.is_empty() || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(format!("{url:?} is not a valid URL"));
+    }
+    Ok((host.to_string(), port, path.to_string()))
+}
+
+fn check_argv(v: &mut V, path: FieldPath, argv: &[String]) {
+    if argv.is_empty() || argv[0].is_empty() {
+        v.err(path, "must name a program: argv cannot be empty");
+        return;
+    }
+    for (i, a) in argv.iter().enumerate() {
+        if a.contains('\0') {
+            v.err(path.index(i), "contains a NUL byte");
+        }
+    }
+}
+
+fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
+    let n = [c.http.is_some(), c.tcp.is_some(), c.command.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if n != 1 {
+        v.err(
+            path.clone(),
+            format!("needs exactly one of `http`, `tcp` or `command` (found {n})"),
+        );
+    }
+    if let Some(h) = &c.http {
+        if let Err(e) = parse_http_url(&h.url) {
+            v.err(path.key("http").key("url"), e);
+        }
+        for (i, s) in h.status.iter().enumerate() {
+            if !(100..=599).contains(s) {
+                v.err(
+                    path.key("http").key("status").index(i),
+                    format!("{s} is not an HTTP status code"),
+                );
+            }
+        }
+    }
+    if let Some(t) = &c.tcp {
+        if t.address.parse::<SocketAddr>().is_err() {
+            v.err(
+                path.key("tcp").key("address"),
+                format!("{:?} is not an ip:port address", t.address),
+            );
+        }
+    }
+    if let Some(cmd) = &c.command {
+        check_argv(v, path.key("command").key("argv"), &cmd.argv);
+    }
+}
+
+fn unique<'a>(v: &mut V, base: FieldPath, names: impl Iterator<Item = &'a str>, what: &str) {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if what == "claim" {
+            if n.trim().is_empty() || n.len() > 200 || n.chars().any(char::is_control) {
+                v.err(
+                    base.index(i).key("name"),
+                    "claim names are 1-200 printable characters",
+                );
+            }
+        } else if !is_name(n, 63) {
+            v.err(
+                base.index(i).key("name"),
+                format!("{what} name {n:?} must be lowercase letters, digits and '-'"),
+            );
+        }
+        if !seen.insert(n) {
+            v.err(
+                base.index(i).key("name"),
+                format!("duplicate {what} name {n:?}"),
+            );
+        }
+    }
+}
+
+/// Validate an experiment. Returns every problem found; empty means valid.
+pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
+    let mut v = V { out: Vec::new() };
+    let root = FieldPath::root();
+    if exp.api_version != API_VERSION {
+        v.err(
+            root.key("apiVersion"),
+            format!("must be {API_VERSION:?}, found {:?}", exp.api_version),
+        );
+    }
+    if exp.kind != KIND {
+        v.err(
+            root.key("kind"),
+            format!("must be {KIND:?}, found {:?}", exp.kind),
+        );
+    }
+    if !is_name(&exp.metadata.name, 63) {
+        v.err(
+            root.key("metadata").key("name"),
+            "must be 1-63 lowercase letters, digits and '-'",
+        );
+    }
+    let spec = &exp.spec;
+    let sp = root.key("spec");
+
+    // Lab.
+    let mut lab_hosts: Vec<(&str, Vec<&str>)> = Vec::new();
+    if let Some(lab) = &spec.lab {
+        let lp = sp.key("lab");
+        let subnet = lab.subnet.as_deref().unwrap_or("10.77.0.0/24");
+        let net = match parse_cidr(subnet) {
+            Some((a, 24)) if a.octets()[3] == 0 => Some(a),
+            _ => {
+                v.err(
+                    lp.key("subnet"),
+                    format!("{subnet:?} must be an IPv4 /24 such as 10.77.0.0/24"),
+                );
+                None
+            }
+        };
+        let mut names = HashSet::new();
+        let mut addrs = HashSet::new();
+        if lab.hosts.is_empty() {
+            v.err(lp.key("hosts"), "a lab needs at least one host");
+        }
+        for (i, h) in lab.hosts.iter().enumerate() {
+            let hp = lp.key("hosts").index(i);
+            if !is_name(&h.name, 12) {
+                v.err(
+                    hp.key("name"),
+                    format!(
+                        "host name {:?} must be 1-12 lowercase letters, digits and '-'",
+                        h.name
+                    ),
+                );
+            }
+            if !names.insert(h.name.as_str()) {
+                v.err(hp.key("name"), format!("duplicate host name {:?}", h.name));
+            }
+            if let Some(a) = &h.address {
+                match a.parse::<Ipv4Addr>() {
+                    Ok(ip) => {
+                        let o = ip.octets();
+                        if let Some(n) = net {
+                            if o[..3] != n.octets()[..3] || o[3] < 2 || o[3] == 255 {
+                                v.err(
+                                    hp.key("address"),
+                                    format!(
+                                        "{a} is not a usable host address in {subnet} (.2 to .254)"
+                                    ),
+                                );
+                            }
+                        }
+                        if !addrs.insert(ip) {
+                            v.err(hp.key("address"), format!("address {a} is used twice"));
+                        }
+                    }
+                    Err(_) => v.err(hp.key("address"), format!("{a:?} is not an IPv4 address")),
+                }
+            }
+            let mut pnames = HashSet::new();
+            for (j, p) in h.processes.iter().enumerate() {
+                let pp = hp.key("processes").index(j);
+                if !is_name(&p.name, 32) {
+                    v.err(
+                        pp.key("name"),
+                        format!(
+                            "process name {:?} must be lowercase letters, digits and '-'",
+                            p.name
+                        ),
+                    );
+                }
+                if !pnames.insert(p.name.as_str()) {
+                    v.err(
+                        pp.key("name"),
+                        format!("duplicate process name {:?} on host {}", p.name, h.name),
+                    );
+                }
+                check_argv(&mut v, pp.key("argv"), &p.argv);
+                for k in p.env.keys() {
+                    if k.is_empty() || k.contains('=') || k.contains('\0') {
+                        v.err(
+                            pp.key("env").key(k),
+                            "environment variable names cannot be empty or contain '=' or NUL",
+                        );
+                    }
+                }
+                if let Some(u) = &p.user {
+                    if u.is_empty() || u.contains(['/', '\0', ':']) {
+                        v.err(pp.key("user"), format!("{u:?} is not a user name"));
+                    }
+                }
+                if let Some(r) = &p.ready {
+                    check_check(&mut v, &pp.key("ready"), &r.check());
+                }
+            }
+            lab_hosts.push((
+                h.name.as_str(),
+                h.processes.iter().map(|p| p.name.as_str()).collect(),
+            ));
+        }
+        if lab.hosts.len() > 200 {
+            v.err(lp.key("hosts"), "at most 200 hosts");
+        }
+    }
+
+    // Targets.
+    for (name, t) in &spec.targets {
+        let tp = sp.key("targets").key(name);
+        if !is_name(name, 63) {
+            v.err(
+                tp.clone(),
+                format!("target name {name:?} must be lowercase letters, digits and '-'"),
+            );
+        }
+        let l = &t.local;
+        let n = [
+            l.lab.is_some(),
+            l.process.is_some(),
+            l.cgroup.is_some(),
+            l.netns.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if n != 1 {
+            v.err(
+                tp.clone(),
+                format!("needs exactly one of `lab`, `process`, `cgroup` or `netns` (found {n})"),
+            );
+        }
+        if let Some(r) = &l.lab {
+            let (host, proc_) = r
+                .split_once('/')
+                .map_or((r.as_str(), None), |(h, p)| (h, Some(p)));
+            match lab_hosts.iter().find(|(h, _)| *h == host) {
+                None if spec.lab.is_none() => v.err(
+                    tp.key("lab"),
+                    format!("refers to lab host {host:?} but the experiment has no `lab`"),
+                ),
+                None => v.err(tp.key("lab"), format!("no lab host named {host:?}")),
+                Some((_, procs)) => {
+                    if let Some(p) = proc_ {
+                        if !procs.contains(&p) {
+                            v.err(
+                                tp.key("lab"),
+                                format!("lab host {host:?} has no process named {p:?}"),
+                            );
+                        }
+                    } else if procs.is_empty() {
+                        // A host without processes is still a network namespace target.
+                    }
+                }
+            }
+        }
+        if let Some(p) = &l.process {
+            let pp = tp.key("process");
+            let n = [
+                p.pid.is_some(),
+                p.pidfile.is_some(),
+                p.name.is_some(),
+                p.cmdline.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if n != 1 {
+                v.err(
+                    pp.clone(),
+                    format!(
+                        "needs exactly one of `pid`, `pidfile`, `name` or `cmdline` (found {n})"
+                    ),
+                );
+            }
+            if p.pid == Some(0) || p.pid == Some(1) {
+                v.err(pp.key("pid"), "refusing to target pid 0 or 1");
+            }
+            if let Some(f) = &p.pidfile {
+                if !f.starts_with('/') {
+                    v.err(pp.key("pidfile"), "must be an absolute path");
+                }
+            }
+            if let Some(nm) = &p.name {
+                if nm.is_empty() || nm.len() > 15 {
+                    v.err(
+                        pp.key("name"),
+                        "process names (comm) are 1 to 15 characters",
+                    );
+                }
+            }
+            if let Some(re) = &p.cmdline {
+                if let Err(e) = regex::Regex::new(re) {
+                    v.err(
+                        pp.key("cmdline"),
+                        format!("not a valid regular expression: {e}"),
+                    );
+                }
+            }
+        }
+        if let Some(c) = &l.cgroup {
+            if !c.starts_with('/') || c.split('/').any(|s| s == "..") {
+                v.err(
+                    tp.key("cgroup"),
+                    "must be an absolute cgroup path without '..'",
+                );
+            }
+        }
+        if let Some(ns) = &l.netns {
+            if ns.is_empty() || ns.contains(['/', '\0']) || ns == "." || ns == ".." {
+                v.err(
+                    tp.key("netns"),
+                    format!("{ns:?} is not a network namespace name"),
+                );
+            }
+        }
+        if let Some(pick) = &t.pick {
+            let pp = tp.key("pick");
+            match pick.mode {
+                PickMode::Count if pick.count.unwrap_or(0) == 0 => {
+                    v.err(pp.key("count"), "mode `count` needs a count of at least 1")
+                }
+                PickMode::Percent if pick.percent.is_none_or(|p| p.0 <= 0.0) => {
+                    v.err(pp.key("percent"), "mode `percent` needs a percent above 0%")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Probes.
+    unique(
+        &mut v,
+        sp.key("probes"),
+        spec.probes.iter().map(|p| p.name.as_str()),
+        "probe",
+    );
+    for (i, p) in spec.probes.iter().enumerate() {
+        let pp = sp.key("probes").index(i);
+        check_check(&mut v, &pp, &p.check);
+        if let Some(iv) = p.interval {
+            if iv.as_std() < std::time::Duration::from_millis(10) {
+                v.err(pp.key("interval"), "must be at least 10ms");
+            }
+        }
+        if let Some(t) = p.timeout {
+            if t.as_std().is_zero() {
+                v.err(pp.key("timeout"), "must be above 0");
+            }
+        }
+        if let Some(from) = &p.from {
+            if !lab_hosts.iter().any(|(h, _)| h == from) {
+                v.err(pp.key("from"), format!("no lab host named {from:?}"));
+            }
+        }
+    }
+    let probe_exists = |n: &str| spec.probes.iter().any(|p| p.name == n);
+
+    // Faults.
+    unique(
+        &mut v,
+        sp.key("faults"),
+        spec.faults.iter().map(|f| f.name.as_str()),
+        "fault",
+    );
+    let phase = spec.fault_phase();
+    for (i, f) in spec.faults.iter().enumerate() {
+        let fp = sp.key("faults").index(i);
+        if !spec.targets.contains_key(&f.target) {
+            v.err(
+                fp.key("target"),
+                format!("no target named {:?} in spec.targets", f.target),
+            );
+        }
+        if let Some(d) = f.duration {
+            if d.as_std().is_zero() {
+                v.err(fp.key("duration"), "must be above 0");
+            }
+        } else if phase <= f.at.as_std() {
+            v.err(fp.key("duration"), "the fault has no duration and the fault phase ends before it starts: set this, or spec.duration");
+        }
+        let end = f.duration.map_or(phase, |d| f.at.as_std() + d.as_std());
+        if end > spec.max_duration() {
+            v.err(
+                fp.key("at"),
+                format!(
+                    "the fault would end after guardrails.maxDuration ({})",
+                    Duration(spec.max_duration())
+                ),
+            );
+        }
+        match &f.action {
+            FaultAction::ProcessKill(k) => {
+                if let Some(s) = &k.signal {
+                    if parse_signal(s).is_none() {
+                        v.err(
+                            fp.key("signal"),
+                            format!("unknown signal {s:?} (use e.g. SIGKILL, SIGTERM)"),
+                        );
+                    }
+                }
+            }
+            FaultAction::ProcessPause(_) => {}
+            FaultAction::NetworkPartition(n) => {
+                for (j, p) in n.peers.iter().enumerate() {
+                    match spec.targets.get(p) {
+                        None => v.err(fp.key("peers").index(j), format!("no target named {p:?}")),
+                        Some(t) if t.local.lab.is_none() => v.err(fp.key("peers").index(j), format!("peer {p:?} must be a lab target (its addresses must be known); use cidrs otherwise")),
+                        _ => {}
+                    }
+                    if p == &f.target {
+                        v.err(
+                            fp.key("peers").index(j),
+                            "a target cannot be partitioned from itself",
+                        );
+                    }
+                }
+                for (j, c) in n.cidrs.iter().enumerate() {
+                    if parse_cidr(c).is_none() {
+                        v.err(
+                            fp.key("cidrs").index(j),
+                            format!("{c:?} is not an IPv4 CIDR such as 10.0.0.0/8"),
+                        );
+                    }
+                }
+            }
+            FaultAction::MemoryLeak(m) => {
+                if m.rate.bytes_per_second < 4096.0 {
+                    v.err(
+                        fp.key("rate"),
+                        "must be at least 4Ki/s (one page per second)",
+                    );
+                }
+            }
+            FaultAction::CpuBurn(c) => {
+                if let Some(w) = c.workers {
+                    if !(1..=256).contains(&w) {
+                        v.err(fp.key("workers"), "must be between 1 and 256");
+                    }
+                }
+            }
+        }
+    }
+
+    // Claims.
+    unique(
+        &mut v,
+        sp.key("claims"),
+        spec.claims.iter().map(|c| c.name.as_str()),
+        "claim",
+    );
+    for (i, c) in spec.claims.iter().enumerate() {
+        let cp = sp.key("claims").index(i);
+        let Some(check) = c.check() else {
+            v.err(
+                cp,
+                "needs exactly one of `availability`, `recovers` or `latency`",
+            );
+            continue;
+        };
+        let (kind, window) = match check {
+            ClaimCheck::Availability(a) => ("availability", Some(a.window)),
+            ClaimCheck::Recovers(r) => {
+                if r.within.as_std().is_zero() {
+                    v.err(cp.key("recovers").key("within"), "must be above 0");
+                }
+                ("recovers", None)
+            }
+            ClaimCheck::Latency(l) => {
+                if l.percentile.0 <= 0.0 {
+                    v.err(cp.key("latency").key("percentile"), "must be above 0%");
+                }
+                ("latency", Some(l.window))
+            }
+        };
+        let kp = cp.key(kind);
+        if let Some(p) = c.probe() {
+            if !probe_exists(p) {
+                v.err(
+                    kp.key("probe"),
+                    format!("no probe named {p:?} in spec.probes"),
+                );
+            }
+        }
+        if let Some(f) = c.fault() {
+            if spec.fault(f).is_none() {
+                v.err(
+                    kp.key("fault"),
+                    format!("no fault named {f:?} in spec.faults"),
+                );
+            }
+            if window == Some(Window::Before) || window == Some(Window::Whole) {
+                v.err(
+                    kp.key("fault"),
+                    "a fault only narrows the `during` and `after` windows",
+                );
+            }
+        }
+        if matches!(check, ClaimCheck::Recovers(_)) && spec.faults.is_empty() {
+            v.err(kp, "a `recovers` claim needs at least one fault");
+        }
+    }
+
+    // Steady state and guardrails.
+    for (i, p) in spec.steady_state.probes.iter().enumerate() {
+        if !probe_exists(p) {
+            v.err(
+                sp.key("steadyState").key("probes").index(i),
+                format!("no probe named {p:?}"),
+            );
+        }
+    }
+    if spec.guardrails.max_targets == Some(0) {
+        v.err(sp.key("guardrails").key("maxTargets"), "must be at least 1");
+    }
+    for (i, a) in spec.guardrails.abort_when.iter().enumerate() {
+        if !probe_exists(&a.probe) {
+            v.err(
+                sp.key("guardrails").key("abortWhen").index(i).key("probe"),
+                format!("no probe named {:?}", a.probe),
+            );
+        }
+    }
+    v.out
+}

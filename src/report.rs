@@ -1,0 +1,230 @@
+//! Reports: the claims table for terminals, the whole run as JSON, and JUnit XML (one test
+//! case per claim). Reports render verdicts; they never recompute them.
+
+use crate::claims::{Outcome, Verdict};
+use crate::model::spec::Experiment;
+use crate::runner::RunOutput;
+use crate::timeline::{RunRecord, RunStatus};
+use serde::{Deserialize, Serialize};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Every claim held.
+    pub const HELD: i32 = 0;
+    /// At least one claim failed.
+    pub const FAILED: i32 = 1;
+    /// No claim failed, but at least one was inconclusive, or the run was aborted.
+    pub const INCONCLUSIVE: i32 = 2;
+    /// The experiment file is invalid (or the command line is).
+    pub const INVALID: i32 = 3;
+    /// Murphy itself failed (e.g. could not write its journal).
+    pub const INTERNAL: i32 = 4;
+}
+
+/// The whole run, as written by `--json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub murphy_version: String,
+    pub run_id: String,
+    pub seed: u64,
+    pub started_unix_ms: u64,
+    pub hostname: String,
+    pub experiment: Experiment,
+    pub verdicts: Vec<Verdict>,
+    pub record: RunRecord,
+    pub exit_code: i32,
+}
+
+pub fn exit_code(verdicts: &[Verdict], status: &RunStatus) -> i32 {
+    if verdicts.iter().any(|v| v.outcome == Outcome::Failed) {
+        exit::FAILED
+    } else if verdicts.iter().any(|v| v.outcome == Outcome::Inconclusive)
+        || *status != RunStatus::Completed
+        || verdicts.is_empty()
+    {
+        exit::INCONCLUSIVE
+    } else {
+        exit::HELD
+    }
+}
+
+impl RunReport {
+    pub fn new(exp: &Experiment, out: RunOutput) -> RunReport {
+        let exit_code = exit_code(&out.verdicts, &out.record.status);
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        RunReport {
+            murphy_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: out.run_id,
+            seed: out.seed,
+            started_unix_ms: out.started_unix_ms,
+            hostname,
+            experiment: exp.clone(),
+            verdicts: out.verdicts,
+            record: out.record,
+            exit_code,
+        }
+    }
+}
+
+fn pad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w {
+        s.to_string()
+    } else {
+        format!("{s}{}", " ".repeat(w - n))
+    }
+}
+
+/// The claims table and a summary, for a terminal (no colour codes: safe for CI logs).
+pub fn table(r: &RunReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nExperiment {} · run {} · seed {}\n",
+        r.experiment.metadata.name, r.run_id, r.seed
+    ));
+    if let Some(d) = &r.experiment.spec.description {
+        out.push_str(&format!("{d}\n"));
+    }
+    if r.record.status != RunStatus::Completed {
+        out.push_str(&format!(
+            "Run status: {:?}: {}\n",
+            r.record.status,
+            r.record.status_reason.as_deref().unwrap_or("")
+        ));
+    }
+    out.push('\n');
+    for f in &r.record.faults {
+        let state = if f.confirmed {
+            "confirmed"
+        } else {
+            "NOT confirmed"
+        };
+        let window = match (f.injected_ms, f.reverted_ms) {
+            (Some(a), Some(b)) => format!("{:.1}s → {:.1}s", a / 1000.0, b / 1000.0),
+            (Some(a), None) => format!("{:.1}s → (not reverted)", a / 1000.0),
+            _ => "never injected".into(),
+        };
+        let detail = if f.confirmed {
+            f.evidence.clone()
+        } else {
+            f.error.clone().unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "  fault {} ({}) on {}: {window}, {state}: {detail}\n",
+            f.name,
+            f.kind,
+            f.members.join(", ")
+        ));
+    }
+    out.push('\n');
+    let w_claim = r
+        .verdicts
+        .iter()
+        .map(|v| v.claim.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 48);
+    let w_meas = r
+        .verdicts
+        .iter()
+        .map(|v| v.measured.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 28);
+    out.push_str(&format!(
+        "  {}  {}  {}  REASON\n",
+        pad("CLAIM", w_claim),
+        pad("VERDICT", 12),
+        pad("MEASURED", w_meas)
+    ));
+    for v in &r.verdicts {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}\n",
+            pad(&v.claim, w_claim),
+            pad(v.outcome.word(), 12),
+            pad(&v.measured, w_meas),
+            v.reason
+        ));
+    }
+    let held = r
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Held)
+        .count();
+    let failed = r
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Failed)
+        .count();
+    let inc = r.verdicts.len() - held - failed;
+    out.push_str(&format!(
+        "\n{held} held, {failed} failed, {inc} inconclusive (exit code {})\n",
+        r.exit_code
+    ));
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// JUnit XML: one test case per claim. Failed claims are failures; inconclusive claims are
+/// errors (never passes).
+pub fn junit(r: &RunReport) -> String {
+    let failed = r
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Failed)
+        .count();
+    let errors = r
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Inconclusive)
+        .count();
+    let secs = r.record.phases.end_ms / 1000.0;
+    let name = xml_escape(&r.experiment.metadata.name);
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!("<testsuites name=\"murphy\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{secs:.3}\">\n", r.verdicts.len()));
+    x.push_str(&format!("  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{secs:.3}\">\n", r.verdicts.len()));
+    x.push_str(&format!("    <properties>\n      <property name=\"runId\" value=\"{}\"/>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"status\" value=\"{:?}\"/>\n    </properties>\n", r.run_id, r.seed, r.record.status));
+    for v in &r.verdicts {
+        x.push_str(&format!(
+            "    <testcase classname=\"{name}.{}\" name=\"{}\">\n",
+            xml_escape(&v.kind),
+            xml_escape(&v.claim)
+        ));
+        let msg = xml_escape(&v.reason);
+        match v.outcome {
+            Outcome::Held => {}
+            Outcome::Failed => x.push_str(&format!(
+                "      <failure message=\"{msg}\" type=\"claim-failed\">measured: {}</failure>\n",
+                xml_escape(&v.measured)
+            )),
+            Outcome::Inconclusive => x.push_str(&format!(
+                "      <error message=\"{msg}\" type=\"inconclusive\"/>\n"
+            )),
+        }
+        x.push_str(&format!(
+            "      <system-out>measured: {}</system-out>\n",
+            xml_escape(&v.measured)
+        ));
+        x.push_str("    </testcase>\n");
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}

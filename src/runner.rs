@@ -1,0 +1,676 @@
+//! The runner: lab up → targets resolve → probes start → steady state → faults on schedule
+//! (inject, confirm, observe, revert) under guardrails → observe after → probes stop →
+//! lab down → claims evaluated on the finished record. Ctrl-C and SIGTERM (via the `stop`
+//! flag) revert everything before returning. A crash leaves the journal for `recover`.
+
+use crate::claims::{self, Verdict};
+use crate::fault::{self, Fault, FaultEnv, Member, UndoLog};
+use crate::journal::{Journal, Netns, NoLab, RevertEnv, UndoAction};
+use crate::lab::Lab;
+use crate::model::spec::Experiment;
+use crate::probe::{self, ProbeHandle, ProbeSample};
+use crate::target;
+use crate::timeline::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the runner keeps state and finds things.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Journals and run directories live here.
+    pub state_dir: PathBuf,
+    /// Relative paths in the lab (working directories) resolve against this.
+    pub base_dir: PathBuf,
+    /// Murphy's own executable (for helper processes).
+    pub exe: PathBuf,
+    /// Overrides `spec.seed`.
+    pub seed: Option<u64>,
+}
+
+/// Live progress for people. The runner calls it; it must not block for long.
+pub trait Progress {
+    fn phase(&self, t_ms: f64, phase: &str);
+    fn event(&self, t_ms: f64, line: &str);
+    fn sample(&self, _s: &Sample) {}
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    pub run_id: String,
+    pub seed: u64,
+    pub started_unix_ms: u64,
+    pub record: RunRecord,
+    pub verdicts: Vec<Verdict>,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ u64::from(std::process::id());
+    }
+    u64::from_le_bytes(b)
+}
+
+struct Active {
+    idx: usize,
+    fault: Box<dyn Fault>,
+    undo: Vec<UndoAction>,
+    group: String,
+    revert_at: Instant,
+}
+
+struct Ctx<'a> {
+    exp: &'a Experiment,
+    opts: &'a RunOptions,
+    progress: &'a dyn Progress,
+    stop: Arc<AtomicBool>,
+    clock: Clock,
+    journal: Arc<Journal>,
+    lab: Option<Lab>,
+    seed: u64,
+    run_id: String,
+    rx: Option<Receiver<ProbeSample>>,
+    samples: Vec<Sample>,
+    events: Vec<Event>,
+    faults: Vec<FaultRecord>,
+    probe_state: HashMap<String, (bool, f64)>,
+    abort: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn event(&mut self, kind: &str, fault: Option<&str>, message: String) {
+        let t = self.clock.now_ms();
+        self.progress.event(
+            t,
+            &match fault {
+                Some(f) => format!("{kind} {f}: {message}"),
+                None => format!("{kind}: {message}"),
+            },
+        );
+        self.events.push(Event {
+            t_ms: t,
+            kind: kind.into(),
+            fault: fault.map(str::to_string),
+            message,
+        });
+    }
+
+    fn revert_env(&self) -> &dyn RevertEnv {
+        match &self.lab {
+            Some(l) => l,
+            None => &NoLab,
+        }
+    }
+
+    /// Take in samples until `until`, watching guardrails and the stop flag. Returns false
+    /// when the run must stop.
+    fn pump(&mut self, until: Instant, guard: bool) -> bool {
+        let mut last_poll = Instant::now();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            if self.abort.is_some() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            let wait = (until - now).min(Duration::from_millis(50));
+            let got = match &self.rx {
+                Some(rx) => rx.recv_timeout(wait),
+                None => {
+                    std::thread::sleep(wait);
+                    Err(RecvTimeoutError::Timeout)
+                }
+            };
+            if let Ok(s) = got {
+                self.take_sample(s, guard);
+            }
+            if last_poll.elapsed() >= Duration::from_millis(250) {
+                last_poll = Instant::now();
+                let lab_events: Vec<String> = self
+                    .lab
+                    .as_ref()
+                    .map(|l| l.poll().into_iter().map(|e| e.message).collect())
+                    .unwrap_or_default();
+                for m in lab_events {
+                    self.event("lab", None, m);
+                }
+                if guard
+                    && self.clock.now_ms() > self.exp.spec.max_duration().as_secs_f64() * 1000.0
+                {
+                    self.abort = Some(format!(
+                        "guardrails.maxDuration ({:?}) exceeded",
+                        self.exp.spec.max_duration()
+                    ));
+                    let m = self.abort.clone().unwrap_or_default();
+                    self.event("guardrail", None, m);
+                }
+            }
+        }
+    }
+
+    fn take_sample(&mut self, s: ProbeSample, guard: bool) {
+        let sample = Sample {
+            probe: s.probe.clone(),
+            t_ms: s.t_ms,
+            ok: s.outcome.ok,
+            latency_ms: s.outcome.latency.as_secs_f64() * 1000.0,
+            detail: if s.outcome.ok {
+                String::new()
+            } else {
+                s.outcome.detail.clone()
+            },
+        };
+        self.progress.sample(&sample);
+        let prev = self.probe_state.get(&s.probe).copied();
+        match prev {
+            Some((was_ok, _)) if was_ok == sample.ok => {}
+            _ => {
+                self.probe_state
+                    .insert(s.probe.clone(), (sample.ok, sample.t_ms));
+                if prev.is_some() {
+                    let msg = if sample.ok {
+                        format!("{} healthy again", s.probe)
+                    } else {
+                        format!("{} failing: {}", s.probe, s.outcome.detail)
+                    };
+                    self.events.push(Event {
+                        t_ms: sample.t_ms,
+                        kind: "probe".into(),
+                        fault: None,
+                        message: msg.clone(),
+                    });
+                    self.progress.event(sample.t_ms, &format!("probe {msg}"));
+                }
+            }
+        }
+        if guard && !sample.ok {
+            let since = self.probe_state.get(&s.probe).map_or(sample.t_ms, |x| x.1);
+            for a in &self.exp.spec.guardrails.abort_when {
+                if a.probe == s.probe
+                    && sample.t_ms - since >= a.failing_for.as_millis_f64()
+                    && self.abort.is_none()
+                {
+                    self.abort = Some(format!(
+                        "probe {} failing for {} (abortWhen)",
+                        a.probe, a.failing_for
+                    ));
+                }
+            }
+            if let Some(m) = self.abort.clone() {
+                if !self.events.iter().any(|e| e.kind == "guardrail") {
+                    self.event("guardrail", None, m);
+                }
+            }
+        }
+        self.samples.push(sample);
+    }
+
+    fn members_for(&self, fault_idx: usize) -> Result<Vec<Member>, String> {
+        let f = &self.exp.spec.faults[fault_idx];
+        let t = self
+            .exp
+            .spec
+            .targets
+            .get(&f.target)
+            .ok_or_else(|| format!("no target {:?}", f.target))?;
+        let all = target::matches(&f.target, t, self.lab.as_ref())?;
+        let picked = target::pick(&f.target, t, all, self.seed);
+        let max = self.exp.spec.max_targets() as usize;
+        if picked.len() > max {
+            return Err(format!(
+                "target {:?} resolved to {} members, more than guardrails.maxTargets ({max})",
+                f.target,
+                picked.len()
+            ));
+        }
+        Ok(picked)
+    }
+
+    fn peer_addrs(&self, fault_idx: usize) -> Vec<std::net::Ipv4Addr> {
+        let f = &self.exp.spec.faults[fault_idx];
+        let crate::model::spec::FaultAction::NetworkPartition(p) = &f.action else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for peer in &p.peers {
+            if let Some(t) = self.exp.spec.targets.get(peer) {
+                if let Ok(ms) = target::matches(peer, t, self.lab.as_ref()) {
+                    for m in ms {
+                        for a in m.addrs {
+                            if !out.contains(&a) {
+                                out.push(a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn inject(&mut self, idx: usize, faults_start: Instant) -> Option<Active> {
+        let spec = self.exp.spec.faults[idx].clone();
+        let group = format!("f{idx}-{}", self.run_id);
+        let t0 = self.clock.now_ms();
+        let started = Instant::now();
+        let mut rec = FaultRecord {
+            name: spec.name.clone(),
+            kind: spec.action.kind().into(),
+            target: spec.target.clone(),
+            ..Default::default()
+        };
+        let members = match self.members_for(idx) {
+            Ok(m) => m,
+            Err(e) => {
+                rec.error = Some(e.clone());
+                self.faults.push(rec);
+                self.event("fault", Some(&spec.name), format!("not injected: {e}"));
+                return None;
+            }
+        };
+        rec.members = members.iter().map(|m| m.label.clone()).collect();
+        let lease = self.exp.spec.max_duration() + Duration::from_secs(30);
+        let env = FaultEnv {
+            exe: self.opts.exe.clone(),
+            lease,
+            peer_addrs: self.peer_addrs(idx),
+        };
+        let mut fault = fault::build(&spec.action, &env, &group);
+        let label = format!(
+            "{} ({} on {})",
+            spec.name,
+            spec.action.kind(),
+            rec.members.join(", ")
+        );
+        let journal = self.journal.clone();
+        let mut undo = match UndoLog::new(&journal, &group, &label) {
+            Ok(u) => u,
+            Err(e) => {
+                rec.error = Some(format!("journal: {e}"));
+                self.faults.push(rec);
+                return None;
+            }
+        };
+        let result = fault.inject(&members, &mut undo);
+        let actions = undo.into_actions();
+        rec.injected_ms = Some(t0);
+        if let Err(e) = result {
+            // Nothing half-applied: undo what was recorded.
+            let _ = fault::revert(&actions, self.revert_env());
+            let _ = self.journal.done(&group);
+            rec.error = Some(e.to_string());
+            rec.reverted_ms = Some(self.clock.now_ms());
+            self.faults.push(rec);
+            self.event(
+                "fault",
+                Some(&spec.name),
+                format!("injection failed and was rolled back: {e}"),
+            );
+            return None;
+        }
+        match fault.confirm() {
+            Ok(ev) => {
+                rec.confirmed = true;
+                rec.confirmed_ms = Some(self.clock.now_ms());
+                rec.inject_latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                rec.evidence = ev.0.clone();
+                self.faults.push(rec);
+                self.event(
+                    "fault",
+                    Some(&spec.name),
+                    format!(
+                        "injected into {} and confirmed: {}",
+                        members
+                            .iter()
+                            .map(|m| m.label.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        ev.0
+                    ),
+                );
+            }
+            Err(e) => {
+                rec.error = Some(format!("not confirmed: {e}"));
+                self.faults.push(rec);
+                self.event(
+                    "fault",
+                    Some(&spec.name),
+                    format!("injected but NOT confirmed: {e}"),
+                );
+            }
+        }
+        let phase_end = faults_start + self.exp.spec.fault_phase();
+        let revert_at = match spec.duration {
+            Some(d) => started + d.as_std(),
+            None => phase_end,
+        };
+        Some(Active {
+            idx,
+            fault,
+            undo: actions,
+            group,
+            revert_at,
+        })
+    }
+
+    fn revert(&mut self, a: Active) {
+        let name = self.exp.spec.faults[a.idx].name.clone();
+        let result = fault::revert(&a.undo, self.revert_env());
+        let t = self.clock.now_ms();
+        if let Some(r) = self.faults.iter_mut().find(|r| r.name == name) {
+            r.reverted_ms = Some(t);
+        }
+        match result {
+            Ok(msgs) => {
+                let _ = self.journal.done(&a.group);
+                self.event(
+                    "fault",
+                    Some(&name),
+                    format!("reverted: {}", msgs.join("; ")),
+                );
+            }
+            Err(errs) => self.event(
+                "fault",
+                Some(&name),
+                format!(
+                    "REVERT FAILED (journal kept for `murphy recover`): {}",
+                    errs.join("; ")
+                ),
+            ),
+        }
+        drop(a.fault);
+    }
+}
+
+/// Run an experiment that has already been validated.
+pub fn run(
+    exp: &Experiment,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutput, String> {
+    let seed = opts.seed.or(exp.spec.seed).unwrap_or_else(random_u64);
+    let run_id = format!("{:08x}", random_u64() as u32);
+    let journal = Arc::new(
+        Journal::create(&opts.state_dir, &run_id)
+            .map_err(|e| format!("creating journal in {}: {e}", opts.state_dir.display()))?,
+    );
+    let clock = Clock::start();
+    let mut cx = Ctx {
+        exp,
+        opts,
+        progress,
+        stop,
+        clock,
+        journal: journal.clone(),
+        lab: None,
+        seed,
+        run_id: run_id.clone(),
+        rx: None,
+        samples: Vec::new(),
+        events: Vec::new(),
+        faults: Vec::new(),
+        probe_state: HashMap::new(),
+        abort: None,
+    };
+    let mut status = RunStatus::Completed;
+    let mut reason: Option<String> = None;
+    let mut phases = Phases::default();
+
+    // Lab.
+    if let Some(lab_spec) = &exp.spec.lab {
+        progress.phase(clock.now_ms(), "bringing the lab up");
+        let log_dir = opts.state_dir.join("runs").join(&run_id).join("logs");
+        match Lab::up(lab_spec, &run_id, journal.clone(), &opts.base_dir, &log_dir) {
+            Ok(l) => {
+                cx.event(
+                    "lab",
+                    None,
+                    format!(
+                        "up: {} host(s) on bridge {} ({}/24)",
+                        l.host_names().len(),
+                        l.bridge,
+                        l.bridge_addr
+                    ),
+                );
+                cx.lab = Some(l);
+            }
+            Err(e) => {
+                status = RunStatus::Error;
+                reason = Some(e.to_string());
+                cx.event("lab", None, format!("failed: {e}"));
+                // Tear down what exists via the journal.
+                let groups = crate::journal::read_groups(journal.path()).unwrap_or_default();
+                let actions: Vec<UndoAction> = groups
+                    .into_iter()
+                    .filter(|g| g.name == crate::lab::LAB_GROUP)
+                    .flat_map(|g| g.actions)
+                    .collect();
+                if crate::journal::revert_actions(&actions, &NoLab).is_ok() {
+                    let _ = journal.done(crate::lab::LAB_GROUP);
+                }
+            }
+        }
+    }
+
+    // Preflight: every target resolves.
+    if status == RunStatus::Completed {
+        for (name, t) in &exp.spec.targets {
+            if let Err(e) = target::matches(name, t, cx.lab.as_ref()) {
+                status = RunStatus::Error;
+                reason = Some(format!("preflight: {e}"));
+                break;
+            }
+        }
+    }
+
+    // Probes.
+    let mut handles: Vec<ProbeHandle> = Vec::new();
+    if status == RunStatus::Completed {
+        let (tx, rx) = channel();
+        for p in &exp.spec.probes {
+            let netns = p
+                .from
+                .as_ref()
+                .and_then(|h| cx.lab.as_ref().and_then(|l| l.host(h)))
+                .map(|(ns, _)| Netns::Named { name: ns });
+            handles.push(probe::spawn(
+                p.name.clone(),
+                p.check.clone(),
+                netns,
+                p.interval(),
+                p.timeout(),
+                clock,
+                tx.clone(),
+            ));
+        }
+        cx.rx = Some(rx);
+
+        // Steady state.
+        progress.phase(clock.now_ms(), "checking the steady state");
+        phases.steady_start_ms = clock.now_ms();
+        let ok = cx.pump(Instant::now() + exp.spec.steady_duration(), false);
+        if !ok {
+            status = RunStatus::Interrupted;
+            reason = Some("interrupted during the steady state".into());
+        } else {
+            let need = exp.spec.steady_state.at_least.map_or(1.0, |p| p.ratio());
+            let names: Vec<String> = if exp.spec.steady_state.probes.is_empty() {
+                exp.spec.probes.iter().map(|p| p.name.clone()).collect()
+            } else {
+                exp.spec.steady_state.probes.clone()
+            };
+            let mut problems = Vec::new();
+            for n in &names {
+                let ss: Vec<&Sample> = cx
+                    .samples
+                    .iter()
+                    .filter(|s| &s.probe == n && s.t_ms >= phases.steady_start_ms)
+                    .collect();
+                let good = ss.iter().filter(|s| s.ok).count();
+                if ss.is_empty() {
+                    problems.push(format!("{n} produced no samples"));
+                } else if (good as f64) < need * ss.len() as f64 {
+                    let err = ss
+                        .iter()
+                        .find(|s| !s.ok)
+                        .map(|s| s.detail.clone())
+                        .unwrap_or_default();
+                    problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
+                }
+            }
+            if problems.is_empty() {
+                cx.event(
+                    "phase",
+                    None,
+                    format!("steady state held for {:?}", exp.spec.steady_duration()),
+                );
+            } else {
+                status = RunStatus::SteadyStateFailed;
+                reason = Some(format!(
+                    "the steady state did not hold, so no fault was injected: {}",
+                    problems.join("; ")
+                ));
+                cx.event("phase", None, reason.clone().unwrap_or_default());
+            }
+        }
+    }
+
+    // Faults.
+    if status == RunStatus::Completed {
+        progress.phase(clock.now_ms(), "injecting faults");
+        let faults_start = Instant::now();
+        phases.faults_start_ms = Some(clock.now_ms());
+        let mut pending: Vec<usize> = (0..exp.spec.faults.len()).collect();
+        pending.sort_by_key(|i| exp.spec.faults[*i].at);
+        let mut active: Vec<Active> = Vec::new();
+        let phase_end = faults_start + exp.spec.fault_phase();
+        loop {
+            // Due injections and reverts.
+            let now = Instant::now();
+            while let Some(&i) = pending.first() {
+                if faults_start + exp.spec.faults[i].at.as_std() > now {
+                    break;
+                }
+                pending.remove(0);
+                if let Some(a) = cx.inject(i, faults_start) {
+                    active.push(a);
+                }
+            }
+            let now = Instant::now();
+            let (due, keep): (Vec<Active>, Vec<Active>) =
+                active.into_iter().partition(|a| a.revert_at <= now);
+            active = keep;
+            for a in due {
+                cx.revert(a);
+            }
+            if pending.is_empty() && active.is_empty() && Instant::now() >= phase_end {
+                break;
+            }
+            let next = pending
+                .first()
+                .map(|i| faults_start + exp.spec.faults[*i].at.as_std())
+                .into_iter()
+                .chain(active.iter().map(|a| a.revert_at))
+                .min()
+                .unwrap_or(phase_end);
+            // Observations from active faults, then wait for the next deadline.
+            for a in active.iter_mut() {
+                let name = exp.spec.faults[a.idx].name.clone();
+                for o in a.fault.observe() {
+                    if o.starts_with("OOM") || o.contains("died") {
+                        cx.event("observation", Some(&name), o);
+                    }
+                }
+            }
+            let until = next.min(Instant::now() + Duration::from_millis(250));
+            if !cx.pump(until, true) {
+                break;
+            }
+        }
+        // Whatever is still active is reverted now (abort, interrupt or normal end).
+        for a in active {
+            cx.revert(a);
+        }
+        if cx.stop.load(Ordering::SeqCst) {
+            status = RunStatus::Interrupted;
+            reason = Some("interrupted (signal); every fault was reverted".into());
+        } else if let Some(a) = cx.abort.clone() {
+            status = RunStatus::Aborted;
+            reason = Some(format!(
+                "aborted by guardrail: {a}; every fault was reverted"
+            ));
+        }
+        phases.faults_end_ms = Some(clock.now_ms());
+        if status == RunStatus::Completed {
+            progress.phase(clock.now_ms(), "observing after the faults");
+            if !cx.pump(Instant::now() + exp.spec.observe_after(), true) {
+                if cx.stop.load(Ordering::SeqCst) {
+                    status = RunStatus::Interrupted;
+                    reason = Some("interrupted while observing after the faults".into());
+                } else if let Some(a) = cx.abort.clone() {
+                    status = RunStatus::Aborted;
+                    reason = Some(format!("aborted by guardrail: {a}"));
+                }
+            }
+        }
+    }
+
+    // Stop probes and drain.
+    for h in handles {
+        h.stop();
+    }
+    if let Some(rx) = cx.rx.take() {
+        while let Ok(s) = rx.try_recv() {
+            cx.take_sample(s, false);
+        }
+    }
+    phases.end_ms = clock.now_ms();
+    if let Some(lab) = cx.lab.take() {
+        progress.phase(clock.now_ms(), "tearing the lab down");
+        match lab.teardown() {
+            Ok(_) => cx.event("lab", None, "torn down".into()),
+            Err(e) => cx.event(
+                "lab",
+                None,
+                format!(
+                    "TEARDOWN INCOMPLETE (run `murphy recover`): {}",
+                    e.join("; ")
+                ),
+            ),
+        }
+    }
+    cx.samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    let record = RunRecord {
+        samples: cx.samples,
+        events: cx.events,
+        faults: cx.faults,
+        phases,
+        status,
+        status_reason: reason,
+    };
+    let verdicts = claims::evaluate(&exp.spec.claims, &record);
+    let _ = journal.finish();
+    Ok(RunOutput {
+        run_id,
+        seed,
+        started_unix_ms: clock.wall_start_ms(),
+        record,
+        verdicts,
+    })
+}

@@ -1,0 +1,238 @@
+//! Resolving named targets to members on this machine: lab hosts and processes, running
+//! processes (pid, pidfile, name, command line), cgroups and named network namespaces.
+//! Random picks are seeded so a run replays. Read-only.
+
+use crate::cgroup::Mounts;
+use crate::fault::Member;
+use crate::journal::Netns;
+use crate::lab::Lab;
+use crate::model::spec::{PickMode, TargetSpec};
+use crate::procfs::{self, ProcId};
+
+fn root_netns() -> Option<u64> {
+    procfs::netns_inode(std::process::id() as i32)
+}
+
+fn process_member(id: ProcId) -> Member {
+    let comm = procfs::stat(id.pid).map(|s| s.comm).unwrap_or_default();
+    let netns = if procfs::netns_inode(id.pid) == root_netns() {
+        Netns::Root
+    } else {
+        Netns::Process { proc: id }
+    };
+    Member {
+        label: format!("pid {} ({comm})", id.pid),
+        procs: vec![id],
+        netns,
+        addrs: Vec::new(),
+        lab: None,
+    }
+}
+
+/// Every member the selector matches right now (before picking).
+pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<Member>, String> {
+    let l = &spec.local;
+    if let Some(r) = &l.lab {
+        let lab =
+            lab.ok_or_else(|| format!("target {name:?} refers to the lab, but no lab is running"))?;
+        let (host, process) = r
+            .split_once('/')
+            .map_or((r.as_str(), None), |(h, p)| (h, Some(p)));
+        let (netns, addr) = lab
+            .host(host)
+            .ok_or_else(|| format!("target {name:?}: no lab host {host:?}"))?;
+        let procs = lab.processes(host, process);
+        if procs.is_empty() {
+            if process.is_some() {
+                return Err(format!("target {name:?}: lab process {r} is not running"));
+            }
+            return Ok(vec![Member {
+                label: host.to_string(),
+                procs: Vec::new(),
+                netns: Netns::Named { name: netns },
+                addrs: vec![addr],
+                lab: Some((host.to_string(), None)),
+            }]);
+        }
+        return Ok(procs
+            .into_iter()
+            .map(|(label, ids)| {
+                let pname = label.split_once('/').map(|(_, p)| p.to_string());
+                Member {
+                    label,
+                    procs: ids,
+                    netns: Netns::Named {
+                        name: netns.clone(),
+                    },
+                    addrs: vec![addr],
+                    lab: Some((host.to_string(), pname)),
+                }
+            })
+            .collect());
+    }
+    if let Some(p) = &l.process {
+        let me = std::process::id() as i32;
+        let ids: Vec<ProcId> = if let Some(pid) = p.pid {
+            ProcId::of(pid as i32).into_iter().collect()
+        } else if let Some(file) = &p.pidfile {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("target {name:?}: reading pidfile {file}: {e}"))?;
+            let pid: i32 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("target {name:?}: pidfile {file} does not hold a pid"))?;
+            ProcId::of(pid).into_iter().collect()
+        } else if let Some(comm) = &p.name {
+            procfs::all_pids()
+                .into_iter()
+                .filter(|pid| *pid != me && procfs::stat(*pid).is_some_and(|s| &s.comm == comm))
+                .filter_map(ProcId::of)
+                .collect()
+        } else if let Some(re) = &p.cmdline {
+            let re = regex::Regex::new(re).map_err(|e| format!("target {name:?}: {e}"))?;
+            procfs::all_pids()
+                .into_iter()
+                .filter(|pid| {
+                    *pid != me
+                        && procfs::stat(*pid).is_some_and(|s| s.ppid != me || s.comm != "murphy")
+                })
+                .filter(|pid| {
+                    procfs::cmdline(*pid).is_some_and(|c| !c.is_empty() && re.is_match(&c))
+                })
+                .filter_map(ProcId::of)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ids: Vec<ProcId> = ids.into_iter().filter(|i| i.alive() && i.pid > 1).collect();
+        if ids.is_empty() {
+            return Err(format!("target {name:?}: no running process matches"));
+        }
+        return Ok(ids.into_iter().map(process_member).collect());
+    }
+    if let Some(cg) = &l.cgroup {
+        let mounts = Mounts::read();
+        let mut roots: Vec<std::path::PathBuf> = mounts.v2.iter().cloned().collect();
+        roots.extend(mounts.v1.iter().map(|(_, p)| p.clone()));
+        for root in roots {
+            let dir = root.join(cg.trim_start_matches('/'));
+            if dir.join("cgroup.procs").exists() {
+                let ids: Vec<ProcId> = crate::cgroup::pids(&dir)
+                    .into_iter()
+                    .filter_map(ProcId::of)
+                    .collect();
+                if ids.is_empty() {
+                    return Err(format!(
+                        "target {name:?}: cgroup {} has no processes",
+                        dir.display()
+                    ));
+                }
+                let netns = if ids
+                    .iter()
+                    .all(|i| procfs::netns_inode(i.pid) == root_netns())
+                {
+                    Netns::Root
+                } else {
+                    Netns::Process { proc: ids[0] }
+                };
+                return Ok(vec![Member {
+                    label: format!("cgroup {cg}"),
+                    procs: ids,
+                    netns,
+                    addrs: Vec::new(),
+                    lab: None,
+                }]);
+            }
+        }
+        return Err(format!("target {name:?}: no cgroup {cg} in any hierarchy"));
+    }
+    if let Some(ns) = &l.netns {
+        if !std::path::Path::new("/run/netns").join(ns).exists() {
+            return Err(format!(
+                "target {name:?}: no network namespace {ns:?} (see `ip netns list`)"
+            ));
+        }
+        return Ok(vec![Member {
+            label: format!("netns {ns}"),
+            procs: Vec::new(),
+            netns: Netns::Named { name: ns.clone() },
+            addrs: Vec::new(),
+            lab: None,
+        }]);
+    }
+    Err(format!("target {name:?} selects nothing"))
+}
+
+/// splitmix64: small, seeded, reproducible.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Apply `pick` to the matches, deterministically for a given seed and target name.
+pub fn pick(name: &str, spec: &TargetSpec, mut members: Vec<Member>, seed: u64) -> Vec<Member> {
+    let Some(p) = &spec.pick else { return members };
+    let n = members.len();
+    let k = match p.mode {
+        PickMode::All => n,
+        PickMode::One => 1,
+        PickMode::Count => p.count.unwrap_or(1) as usize,
+        PickMode::Percent => {
+            ((p.percent.map_or(100.0, |x| x.0) / 100.0) * n as f64).ceil() as usize
+        }
+    }
+    .min(n);
+    let mut state = seed
+        ^ name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    // Fisher-Yates on a stable order.
+    members.sort_by(|a, b| a.label.cmp(&b.label));
+    for i in (1..n).rev() {
+        let j = (next(&mut state) % (i as u64 + 1)) as usize;
+        members.swap(i, j);
+    }
+    members.truncate(k);
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::spec::Pick;
+
+    fn m(label: &str) -> Member {
+        Member {
+            label: label.into(),
+            procs: vec![],
+            netns: Netns::Root,
+            addrs: vec![],
+            lab: None,
+        }
+    }
+
+    #[test]
+    fn picks_are_seeded_and_replayable() {
+        let spec = TargetSpec {
+            pick: Some(Pick {
+                mode: PickMode::Count,
+                count: Some(2),
+                percent: None,
+            }),
+            ..Default::default()
+        };
+        let all: Vec<Member> = (0..10).map(|i| m(&format!("m{i}"))).collect();
+        let a = pick("t", &spec, all.clone(), 42);
+        let b = pick("t", &spec, all.iter().rev().cloned().collect(), 42);
+        assert_eq!(a, b, "same seed, same members, whatever the input order");
+        assert_eq!(a.len(), 2);
+        let others: Vec<_> = (0..20).map(|s| pick("t", &spec, all.clone(), s)).collect();
+        assert!(
+            others.iter().any(|o| *o != a),
+            "different seeds pick differently"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! One clock and one record for a run: probe samples, fault stages, lab and guardrail
+//! events. Claims are evaluated on a finished [`RunRecord`]; reports render it.
+
+use serde::{Deserialize, Serialize};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The run's monotonic clock; times are milliseconds since the run started.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+    wall_ms: u64,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Clock {
+            start: Instant::now(),
+            wall_ms,
+        }
+    }
+    pub fn now_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+    pub fn wall_start_ms(&self) -> u64 {
+        self.wall_ms
+    }
+}
+
+/// One probe sample.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub probe: String,
+    pub t_ms: f64,
+    pub ok: bool,
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Something other than a sample, on the same clock.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub t_ms: f64,
+    /// `phase`, `fault`, `lab`, `guardrail`, `observation`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    pub message: String,
+}
+
+/// What happened to one fault.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultRecord {
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    /// Members the fault acted on.
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_ms: Option<f64>,
+    pub confirmed: bool,
+    /// What showed the fault took effect.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub evidence: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time from the start of injection to confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject_latency_ms: Option<f64>,
+}
+
+/// Boundaries of the run's phases.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Phases {
+    pub steady_start_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults_start_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults_end_ms: Option<f64>,
+    pub end_ms: f64,
+}
+
+/// How the run ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Completed,
+    /// The steady state did not hold before any fault; nothing was injected.
+    SteadyStateFailed,
+    /// A guardrail stopped the run.
+    Aborted,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Targets did not resolve, the lab did not come up, or a fault failed to inject.
+    Error,
+}
+
+/// The finished record of a run: what claims are evaluated on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub samples: Vec<Sample>,
+    pub events: Vec<Event>,
+    pub faults: Vec<FaultRecord>,
+    pub phases: Phases,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+impl RunRecord {
+    pub fn samples_of<'a>(&'a self, probe: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.probe == probe)
+    }
+    pub fn fault(&self, name: &str) -> Option<&FaultRecord> {
+        self.faults.iter().find(|f| f.name == name)
+    }
+}
