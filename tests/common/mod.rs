@@ -1,0 +1,132 @@
+//! Shared fixture for privileged tests: a lab of real namespaces and processes, torn down
+//! in Drop, plus the "nothing left behind" assertions every test ends with.
+#![allow(dead_code)]
+
+use murphy::journal::Journal;
+use murphy::lab::Lab;
+use murphy::model::local::LabSpec;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "privileged test: run as root (CI does)"
+    );
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "murphy-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub fn lab_spec(yaml: &str) -> LabSpec {
+    let v: serde_json::Value = serde_saphyr::from_str(yaml).expect("lab yaml");
+    serde_json::from_value(v).expect("lab spec")
+}
+
+pub struct Fixture {
+    pub lab: Option<Lab>,
+    pub journal: Arc<Journal>,
+    pub state: PathBuf,
+    pub run_id: String,
+}
+
+impl Fixture {
+    pub fn new(tag: &str, yaml: &str) -> Fixture {
+        require_root();
+        let state = temp_dir(tag);
+        let run_id = format!(
+            "{:08x}",
+            (std::process::id() << 8) ^ N.fetch_add(1, Ordering::SeqCst)
+        );
+        let journal = Arc::new(Journal::create(&state, &run_id).expect("journal"));
+        let lab = Lab::up(
+            &lab_spec(yaml),
+            &run_id,
+            journal.clone(),
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            &state.join("logs"),
+        )
+        .expect("lab up");
+        Fixture {
+            lab: Some(lab),
+            journal,
+            state,
+            run_id,
+        }
+    }
+    pub fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab")
+    }
+    pub fn teardown_and_assert_clean(&mut self) {
+        if let Some(l) = self.lab.take() {
+            l.teardown().expect("teardown");
+        }
+        assert_no_leftovers(&self.run_id);
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(l) = self.lab.take() {
+            let _ = l.teardown();
+        }
+    }
+}
+
+/// Nothing of run `run_id` survives: namespaces, links, cgroups.
+pub fn assert_no_leftovers(run_id: &str) {
+    let short: String = run_id.chars().take(6).collect();
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("murphy-{short}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        netns.is_empty(),
+        "network namespaces left behind: {netns:?}"
+    );
+    let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.contains(&short))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(links.is_empty(), "links left behind: {links:?}");
+    let m = murphy::cgroup::Mounts::read();
+    for c in ["memory", "cpu", "cpuacct", "freezer", "pids"] {
+        if let Some(base) = m.base_for(c) {
+            let d = base.join(format!("murphy-{run_id}"));
+            assert!(!d.exists(), "cgroup left behind: {}", d.display());
+        }
+    }
+}
+
+/// nft tables named murphy_* in a named namespace (empty when the namespace is gone).
+pub fn murphy_tables(netns: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "list", "tables"])
+        .output()
+        .expect("ip netns exec nft");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("murphy_"))
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn cpu_ticks(pid: i32) -> u64 {
+    murphy::procfs::stat(pid).map_or(0, |s| s.utime + s.stime)
+}
