@@ -1,0 +1,215 @@
+//! End-to-end runs of the real binary: the quickstart's asserted verdicts, and a crash
+//! (SIGKILL while faults are active) cleaned up by `murphy recover`.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MURPHY: &str = env!("CARGO_BIN_EXE_murphy");
+
+#[test]
+fn quickstart_runs_end_to_end_with_one_claim_held_and_one_failed() {
+    require_root();
+    let state = temp_dir("quickstart");
+    let json = state.join("run.json");
+    let junit = state.join("run.xml");
+    let out = Command::new(MURPHY)
+        .args([
+            "run",
+            "experiments/quickstart.yaml",
+            "--quiet",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("murphy run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit 1 = some claim failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = rep["verdicts"].as_array().expect("verdicts");
+    assert_eq!(v[0]["outcome"], "held", "{stdout}");
+    assert_eq!(v[2]["outcome"], "failed", "{stdout}");
+    let rt = v[2]["figures"]["recoveryMs"].as_f64().expect("recoveryMs");
+    assert!(
+        (7500.0..11000.0).contains(&rt),
+        "web1 comes back when the 8s fault is reverted, measured {rt}ms"
+    );
+    assert!(rep["record"]["faults"][0]["confirmed"]
+        .as_bool()
+        .expect("confirmed"));
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert_eq!(xml.matches("<testcase").count(), 3);
+    assert_eq!(xml.matches("<failure").count(), 1);
+    assert!(stdout.contains("recovered in"), "{stdout}");
+    let run_id = rep["runId"].as_str().expect("runId");
+    assert_no_leftovers(run_id);
+    assert!(
+        !state
+            .join("journal")
+            .join(format!("{run_id}.jsonl"))
+            .exists(),
+        "journal removed after a clean run"
+    );
+}
+
+#[test]
+fn invalid_experiment_exits_3_and_names_the_field() {
+    let dir = temp_dir("invalid");
+    let f = dir.join("bad.yaml");
+    std::fs::write(&f, "apiVersion: murphy.dev/v1alpha1\nkind: Experiment\nmetadata: {name: x}\nspec:\n  probes:\n    - {name: p, tcp: {adress: \"1.2.3.4:5\"}}\n").expect("write");
+    let out = Command::new(MURPHY)
+        .arg("run")
+        .arg(&f)
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("6:") && err.contains("spec.probes[0].tcp.adress"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("journal").exists(),
+        "nothing started for an invalid file"
+    );
+}
+
+fn journal_text(state: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(rd) = std::fs::read_dir(state.join("journal")) {
+        for e in rd.flatten() {
+            s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    s
+}
+
+#[test]
+fn sigkill_during_faults_then_recover_leaves_nothing_behind() {
+    require_root();
+    let state = temp_dir("crash");
+    let exp = state.join("crash.yaml");
+    std::fs::write(
+        &exp,
+        r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: crash}
+spec:
+  lab:
+    subnet: 10.78.9.0/24
+    hosts:
+      - name: a
+        processes: [{name: busy, argv: [md5sum, /dev/zero]}]
+      - name: b
+        processes: [{name: idle, argv: [sleep, "600"]}]
+  targets:
+    a: {lab: a/busy}
+    b: {lab: b}
+  probes:
+    - {name: p, command: {argv: ["true"]}, interval: 200ms}
+  steadyState: {duration: 500ms}
+  faults:
+    - {name: cut, kind: network-partition, target: b, at: 0s, duration: 60s}
+    - {name: freeze, kind: process-pause, target: a, at: 0s, duration: 60s}
+  claims:
+    - {name: c, availability: {probe: p, atLeast: "50%"}}
+"#,
+    )
+    .expect("write");
+    let mut child = Command::new(MURPHY)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Wait until both faults are journaled and applied.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(journal_text(&state).contains("delete-nft-table")
+        && journal_text(&state).contains("\"thaw\""))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "faults never started: {}",
+            journal_text(&state)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().expect("SIGKILL the runner");
+    child.wait().expect("reap");
+    // The crash really left things behind (so this test can fail).
+    let text = journal_text(&state);
+    let run_id = text
+        .split("murphy-")
+        .nth(1)
+        .and_then(|s| s.get(..8))
+        .expect("run id in journal")
+        .to_string();
+    let short = &run_id[..6];
+    assert!(
+        Path::new(&format!("/run/netns/murphy-{short}-b")).exists(),
+        "crash left the lab"
+    );
+    assert_eq!(
+        murphy_tables(&format!("murphy-{short}-b")).len(),
+        1,
+        "crash left the partition"
+    );
+    let out = Command::new(MURPHY)
+        .arg("recover")
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("recover");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "recover failed: {said}");
+    assert!(
+        said.contains("deleted nft table") || said.contains("went with it"),
+        "{said}"
+    );
+    assert!(said.contains("thawed"), "{said}");
+    assert_no_leftovers(&run_id);
+    let m = murphy::cgroup::Mounts::read();
+    if let Some(f) = m.v1_mount("freezer") {
+        let left: Vec<_> = std::fs::read_dir(f)
+            .expect("freezer")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(&run_id))
+            .collect();
+        assert!(left.is_empty(), "freezer cgroups left: {left:?}");
+    }
+    assert!(
+        !murphy::procfs::all_pids()
+            .into_iter()
+            .any(|p| murphy::procfs::cmdline(p)
+                .is_some_and(|c| c == "md5sum /dev/zero" || c == "sleep 600")),
+        "lab processes survived"
+    );
+    // A second recover has nothing to do.
+    let again = Command::new(MURPHY)
+        .arg("recover")
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("recover");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
+}
