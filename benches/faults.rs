@@ -1,1 +1,90 @@
-fn main() {}
+//! Benchmark: inject→confirmed and revert latency for each fault class, against real
+//! processes in a lab namespace. Run as root: `cargo bench --bench faults`. Prints a
+//! Markdown table (median, p90, max over N iterations); BENCHMARKS.md records the method
+//! and results. Not a test: nothing is asserted about speed.
+
+use murphy::fault::{self, FaultEnv, Member, UndoLog};
+use murphy::journal::{Journal, Netns};
+use murphy::lab::Lab;
+use murphy::model::spec::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LAB: &str = "
+subnet: 10.78.200.0/24
+hosts:
+  - name: h1
+    processes:
+      - {name: busy, argv: [md5sum, /dev/zero]}
+      - {name: idle, argv: [sleep, '600'], memoryLimit: 512Mi}
+";
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let p = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (p(0.5), p(0.9), v[v.len() - 1])
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("faults benchmark: needs root (it injects real faults); skipped");
+        return;
+    }
+    let n: usize = std::env::var("MURPHY_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let state = std::env::temp_dir().join(format!("murphy-bench-{}", std::process::id()));
+    let run_id = format!("b{:07x}", std::process::id());
+    let journal = Arc::new(Journal::create(&state, &run_id).expect("journal"));
+    let v: serde_json::Value = serde_saphyr::from_str(LAB).expect("yaml");
+    let spec = serde_json::from_value(v).expect("lab");
+    let lab = Lab::up(&spec, &run_id, journal.clone(), std::path::Path::new("."), &state.join("logs")).expect("lab");
+    let exe = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/murphy");
+    let exe = if exe.exists() { exe } else { std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/murphy") };
+    let env = FaultEnv { exe, lease: Duration::from_secs(60), peer_addrs: vec![] };
+    let member = |p: &str| {
+        let (ns, addr) = lab.host("h1").expect("h1");
+        let procs = lab.processes("h1", Some(p)).into_iter().flat_map(|(_, x)| x).collect();
+        Member { label: p.into(), procs, netns: Netns::Named { name: ns }, addrs: vec![addr], lab: Some(("h1".into(), Some(p.into()))) }
+    };
+    let cases: Vec<(&str, FaultAction, &str)> = vec![
+        ("process-kill (SIGKILL, restart on revert)", FaultAction::ProcessKill(ProcessKill::default()), "idle"),
+        ("process-pause (freezer cgroup)", FaultAction::ProcessPause(ProcessPause { method: Some(PauseMethod::Freezer) }), "busy"),
+        ("process-pause (SIGSTOP)", FaultAction::ProcessPause(ProcessPause { method: Some(PauseMethod::Signal) }), "busy"),
+        ("network-partition (nftables)", FaultAction::NetworkPartition(NetworkPartition { direction: None, peers: vec![], cidrs: vec!["10.78.200.1/32".into()] }), "idle"),
+        ("memory-leak (64Mi/s hog in memcg)", FaultAction::MemoryLeak(MemoryLeak { rate: "64Mi/s".parse().expect("rate"), limit: Some("64Mi".parse().expect("size")) }), "idle"),
+        ("cpu-burn (1 worker in cpu cgroup)", FaultAction::CpuBurn(CpuBurn { workers: Some(1) }), "idle"),
+    ];
+    println!("| fault | n | inject→confirmed median | p90 | max | revert median | p90 | max |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, action, target) in cases {
+        let mut inj = Vec::new();
+        let mut rev = Vec::new();
+        for i in 0..n {
+            let m = member(target);
+            let group = format!("bench-{i}");
+            let mut f = fault::build(&action, &env, &group);
+            let t0 = Instant::now();
+            let mut undo = UndoLog::new(&journal, &group, name).expect("undo");
+            f.inject(std::slice::from_ref(&m), &mut undo).expect("inject");
+            let actions = undo.into_actions();
+            f.confirm().expect("confirm");
+            inj.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let t1 = Instant::now();
+            fault::revert(&actions, &lab).expect("revert");
+            rev.push(t1.elapsed().as_secs_f64() * 1000.0);
+            journal.done(&group).expect("done");
+            drop(f);
+            // let a restarted process settle before the next round
+            if matches!(action, FaultAction::ProcessKill(_)) {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while lab.processes("h1", Some(target)).is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        let (a, b, c) = stats(inj);
+        let (d, e, f) = stats(rev);
+        println!("| {name} | {n} | {a:.2} ms | {b:.2} ms | {c:.2} ms | {d:.2} ms | {e:.2} ms | {f:.2} ms |");
+    }
+    lab.teardown().expect("teardown");
+    let _ = std::fs::remove_dir_all(&state);
+}
