@@ -30,28 +30,91 @@ fn main() {
         eprintln!("faults benchmark: needs root (it injects real faults); skipped");
         return;
     }
-    let n: usize = std::env::var("MURPHY_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let n: usize = std::env::var("MURPHY_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let state = std::env::temp_dir().join(format!("murphy-bench-{}", std::process::id()));
     let run_id = format!("b{:07x}", std::process::id());
     let journal = Arc::new(Journal::create(&state, &run_id).expect("journal"));
     let v: serde_json::Value = serde_saphyr::from_str(LAB).expect("yaml");
     let spec = serde_json::from_value(v).expect("lab");
-    let lab = Lab::up(&spec, &run_id, journal.clone(), std::path::Path::new("."), &state.join("logs")).expect("lab");
+    let lab = Lab::up(
+        &spec,
+        &run_id,
+        journal.clone(),
+        std::path::Path::new("."),
+        &state.join("logs"),
+    )
+    .expect("lab");
     let exe = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/murphy");
-    let exe = if exe.exists() { exe } else { std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/murphy") };
-    let env = FaultEnv { exe, lease: Duration::from_secs(60), peer_addrs: vec![] };
+    let exe = if exe.exists() {
+        exe
+    } else {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/murphy")
+    };
+    let env = FaultEnv {
+        exe,
+        lease: Duration::from_secs(60),
+        peer_addrs: vec![],
+    };
     let member = |p: &str| {
         let (ns, addr) = lab.host("h1").expect("h1");
-        let procs = lab.processes("h1", Some(p)).into_iter().flat_map(|(_, x)| x).collect();
-        Member { label: p.into(), procs, netns: Netns::Named { name: ns }, addrs: vec![addr], lab: Some(("h1".into(), Some(p.into()))) }
+        let procs = lab
+            .processes("h1", Some(p))
+            .into_iter()
+            .flat_map(|(_, x)| x)
+            .collect();
+        Member {
+            label: p.into(),
+            procs,
+            netns: Netns::Named { name: ns },
+            addrs: vec![addr],
+            lab: Some(("h1".into(), Some(p.into()))),
+        }
     };
     let cases: Vec<(&str, FaultAction, &str)> = vec![
-        ("process-kill (SIGKILL, restart on revert)", FaultAction::ProcessKill(ProcessKill::default()), "idle"),
-        ("process-pause (freezer cgroup)", FaultAction::ProcessPause(ProcessPause { method: Some(PauseMethod::Freezer) }), "busy"),
-        ("process-pause (SIGSTOP)", FaultAction::ProcessPause(ProcessPause { method: Some(PauseMethod::Signal) }), "busy"),
-        ("network-partition (nftables)", FaultAction::NetworkPartition(NetworkPartition { direction: None, peers: vec![], cidrs: vec!["10.78.200.1/32".into()] }), "idle"),
-        ("memory-leak (64Mi/s hog in memcg)", FaultAction::MemoryLeak(MemoryLeak { rate: "64Mi/s".parse().expect("rate"), limit: Some("64Mi".parse().expect("size")) }), "idle"),
-        ("cpu-burn (1 worker in cpu cgroup)", FaultAction::CpuBurn(CpuBurn { workers: Some(1) }), "idle"),
+        (
+            "process-kill (SIGKILL, restart on revert)",
+            FaultAction::ProcessKill(ProcessKill::default()),
+            "idle",
+        ),
+        (
+            "process-pause (freezer cgroup)",
+            FaultAction::ProcessPause(ProcessPause {
+                method: Some(PauseMethod::Freezer),
+            }),
+            "busy",
+        ),
+        (
+            "process-pause (SIGSTOP)",
+            FaultAction::ProcessPause(ProcessPause {
+                method: Some(PauseMethod::Signal),
+            }),
+            "busy",
+        ),
+        (
+            "network-partition (nftables)",
+            FaultAction::NetworkPartition(NetworkPartition {
+                direction: None,
+                peers: vec![],
+                cidrs: vec!["10.78.200.1/32".into()],
+            }),
+            "idle",
+        ),
+        (
+            "memory-leak (64Mi/s hog in memcg)",
+            FaultAction::MemoryLeak(MemoryLeak {
+                rate: "64Mi/s".parse().expect("rate"),
+                limit: Some("64Mi".parse().expect("size")),
+            }),
+            "idle",
+        ),
+        (
+            "cpu-burn (1 worker in cpu cgroup)",
+            FaultAction::CpuBurn(CpuBurn { workers: Some(1) }),
+            "idle",
+        ),
     ];
     println!("| fault | n | inject→confirmed median | p90 | max | revert median | p90 | max |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -64,7 +127,8 @@ fn main() {
             let mut f = fault::build(&action, &env, &group);
             let t0 = Instant::now();
             let mut undo = UndoLog::new(&journal, &group, name).expect("undo");
-            f.inject(std::slice::from_ref(&m), &mut undo).expect("inject");
+            f.inject(std::slice::from_ref(&m), &mut undo)
+                .expect("inject");
             let actions = undo.into_actions();
             f.confirm().expect("confirm");
             inj.push(t0.elapsed().as_secs_f64() * 1000.0);

@@ -213,3 +213,83 @@ spec:
         .expect("recover");
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
 }
+
+#[test]
+fn guardrail_aborts_and_reverts_within_a_probe_interval() {
+    require_root();
+    let state = temp_dir("abort");
+    let exp = state.join("abort.yaml");
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart/nginx.conf");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: abort}}
+spec:
+  lab:
+    subnet: 10.78.10.0/24
+    hosts:
+      - name: web
+        address: 10.78.10.20
+        processes:
+          - name: nginx
+            argv: [nginx, -p, /tmp, -e, stderr, -c, "{}", -g, "daemon off; pid /run/murphy-abort-test.pid;"]
+            ready: {{http: {{url: "http://10.78.10.20/"}}}}
+  targets:
+    web: {{lab: web}}
+  probes:
+    - {{name: site, http: {{url: "http://10.78.10.20/"}}, interval: 100ms, timeout: 200ms}}
+  steadyState: {{duration: 1s}}
+  faults:
+    - {{name: cut, kind: network-partition, target: web, at: 0s, duration: 60s}}
+  claims:
+    - {{name: anything, availability: {{probe: site, atLeast: "0%", window: whole}}}}
+  guardrails: {{abortWhen: [{{probe: site, failingFor: 1s}}]}}
+"#,
+            conf.display()
+        ),
+    )
+    .expect("write");
+    let json = state.join("run.json");
+    let t0 = Instant::now();
+    let out = Command::new(MURPHY)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the 60s fault was cut short"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "aborted runs exit 2: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    assert_eq!(rep["record"]["status"], "aborted");
+    assert_eq!(
+        rep["verdicts"][0]["outcome"], "inconclusive",
+        "an aborted run never holds a claim"
+    );
+    let f = &rep["record"]["faults"][0];
+    let (inj, rev) = (
+        f["injectedMs"].as_f64().expect("inj"),
+        f["revertedMs"].as_f64().expect("rev"),
+    );
+    // failing for 1s, plus at most one probe interval (100ms) and the sample's own timeout (200ms)
+    assert!(
+        rev - inj < 1000.0 + 100.0 + 200.0 + 300.0,
+        "reverted {:.0}ms after injection",
+        rev - inj
+    );
+    assert_no_leftovers(rep["runId"].as_str().expect("runId"));
+}
