@@ -151,6 +151,10 @@ impl Lab {
                 cgroup::create(&dir).map_err(|e| {
                     LabError::Setup(format!("creating cgroup {}: {e}", dir.display()))
                 })?;
+                if lab.mounts.is_v2(c) {
+                    // cgroup v2: let the per-process children use the controller.
+                    let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+                }
             }
         }
         let mut next = 10u8;

@@ -293,3 +293,71 @@ spec:
     );
     assert_no_leftovers(rep["runId"].as_str().expect("runId"));
 }
+
+#[test]
+fn sigterm_during_a_fault_reverts_tears_down_and_exits_2() {
+    require_root();
+    let state = temp_dir("sigterm");
+    let exp = state.join("term.yaml");
+    std::fs::write(
+        &exp,
+        r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: term}
+spec:
+  lab:
+    subnet: 10.78.11.0/24
+    hosts:
+      - name: a
+        processes: [{name: idle, argv: [sleep, "600"]}]
+  targets:
+    a: {lab: a}
+  probes:
+    - {name: p, command: {argv: ["true"]}, interval: 100ms}
+  steadyState: {duration: 500ms}
+  faults:
+    - {name: cut, kind: network-partition, target: a, at: 0s, duration: 60s}
+  claims:
+    - {name: c, availability: {probe: p, atLeast: "50%"}}
+"#,
+    )
+    .expect("write");
+    let json = state.join("run.json");
+    let child = Command::new(MURPHY)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !journal_text(&state).contains("delete-nft-table") {
+        assert!(Instant::now() < deadline, "fault never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(2), "interrupted runs exit 2");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    assert_eq!(rep["record"]["status"], "interrupted");
+    assert!(
+        rep["record"]["faults"][0]["revertedMs"].as_f64().is_some(),
+        "the fault was reverted"
+    );
+    assert_no_leftovers(rep["runId"].as_str().expect("runId"));
+    assert!(
+        !journal_text(&state).contains("delete-nft-table"),
+        "journal removed: nothing left to recover"
+    );
+}
