@@ -305,31 +305,58 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
         ));
     }
     let failures = samples.iter().filter(|s| !s.ok).count();
-    // First sample that begins a healthy streak lasting `stable`.
+    // Recovery is looked for after the first failure following the fault's start (a probe
+    // that stays healthy for a while and fails later has still degraded). Without any
+    // failure the probe never degraded.
+    let first_failure = samples.iter().position(|s| !s.ok);
     let mut found: Option<f64> = None;
-    'outer: for (i, s) in samples.iter().enumerate() {
-        if !s.ok {
-            continue;
-        }
-        for later in &samples[i..] {
-            if !later.ok {
-                continue 'outer;
+    if let Some(ff) = first_failure {
+        let after = &samples[ff..];
+        'outer: for (i, s) in after.iter().enumerate() {
+            if !s.ok {
+                continue;
             }
-            if later.t_ms - s.t_ms >= stable {
-                found = Some(s.t_ms);
-                break 'outer;
+            for later in &after[i..] {
+                if !later.ok {
+                    continue 'outer;
+                }
+                if later.t_ms - s.t_ms >= stable {
+                    found = Some(s.t_ms);
+                    break 'outer;
+                }
             }
+            break; // healthy until the data ends, but not for long enough
         }
-        break; // healthy until the data ends, but not for long enough
     }
     let last = samples.last().map_or(start, |s| s.t_ms);
     let mut figures = BTreeMap::from([
         ("withinMs".to_string(), within),
         ("failedSamples".to_string(), failures as f64),
     ]);
+    if first_failure.is_none() {
+        // Never failed: held, provided the data covers the bound (else we cannot know).
+        if last >= start + within {
+            figures.insert("recoveryMs".into(), 0.0);
+            let reason = format!(
+                "{:?} stayed healthy through fault {:?} ({} samples): nothing to recover from.",
+                r.probe,
+                fault.name,
+                samples.len()
+            );
+            return verdict(
+                claim,
+                kind,
+                Outcome::Held,
+                "never degraded".into(),
+                reason,
+                figures,
+            );
+        }
+        return inconclusive(format!("{:?} was healthy in every sample, but the data ends {} after fault {:?} started, before the {} bound", r.probe, secs(last - start), fault.name, secs(within)));
+    }
     match found {
         Some(t) => {
-            let rt = if failures == 0 || samples.first().is_some_and(|s| s.ok && s.t_ms == t) { 0.0 } else { t - start };
+            let rt = t - start;
             figures.insert("recoveryMs".into(), rt);
             let measured = if rt == 0.0 { "never degraded".to_string() } else { format!("recovered in {}", secs(rt)) };
             if rt <= within {
@@ -630,6 +657,27 @@ mod tests {
         assert_eq!(v[0].outcome, Outcome::Held, "{}", v[0].reason);
         assert_eq!(v[0].figures["recoveryMs"], 2500.0);
         assert_eq!(v[1].outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn delayed_impact_is_not_reported_as_never_degraded() {
+        // healthy for 2s after the fault starts, then down from 3000 to 6000ms
+        let r = rec(
+            every(100.0, 8000.0, |t| !(3000.0..6000.0).contains(&t)),
+            Some((1000.0, 5000.0, true)),
+        );
+        let v = evaluate(&[recov(2000), recov(6000)], &r);
+        assert_eq!(v[0].outcome, Outcome::Failed, "{}", v[0].reason);
+        assert_eq!(v[1].outcome, Outcome::Held, "{}", v[1].reason);
+        assert_eq!(v[1].figures["recoveryMs"], 5000.0);
+    }
+
+    #[test]
+    fn a_probe_that_never_fails_never_degraded() {
+        let r = rec(every(100.0, 8000.0, |_| true), Some((1000.0, 5000.0, true)));
+        let v = evaluate(&[recov(2000)], &r);
+        assert_eq!(v[0].outcome, Outcome::Held, "{}", v[0].reason);
+        assert_eq!(v[0].measured, "never degraded");
     }
 
     #[test]
