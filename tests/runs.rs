@@ -99,6 +99,19 @@ fn journal_text(state: &Path) -> String {
     s
 }
 
+/// Wait until every needle is in the run's journal: the faults they stand for are applied.
+fn wait_for_journal(state: &Path, needles: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = journal_text(state);
+        if needles.iter().all(|n| text.contains(n)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "faults never started: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn sigkill_during_faults_then_recover_leaves_nothing_behind() {
     require_root();
@@ -142,17 +155,7 @@ spec:
         .spawn()
         .expect("spawn");
     // Wait until both faults are journaled and applied.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(journal_text(&state).contains("delete-nft-table")
-        && journal_text(&state).contains("\"thaw\""))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "faults never started: {}",
-            journal_text(&state)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_journal(&state, &["delete-nft-table", "\"thaw\""]);
     std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL the runner");
     child.wait().expect("reap");
@@ -335,11 +338,7 @@ spec:
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !journal_text(&state).contains("delete-nft-table") {
-        assert!(Instant::now() < deadline, "fault never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_journal(&state, &["delete-nft-table"]);
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
