@@ -306,34 +306,14 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
     }
     let failures = samples.iter().filter(|s| !s.ok).count();
     // Recovery is looked for after the first failure following the fault's start (a probe
-    // that stays healthy for a while and fails later has still degraded). Without any
-    // failure the probe never degraded.
+    // that stays healthy for a while and fails later has still degraded).
     let first_failure = samples.iter().position(|s| !s.ok);
-    let mut found: Option<f64> = None;
-    if let Some(ff) = first_failure {
-        let after = &samples[ff..];
-        'outer: for (i, s) in after.iter().enumerate() {
-            if !s.ok {
-                continue;
-            }
-            for later in &after[i..] {
-                if !later.ok {
-                    continue 'outer;
-                }
-                if later.t_ms - s.t_ms >= stable {
-                    found = Some(s.t_ms);
-                    break 'outer;
-                }
-            }
-            break; // healthy until the data ends, but not for long enough
-        }
-    }
     let last = samples.last().map_or(start, |s| s.t_ms);
     let mut figures = BTreeMap::from([
         ("withinMs".to_string(), within),
         ("failedSamples".to_string(), failures as f64),
     ]);
-    if first_failure.is_none() {
+    let Some(ff) = first_failure else {
         // Never failed: held, provided the data covers the bound (else we cannot know).
         if last >= start + within {
             figures.insert("recoveryMs".into(), 0.0);
@@ -353,18 +333,33 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
             );
         }
         return inconclusive(format!("{:?} was healthy in every sample, but the data ends {} after fault {:?} started, before the {} bound", r.probe, secs(last - start), fault.name, secs(within)));
+    };
+    // The first sample after the failure that begins a healthy streak lasting `stable`.
+    let after = &samples[ff..];
+    let mut found: Option<f64> = None;
+    'outer: for (i, s) in after.iter().enumerate() {
+        if !s.ok {
+            continue;
+        }
+        for later in &after[i..] {
+            if !later.ok {
+                continue 'outer;
+            }
+            if later.t_ms - s.t_ms >= stable {
+                found = Some(s.t_ms);
+                break 'outer;
+            }
+        }
+        break; // healthy until the data ends, but not for long enough
     }
     match found {
         Some(t) => {
+            // After a failure, so always > 0.
             let rt = t - start;
             figures.insert("recoveryMs".into(), rt);
-            let measured = if rt == 0.0 { "never degraded".to_string() } else { format!("recovered in {}", secs(rt)) };
+            let measured = format!("recovered in {}", secs(rt));
             if rt <= within {
-                let reason = if rt == 0.0 {
-                    format!("{:?} stayed healthy through fault {:?}: nothing to recover from.", r.probe, fault.name)
-                } else {
-                    format!("{:?} was healthy again {} after fault {:?} started (bound {}), and stayed so for {}.", r.probe, secs(rt), fault.name, secs(within), secs(stable))
-                };
+                let reason = format!("{:?} was healthy again {} after fault {:?} started (bound {}), and stayed so for {}.", r.probe, secs(rt), fault.name, secs(within), secs(stable));
                 verdict(claim, kind, Outcome::Held, measured, reason, figures)
             } else {
                 let reason = format!("{:?} only recovered {} after fault {:?} started, over the {} bound.", r.probe, secs(rt), fault.name, secs(within));

@@ -151,8 +151,9 @@ impl Lab {
                 cgroup::create(&dir).map_err(|e| {
                     LabError::Setup(format!("creating cgroup {}: {e}", dir.display()))
                 })?;
-                if lab.mounts.is_v2(c) {
-                    // cgroup v2: let the per-process children use the controller.
+                if lab.mounts.is_v2(c) && lab.mounts.v2_controllers.iter().any(|x| x == c) {
+                    // cgroup v2: let the per-process children use the controller (freezing
+                    // needs none: cgroup.freeze is built in).
                     let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
                 }
             }
