@@ -52,7 +52,7 @@ fn quickstart_runs_end_to_end_with_one_claim_held_and_one_failed() {
         .expect("confirmed"));
     let xml = std::fs::read_to_string(&junit).expect("junit");
     assert_eq!(xml.matches("<testcase").count(), 3);
-    assert_eq!(xml.matches("<failure").count(), 1);
+    assert_eq!(xml.matches("<failure").count(), 1, "{stdout}");
     assert!(stdout.contains("recovered in"), "{stdout}");
     let run_id = rep["runId"].as_str().expect("runId");
     assert_no_leftovers(run_id);
