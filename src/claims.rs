@@ -41,6 +41,12 @@ pub struct Verdict {
     pub reason: String,
     /// Named figures for machines (ms for times, ratios 0..1).
     pub figures: BTreeMap<String, f64>,
+    /// Acknowledged writes missing from the final read, one by one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_writes: Vec<crate::history::WriteRef>,
+    /// Writes whose outcome the client could not know (not losses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indeterminate_writes: Vec<crate::history::WriteRef>,
 }
 
 fn verdict(
@@ -58,6 +64,8 @@ fn verdict(
         measured,
         reason,
         figures,
+        lost_writes: Vec::new(),
+        indeterminate_writes: Vec::new(),
     }
 }
 
@@ -490,14 +498,9 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                     .status_reason
                     .clone()
                     .unwrap_or_else(|| "the run did not reach the fault phase".into());
-                let kind = match check {
-                    ClaimCheck::Availability(_) => "availability",
-                    ClaimCheck::Recovers(_) => "recovers",
-                    ClaimCheck::Latency(_) => "latency",
-                };
                 return verdict(
                     c,
-                    kind,
+                    check.kind(),
                     Outcome::Inconclusive,
                     "-".into(),
                     format!("not evaluated: {why}"),
@@ -508,7 +511,27 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 ClaimCheck::Availability(a) => availability(c, a, rec),
                 ClaimCheck::Recovers(r) => recovers(c, r, rec),
                 ClaimCheck::Latency(l) => latency(c, l, rec),
+                ClaimCheck::NoAckedWriteLoss(w) => {
+                    crate::history::no_acked_write_loss(c, &w.workload, rec)
+                }
+                ClaimCheck::WriteAvailability(w) => crate::history::write_availability(c, w, rec),
+                ClaimCheck::SinglePrimary(s) => crate::history::single_primary(c, s, rec),
+                ClaimCheck::BlastRadius(b) => crate::history::blast_radius(c, b, rec),
             };
+            if v.outcome == Outcome::Held
+                && matches!(
+                    check,
+                    ClaimCheck::NoAckedWriteLoss(_) | ClaimCheck::SinglePrimary(_)
+                )
+            {
+                if let Some(f) = rec.faults.iter().find(|f| !f.confirmed) {
+                    v.outcome = Outcome::Inconclusive;
+                    v.reason = format!(
+                        "fault {} was not confirmed, so this run did not test the claim; so far: {}",
+                        f.name, v.reason
+                    );
+                }
+            }
             if v.outcome == Outcome::Held && rec.status != RunStatus::Completed {
                 v.outcome = Outcome::Inconclusive;
                 v.reason = format!(
@@ -554,6 +577,7 @@ mod tests {
                     }]
                 })
                 .unwrap_or_default(),
+            histories: Vec::new(),
             phases: Phases {
                 steady_start_ms: 0.0,
                 faults_start_ms: Some(1000.0),

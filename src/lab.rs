@@ -70,8 +70,16 @@ pub struct Lab {
     journal: Arc<Journal>,
     base_dir: PathBuf,
     log_dir: PathBuf,
+    data_root: PathBuf,
     mounts: Mounts,
     cgroup_root: String,
+}
+
+/// Replace `{data}`, `{address}` and `{host}` in one string (data, never a shell).
+fn substitute(s: &str, data: &Path, addr: Ipv4Addr, host: &str) -> String {
+    s.replace("{data}", &data.to_string_lossy())
+        .replace("{address}", &addr.to_string())
+        .replace("{host}", host)
 }
 
 fn ip(args: &[&str]) -> Result<(), LabError> {
@@ -126,6 +134,9 @@ impl Lab {
             journal: journal.clone(),
             base_dir: base_dir.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
+            data_root: log_dir
+                .parent()
+                .map_or_else(|| log_dir.join("data"), |p| p.join("data")),
             mounts: Mounts::read(),
             cgroup_root: format!("murphy-{run_id}"),
         };
@@ -243,10 +254,21 @@ impl Lab {
                 )
             })
             .collect();
-        for (host, procs) in names {
+        let together = spec.start == Some(crate::model::local::StartOrder::Together);
+        for (host, procs) in &names {
             for p in procs {
-                lab.start(&host, &p)?;
-                lab.wait_ready(&host, &p)?;
+                lab.prepare(host, p)?;
+                lab.start(host, p)?;
+                if !together {
+                    lab.wait_ready(host, p)?;
+                }
+            }
+        }
+        for (host, procs) in &names {
+            for p in procs {
+                if together {
+                    lab.wait_ready(host, p)?;
+                }
             }
         }
         Ok(lab)
@@ -274,19 +296,64 @@ impl Lab {
         Ok(f(h, i))
     }
 
+    /// The process's data directory: `<run>/data/<host>-<process>`.
+    pub fn data_dir(&self, host: &str, process: &str) -> PathBuf {
+        self.data_root.join(format!("{host}-{process}"))
+    }
+
+    /// Create the data directory and write `files` (first start only).
+    fn prepare(&self, host: &str, process: &str) -> Result<(), LabError> {
+        let err = |m: String| LabError::Start {
+            host: host.into(),
+            process: process.into(),
+            message: m,
+        };
+        let (spec, addr) =
+            self.with_proc(host, process, |h, i| (h.procs[i].spec.clone(), h.addr))?;
+        let dir = self.data_dir(host, process);
+        fs::create_dir_all(&dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        let owner = match &spec.user {
+            Some(u) => Some(
+                nix::unistd::User::from_name(u)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| err(format!("no user named {u:?}")))?,
+            ),
+            None => None,
+        };
+        let chown = |p: &Path| -> Result<(), LabError> {
+            if let Some(u) = &owner {
+                nix::unistd::chown(p, Some(u.uid), Some(u.gid))
+                    .map_err(|e| err(format!("chown {}: {e}", p.display())))?;
+            }
+            Ok(())
+        };
+        chown(&dir)?;
+        for (name, text) in &spec.files {
+            let path = dir.join(name);
+            let text = substitute(text, &dir, addr, host);
+            fs::write(&path, text).map_err(|e| err(format!("writing {}: {e}", path.display())))?;
+            chown(&path)?;
+        }
+        Ok(())
+    }
+
     fn start(&self, host: &str, process: &str) -> Result<ProcId, LabError> {
         let err = |m: String| LabError::Start {
             host: host.into(),
             process: process.into(),
             message: m,
         };
-        let (spec, netns, restarts) = self.with_proc(host, process, |h, i| {
+        let (spec, netns, restarts, addr) = self.with_proc(host, process, |h, i| {
             (
                 h.procs[i].spec.clone(),
                 h.netns.clone(),
                 h.procs[i].restarts,
+                h.addr,
             )
         })?;
+        let data = self.data_dir(host, process);
+        let sub = |s: &String| substitute(s, &data, addr, host);
         // cgroups of its own, one per controller
         let mut dirs = Vec::new();
         let mut fds: Vec<OwnedFd> = Vec::new();
@@ -337,9 +404,9 @@ impl Lab {
             .open(&log_path)
             .map_err(|e| err(format!("log {}: {e}", log_path.display())))?;
         let log2 = log.try_clone().map_err(|e| err(e.to_string()))?;
-        let mut cmd = Command::new(&spec.argv[0]);
-        cmd.args(&spec.argv[1..])
-            .envs(&spec.env)
+        let mut cmd = Command::new(sub(&spec.argv[0]));
+        cmd.args(spec.argv[1..].iter().map(sub))
+            .envs(spec.env.iter().map(|(k, v)| (k, sub(v))))
             .current_dir(
                 spec.workdir
                     .as_ref()
@@ -375,12 +442,12 @@ impl Lab {
     }
 
     fn wait_ready(&self, host: &str, process: &str) -> Result<(), LabError> {
-        let (ready, netns) = self.with_proc(host, process, |h, i| {
-            (h.procs[i].spec.ready.clone(), h.netns.clone())
+        let (ready, netns, addr) = self.with_proc(host, process, |h, i| {
+            (h.procs[i].spec.ready.clone(), h.netns.clone(), h.addr)
         })?;
         let Some(ready) = ready else { return Ok(()) };
         let deadline = Instant::now() + ready.timeout();
-        let check = ready.check();
+        let check = ready.check_at(&addr.to_string());
         let mut last = String::from("not checked");
         let ns = Netns::Named { name: netns };
         while Instant::now() < deadline {
@@ -509,6 +576,8 @@ impl Lab {
                 }
             }
         }
+        // Data directories hold run-only state (databases, configs); logs stay.
+        let _ = fs::remove_dir_all(&self.data_root);
         if r.is_ok() {
             self.journal
                 .done(LAB_GROUP)

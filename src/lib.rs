@@ -5,13 +5,16 @@
 pub mod cgroup;
 pub mod claims;
 pub mod fault;
+pub mod history;
 pub mod journal;
 pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod procfs;
 pub mod report;
+pub mod roles;
 pub mod runner;
 pub mod sys;
 pub mod target;
 pub mod timeline;
+pub mod workload;

@@ -30,7 +30,7 @@ pub struct ProbeSample {
     pub outcome: Outcome,
 }
 
-fn enter(netns: Option<&Netns>) -> Result<(), String> {
+pub(crate) fn enter(netns: Option<&Netns>) -> Result<(), String> {
     if let Some(ns) = netns {
         if let Some(fd) = ns
             .open()
@@ -177,23 +177,43 @@ fn http(h: &HttpCheck, timeout: Duration) -> Result<String, String> {
 }
 
 fn command(c: &CommandCheck, timeout: Duration) -> Result<String, String> {
+    let want = c.stdout_contains.as_deref();
     let mut child = Command::new(&c.argv[0])
         .args(&c.argv[1..])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if want.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", c.argv[0]))?;
+    // Read stdout on the side (at most 1 MiB) so a chatty program cannot block on a full pipe.
+    let reader = child.stdout.take().map(|out| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.take(1 << 20).read_to_end(&mut buf);
+            buf
+        })
+    });
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
                 let code = status.code().unwrap_or(-1);
-                return if code == c.exit_code {
-                    Ok(format!("exit {code}"))
-                } else {
-                    Err(format!("exit {code}, expected {}", c.exit_code))
-                };
+                if code != c.exit_code {
+                    return Err(format!("exit {code}, expected {}", c.exit_code));
+                }
+                if let (Some(w), Some(r)) = (want, reader) {
+                    let out = r.join().unwrap_or_default();
+                    if !String::from_utf8_lossy(&out).contains(w) {
+                        return Err(format!(
+                            "exit {code}, but the output does not contain {w:?}"
+                        ));
+                    }
+                }
+                return Ok(format!("exit {code}"));
             }
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();

@@ -2,6 +2,7 @@
 //! case per claim). Reports render verdicts; they never recompute them.
 
 use crate::claims::{Outcome, Verdict};
+use crate::history::{OpResult, WriteRef};
 use crate::model::spec::Experiment;
 use crate::runner::RunOutput;
 use crate::timeline::{RunRecord, RunStatus};
@@ -149,6 +150,31 @@ pub fn table(r: &RunReport) -> String {
             v.reason
         ));
     }
+    if !r.record.histories.is_empty() {
+        out.push_str("\n  WORKLOAD            OK    FAIL  UNKNOWN  FINAL READ\n");
+        for h in &r.record.histories {
+            let fr = match &h.final_read {
+                Some(f) if f.ok => format!("{} values from {}", f.values.len(), f.endpoint),
+                Some(f) => format!("FAILED: {}", f.error.as_deref().unwrap_or("?")),
+                None => "-".into(),
+            };
+            out.push_str(&format!(
+                "  {}  {:>4}  {:>4}  {:>7}  {fr}\n",
+                pad(&h.workload, 16),
+                h.count(OpResult::Ok),
+                h.count(OpResult::Fail),
+                h.count(OpResult::Info)
+            ));
+        }
+    }
+    for v in r.verdicts.iter().filter(|v| !v.lost_writes.is_empty()) {
+        out.push_str(&format!(
+            "\n  Lost writes for \"{}\" ({}; value, when acknowledged, by whom):\n",
+            v.claim,
+            v.lost_writes.len()
+        ));
+        out.push_str(&lost_lines(&v.lost_writes, TABLE_LOST_LINES));
+    }
     let held = r
         .verdicts
         .iter()
@@ -164,6 +190,28 @@ pub fn table(r: &RunReport) -> String {
         "\n{held} held, {failed} failed, {inc} inconclusive (exit code {})\n",
         r.exit_code
     ));
+    out
+}
+
+/// How many lost writes the terminal table lists (all are in JSON and JUnit).
+const TABLE_LOST_LINES: usize = 12;
+
+fn lost_lines(lost: &[WriteRef], limit: usize) -> String {
+    let mut out = String::new();
+    for w in lost.iter().take(limit) {
+        out.push_str(&format!(
+            "    {}  acked at {:.3}s by {}\n",
+            w.value,
+            w.t_ms / 1000.0,
+            w.endpoint
+        ));
+    }
+    if lost.len() > limit {
+        out.push_str(&format!(
+            "    … and {} more (every one is in the JSON and JUnit reports)\n",
+            lost.len() - limit
+        ));
+    }
     out
 }
 
@@ -212,8 +260,16 @@ pub fn junit(r: &RunReport) -> String {
         match v.outcome {
             Outcome::Held => {}
             Outcome::Failed => x.push_str(&format!(
-                "      <failure message=\"{msg}\" type=\"claim-failed\">measured: {}</failure>\n",
-                xml_escape(&v.measured)
+                "      <failure message=\"{msg}\" type=\"claim-failed\">measured: {}{}</failure>\n",
+                xml_escape(&v.measured),
+                if v.lost_writes.is_empty() {
+                    String::new()
+                } else {
+                    xml_escape(&format!(
+                        "\nlost writes:\n{}",
+                        lost_lines(&v.lost_writes, usize::MAX)
+                    ))
+                }
             )),
             Outcome::Inconclusive => x.push_str(&format!(
                 "      <error message=\"{msg}\" type=\"inconclusive\"/>\n"

@@ -220,7 +220,7 @@ impl Ctx<'_> {
         self.samples.push(sample);
     }
 
-    fn members_for(&self, fault_idx: usize) -> Result<Vec<Member>, String> {
+    fn members_for(&self, fault_idx: usize) -> Result<(Vec<Member>, String), String> {
         let f = &self.exp.spec.faults[fault_idx];
         let t = self
             .exp
@@ -229,7 +229,8 @@ impl Ctx<'_> {
             .get(&f.target)
             .ok_or_else(|| format!("no target {:?}", f.target))?;
         let all = target::matches(&f.target, t, self.lab.as_ref())?;
-        let picked = target::pick(&f.target, t, all, self.seed);
+        let (selected, how) = crate::roles::select(&f.target, t, all, self.seed)?;
+        let picked = target::pick(&f.target, t, selected, self.seed);
         let max = self.exp.spec.max_targets() as usize;
         if picked.len() > max {
             return Err(format!(
@@ -238,10 +239,12 @@ impl Ctx<'_> {
                 picked.len()
             ));
         }
-        Ok(picked)
+        Ok((picked, how))
     }
 
-    fn peer_addrs(&self, fault_idx: usize) -> Vec<std::net::Ipv4Addr> {
+    /// Addresses of a partition's peers, without the fault's own members (a member is
+    /// cut off from the rest of its cluster, not from itself).
+    fn peer_addrs(&self, fault_idx: usize, own: &[Member]) -> Vec<std::net::Ipv4Addr> {
         let f = &self.exp.spec.faults[fault_idx];
         let crate::model::spec::FaultAction::NetworkPartition(p) = &f.action else {
             return Vec::new();
@@ -252,7 +255,7 @@ impl Ctx<'_> {
                 if let Ok(ms) = target::matches(peer, t, self.lab.as_ref()) {
                     for m in ms {
                         for a in m.addrs {
-                            if !out.contains(&a) {
+                            if !out.contains(&a) && !own.iter().any(|o| o.addrs.contains(&a)) {
                                 out.push(a);
                             }
                         }
@@ -275,7 +278,16 @@ impl Ctx<'_> {
             ..Default::default()
         };
         let members = match self.members_for(idx) {
-            Ok(m) => m,
+            Ok((m, how)) => {
+                if !how.is_empty() {
+                    self.event(
+                        "target",
+                        Some(&spec.name),
+                        format!("{}: {how}", spec.target),
+                    );
+                }
+                m
+            }
             Err(e) => {
                 rec.error = Some(e.clone());
                 self.faults.push(rec);
@@ -288,7 +300,7 @@ impl Ctx<'_> {
         let env = FaultEnv {
             exe: self.opts.exe.clone(),
             lease,
-            peer_addrs: self.peer_addrs(idx),
+            peer_addrs: self.peer_addrs(idx, &members),
         };
         let mut fault = fault::build(&spec.action, &env, &group);
         let label = format!(
@@ -481,6 +493,7 @@ pub fn run(
 
     // Probes.
     let mut handles: Vec<ProbeHandle> = Vec::new();
+    let mut workloads = Vec::new();
     if status == RunStatus::Completed {
         let (tx, rx) = channel();
         for p in &exp.spec.probes {
@@ -500,6 +513,20 @@ pub fn run(
             ));
         }
         cx.rx = Some(rx);
+
+        // Workloads run from the steady state to the end, on the same clock.
+        for w in &exp.spec.workloads {
+            let netns = w
+                .from
+                .as_ref()
+                .and_then(|h| cx.lab.as_ref().and_then(|l| l.host(h)))
+                .map(|(ns, _)| Netns::Named { name: ns });
+            workloads.push((
+                w.clone(),
+                netns.clone(),
+                crate::workload::spawn(w.clone(), netns, clock),
+            ));
+        }
 
         // Steady state.
         progress.phase(clock.now_ms(), "checking the steady state");
@@ -631,6 +658,54 @@ pub fn run(
         }
     }
 
+    // Workloads stop, then read back what the system holds, while the lab is still up.
+    let mut histories = Vec::new();
+    if !workloads.is_empty() {
+        progress.phase(
+            clock.now_ms(),
+            "stopping workloads and reading back their writes",
+        );
+    }
+    let mut stopped = Vec::new();
+    for (spec, netns, h) in workloads {
+        stopped.push((spec, netns, h.stop()));
+    }
+    for (spec, netns, mut hist) in stopped {
+        if status == RunStatus::Completed || status == RunStatus::Aborted {
+            hist.final_read = crate::workload::final_read(&spec, netns.as_ref(), clock);
+        }
+        let fr = match &hist.final_read {
+            Some(f) if f.ok => format!(
+                "; final read: {} value(s) from {} after {} attempt(s)",
+                f.values.len(),
+                f.endpoint,
+                f.attempts
+            ),
+            Some(f) => format!(
+                "; final read FAILED after {} attempt(s): {}",
+                f.attempts,
+                f.error.as_deref().unwrap_or("?")
+            ),
+            None => String::new(),
+        };
+        cx.event(
+            "workload",
+            None,
+            format!(
+                "{}: {} ok, {} failed, {} unknown{fr}{}",
+                hist.workload,
+                hist.count(crate::history::OpResult::Ok),
+                hist.count(crate::history::OpResult::Fail),
+                hist.count(crate::history::OpResult::Info),
+                hist.notes
+                    .iter()
+                    .map(|n| format!("; {n}"))
+                    .collect::<String>()
+            ),
+        );
+        histories.push(hist);
+    }
+
     // Stop probes and drain.
     for h in handles {
         h.stop();
@@ -660,6 +735,7 @@ pub fn run(
         samples: cx.samples,
         events: cx.events,
         faults: cx.faults,
+        histories,
         phases,
         status,
         status_reason: reason,

@@ -32,44 +32,60 @@ fn process_member(id: ProcId) -> Member {
 /// Every member the selector matches right now (before picking).
 pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<Member>, String> {
     let l = &spec.local;
-    if let Some(r) = &l.lab {
-        let lab =
-            lab.ok_or_else(|| format!("target {name:?} refers to the lab, but no lab is running"))?;
-        let (host, process) = r
-            .split_once('/')
-            .map_or((r.as_str(), None), |(h, p)| (h, Some(p)));
-        let (netns, addr) = lab
-            .host(host)
-            .ok_or_else(|| format!("target {name:?}: no lab host {host:?}"))?;
-        let procs = lab.processes(host, process);
-        if procs.is_empty() {
-            if process.is_some() {
-                return Err(format!("target {name:?}: lab process {r} is not running"));
-            }
-            return Ok(vec![Member {
-                label: host.to_string(),
-                procs: Vec::new(),
-                netns: Netns::Named { name: netns },
-                addrs: vec![addr],
-                lab: Some((host.to_string(), None)),
-            }]);
+    if !l.members.is_empty() {
+        let mut out = Vec::new();
+        for r in &l.members {
+            out.extend(lab_ref(name, r, lab)?);
         }
-        return Ok(procs
-            .into_iter()
-            .map(|(label, ids)| {
-                let pname = label.split_once('/').map(|(_, p)| p.to_string());
-                Member {
-                    label,
-                    procs: ids,
-                    netns: Netns::Named {
-                        name: netns.clone(),
-                    },
-                    addrs: vec![addr],
-                    lab: Some((host.to_string(), pname)),
-                }
-            })
-            .collect());
+        return Ok(out);
     }
+    if let Some(r) = &l.lab {
+        return lab_ref(name, r, lab);
+    }
+    other(name, spec)
+}
+
+/// One lab reference: a host (each of its processes is a member; a host without processes
+/// is one namespace member) or `host/process`.
+fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String> {
+    let lab =
+        lab.ok_or_else(|| format!("target {name:?} refers to the lab, but no lab is running"))?;
+    let (host, process) = r.split_once('/').map_or((r, None), |(h, p)| (h, Some(p)));
+    let (netns, addr) = lab
+        .host(host)
+        .ok_or_else(|| format!("target {name:?}: no lab host {host:?}"))?;
+    let procs = lab.processes(host, process);
+    if procs.is_empty() {
+        if process.is_some() {
+            return Err(format!("target {name:?}: lab process {r} is not running"));
+        }
+        return Ok(vec![Member {
+            label: host.to_string(),
+            procs: Vec::new(),
+            netns: Netns::Named { name: netns },
+            addrs: vec![addr],
+            lab: Some((host.to_string(), None)),
+        }]);
+    }
+    Ok(procs
+        .into_iter()
+        .map(|(label, ids)| {
+            let pname = label.split_once('/').map(|(_, p)| p.to_string());
+            Member {
+                label,
+                procs: ids,
+                netns: Netns::Named {
+                    name: netns.clone(),
+                },
+                addrs: vec![addr],
+                lab: Some((host.to_string(), pname)),
+            }
+        })
+        .collect())
+}
+
+fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
+    let l = &spec.local;
     if let Some(p) = &l.process {
         let me = std::process::id() as i32;
         let ids: Vec<ProcId> = if let Some(pid) = p.pid {
@@ -164,7 +180,7 @@ pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<M
 }
 
 /// splitmix64: small, seeded, reproducible.
-fn next(state: &mut u64) -> u64 {
+pub fn next_random(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -192,7 +208,7 @@ pub fn pick(name: &str, spec: &TargetSpec, mut members: Vec<Member>, seed: u64) 
     // Fisher-Yates on a stable order.
     members.sort_by(|a, b| a.label.cmp(&b.label));
     for i in (1..n).rev() {
-        let j = (next(&mut state) % (i as u64 + 1)) as usize;
+        let j = (next_random(&mut state) % (i as u64 + 1)) as usize;
         members.swap(i, j);
     }
     members.truncate(k);

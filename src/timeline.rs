@@ -24,6 +24,10 @@ impl Clock {
     pub fn now_ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
+    /// An instant on the run's clock (0 for instants before the start).
+    pub fn ms_at(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.start).as_secs_f64() * 1000.0
+    }
     pub fn wall_start_ms(&self) -> u64 {
         self.wall_ms
     }
@@ -114,6 +118,9 @@ pub struct RunRecord {
     pub samples: Vec<Sample>,
     pub events: Vec<Event>,
     pub faults: Vec<FaultRecord>,
+    /// Workload histories (operations and final reads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histories: Vec<crate::history::History>,
     pub phases: Phases,
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

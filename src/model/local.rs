@@ -14,6 +14,9 @@ pub struct LocalTarget {
     /// A lab host (`web1`: all its processes) or one lab process (`web1/nginx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
+    /// Several lab hosts or processes, each one member of a cluster (`[db1/pg, db2/pg]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// Running processes on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessSelector>,
@@ -48,7 +51,18 @@ pub struct LabSpec {
     /// IPv4 /24 for the lab bridge (default 10.77.0.0/24); the bridge takes .1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    /// `ordered` (default): each process is ready before the next starts. `together`: start
+    /// every process, then wait for each to be ready (cluster members that need a quorum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartOrder>,
     pub hosts: Vec<LabHost>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartOrder {
+    Ordered,
+    Together,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -67,8 +81,13 @@ pub struct LabHost {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabProcess {
     pub name: String,
-    /// Program and arguments; never passed through a shell.
+    /// Program and arguments; never passed through a shell. In arguments, environment values
+    /// and `files`, `{data}` is the process's own data directory (created for the run and
+    /// owned by `user`), `{address}` the host's address and `{host}` its name.
     pub argv: Vec<String>,
+    /// Files written into the data directory before the first start: name → contents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// Run as this user (default: Murphy's own user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -98,6 +117,23 @@ pub struct Readiness {
 impl Readiness {
     pub fn check(&self) -> super::spec::Check {
         self.check.clone()
+    }
+    /// The check with `{address}` replaced by the host's address (so one process
+    /// definition can be shared by every host of a cluster through a YAML anchor).
+    pub fn check_at(&self, address: &str) -> super::spec::Check {
+        let mut c = self.check.clone();
+        if let Some(h) = c.http.as_mut() {
+            h.url = h.url.replace("{address}", address);
+        }
+        if let Some(t) = c.tcp.as_mut() {
+            t.address = t.address.replace("{address}", address);
+        }
+        if let Some(cmd) = c.command.as_mut() {
+            for a in cmd.argv.iter_mut() {
+                *a = a.replace("{address}", address);
+            }
+        }
+        c
     }
     pub fn timeout(&self) -> std::time::Duration {
         self.timeout

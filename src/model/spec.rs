@@ -8,7 +8,7 @@
 //! This module must never perform I/O or depend on Kubernetes crates.
 
 use super::local::{LabSpec, LocalTarget};
-use super::quantity::{ByteRate, ByteSize, Duration, Percent};
+use super::quantity::{ByteRate, ByteSize, Duration, Percent, Rate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +58,9 @@ pub struct ExperimentSpec {
     /// Faults, each at an offset from the start of the fault phase.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Client workloads run all through the run and record a history of operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadSpec>,
     /// Claims are checked after the run on the recorded timeline.
     #[serde(default)]
     pub claims: Vec<ClaimSpec>,
@@ -83,9 +86,164 @@ pub struct ExperimentSpec {
 pub struct TargetSpec {
     #[serde(flatten)]
     pub local: LocalTarget,
+    /// Which of the members to act on, resolved when the fault is injected (default: all).
+    /// `primary` and `replica` need `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Select>,
+    /// How to ask each member for its role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleProbe>,
     /// How many of the matching members to pick (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pick: Option<Pick>,
+}
+
+/// Role-aware selection of a cluster's members.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Select {
+    /// The member whose role probe says primary (leader, master).
+    Primary,
+    /// The members whose role probe says replica (follower); narrow with `pick`.
+    Replica,
+    /// A seeded random minority: floor((n-1)/2) members.
+    Minority,
+    /// A seeded random majority: floor(n/2)+1 members.
+    Majority,
+    /// Every member at once (correlated loss).
+    All,
+}
+
+/// Asks one member for its role. Exactly one of the fields is set; the member's lab address
+/// is used with the given port.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleProbe {
+    /// Redis `ROLE`: `master` is primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<PortRef>,
+    /// PostgreSQL `SELECT pg_is_in_recovery()`: false is primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresRole>,
+    /// etcd maintenance status: the member whose id is the leader's is primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<PortRef>,
+    /// A program; exit code 0 means primary. `{address}` in an argument is replaced by
+    /// the member's address (as data: no shell is involved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandCheck>,
+    /// Give up on a member after this long (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortRef {
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresRole {
+    pub port: u16,
+    /// Default `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Default `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// A client that runs all through the run at an open-loop rate and records every operation
+/// (invoke, then ok / fail / info) on the run's clock. Exactly one of `http`, `redis`,
+/// `postgres`, `etcd` is set.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub name: String,
+    /// Operations started per second, on schedule whether or not earlier ones have finished
+    /// (open loop: a slow system does not slow the client down).
+    pub rate: Rate,
+    /// `ip:port` of each node. The client sticks to one and moves to the next when an
+    /// operation fails or the node refuses writes (e.g. a read-only replica).
+    pub endpoints: Vec<String>,
+    /// Nodes asked for the final read, which waits for exactly one of them to be primary
+    /// (default: `endpoints`). List every node when the client is pinned to one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_endpoints: Vec<String>,
+    /// Local only: run the client inside this lab host's network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// An operation with no answer after this long is recorded as `info` (outcome unknown).
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Default 500ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// Operations in flight at most (default: rate × timeout + 1, at most 256). A due operation that finds every slot busy
+    /// is recorded as `fail` (the client could not even try), never silently skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// After the run (faults healed), read back what the system holds, retrying until this
+    /// deadline (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_read_deadline: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdWorkload>,
+}
+
+/// HTTP requests; each 2xx/3xx answer is an ok operation. No final read.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpWorkload {
+    /// Request path (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `SADD <key> <unique value>`; the final read is `SMEMBERS <key>` on the one master.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisWorkload {
+    /// Default `murphy:<workload name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// `INSERT` of unique ids; the final read selects them from the one primary
+/// (`pg_is_in_recovery()` false). The table is created if missing.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresWorkload {
+    /// Default `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Default `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Default `murphy_writes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// Puts of unique keys under a prefix through etcd's v3 JSON gateway; the final read is a
+/// linearizable range read of the prefix.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EtcdWorkload {
+    /// Default `/murphy/<workload name>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// Which members of a target's matches a fault acts on. Random picks use the seed.
@@ -166,6 +324,9 @@ pub struct CommandCheck {
     /// Exit code that counts as healthy (default 0).
     #[serde(default)]
     pub exit_code: i32,
+    /// Standard output must also contain this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_contains: Option<String>,
 }
 
 /// One fault: what, where, when, for how long.
@@ -297,8 +458,7 @@ pub enum Window {
     Whole,
 }
 
-/// A claim about the system, checked on the timeline after the run. Exactly one of
-/// `availability`, `recovers` or `latency` is set.
+/// A claim about the system, checked on the timeline after the run. Exactly one check is set.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimSpec {
@@ -312,6 +472,18 @@ pub struct ClaimSpec {
     /// A percentile of the probe's latency in a window stays under a bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyClaim>,
+    /// Every write a workload saw acknowledged is in the final read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_acked_write_loss: Option<WorkloadRef>,
+    /// The longest stretch without a successful write stays under a bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_availability: Option<WriteAvailabilityClaim>,
+    /// No two endpoints acknowledge writes in overlapping windows (no split brain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_primary: Option<SinglePrimaryClaim>,
+    /// While a fault is active, at most N of the listed workloads see failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<BlastRadiusClaim>,
 }
 
 /// The one check a claim makes.
@@ -320,23 +492,108 @@ pub enum ClaimCheck<'a> {
     Availability(&'a AvailabilityClaim),
     Recovers(&'a RecoversClaim),
     Latency(&'a LatencyClaim),
+    NoAckedWriteLoss(&'a WorkloadRef),
+    WriteAvailability(&'a WriteAvailabilityClaim),
+    SinglePrimary(&'a SinglePrimaryClaim),
+    BlastRadius(&'a BlastRadiusClaim),
+}
+
+impl ClaimCheck<'_> {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClaimCheck::Availability(_) => "availability",
+            ClaimCheck::Recovers(_) => "recovers",
+            ClaimCheck::Latency(_) => "latency",
+            ClaimCheck::NoAckedWriteLoss(_) => "noAckedWriteLoss",
+            ClaimCheck::WriteAvailability(_) => "writeAvailability",
+            ClaimCheck::SinglePrimary(_) => "singlePrimary",
+            ClaimCheck::BlastRadius(_) => "blastRadius",
+        }
+    }
+}
+
+/// The keys a claim may use, for messages.
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary` or `blastRadius`";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// Name of an entry in `spec.workloads`.
+    pub workload: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WriteAvailabilityClaim {
+    pub workload: String,
+    /// The longest time without a successful write, from the fault's injection to the end
+    /// of the run, stays at or under this.
+    pub max_gap: Duration,
+    /// Fault whose injection starts the window (default: the first fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SinglePrimaryClaim {
+    /// Workloads whose histories are combined (clients on both sides of a partition).
+    pub workloads: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlastRadiusClaim {
+    /// The fault whose active window is checked.
+    pub fault: String,
+    pub workloads: Vec<String>,
+    /// At most this many of the workloads may see a failed or unknown operation.
+    pub max_affected: u32,
 }
 
 impl ClaimSpec {
     /// The claim's check, if exactly one is set (validation guarantees it).
     pub fn check(&self) -> Option<ClaimCheck<'_>> {
-        match (&self.availability, &self.recovers, &self.latency) {
-            (Some(a), None, None) => Some(ClaimCheck::Availability(a)),
-            (None, Some(r), None) => Some(ClaimCheck::Recovers(r)),
-            (None, None, Some(l)) => Some(ClaimCheck::Latency(l)),
+        let all = [
+            self.availability.as_ref().map(ClaimCheck::Availability),
+            self.recovers.as_ref().map(ClaimCheck::Recovers),
+            self.latency.as_ref().map(ClaimCheck::Latency),
+            self.no_acked_write_loss
+                .as_ref()
+                .map(ClaimCheck::NoAckedWriteLoss),
+            self.write_availability
+                .as_ref()
+                .map(ClaimCheck::WriteAvailability),
+            self.single_primary.as_ref().map(ClaimCheck::SinglePrimary),
+            self.blast_radius.as_ref().map(ClaimCheck::BlastRadius),
+        ];
+        let mut set = all.into_iter().flatten();
+        match (set.next(), set.next()) {
+            (Some(c), None) => Some(c),
             _ => None,
         }
+    }
+    /// How many checks are set (exactly one is valid).
+    pub fn checks_set(&self) -> usize {
+        [
+            self.availability.is_some(),
+            self.recovers.is_some(),
+            self.latency.is_some(),
+            self.no_acked_write_loss.is_some(),
+            self.write_availability.is_some(),
+            self.single_primary.is_some(),
+            self.blast_radius.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
     }
     pub fn probe(&self) -> Option<&str> {
         match self.check()? {
             ClaimCheck::Availability(a) => Some(&a.probe),
             ClaimCheck::Recovers(r) => Some(&r.probe),
             ClaimCheck::Latency(l) => Some(&l.probe),
+            _ => None,
         }
     }
     pub fn fault(&self) -> Option<&str> {
@@ -344,6 +601,19 @@ impl ClaimSpec {
             ClaimCheck::Availability(a) => a.fault.as_deref(),
             ClaimCheck::Recovers(r) => r.fault.as_deref(),
             ClaimCheck::Latency(l) => l.fault.as_deref(),
+            ClaimCheck::WriteAvailability(w) => w.fault.as_deref(),
+            ClaimCheck::BlastRadius(b) => Some(&b.fault),
+            ClaimCheck::NoAckedWriteLoss(_) | ClaimCheck::SinglePrimary(_) => None,
+        }
+    }
+    /// Workloads the claim reads.
+    pub fn workloads(&self) -> Vec<&str> {
+        match self.check() {
+            Some(ClaimCheck::NoAckedWriteLoss(w)) => vec![&w.workload],
+            Some(ClaimCheck::WriteAvailability(w)) => vec![&w.workload],
+            Some(ClaimCheck::SinglePrimary(s)) => s.workloads.iter().map(String::as_str).collect(),
+            Some(ClaimCheck::BlastRadius(b)) => b.workloads.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -459,6 +729,73 @@ impl ExperimentSpec {
             })
             .max()
             .unwrap_or_default()
+    }
+}
+
+impl WorkloadSpec {
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(1), Duration::as_std)
+    }
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout
+            .map_or(std::time::Duration::from_millis(500), Duration::as_std)
+    }
+    /// Workers: enough for every operation of one timeout period to be in flight at once
+    /// (so a hanging node cannot stall the schedule), unless set.
+    pub fn concurrency(&self) -> usize {
+        match self.concurrency {
+            Some(c) => c as usize,
+            None => ((self.rate.per_second * self.timeout().as_secs_f64()).ceil() as usize + 1)
+                .clamp(2, 256),
+        }
+    }
+    pub fn final_read_deadline(&self) -> std::time::Duration {
+        self.final_read_deadline
+            .map_or(std::time::Duration::from_secs(30), Duration::as_std)
+    }
+    /// Which client, for messages and the history.
+    pub fn client_kind(&self) -> &'static str {
+        if self.http.is_some() {
+            "http"
+        } else if self.redis.is_some() {
+            "redis"
+        } else if self.postgres.is_some() {
+            "postgres"
+        } else if self.etcd.is_some() {
+            "etcd"
+        } else {
+            "none"
+        }
+    }
+    pub fn clients_set(&self) -> usize {
+        [
+            self.http.is_some(),
+            self.redis.is_some(),
+            self.postgres.is_some(),
+            self.etcd.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+}
+
+impl RoleProbe {
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(2), Duration::as_std)
+    }
+    pub fn probes_set(&self) -> usize {
+        [
+            self.redis.is_some(),
+            self.postgres.is_some(),
+            self.etcd.is_some(),
+            self.command.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
     }
 }
 

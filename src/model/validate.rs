@@ -268,7 +268,15 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     }
                 }
                 if let Some(r) = &p.ready {
-                    check_check(&mut v, &pp.key("ready"), &r.check());
+                    check_check(&mut v, &pp.key("ready"), &r.check_at("192.0.2.1"));
+                }
+                for f in p.files.keys() {
+                    if f.is_empty() || f.contains(['/', '\0']) || f == "." || f == ".." {
+                        v.err(
+                            pp.key("files").key(f),
+                            "file names are plain names inside the data directory (no '/')",
+                        );
+                    }
                 }
             }
             lab_hosts.push((
@@ -293,6 +301,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         let l = &t.local;
         let n = [
             l.lab.is_some(),
+            !l.members.is_empty(),
             l.process.is_some(),
             l.cgroup.is_some(),
             l.netns.is_some(),
@@ -303,26 +312,34 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         if n != 1 {
             v.err(
                 tp.clone(),
-                format!("needs exactly one of `lab`, `process`, `cgroup` or `netns` (found {n})"),
+                format!("needs exactly one of `lab`, `members`, `process`, `cgroup` or `netns` (found {n})"),
             );
         }
+        let mut refs: Vec<(FieldPath, &String)> = Vec::new();
         if let Some(r) = &l.lab {
+            refs.push((tp.key("lab"), r));
+        }
+        for (j, r) in l.members.iter().enumerate() {
+            refs.push((tp.key("members").index(j), r));
+        }
+        let mut seen_refs = HashSet::new();
+        for (rp, r) in refs {
+            if !seen_refs.insert(r.as_str()) {
+                v.err(rp.clone(), format!("{r:?} is listed twice"));
+            }
             let (host, proc_) = r
                 .split_once('/')
                 .map_or((r.as_str(), None), |(h, p)| (h, Some(p)));
             match lab_hosts.iter().find(|(h, _)| *h == host) {
                 None if spec.lab.is_none() => v.err(
-                    tp.key("lab"),
+                    rp,
                     format!("refers to lab host {host:?} but the experiment has no `lab`"),
                 ),
-                None => v.err(tp.key("lab"), format!("no lab host named {host:?}")),
+                None => v.err(rp, format!("no lab host named {host:?}")),
                 Some((_, procs)) => {
                     if let Some(p) = proc_ {
                         if !procs.contains(&p) {
-                            v.err(
-                                tp.key("lab"),
-                                format!("lab host {host:?} has no process named {p:?}"),
-                            );
+                            v.err(rp, format!("lab host {host:?} has no process named {p:?}"));
                         }
                     } else if procs.is_empty() {
                         // A host without processes is still a network namespace target.
@@ -388,6 +405,47 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     tp.key("netns"),
                     format!("{ns:?} is not a network namespace name"),
                 );
+            }
+        }
+        if let Some(sel) = t.select {
+            if matches!(sel, Select::Primary | Select::Replica) && t.role.is_none() {
+                v.err(
+                    tp.key("select"),
+                    "selecting the primary or a replica needs `role` (how to ask each member)",
+                );
+            }
+            if l.members.is_empty() && l.lab.is_none() {
+                v.err(
+                    tp.key("select"),
+                    "role-aware selection needs lab `members` (their addresses are probed)",
+                );
+            }
+        }
+        if let Some(r) = &t.role {
+            let rp = tp.key("role");
+            if r.probes_set() != 1 {
+                v.err(
+                    rp.clone(),
+                    format!(
+                        "needs exactly one of `redis`, `postgres`, `etcd` or `command` (found {})",
+                        r.probes_set()
+                    ),
+                );
+            }
+            if let Some(c) = &r.command {
+                check_argv(&mut v, rp.key("command").key("argv"), &c.argv);
+            }
+            for (k, port) in [
+                ("redis", r.redis.as_ref().map(|p| p.port)),
+                ("etcd", r.etcd.as_ref().map(|p| p.port)),
+                ("postgres", r.postgres.as_ref().map(|p| p.port)),
+            ] {
+                if port == Some(0) {
+                    v.err(rp.key(k).key("port"), "must be a port number above 0");
+                }
+            }
+            if t.select.is_none() {
+                v.err(tp.key("select"), "`role` is only used with `select`");
             }
         }
         if let Some(pick) = &t.pick {
@@ -481,7 +539,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 for (j, p) in n.peers.iter().enumerate() {
                     match spec.targets.get(p) {
                         None => v.err(fp.key("peers").index(j), format!("no target named {p:?}")),
-                        Some(t) if t.local.lab.is_none() => v.err(fp.key("peers").index(j), format!("peer {p:?} must be a lab target (its addresses must be known); use cidrs otherwise")),
+                        Some(t) if t.local.lab.is_none() && t.local.members.is_empty() => v.err(fp.key("peers").index(j), format!("peer {p:?} must be a lab target (its addresses must be known); use cidrs otherwise")),
                         _ => {}
                     }
                     if p == &f.target {
@@ -518,6 +576,111 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         }
     }
 
+    // Workloads.
+    unique(
+        &mut v,
+        sp.key("workloads"),
+        spec.workloads.iter().map(|w| w.name.as_str()),
+        "workload",
+    );
+    for (i, w) in spec.workloads.iter().enumerate() {
+        let wp = sp.key("workloads").index(i);
+        if w.clients_set() != 1 {
+            v.err(
+                wp.clone(),
+                format!(
+                    "needs exactly one of `http`, `redis`, `postgres` or `etcd` (found {})",
+                    w.clients_set()
+                ),
+            );
+        }
+        if w.rate.per_second > 2000.0 {
+            v.err(wp.key("rate"), "at most 2000/s per workload");
+        }
+        if w.endpoints.is_empty() {
+            v.err(wp.key("endpoints"), "needs at least one `ip:port`");
+        }
+        for (key, list) in [
+            ("endpoints", &w.endpoints),
+            ("readEndpoints", &w.read_endpoints),
+        ] {
+            for (j, e) in list.iter().enumerate() {
+                if e.parse::<SocketAddr>().is_err() {
+                    v.err(
+                        wp.key(key).index(j),
+                        format!("{e:?} is not an ip:port address"),
+                    );
+                }
+            }
+        }
+        if let Some(from) = &w.from {
+            if !lab_hosts.iter().any(|(h, _)| h == from) {
+                v.err(wp.key("from"), format!("no lab host named {from:?}"));
+            }
+        }
+        for (k, d) in [
+            ("timeout", w.timeout),
+            ("connectTimeout", w.connect_timeout),
+            ("finalReadDeadline", w.final_read_deadline),
+        ] {
+            if d.is_some_and(|d| d.as_std().is_zero()) {
+                v.err(wp.key(k), "must be above 0");
+            }
+        }
+        if let Some(c) = w.concurrency {
+            if !(1..=256).contains(&c) {
+                v.err(wp.key("concurrency"), "must be between 1 and 256");
+            }
+        }
+        if let Some(h) = &w.http {
+            if let Some(p) = &h.path {
+                if !p.starts_with('/') || p.contains(|c: char| c.is_whitespace() || c.is_control())
+                {
+                    v.err(
+                        wp.key("http").key("path"),
+                        "must start with '/' and contain no spaces or control characters",
+                    );
+                }
+            }
+        }
+        if let Some(r) = &w.redis {
+            if let Some(k) = &r.key {
+                if k.is_empty() || k.len() > 200 || k.contains(|c: char| c.is_control()) {
+                    v.err(
+                        wp.key("redis").key("key"),
+                        "must be 1-200 printable characters",
+                    );
+                }
+            }
+        }
+        if let Some(p) = &w.postgres {
+            if let Some(t) = &p.table {
+                let ok = !t.is_empty()
+                    && t.len() <= 63
+                    && t.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !t.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    v.err(
+                        wp.key("postgres").key("table"),
+                        "must be a plain SQL identifier: lowercase letters, digits and '_'",
+                    );
+                }
+            }
+        }
+        if let Some(e) = &w.etcd {
+            if let Some(p) = &e.prefix {
+                if p.is_empty() || p.contains(|c: char| c.is_control()) {
+                    v.err(
+                        wp.key("etcd").key("prefix"),
+                        "must be printable and not empty",
+                    );
+                }
+            }
+        }
+    }
+    let workload = |n: &str| spec.workloads.iter().find(|w| w.name == n);
+
     // Claims.
     unique(
         &mut v,
@@ -530,11 +693,90 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         let Some(check) = c.check() else {
             v.err(
                 cp,
-                "needs exactly one of `availability`, `recovers` or `latency`",
+                format!(
+                    "needs exactly one of {CLAIM_KINDS} (found {})",
+                    c.checks_set()
+                ),
             );
             continue;
         };
+        let kp = cp.key(check.kind());
+        let refs: Vec<(FieldPath, &str)> = match check {
+            ClaimCheck::NoAckedWriteLoss(w) => vec![(kp.key("workload"), w.workload.as_str())],
+            ClaimCheck::WriteAvailability(w) => vec![(kp.key("workload"), w.workload.as_str())],
+            ClaimCheck::SinglePrimary(s) => s
+                .workloads
+                .iter()
+                .enumerate()
+                .map(|(j, w)| (kp.key("workloads").index(j), w.as_str()))
+                .collect(),
+            ClaimCheck::BlastRadius(b) => b
+                .workloads
+                .iter()
+                .enumerate()
+                .map(|(j, w)| (kp.key("workloads").index(j), w.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (p, w) in &refs {
+            if workload(w).is_none() {
+                v.err(
+                    p.clone(),
+                    format!("no workload named {w:?} in spec.workloads"),
+                );
+            }
+        }
         let (kind, window) = match check {
+            ClaimCheck::NoAckedWriteLoss(w) => {
+                if workload(&w.workload).is_some_and(|w| w.http.is_some()) {
+                    v.err(
+                        kp.key("workload"),
+                        "an http workload has no final read; use a redis, postgres or etcd workload",
+                    );
+                }
+                ("noAckedWriteLoss", None)
+            }
+            ClaimCheck::WriteAvailability(w) => {
+                if w.max_gap.as_std().is_zero() {
+                    v.err(kp.key("maxGap"), "must be above 0");
+                } else if let Some(wl) = workload(&w.workload) {
+                    let period = 1000.0 / wl.rate.per_second;
+                    if period * 2.0 > w.max_gap.as_millis_f64() {
+                        v.err(
+                            kp.key("maxGap"),
+                            format!(
+                                "workload {} writes every {period:.0}ms: too slowly to measure a gap of {}; raise its rate",
+                                wl.name, w.max_gap
+                            ),
+                        );
+                    }
+                }
+                if spec.faults.is_empty() {
+                    v.err(
+                        kp.clone(),
+                        "a `writeAvailability` claim needs at least one fault",
+                    );
+                }
+                ("writeAvailability", None)
+            }
+            ClaimCheck::SinglePrimary(s) => {
+                if s.workloads.is_empty() {
+                    v.err(kp.key("workloads"), "needs at least one workload");
+                }
+                ("singlePrimary", None)
+            }
+            ClaimCheck::BlastRadius(b) => {
+                if b.workloads.is_empty() {
+                    v.err(kp.key("workloads"), "needs at least one workload");
+                }
+                if b.max_affected as usize > b.workloads.len() {
+                    v.err(
+                        kp.key("maxAffected"),
+                        "is more than the number of workloads",
+                    );
+                }
+                ("blastRadius", None)
+            }
             ClaimCheck::Availability(a) => ("availability", Some(a.window)),
             ClaimCheck::Recovers(r) => {
                 if r.within.as_std().is_zero() {
@@ -549,7 +791,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 ("latency", Some(l.window))
             }
         };
-        let kp = cp.key(kind);
+        let _ = kind;
         if let Some(p) = c.probe() {
             if !probe_exists(p) {
                 v.err(

@@ -1,0 +1,790 @@
+//! Workload histories and the checkers that read them.
+//!
+//! A history is every operation a client started, on the run's clock: when it was invoked
+//! (its scheduled start: the client is open loop, so a slow system cannot hide latency by
+//! slowing the client), when it completed, and how: `ok` (acknowledged), `fail` (definitely
+//! not applied: refused connection, read-only node) or `info` (outcome unknown: a timeout or
+//! a connection lost after the request was sent). After the run a final read records what
+//! the system really holds.
+//!
+//! The checkers are pure functions from histories to verdicts. `info` writes are never
+//! counted as lost; no data is never a pass.
+
+use crate::claims::{Outcome, Verdict};
+use crate::model::spec::{BlastRadiusClaim, ClaimSpec, SinglePrimaryClaim, WriteAvailabilityClaim};
+use crate::timeline::RunRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpResult {
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Op {
+    /// Sequence number within the workload.
+    pub id: u64,
+    /// The unique value written (empty for plain requests).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    pub invoke_ms: f64,
+    pub complete_ms: f64,
+    pub result: OpResult,
+    /// The node that served (or refused) it, `ip:port`.
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+impl Op {
+    pub fn is_write(&self) -> bool {
+        !self.value.is_empty()
+    }
+}
+
+/// What the system held after the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalRead {
+    pub ok: bool,
+    pub t_ms: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    pub values: Vec<String>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One workload's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    pub workload: String,
+    pub client: String,
+    pub started_ms: f64,
+    pub stopped_ms: f64,
+    pub ops: Vec<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_read: Option<FinalRead>,
+    /// Set-up problems and other remarks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl History {
+    pub fn count(&self, r: OpResult) -> usize {
+        self.ops.iter().filter(|o| o.result == r).count()
+    }
+}
+
+/// A write named in a verdict's evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRef {
+    pub value: String,
+    /// When the client saw the answer (the acknowledgement for lost writes).
+    pub t_ms: f64,
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+fn secs(ms: f64) -> String {
+    format!("{:.3}s", ms / 1000.0)
+}
+
+fn base(claim: &ClaimSpec, kind: &str) -> Verdict {
+    Verdict {
+        claim: claim.name.clone(),
+        kind: kind.into(),
+        outcome: Outcome::Inconclusive,
+        measured: "-".into(),
+        reason: String::new(),
+        figures: BTreeMap::new(),
+        lost_writes: Vec::new(),
+        indeterminate_writes: Vec::new(),
+    }
+}
+
+fn inconclusive(mut v: Verdict, why: String) -> Verdict {
+    v.outcome = Outcome::Inconclusive;
+    v.reason = why;
+    v
+}
+
+fn history<'a>(rec: &'a RunRecord, name: &str) -> Option<&'a History> {
+    rec.histories.iter().find(|h| h.workload == name)
+}
+
+/// Every acknowledged write is in the final read.
+pub fn no_acked_write_loss(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -> Verdict {
+    let v = base(claim, "noAckedWriteLoss");
+    let Some(h) = history(rec, workload) else {
+        return inconclusive(v, format!("workload {workload} recorded no history"));
+    };
+    check_loss(v, h)
+}
+
+/// The loss check on one history (public for tests).
+pub fn check_loss(mut v: Verdict, h: &History) -> Verdict {
+    let acked: Vec<&Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.is_write() && o.result == OpResult::Ok)
+        .collect();
+    let fr = match &h.final_read {
+        Some(f) if f.ok => f,
+        Some(f) => {
+            return inconclusive(
+                v,
+                format!(
+                    "the final read failed after {} attempt(s): {}; without it no write can be shown lost or kept",
+                    f.attempts,
+                    f.error.as_deref().unwrap_or("unknown error")
+                ),
+            )
+        }
+        None => return inconclusive(v, "no final read was made".into()),
+    };
+    if acked.is_empty() {
+        return inconclusive(
+            v,
+            format!(
+                "no write was acknowledged ({} attempted), so there is nothing to lose",
+                h.ops.iter().filter(|o| o.is_write()).count()
+            ),
+        );
+    }
+    let held: HashSet<&str> = fr.values.iter().map(String::as_str).collect();
+    let mut lost: Vec<WriteRef> = acked
+        .iter()
+        .filter(|o| !held.contains(o.value.as_str()))
+        .map(|o| WriteRef {
+            value: o.value.clone(),
+            t_ms: o.complete_ms,
+            endpoint: o.endpoint.clone(),
+            present: Some(false),
+        })
+        .collect();
+    lost.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    let info: Vec<WriteRef> = h
+        .ops
+        .iter()
+        .filter(|o| o.is_write() && o.result == OpResult::Info)
+        .map(|o| WriteRef {
+            value: o.value.clone(),
+            t_ms: o.complete_ms,
+            endpoint: o.endpoint.clone(),
+            present: Some(held.contains(o.value.as_str())),
+        })
+        .collect();
+    let info_kept = info.iter().filter(|w| w.present == Some(true)).count();
+    let failed_but_present = h
+        .ops
+        .iter()
+        .filter(|o| o.is_write() && o.result == OpResult::Fail && held.contains(o.value.as_str()))
+        .count();
+    v.figures.insert("acked".into(), acked.len() as f64);
+    v.figures.insert("lost".into(), lost.len() as f64);
+    v.figures.insert("indeterminate".into(), info.len() as f64);
+    v.figures
+        .insert("indeterminatePresent".into(), info_kept as f64);
+    v.figures
+        .insert("finalReadSize".into(), fr.values.len() as f64);
+    v.figures
+        .insert("failedButPresent".into(), failed_but_present as f64);
+    let info_note = if info.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} write(s) had an unknown outcome ({} of them present), not counted as lost",
+            info.len(),
+            info_kept
+        )
+    };
+    let fail_note = if failed_but_present > 0 {
+        format!("; {failed_but_present} write(s) the client saw fail are present anyway")
+    } else {
+        String::new()
+    };
+    if lost.is_empty() {
+        v.outcome = Outcome::Held;
+        v.measured = format!("0 of {} lost", acked.len());
+        v.reason = format!(
+            "every one of {} acknowledged writes is in the final read from {}{info_note}{fail_note}",
+            acked.len(),
+            fr.endpoint
+        );
+    } else {
+        let by_ep = lost
+            .iter()
+            .fold(BTreeMap::<&str, usize>::new(), |mut m, w| {
+                *m.entry(w.endpoint.as_str()).or_default() += 1;
+                m
+            });
+        let first = &lost[0];
+        let last = &lost[lost.len() - 1];
+        v.outcome = Outcome::Failed;
+        v.measured = format!("{} of {} lost", lost.len(), acked.len());
+        v.reason = format!(
+            "{} acknowledged write(s) are missing from the final read from {} (acknowledged by {}; between {} and {}){info_note}{fail_note}",
+            lost.len(),
+            fr.endpoint,
+            by_ep
+                .iter()
+                .map(|(e, n)| format!("{e}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            secs(first.t_ms),
+            secs(last.t_ms),
+        );
+    }
+    v.lost_writes = lost;
+    v.indeterminate_writes = info;
+    v
+}
+
+/// Longest stretch without a successful write after a fault, and the time to the first
+/// write acknowledged by a different node (failover).
+pub fn write_availability(
+    claim: &ClaimSpec,
+    w: &WriteAvailabilityClaim,
+    rec: &RunRecord,
+) -> Verdict {
+    let v = base(claim, "writeAvailability");
+    let Some(h) = history(rec, &w.workload) else {
+        return inconclusive(v, format!("workload {} recorded no history", w.workload));
+    };
+    let fault = match &w.fault {
+        Some(f) => rec.fault(f),
+        None => rec
+            .faults
+            .iter()
+            .filter(|f| f.injected_ms.is_some())
+            .min_by(|a, b| {
+                a.injected_ms
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
+            }),
+    };
+    let Some(fault) = fault.filter(|f| f.injected_ms.is_some()) else {
+        return inconclusive(
+            v,
+            "no fault was injected, so there was no failover to measure".into(),
+        );
+    };
+    if !fault.confirmed {
+        return inconclusive(
+            v,
+            format!(
+                "fault {} was not confirmed{}",
+                fault.name,
+                fault
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    let start = fault.injected_ms.unwrap_or(0.0);
+    check_gap(v, h, start, &fault.name, w.max_gap.as_millis_f64())
+}
+
+/// The gap check on one history from `start` (public for tests).
+pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: f64) -> Verdict {
+    let end = h.stopped_ms;
+    if end <= start {
+        return inconclusive(v, "the workload stopped before the fault".into());
+    }
+    let mut oks: Vec<&Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.result == OpResult::Ok && o.complete_ms >= start && o.complete_ms <= end)
+        .collect();
+    oks.sort_by(|a, b| a.complete_ms.total_cmp(&b.complete_ms));
+    let tried = h
+        .ops
+        .iter()
+        .filter(|o| o.invoke_ms >= start && o.invoke_ms <= end)
+        .count();
+    if tried == 0 {
+        return inconclusive(v, "the workload made no operation after the fault".into());
+    }
+    // Gaps: fault → first ok, between oks, last ok → end.
+    let mut points = vec![start];
+    points.extend(oks.iter().map(|o| o.complete_ms));
+    points.push(end);
+    let (mut gap, mut gap_from) = (0.0f64, start);
+    for w in points.windows(2) {
+        if w[1] - w[0] > gap {
+            gap = w[1] - w[0];
+            gap_from = w[0];
+        }
+    }
+    // The node that acknowledged writes last before the fault, and the first ok after it
+    // from another node.
+    let before = h
+        .ops
+        .iter()
+        .filter(|o| o.result == OpResult::Ok && o.complete_ms < start)
+        .max_by(|a, b| a.complete_ms.total_cmp(&b.complete_ms))
+        .map(|o| o.endpoint.clone());
+    let moved = before
+        .as_ref()
+        .and_then(|b| oks.iter().find(|o| &o.endpoint != b));
+    v.figures.insert("longestGapMs".into(), gap);
+    v.figures.insert("maxGapMs".into(), max_gap);
+    v.figures.insert("okAfterFault".into(), oks.len() as f64);
+    v.figures.insert("opsAfterFault".into(), tried as f64);
+    let failover = match (moved, &before) {
+        (Some(o), Some(b)) => {
+            v.figures.insert("failoverMs".into(), o.complete_ms - start);
+            format!(
+                "; writes moved from {b} to {} {} after {fault}",
+                o.endpoint,
+                secs(o.complete_ms - start)
+            )
+        }
+        (None, Some(b)) => format!("; writes stayed on {b}"),
+        _ => String::new(),
+    };
+    let first_ok = oks.first().map(|o| o.complete_ms);
+    let fails = h
+        .ops
+        .iter()
+        .filter(|o| o.invoke_ms >= start && o.result != OpResult::Ok)
+        .count();
+    v.measured = format!("longest gap {}", secs(gap));
+    if first_ok.is_none() {
+        v.outcome = Outcome::Failed;
+        v.reason = format!(
+            "no write succeeded between {fault} ({}) and the end of the workload ({}): {fails} of {tried} operations failed or timed out",
+            secs(start),
+            secs(end)
+        );
+        return v;
+    }
+    let within = gap <= max_gap;
+    v.outcome = if within {
+        Outcome::Held
+    } else {
+        Outcome::Failed
+    };
+    v.reason = format!(
+        "the longest stretch without a successful write was {} (from {} to {}), {} the bound of {}; {fails} of {tried} operations after {fault} failed or timed out{failover}",
+        secs(gap),
+        secs(gap_from),
+        secs(gap_from + gap),
+        if within { "within" } else { "over" },
+        secs(max_gap),
+    );
+    v
+}
+
+/// The interval in which a node is known to have accepted writes: from its first
+/// acknowledgement to the invocation of the last write it accepted.
+fn tenures(ops: &[&Op]) -> BTreeMap<String, (f64, f64, usize)> {
+    let mut t: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
+    for o in ops
+        .iter()
+        .filter(|o| o.result == OpResult::Ok && o.is_write())
+    {
+        let e = t
+            .entry(o.endpoint.clone())
+            .or_insert((f64::INFINITY, f64::NEG_INFINITY, 0));
+        e.0 = e.0.min(o.complete_ms);
+        e.1 = e.1.max(o.invoke_ms);
+        e.2 += 1;
+    }
+    t
+}
+
+/// No two nodes accepted writes in overlapping windows.
+pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord) -> Verdict {
+    let v = base(claim, "singlePrimary");
+    let mut ops: Vec<&Op> = Vec::new();
+    for w in &s.workloads {
+        match history(rec, w) {
+            Some(h) => ops.extend(h.ops.iter()),
+            None => return inconclusive(v, format!("workload {w} recorded no history")),
+        }
+    }
+    check_split(v, &ops)
+}
+
+/// The split-brain check on a set of operations (public for tests).
+pub fn check_split(mut v: Verdict, ops: &[&Op]) -> Verdict {
+    let t = tenures(ops);
+    if t.is_empty() {
+        return inconclusive(
+            v,
+            "no write was acknowledged, so no primary was seen".into(),
+        );
+    }
+    let nodes: Vec<(&String, &(f64, f64, usize))> = t.iter().collect();
+    let mut worst: Option<(String, String, f64, f64)> = None;
+    for i in 0..nodes.len() {
+        for j in i + 1..nodes.len() {
+            let (a, ta) = nodes[i];
+            let (b, tb) = nodes[j];
+            let from = ta.0.max(tb.0);
+            let to = ta.1.min(tb.1);
+            if to > from && worst.as_ref().is_none_or(|w| to - from > w.3 - w.2) {
+                worst = Some((a.clone(), b.clone(), from, to));
+            }
+        }
+    }
+    v.figures.insert("primariesSeen".into(), t.len() as f64);
+    let seen = t
+        .iter()
+        .map(|(e, (_, _, n))| format!("{e} ({n} acks)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match worst {
+        Some((a, b, from, to)) => {
+            v.outcome = Outcome::Failed;
+            v.figures.insert("overlapMs".into(), to - from);
+            v.figures.insert("overlapStartMs".into(), from);
+            v.measured = format!("2 primaries for {}", secs(to - from));
+            v.reason = format!(
+                "{a} and {b} both accepted writes between {} and {} (split brain); nodes that acknowledged writes: {seen}",
+                secs(from),
+                secs(to)
+            );
+        }
+        None => {
+            v.outcome = Outcome::Held;
+            v.measured = format!("{} primary(ies), never together", t.len());
+            v.reason = format!("no two nodes accepted writes at the same time; nodes that acknowledged writes, in turn: {seen}");
+        }
+    }
+    v
+}
+
+/// While a fault is active, at most N workloads see failures.
+pub fn blast_radius(claim: &ClaimSpec, b: &BlastRadiusClaim, rec: &RunRecord) -> Verdict {
+    let mut v = base(claim, "blastRadius");
+    let Some(f) = rec.fault(&b.fault).filter(|f| f.injected_ms.is_some()) else {
+        return inconclusive(v, format!("fault {} was never injected", b.fault));
+    };
+    if !f.confirmed {
+        return inconclusive(v, format!("fault {} was not confirmed", b.fault));
+    }
+    let from = f.injected_ms.unwrap_or(0.0);
+    let to = f
+        .reverted_ms
+        .or(rec.phases.faults_end_ms)
+        .unwrap_or(rec.phases.end_ms);
+    let mut affected = Vec::new();
+    let mut clean = Vec::new();
+    for w in &b.workloads {
+        let Some(h) = history(rec, w) else {
+            return inconclusive(v, format!("workload {w} recorded no history"));
+        };
+        let ops: Vec<&Op> = h
+            .ops
+            .iter()
+            .filter(|o| o.invoke_ms >= from && o.invoke_ms <= to)
+            .collect();
+        if ops.is_empty() {
+            return inconclusive(
+                v,
+                format!(
+                    "workload {w} made no operation while {} was active",
+                    b.fault
+                ),
+            );
+        }
+        let bad = ops.iter().filter(|o| o.result != OpResult::Ok).count();
+        if bad > 0 {
+            affected.push(format!("{w} ({bad}/{} failed)", ops.len()));
+        } else {
+            clean.push(w.clone());
+        }
+    }
+    v.figures.insert("affected".into(), affected.len() as f64);
+    v.figures
+        .insert("workloads".into(), b.workloads.len() as f64);
+    v.measured = format!("{} of {} affected", affected.len(), b.workloads.len());
+    let held = affected.len() <= b.max_affected as usize;
+    v.outcome = if held { Outcome::Held } else { Outcome::Failed };
+    v.reason = format!(
+        "while {} was active ({} to {}), {} of {} workloads saw failures{}{} (at most {} allowed){}",
+        b.fault,
+        secs(from),
+        secs(to),
+        affected.len(),
+        b.workloads.len(),
+        if affected.is_empty() { "" } else { ": " },
+        affected.join(", "),
+        b.max_affected,
+        if !held && affected.len() == b.workloads.len() {
+            "; every workload was hit at once: a correlated loss"
+        } else {
+            ""
+        }
+    );
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op(id: u64, inv: f64, done: f64, r: OpResult, ep: &str) -> Op {
+        Op {
+            id,
+            value: format!("w-{id}"),
+            invoke_ms: inv,
+            complete_ms: done,
+            result: r,
+            endpoint: ep.into(),
+            error: String::new(),
+        }
+    }
+
+    fn hist(ops: Vec<Op>, final_values: Option<Vec<String>>) -> History {
+        History {
+            workload: "w".into(),
+            client: "redis".into(),
+            started_ms: 0.0,
+            stopped_ms: 10_000.0,
+            ops,
+            final_read: final_values.map(|values| FinalRead {
+                ok: true,
+                t_ms: 11_000.0,
+                endpoint: "a".into(),
+                values,
+                attempts: 1,
+                error: None,
+            }),
+            notes: Vec::new(),
+        }
+    }
+
+    fn v() -> Verdict {
+        let c = ClaimSpec {
+            name: "c".into(),
+            ..Default::default()
+        };
+        base(&c, "t")
+    }
+
+    #[test]
+    fn loss_lists_each_lost_write_and_ignores_info() {
+        let ops = vec![
+            op(1, 0.0, 5.0, OpResult::Ok, "a"),
+            op(2, 10.0, 15.0, OpResult::Ok, "a"),
+            op(3, 20.0, 1020.0, OpResult::Info, "a"),
+            op(4, 30.0, 31.0, OpResult::Fail, "b"),
+            op(5, 40.0, 45.0, OpResult::Ok, "b"),
+        ];
+        // w-2 lost; w-3 (info) absent: not a loss.
+        let h = hist(ops, Some(vec!["w-1".into(), "w-5".into()]));
+        let r = check_loss(v(), &h);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.lost_writes.len(), 1);
+        assert_eq!(r.lost_writes[0].value, "w-2");
+        assert_eq!(r.lost_writes[0].endpoint, "a");
+        assert_eq!(r.lost_writes[0].t_ms, 15.0);
+        assert_eq!(r.indeterminate_writes.len(), 1);
+        assert_eq!(r.indeterminate_writes[0].present, Some(false));
+        assert_eq!(r.figures["lost"], 1.0);
+    }
+
+    #[test]
+    fn loss_holds_when_all_acked_present_and_info_applied() {
+        let ops = vec![
+            op(1, 0.0, 5.0, OpResult::Ok, "a"),
+            op(2, 10.0, 1010.0, OpResult::Info, "a"),
+        ];
+        let h = hist(ops, Some(vec!["w-1".into(), "w-2".into()]));
+        let r = check_loss(v(), &h);
+        assert_eq!(r.outcome, Outcome::Held, "{}", r.reason);
+        assert_eq!(r.figures["indeterminatePresent"], 1.0);
+    }
+
+    #[test]
+    fn loss_without_final_read_or_acks_is_inconclusive() {
+        let h = hist(vec![op(1, 0.0, 5.0, OpResult::Ok, "a")], None);
+        assert_eq!(check_loss(v(), &h).outcome, Outcome::Inconclusive);
+        let mut h = hist(vec![op(1, 0.0, 5.0, OpResult::Ok, "a")], Some(vec![]));
+        if let Some(f) = h.final_read.as_mut() {
+            f.ok = false;
+            f.error = Some("no master".into());
+        }
+        let r = check_loss(v(), &h);
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert!(r.reason.contains("no master"));
+        let h = hist(vec![op(1, 0.0, 5.0, OpResult::Info, "a")], Some(vec![]));
+        assert_eq!(check_loss(v(), &h).outcome, Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn gap_measures_failover_and_endpoint_move() {
+        let mut ops = Vec::new();
+        // 10/s on a until the fault at 2000, failures until 4500, then on b.
+        for i in 0..100u64 {
+            let t = i as f64 * 100.0;
+            let (r, ep) = if t < 2000.0 {
+                (OpResult::Ok, "a")
+            } else if t < 4500.0 {
+                (OpResult::Fail, "a")
+            } else {
+                (OpResult::Ok, "b")
+            };
+            ops.push(op(i, t, t + 5.0, r, ep));
+        }
+        let h = hist(ops, None);
+        let r = check_gap(v(), &h, 2000.0, "kill", 3000.0);
+        assert_eq!(r.outcome, Outcome::Held, "{}", r.reason);
+        assert!((r.figures["longestGapMs"] - 2505.0).abs() < 1e-6);
+        assert!((r.figures["failoverMs"] - 2505.0).abs() < 1e-6);
+        assert!(r.reason.contains("from a to b"));
+        let r = check_gap(v(), &h, 2000.0, "kill", 2000.0);
+        assert_eq!(r.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn gap_with_no_write_after_the_fault_fails_and_no_ops_is_inconclusive() {
+        let ops = vec![
+            op(1, 0.0, 5.0, OpResult::Ok, "a"),
+            op(2, 3000.0, 4000.0, OpResult::Info, "a"),
+        ];
+        let h = hist(ops, None);
+        assert_eq!(
+            check_gap(v(), &h, 2000.0, "f", 1000.0).outcome,
+            Outcome::Failed
+        );
+        let h = hist(vec![op(1, 0.0, 5.0, OpResult::Ok, "a")], None);
+        assert_eq!(
+            check_gap(v(), &h, 2000.0, "f", 1000.0).outcome,
+            Outcome::Inconclusive
+        );
+    }
+
+    #[test]
+    fn late_success_only_counts_from_its_completion() {
+        // An op invoked right after the fault that only succeeds 4s later.
+        let ops = vec![
+            op(1, 0.0, 5.0, OpResult::Ok, "a"),
+            op(2, 1001.0, 5000.0, OpResult::Ok, "a"),
+        ];
+        let mut h = hist(ops, None);
+        h.stopped_ms = 5100.0;
+        let r = check_gap(v(), &h, 1000.0, "f", 3000.0);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert!((r.figures["longestGapMs"] - 4000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn split_brain_needs_real_overlap_not_in_flight_handover() {
+        // Clean failover: a's last accepted write was sent before b's first ack, even
+        // though a's ack arrived after it.
+        let ops = [
+            op(1, 0.0, 10.0, OpResult::Ok, "a"),
+            op(2, 100.0, 300.0, OpResult::Ok, "a"),
+            op(3, 150.0, 200.0, OpResult::Ok, "b"),
+            op(4, 400.0, 410.0, OpResult::Ok, "b"),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        assert_eq!(check_split(v(), &refs).outcome, Outcome::Held);
+        // Both keep accepting writes: split brain, with the window.
+        let ops = [
+            op(1, 0.0, 10.0, OpResult::Ok, "a"),
+            op(2, 100.0, 110.0, OpResult::Ok, "b"),
+            op(3, 500.0, 510.0, OpResult::Ok, "a"),
+            op(4, 600.0, 610.0, OpResult::Ok, "b"),
+            op(5, 700.0, 1700.0, OpResult::Info, "c"),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        let r = check_split(v(), &refs);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.figures["overlapStartMs"], 110.0);
+        assert_eq!(r.figures["overlapMs"], 390.0);
+        assert_eq!(r.figures["primariesSeen"], 2.0, "info ops are not acks");
+    }
+
+    #[test]
+    fn clock_ties_are_not_overlap() {
+        let ops = [
+            op(1, 0.0, 100.0, OpResult::Ok, "a"),
+            op(2, 100.0, 100.0, OpResult::Ok, "b"),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        assert_eq!(check_split(v(), &refs).outcome, Outcome::Held);
+        let none: Vec<&Op> = Vec::new();
+        assert_eq!(check_split(v(), &none).outcome, Outcome::Inconclusive);
+    }
+
+    fn arb_ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec((0u32..10_000, 0u32..2000, 0u8..3, 0u8..3), 1..60).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (t, d, r, e))| {
+                    let r = match r {
+                        0 => OpResult::Ok,
+                        1 => OpResult::Fail,
+                        _ => OpResult::Info,
+                    };
+                    op(
+                        i as u64,
+                        t as f64,
+                        (t + d) as f64,
+                        r,
+                        ["a", "b", "c"][e as usize],
+                    )
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn loss_is_exactly_the_acked_writes_missing(ops in arb_ops(), keep in prop::collection::vec(any::<bool>(), 60)) {
+            let values: Vec<String> = ops.iter().zip(&keep).filter(|(_, k)| **k).map(|(o, _)| o.value.clone()).collect();
+            let h = hist(ops.clone(), Some(values.clone()));
+            let r = check_loss(v(), &h);
+            let expect: usize = ops.iter().filter(|o| o.result == OpResult::Ok && !values.contains(&o.value)).count();
+            let acked = ops.iter().filter(|o| o.result == OpResult::Ok).count();
+            if acked == 0 {
+                prop_assert_eq!(r.outcome, Outcome::Inconclusive);
+            } else {
+                prop_assert_eq!(r.lost_writes.len(), expect);
+                prop_assert_eq!(r.outcome == Outcome::Held, expect == 0);
+                // Never an info or failed write among the lost.
+                for w in &r.lost_writes {
+                    prop_assert!(ops.iter().any(|o| o.value == w.value && o.result == OpResult::Ok));
+                }
+            }
+        }
+
+        #[test]
+        fn one_endpoint_is_never_split_brain(ops in arb_ops()) {
+            let ops: Vec<Op> = ops.into_iter().map(|mut o| { o.endpoint = "a".into(); o }).collect();
+            let refs: Vec<&Op> = ops.iter().collect();
+            prop_assert_ne!(check_split(v(), &refs).outcome, Outcome::Failed);
+        }
+
+        #[test]
+        fn gap_is_at_least_every_gap_between_oks(ops in arb_ops()) {
+            let h = hist(ops.clone(), None);
+            let r = check_gap(v(), &h, 0.0, "f", 1e9);
+            if let Some(g) = r.figures.get("longestGapMs") {
+                let mut t: Vec<f64> = ops.iter().filter(|o| o.result == OpResult::Ok && o.complete_ms <= 10_000.0).map(|o| o.complete_ms).collect();
+                t.sort_by(f64::total_cmp);
+                for w in t.windows(2) { prop_assert!(*g >= w[1] - w[0] - 1e-9); }
+                prop_assert!(*g <= 10_000.0 + 1e-9);
+            }
+        }
+    }
+}

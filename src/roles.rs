@@ -1,0 +1,164 @@
+//! Role-aware selection: which members of a cluster a fault acts on, resolved when the
+//! fault is injected. `primary` and `replica` ask every member for its role (Redis `ROLE`,
+//! PostgreSQL `pg_is_in_recovery()`, etcd's status, or a command); `minority`, `majority`
+//! and `all` are sizes, chosen with the run's seed so a run replays. Read-only.
+
+use crate::fault::Member;
+use crate::model::spec::{RoleProbe, Select, TargetSpec};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What one member said about its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Replica,
+    Unknown(String),
+}
+
+/// Ask one member (by address) for its role.
+pub fn role_of(probe: &RoleProbe, addr: Ipv4Addr) -> Role {
+    let t = probe.timeout();
+    let r: Result<bool, String> = if let Some(p) = &probe.redis {
+        crate::workload::redis::role(SocketAddr::from((addr, p.port)), t).map(|r| r == "master")
+    } else if let Some(p) = &probe.etcd {
+        crate::workload::etcd::is_leader(SocketAddr::from((addr, p.port)), t)
+    } else if let Some(p) = &probe.postgres {
+        crate::workload::pg::runtime().and_then(|rt| {
+            let params = crate::workload::pg::PgParams {
+                user: p.user.clone().unwrap_or_else(|| "postgres".into()),
+                password: None,
+                database: p.database.clone().unwrap_or_else(|| "postgres".into()),
+                connect_timeout: t,
+                user_timeout: t,
+            };
+            crate::workload::pg::is_primary(&rt, SocketAddr::from((addr, p.port)), &params)
+        })
+    } else if let Some(c) = &probe.command {
+        command(&c.argv, c.exit_code, addr, t)
+    } else {
+        Err("no role probe".into())
+    };
+    match r {
+        Ok(true) => Role::Primary,
+        Ok(false) => Role::Replica,
+        Err(e) => Role::Unknown(e),
+    }
+}
+
+fn command(
+    argv: &[String],
+    primary_code: i32,
+    addr: Ipv4Addr,
+    t: Duration,
+) -> Result<bool, String> {
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| a.replace("{address}", &addr.to_string()))
+        .collect();
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    let deadline = Instant::now() + t;
+    loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(s.code() == Some(primary_code));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("role command timed out after {t:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Seeded Fisher-Yates over a stable order; returns the first `k`.
+pub fn seeded_subset(name: &str, mut members: Vec<Member>, k: usize, seed: u64) -> Vec<Member> {
+    let mut state = seed
+        ^ name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    members.sort_by(|a, b| a.label.cmp(&b.label));
+    let n = members.len();
+    for i in (1..n).rev() {
+        let j = (crate::target::next_random(&mut state) % (i as u64 + 1)) as usize;
+        members.swap(i, j);
+    }
+    members.truncate(k.min(n));
+    members
+}
+
+/// Narrow a target's members by `select`. Returns the chosen members and a sentence saying
+/// how they were chosen (for the timeline).
+pub fn select(
+    name: &str,
+    spec: &TargetSpec,
+    members: Vec<Member>,
+    seed: u64,
+) -> Result<(Vec<Member>, String), String> {
+    let Some(sel) = spec.select else {
+        return Ok((members, String::new()));
+    };
+    let n = members.len();
+    match sel {
+        Select::All => Ok((members, format!("all {n} members (correlated)"))),
+        Select::Minority => {
+            let k = (n.saturating_sub(1)) / 2;
+            if k == 0 {
+                return Err(format!("target {name:?}: {n} member(s) have no minority"));
+            }
+            let m = seeded_subset(name, members, k, seed);
+            Ok((m, format!("a minority ({k} of {n}), seed {seed}")))
+        }
+        Select::Majority => {
+            let k = n / 2 + 1;
+            let m = seeded_subset(name, members, k, seed);
+            Ok((m, format!("a majority ({k} of {n}), seed {seed}")))
+        }
+        Select::Primary | Select::Replica => {
+            let probe = spec
+                .role
+                .as_ref()
+                .ok_or_else(|| format!("target {name:?}: no role probe"))?;
+            let mut said = Vec::new();
+            let mut chosen = Vec::new();
+            for m in members {
+                let Some(addr) = m.addrs.first().copied() else {
+                    said.push(format!("{}: no address", m.label));
+                    continue;
+                };
+                let r = role_of(probe, addr);
+                said.push(match &r {
+                    Role::Primary => format!("{}: primary", m.label),
+                    Role::Replica => format!("{}: replica", m.label),
+                    Role::Unknown(e) => format!("{}: unknown ({e})", m.label),
+                });
+                let want = match sel {
+                    Select::Primary => Role::Primary,
+                    _ => Role::Replica,
+                };
+                if r == want {
+                    chosen.push(m);
+                }
+            }
+            let what = if sel == Select::Primary {
+                "primary"
+            } else {
+                "replica"
+            };
+            if chosen.is_empty() {
+                return Err(format!(
+                    "target {name:?}: no member says it is {what} ({})",
+                    said.join(", ")
+                ));
+            }
+            Ok((chosen, format!("roles: {}", said.join(", "))))
+        }
+    }
+}
