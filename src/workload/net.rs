@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// Why a request did not get an answer, and whether it may have been applied.
 #[derive(Debug)]
 pub struct NetError {
-    /// The request (or part of it) left this machine: the outcome is unknown.
+    /// The whole request left this machine: the outcome is unknown. A request whose write
+    /// failed never arrived whole, and neither Redis nor HTTP acts on a partial request.
     pub sent: bool,
     pub message: String,
 }
@@ -74,7 +75,7 @@ pub fn http(
     s.set_write_timeout(Some(left(deadline)))
         .map_err(|e| NetError::before(e.to_string()))?;
     s.write_all(req.as_bytes())
-        .map_err(|e| NetError::after(format!("sending to {addr}: {e}")))?;
+        .map_err(|e| NetError::before(format!("sending to {addr}: {e}")))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 8192];
     loop {

@@ -113,7 +113,7 @@ impl Conn {
         s.set_write_timeout(Some(left(deadline)))
             .map_err(|e| NetError::before(e.to_string()))?;
         s.write_all(&encode(args))
-            .map_err(|e| NetError::after(format!("sending to {}: {e}", self.addr)))?;
+            .map_err(|e| NetError::before(format!("sending to {}: {e}", self.addr)))?;
         s.set_read_timeout(Some(left(deadline)))
             .map_err(|e| NetError::after(e.to_string()))?;
         read_reply(&mut self.reader, 0).map_err(|e| {
