@@ -105,7 +105,7 @@ fn run_quiet(argv: &[&str], netns: Option<OwnedFd>) -> Result<String, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    crate::sys::enter_before_exec(&mut cmd, netns, Vec::new());
+    crate::sys::enter_before_exec(&mut cmd, netns, Vec::new(), None);
     let out = cmd
         .output()
         .map_err(|e| format!("{}: {e}", argv.join(" ")))?;

@@ -416,15 +416,32 @@ impl Lab {
             .stdout(log)
             .stderr(log2)
             .process_group(0);
+        let mut run_as = None;
         if let Some(u) = &spec.user {
             let user = nix::unistd::User::from_name(u)
                 .ok()
                 .flatten()
                 .ok_or_else(|| err(format!("no user named {u:?}")))?;
-            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+            let name = std::ffi::CString::new(u.as_str()).map_err(|e| err(e.to_string()))?;
+            let groups = nix::unistd::getgrouplist(&name, user.gid)
+                .map_err(|e| err(format!("groups of {u}: {e}")))?;
+            run_as = Some(crate::sys::RunAs {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+                groups: groups.iter().map(|g| g.as_raw()).collect(),
+            });
+            for (k, v) in [
+                ("HOME", user.dir.to_string_lossy().into_owned()),
+                ("USER", u.clone()),
+                ("LOGNAME", u.clone()),
+            ] {
+                if !spec.env.contains_key(k) {
+                    cmd.env(k, v);
+                }
+            }
         }
         use std::os::unix::process::CommandExt;
-        crate::sys::enter_before_exec(&mut cmd, Some(ns), fds);
+        crate::sys::enter_before_exec(&mut cmd, Some(ns), fds, run_as);
         let child = cmd
             .spawn()
             .map_err(|e| err(format!("{}: {e}", spec.argv[0])))?;

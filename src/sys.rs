@@ -1,20 +1,36 @@
 //! The only module with `unsafe`: the hook that runs between fork and exec when Murphy
 //! starts a process inside a network namespace and a set of cgroups.
 //!
-//! It must stay tiny. Everything it calls after fork is async-signal-safe (setns, write).
+//! It must stay tiny. Everything it calls after fork is async-signal-safe (setns, write,
+//! setgroups, setgid, setuid).
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+/// A user to become after entering the namespace and cgroups (which need root).
+#[derive(Clone, Debug)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
 /// Arrange for `cmd` to enter `netns` and join every cgroup whose `cgroup.procs` file is
-/// open in `cgroup_procs`, in the child, before exec. The fds are moved into the closure so
-/// they stay open until the command is spawned.
-pub fn enter_before_exec(cmd: &mut Command, netns: Option<OwnedFd>, cgroup_procs: Vec<OwnedFd>) {
-    // SAFETY: the closure runs in the forked child before exec. It only calls setns(2) and
-    // write(2) on file descriptors opened before the fork, which are async-signal-safe, and
-    // it does not allocate (the fds were moved in already; `last_os_error` reads errno only).
+/// open in `cgroup_procs`, in the child, before exec, then drop to `user`. The fds are moved
+/// into the closure so they stay open until the command is spawned. (`Command::uid` would
+/// drop privileges before this hook runs, and setns needs them.)
+pub fn enter_before_exec(
+    cmd: &mut Command,
+    netns: Option<OwnedFd>,
+    cgroup_procs: Vec<OwnedFd>,
+    user: Option<RunAs>,
+) {
+    // SAFETY: the closure runs in the forked child before exec. It only calls setns(2),
+    // write(2), setgroups(2), setgid(2) and setuid(2) on file descriptors and buffers made
+    // before the fork, which are async-signal-safe, and it does not allocate (everything was
+    // moved in already; `last_os_error` reads errno only).
     unsafe {
         cmd.pre_exec(move || {
             if let Some(ns) = &netns {
@@ -25,6 +41,14 @@ pub fn enter_before_exec(cmd: &mut Command, netns: Option<OwnedFd>, cgroup_procs
             for fd in &cgroup_procs {
                 // Writing "0" to cgroup.procs moves the writing process.
                 if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(u) = &user {
+                if libc::setgroups(u.groups.len(), u.groups.as_ptr()) != 0
+                    || libc::setgid(u.gid) != 0
+                    || libc::setuid(u.uid) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
             }

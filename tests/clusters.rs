@@ -163,3 +163,30 @@ fn correlated_shard_loss_is_reported_as_correlated() {
     let keep = verdict(&r, "a restarted shard keeps every acknowledged write");
     assert_eq!(keep["outcome"], "held", "{}", r.stdout);
 }
+
+#[test]
+fn patroni_leader_kill_fails_over_and_is_measured() {
+    let r = run("experiments/patroni-failover.yaml");
+    let gap = verdict(&r, "inserts resume within 20s of losing the leader");
+    assert_eq!(gap["outcome"], "held", "{}", r.stdout);
+    // Patroni's leader key has a 10s TTL: failover cannot be much faster than that, and a
+    // replica (another endpoint) took the writes.
+    let f = gap["figures"]["failoverMs"]
+        .as_f64()
+        .expect("failover measured");
+    assert!(
+        (5000.0..20000.0).contains(&f),
+        "failover {f}ms\n{}",
+        r.stdout
+    );
+    let loss = verdict(&r, "no acknowledged insert is lost");
+    // Asynchronous replication may lose the last few inserts: either way the verdict is
+    // evidence-based, never inconclusive, and lists what it found.
+    assert_ne!(loss["outcome"], "inconclusive", "{}", r.stdout);
+    let lost = loss["figures"]["lost"].as_f64().expect("lost");
+    assert_eq!(
+        loss["lostWrites"].as_array().map_or(0, Vec::len) as f64,
+        lost
+    );
+    assert!(loss["figures"]["acked"].as_f64().expect("acked") > 100.0);
+}

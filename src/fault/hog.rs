@@ -37,7 +37,7 @@ impl Hog {
             .stderr(Stdio::null())
             .process_group(0);
         use std::os::unix::process::CommandExt;
-        crate::sys::enter_before_exec(&mut cmd, None, fds);
+        crate::sys::enter_before_exec(&mut cmd, None, fds, None);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("starting {}: {e}", exe.display()))?;

@@ -94,7 +94,7 @@ pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, 
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    crate::sys::enter_before_exec(&mut cmd, fd, Vec::new());
+    crate::sys::enter_before_exec(&mut cmd, fd, Vec::new(), None);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("nft: {e} (is the nftables package installed?)"))?;

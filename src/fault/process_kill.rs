@@ -61,10 +61,15 @@ impl Fault for ProcessKill {
         let killed = self.killed.clone();
         if wait_for(Duration::from_secs(3), || killed.iter().all(|p| !p.alive())) {
             let pids: Vec<String> = killed.iter().map(|p| p.pid.to_string()).collect();
-            Ok(Evidence(format!(
-                "pid {} no longer running",
-                pids.join(", ")
-            )))
+            Ok(Evidence(if pids.len() > 6 {
+                format!(
+                    "{} processes no longer running (pid {}, …)",
+                    pids.len(),
+                    pids[..5].join(", ")
+                )
+            } else {
+                format!("pid {} no longer running", pids.join(", "))
+            }))
         } else {
             let alive: Vec<String> = killed
                 .iter()
