@@ -162,3 +162,115 @@ pub fn select(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Netns;
+    use crate::model::spec::CommandCheck;
+
+    fn m(label: &str, ip: [u8; 4]) -> Member {
+        Member {
+            label: label.into(),
+            procs: vec![],
+            netns: Netns::Root,
+            addrs: vec![Ipv4Addr::from(ip)],
+            lab: None,
+        }
+    }
+
+    fn five() -> Vec<Member> {
+        (1..=5)
+            .map(|i| m(&format!("n{i}"), [10, 0, 0, i]))
+            .collect()
+    }
+
+    fn spec(sel: Select, role: Option<RoleProbe>) -> TargetSpec {
+        TargetSpec {
+            select: Some(sel),
+            role,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn minority_and_majority_sizes_and_replay() {
+        let (min, how) = select("t", &spec(Select::Minority, None), five(), 9).expect("min");
+        assert_eq!(min.len(), 2);
+        assert!(how.contains("seed 9"));
+        let (maj, _) = select("t", &spec(Select::Majority, None), five(), 9).expect("maj");
+        assert_eq!(maj.len(), 3);
+        let (again, _) = select(
+            "t",
+            &spec(Select::Minority, None),
+            five().into_iter().rev().collect(),
+            9,
+        )
+        .expect("again");
+        assert_eq!(min, again, "same seed, same members");
+        let picks: std::collections::HashSet<Vec<String>> = (0..30)
+            .map(|s| {
+                select("t", &spec(Select::Minority, None), five(), s)
+                    .expect("min")
+                    .0
+                    .into_iter()
+                    .map(|m| m.label)
+                    .collect()
+            })
+            .collect();
+        assert!(picks.len() > 1, "different seeds choose differently");
+        let (all, _) = select("t", &spec(Select::All, None), five(), 1).expect("all");
+        assert_eq!(all.len(), 5);
+        assert!(select(
+            "t",
+            &spec(Select::Minority, None),
+            vec![m("a", [10, 0, 0, 1])],
+            1
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn primary_and_replicas_come_from_the_role_probe() {
+        // `test {address} = 10.0.0.3`: exit 0 (primary) only for that member. No shell.
+        let probe = RoleProbe {
+            command: Some(CommandCheck {
+                argv: vec![
+                    "test".into(),
+                    "{address}".into(),
+                    "=".into(),
+                    "10.0.0.3".into(),
+                ],
+                exit_code: 0,
+                stdout_contains: None,
+            }),
+            ..Default::default()
+        };
+        let (p, how) =
+            select("db", &spec(Select::Primary, Some(probe.clone())), five(), 1).expect("primary");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].label, "n3");
+        assert!(
+            how.contains("n3: primary") && how.contains("n1: replica"),
+            "{how}"
+        );
+        let (r, _) =
+            select("db", &spec(Select::Replica, Some(probe)), five(), 1).expect("replicas");
+        assert_eq!(r.len(), 4);
+        assert!(r.iter().all(|m| m.label != "n3"));
+        // Nobody primary: an error that says what each member answered.
+        let none = RoleProbe {
+            command: Some(CommandCheck {
+                argv: vec!["false".into()],
+                exit_code: 0,
+                stdout_contains: None,
+            }),
+            ..Default::default()
+        };
+        let e = select("db", &spec(Select::Primary, Some(none)), five(), 1).expect_err("none");
+        assert!(
+            e.contains("no member says it is primary") && e.contains("n5: replica"),
+            "{e}"
+        );
+    }
+}

@@ -260,3 +260,102 @@ fn every_experiment_in_the_repository_validates() {
     }
     assert!(n >= 1, "no experiments found");
 }
+
+const CLUSTER: &str = r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: cluster}
+spec:
+  lab:
+    hosts:
+      - {name: n1, processes: [{name: db, argv: [sleep, "60"]}]}
+      - {name: n2, processes: [{name: db, argv: [sleep, "60"]}]}
+      - {name: c}
+  targets:
+    leader:
+      members: [n1/db, n2/db]
+      select: primary
+      role: {redis: {port: 6379}}
+  workloads:
+    - {name: w, from: c, rate: 10/s, endpoints: ["10.77.0.10:6379"], redis: {}}
+  faults:
+    - {name: kill, kind: process-kill, target: leader, at: 1s, duration: 2s}
+  claims:
+    - name: nothing lost
+      noAckedWriteLoss: {workload: w}
+    - name: quick failover
+      writeAvailability: {workload: w, maxGap: 5s}
+"#;
+
+#[test]
+fn the_cluster_example_is_valid() {
+    assert_eq!(errors(CLUSTER), Vec::<String>::new());
+}
+
+#[test]
+fn workload_needs_one_client_and_real_endpoints() {
+    let src = CLUSTER.replace("redis: {}}", "redis: {}, etcd: {}}");
+    expect_error(
+        &src,
+        "spec.workloads[0]",
+        "exactly one of `http`, `redis`, `postgres` or `etcd` (found 2)",
+    );
+    let src = CLUSTER.replace("\"10.77.0.10:6379\"", "\"redis-1:6379\"");
+    expect_error(&src, "spec.workloads[0].endpoints[0]", "not an ip:port");
+    let src = CLUSTER.replace("from: c,", "from: nowhere,");
+    expect_error(&src, "spec.workloads[0].from", "no lab host");
+    let src = CLUSTER.replace("rate: 10/s", "rate: fast");
+    expect_error(&src, "spec.workloads[0].rate", "rate");
+}
+
+#[test]
+fn claims_name_existing_workloads_and_measurable_gaps() {
+    let src = CLUSTER.replace(
+        "noAckedWriteLoss: {workload: w}",
+        "noAckedWriteLoss: {workload: x}",
+    );
+    expect_error(
+        &src,
+        "spec.claims[0].noAckedWriteLoss.workload",
+        "no workload named \"x\"",
+    );
+    // 10/s writes every 100ms: a 150ms gap cannot be measured.
+    let src = CLUSTER.replace("maxGap: 5s", "maxGap: 150ms");
+    expect_error(
+        &src,
+        "spec.claims[1].writeAvailability.maxGap",
+        "too slowly",
+    );
+    let src = CLUSTER.replace(
+        "noAckedWriteLoss: {workload: w}",
+        "noAckedWriteLoss: {workload: w}\n      singlePrimary: {workloads: [w]}",
+    );
+    expect_error(&src, "spec.claims[0]", "needs exactly one of");
+}
+
+#[test]
+fn role_aware_targets_need_a_role_probe_and_lab_members() {
+    let src = CLUSTER.replace("      role: {redis: {port: 6379}}\n", "");
+    expect_error(&src, "spec.targets.leader.select", "needs `role`");
+    let src = CLUSTER.replace("members: [n1/db, n2/db]", "members: [n1/db, n9/db]");
+    expect_error(
+        &src,
+        "spec.targets.leader.members[1]",
+        "no lab host named \"n9\"",
+    );
+    let src = CLUSTER.replace(
+        "role: {redis: {port: 6379}}",
+        "role: {redis: {port: 6379}, etcd: {port: 2379}}",
+    );
+    expect_error(&src, "spec.targets.leader.role", "exactly one of");
+    let src = CLUSTER.replace("select: primary", "select: leader");
+    expect_error(&src, "spec.targets.leader.select", "");
+}
+
+#[test]
+fn lab_files_are_plain_names() {
+    let src = CLUSTER.replace(
+        "{name: n1, processes: [{name: db, argv: [sleep, \"60\"]}]}",
+        "{name: n1, processes: [{name: db, argv: [sleep, \"60\"], files: {\"../x\": hi}}]}",
+    );
+    expect_error(&src, "spec.lab.hosts[0].processes[0].files", "plain names");
+}
