@@ -85,6 +85,8 @@ struct Ctx<'a> {
     events: Vec<Event>,
     faults: Vec<FaultRecord>,
     probe_state: HashMap<String, (bool, f64)>,
+    /// Live workload counters and whether the last operation seen was ok.
+    live: Vec<(String, Arc<crate::workload::Live>, Option<bool>)>,
     abort: Option<String>,
 }
 
@@ -149,6 +151,7 @@ impl Ctx<'_> {
                 for m in lab_events {
                     self.event("lab", None, m);
                 }
+                self.watch_workloads();
                 if guard
                     && self.clock.now_ms() > self.exp.spec.max_duration().as_secs_f64() * 1000.0
                 {
@@ -160,6 +163,27 @@ impl Ctx<'_> {
                     self.event("guardrail", None, m);
                 }
             }
+        }
+    }
+
+    /// Put a workload's switches between succeeding and failing on the timeline.
+    fn watch_workloads(&mut self) {
+        let mut changes = Vec::new();
+        for (name, live, state) in self.live.iter_mut() {
+            let Some(last) = live.last() else { continue };
+            let ok = last.is_ok();
+            if *state != Some(ok) {
+                if state.is_some() || !ok {
+                    changes.push(match last {
+                        Ok(()) => format!("{name}: operations succeed again"),
+                        Err(e) => format!("{name}: operations failing: {e}"),
+                    });
+                }
+                *state = Some(ok);
+            }
+        }
+        for c in changes {
+            self.event("workload", None, c);
         }
     }
 
@@ -438,6 +462,7 @@ pub fn run(
         events: Vec::new(),
         faults: Vec::new(),
         probe_state: HashMap::new(),
+        live: Vec::new(),
         abort: None,
     };
     let mut status = RunStatus::Completed;
@@ -521,11 +546,23 @@ pub fn run(
                 .as_ref()
                 .and_then(|h| cx.lab.as_ref().and_then(|l| l.host(h)))
                 .map(|(ns, _)| Netns::Named { name: ns });
-            workloads.push((
-                w.clone(),
-                netns.clone(),
-                crate::workload::spawn(w.clone(), netns, clock),
-            ));
+            let h = crate::workload::spawn(w.clone(), netns.clone(), clock);
+            cx.live.push((w.name.clone(), h.live.clone(), None));
+            workloads.push((w.clone(), netns, h));
+        }
+
+        // Workload set-up (e.g. creating a table on the primary) comes before the steady state.
+        if !cx.live.is_empty() {
+            let until = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < until
+                && !cx
+                    .live
+                    .iter()
+                    .all(|(_, l, _)| l.started.load(Ordering::SeqCst))
+                && !cx.stop.load(Ordering::SeqCst)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
 
         // Steady state.
@@ -559,6 +596,17 @@ pub fn run(
                         .map(|s| s.detail.clone())
                         .unwrap_or_default();
                     problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
+                }
+            }
+            for (name, live, _) in &cx.live {
+                if live.ok.load(Ordering::SeqCst) == 0 {
+                    let why = match live.last() {
+                        Some(Err(e)) => e,
+                        _ => "no operation completed".into(),
+                    };
+                    problems.push(format!(
+                        "workload {name} had no successful operation ({why})"
+                    ));
                 }
             }
             if problems.is_empty() {

@@ -198,7 +198,26 @@ struct Job {
     due: Instant,
 }
 
+/// Counters the runner reads while the workload runs (for progress and the timeline).
+#[derive(Default)]
+pub struct Live {
+    pub ok: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    pub unknown: std::sync::atomic::AtomicU64,
+    /// Set-up is done (or failed) and operations are being scheduled.
+    pub started: AtomicBool,
+    /// The most recently completed operation: ok, or its error.
+    last: Mutex<Option<Result<(), String>>>,
+}
+
+impl Live {
+    pub fn last(&self) -> Option<Result<(), String>> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
 struct Shared {
+    live: Arc<Live>,
     spec: WorkloadSpec,
     eps: Vec<SocketAddr>,
     cur: AtomicUsize,
@@ -209,6 +228,19 @@ struct Shared {
 
 impl Shared {
     fn record(&self, op: Op) {
+        let counter = match op.result {
+            OpResult::Ok => &self.live.ok,
+            OpResult::Fail => &self.live.failed,
+            OpResult::Info => &self.live.unknown,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut l) = self.live.last.lock() {
+            *l = Some(if op.result == OpResult::Ok {
+                Ok(())
+            } else {
+                Err(op.error.clone())
+            });
+        }
         if let Ok(mut v) = self.ops.lock() {
             v.push(op);
         }
@@ -312,6 +344,7 @@ fn setup(spec: &WorkloadSpec) -> Result<(), String> {
 
 /// A running workload.
 pub struct Handle {
+    pub live: Arc<Live>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<History>>,
     name: String,
@@ -343,11 +376,18 @@ pub fn spawn(spec: WorkloadSpec, netns: Option<Netns>, clock: Clock) -> Handle {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let name = spec.name.clone();
+    let live = Arc::new(Live::default());
+    let l2 = live.clone();
     let thread = std::thread::Builder::new()
         .name(format!("workload-{}", spec.name))
-        .spawn(move || schedule(spec, netns, clock, flag))
+        .spawn(move || schedule(spec, netns, clock, flag, l2))
         .ok();
-    Handle { stop, thread, name }
+    Handle {
+        live,
+        stop,
+        thread,
+        name,
+    }
 }
 
 fn schedule(
@@ -355,6 +395,7 @@ fn schedule(
     netns: Option<Netns>,
     clock: Clock,
     stop: Arc<AtomicBool>,
+    live: Arc<Live>,
 ) -> History {
     let mut hist = History {
         workload: spec.name.clone(),
@@ -370,7 +411,9 @@ fn schedule(
     if let Err(e) = setup(&spec) {
         hist.notes.push(e);
     }
+    live.started.store(true, Ordering::SeqCst);
     let sh = Arc::new(Shared {
+        live,
         eps: endpoints(&spec),
         spec: spec.clone(),
         cur: AtomicUsize::new(0),
