@@ -39,6 +39,16 @@ enum Cmd {
         /// Write JUnit XML, one test case per claim.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write the self-contained HTML report (with --trials: one per trial, FILE-N.html).
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write a Markdown summary, e.g. `--summary "$GITHUB_STEP_SUMMARY"` (appends).
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Run the experiment N times, each with a fresh lab and seed+i, and report per claim
+        /// how often it held; a claim that holds only sometimes is flaky.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        trials: u32,
         /// Where journals and run logs are kept.
         #[arg(long, env = "MURPHY_STATE_DIR", default_value = "/var/lib/murphy")]
         state_dir: PathBuf,
@@ -48,6 +58,17 @@ enum Cmd {
         /// No live progress, only the final table.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Render a run's JSON (from `run --json`) as HTML, Markdown or JUnit.
+    Report {
+        run_json: PathBuf,
+        /// The HTML report.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
     /// Check an experiment file and report every problem with its field path and line.
     Validate { files: Vec<PathBuf> },
@@ -68,6 +89,7 @@ enum Cmd {
 }
 
 struct Live {
+    quiet: bool,
     bar: Option<ProgressBar>,
     probes: Mutex<BTreeMap<String, bool>>,
     phase: Mutex<String>,
@@ -85,6 +107,7 @@ impl Live {
             b
         });
         Live {
+            quiet,
             bar,
             probes: Mutex::new(BTreeMap::new()),
             phase: Mutex::new(String::new()),
@@ -107,6 +130,9 @@ impl Live {
         }
     }
     fn line(&self, t_ms: f64, s: &str) {
+        if self.quiet {
+            return;
+        }
         let text = format!("[{:>7.2}s] {s}", t_ms / 1000.0);
         match &self.bar {
             Some(b) => b.println(text),
@@ -194,10 +220,43 @@ fn real_main() -> anyhow::Result<i32> {
             }
             Ok(code)
         }
+        Cmd::Report {
+            run_json,
+            output,
+            markdown,
+            junit,
+        } => {
+            let text = std::fs::read_to_string(&run_json)
+                .with_context(|| format!("reading {}", run_json.display()))?;
+            let rep: RunReport = match serde_json::from_str(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "{}: not a Murphy run report (from `murphy run --json`): {e}",
+                        run_json.display()
+                    );
+                    return Ok(exit::INVALID);
+                }
+            };
+            if output.is_none() && markdown.is_none() && junit.is_none() {
+                print!("{}", report::table(&rep));
+            }
+            write_outputs(
+                &rep,
+                None,
+                junit.as_deref(),
+                output.as_deref(),
+                markdown.as_deref(),
+            )?;
+            Ok(0)
+        }
         Cmd::Run {
             file,
             json,
             junit,
+            html,
+            summary,
+            trials,
             state_dir,
             seed,
             quiet,
@@ -223,28 +282,89 @@ fn real_main() -> anyhow::Result<i32> {
                 exe: std::env::current_exe().context("finding murphy's own executable")?,
                 seed,
             };
-            let live = Live::new(quiet);
-            let out = match runner::run(&exp, &opts, &live, stop) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("murphy: {e}");
-                    return Ok(exit::INTERNAL);
+            if trials == 1 {
+                let live = Live::new(quiet);
+                let out = match runner::run(&exp, &opts, &live, stop) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("murphy: {e}");
+                        return Ok(exit::INTERNAL);
+                    }
+                };
+                if let Some(b) = &live.bar {
+                    b.finish_and_clear();
                 }
-            };
-            if let Some(b) = &live.bar {
-                b.finish_and_clear();
+                let rep = RunReport::new(&exp, out);
+                print!("{}", report::table(&rep));
+                write_outputs(
+                    &rep,
+                    json.as_deref(),
+                    junit.as_deref(),
+                    html.as_deref(),
+                    summary.as_deref(),
+                )?;
+                return Ok(rep.exit_code);
             }
-            let rep = RunReport::new(&exp, out);
-            print!("{}", report::table(&rep));
+            // Repeated trials: seed, seed+1, ... so each trial replays on its own.
+            let base = seed.or(exp.spec.seed).unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+            let mut reps = Vec::new();
+            for i in 0..u64::from(trials) {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                eprintln!(
+                    "== trial {} of {trials} (seed {})",
+                    i + 1,
+                    base.wrapping_add(i)
+                );
+                let mut o = opts.clone();
+                o.seed = Some(base.wrapping_add(i));
+                let live = Live::new(quiet);
+                let out = match runner::run(&exp, &o, &live, stop.clone()) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("murphy: {e}");
+                        return Ok(exit::INTERNAL);
+                    }
+                };
+                if let Some(b) = &live.bar {
+                    b.finish_and_clear();
+                }
+                let rep = RunReport::new(&exp, out);
+                if !quiet {
+                    print!("{}", report::table(&rep));
+                }
+                if let Some(h) = &html {
+                    let stem = h
+                        .file_stem()
+                        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
+                    let p = h.with_file_name(format!("{stem}-{}.html", i + 1));
+                    std::fs::write(&p, murphy::html::render(&rep))
+                        .with_context(|| format!("writing {}", p.display()))?;
+                }
+                reps.push(rep);
+            }
+            let tr = murphy::trials::TrialsReport::new(reps);
+            print!("{}", murphy::trials::table(&tr));
             if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&rep)?)
+                std::fs::write(&p, serde_json::to_string_pretty(&tr)?)
                     .with_context(|| format!("writing {}", p.display()))?;
+            }
+            if let Some(p) = summary {
+                append(&p, &murphy::trials::markdown(&tr))?;
             }
             if let Some(p) = junit {
-                std::fs::write(&p, report::junit(&rep))
+                std::fs::write(&p, murphy::trials::junit(&tr))
                     .with_context(|| format!("writing {}", p.display()))?;
             }
-            Ok(rep.exit_code)
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(exit::INCONCLUSIVE.max(tr.exit_code));
+            }
+            Ok(tr.exit_code)
         }
         Cmd::Recover { state_dir } => {
             let recs = murphy::journal::recover(&state_dir)
@@ -276,6 +396,43 @@ fn real_main() -> anyhow::Result<i32> {
         }
         Cmd::Hog { .. } => Ok(0),
     }
+}
+
+fn append(p: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", p.display()))
+}
+
+/// Write whichever reports were asked for.
+fn write_outputs(
+    rep: &RunReport,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+    html: Option<&Path>,
+    markdown: Option<&Path>,
+) -> anyhow::Result<()> {
+    if let Some(p) = json {
+        std::fs::write(p, serde_json::to_string_pretty(rep)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = junit {
+        std::fs::write(p, report::junit(rep))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = html {
+        std::fs::write(p, murphy::html::render(rep))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = markdown {
+        append(p, &report::markdown(rep))?;
+    }
+    Ok(())
 }
 
 fn doctor() -> i32 {

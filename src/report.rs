@@ -275,12 +275,127 @@ pub fn junit(r: &RunReport) -> String {
                 "      <error message=\"{msg}\" type=\"inconclusive\"/>\n"
             )),
         }
+        if !v.figures.is_empty() {
+            x.push_str("      <properties>\n");
+            for (k, val) in &v.figures {
+                x.push_str(&format!(
+                    "        <property name=\"{}\" value=\"{val}\"/>\n",
+                    xml_escape(k)
+                ));
+            }
+            x.push_str("      </properties>\n");
+        }
         x.push_str(&format!(
-            "      <system-out>measured: {}</system-out>\n",
-            xml_escape(&v.measured)
+            "      <system-out>measured: {}{}</system-out>\n",
+            xml_escape(&v.measured),
+            v.figures
+                .iter()
+                .map(|(k, val)| format!("\n{}: {}", xml_escape(k), figure(k, *val)))
+                .collect::<String>()
         ));
         x.push_str("    </testcase>\n");
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
     x
+}
+
+/// A figure for people: times (names ending in `Ms`) in seconds, counts as integers.
+pub fn figure(name: &str, v: f64) -> String {
+    if name.ends_with("Ms") {
+        if v.abs() < 1000.0 {
+            format!("{v:.0}ms")
+        } else {
+            format!("{:.3}s", v / 1000.0)
+        }
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A Markdown summary for a CI job's step summary: verdicts with measured figures, then
+/// the lost writes (folded).
+pub fn markdown(r: &RunReport) -> String {
+    let mut o = String::new();
+    let count = |x: Outcome| r.verdicts.iter().filter(|v| v.outcome == x).count();
+    o.push_str(&format!(
+        "### Murphy: {} — {} held, {} failed, {} inconclusive\n\n",
+        md_cell(&r.experiment.metadata.name),
+        count(Outcome::Held),
+        count(Outcome::Failed),
+        count(Outcome::Inconclusive)
+    ));
+    if let Some(d) = &r.experiment.spec.description {
+        o.push_str(&format!("{}\n\n", md_cell(d)));
+    }
+    o.push_str(&format!(
+        "Run `{}`, seed `{}`, status `{:?}`, exit code {}.\n\n",
+        r.run_id, r.seed, r.record.status, r.exit_code
+    ));
+    o.push_str("| | claim | measured | figures | reason |\n|---|---|---|---|---|\n");
+    for v in &r.verdicts {
+        let mark = match v.outcome {
+            Outcome::Held => "✅ held",
+            Outcome::Failed => "❌ failed",
+            Outcome::Inconclusive => "⚠️ inconclusive",
+        };
+        let figs = v
+            .figures
+            .iter()
+            .map(|(k, x)| format!("{k}={}", figure(k, *x)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        o.push_str(&format!(
+            "| {mark} | {} | {} | {} | {} |\n",
+            md_cell(&v.claim),
+            md_cell(&v.measured),
+            md_cell(&figs),
+            md_cell(&v.reason)
+        ));
+    }
+    for f in &r.record.faults {
+        o.push_str(&format!(
+            "\n- fault **{}** ({}) on {}: {}",
+            md_cell(&f.name),
+            f.kind,
+            md_cell(&f.members.join(", ")),
+            if f.confirmed {
+                format!("confirmed: {}", md_cell(&f.evidence))
+            } else {
+                format!(
+                    "NOT confirmed: {}",
+                    md_cell(f.error.as_deref().unwrap_or(""))
+                )
+            }
+        ));
+    }
+    o.push('\n');
+    for v in r.verdicts.iter().filter(|v| !v.lost_writes.is_empty()) {
+        o.push_str(&format!(
+            "\n<details><summary>{} lost writes: {}</summary>\n\n| value | acknowledged at | by |\n|---|---|---|\n",
+            v.lost_writes.len(),
+            md_cell(&v.claim)
+        ));
+        for w in v.lost_writes.iter().take(500) {
+            o.push_str(&format!(
+                "| `{}` | {:.3}s | {} |\n",
+                md_cell(&w.value),
+                w.t_ms / 1000.0,
+                md_cell(&w.endpoint)
+            ));
+        }
+        if v.lost_writes.len() > 500 {
+            o.push_str(&format!(
+                "\n… and {} more in the JSON report.\n",
+                v.lost_writes.len() - 500
+            ));
+        }
+        o.push_str("\n</details>\n");
+    }
+    o
 }

@@ -360,3 +360,88 @@ spec:
         "journal removed: nothing left to recover"
     );
 }
+
+#[test]
+fn trials_aggregate_per_claim_and_reports_render() {
+    require_root();
+    let state = temp_dir("trials");
+    let json = state.join("trials.json");
+    let html = state.join("report.html");
+    let md = state.join("summary.md");
+    let out = Command::new(MURPHY)
+        .args([
+            "run",
+            "experiments/quickstart.yaml",
+            "--quiet",
+            "--trials",
+            "2",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .arg("--summary")
+        .arg(&md)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("murphy run --trials");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the recovery claim fails in every trial\n{stdout}"
+    );
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    assert_eq!(rep["trials"].as_array().map(Vec::len), Some(2));
+    let seeds: Vec<u64> = rep["trials"]
+        .as_array()
+        .expect("trials")
+        .iter()
+        .map(|t| t["seed"].as_u64().expect("seed"))
+        .collect();
+    assert_eq!(seeds, vec![7, 8], "spec seed, then seed+1");
+    let claims = rep["claims"].as_array().expect("claims");
+    assert_eq!(claims[0]["verdict"], "held", "{stdout}");
+    assert_eq!(claims[2]["verdict"], "failed", "{stdout}");
+    assert_eq!(claims[2]["failed"], 2);
+    let rec = &claims[2]["figures"]["recoveryMs"];
+    assert_eq!(rec["n"], 2);
+    assert!(rec["min"].as_f64().expect("min") >= 7500.0);
+    assert!(stdout.contains("over 2 trial(s)"), "{stdout}");
+    for i in 1..=2 {
+        let page = std::fs::read_to_string(state.join(format!("report-{i}.html")))
+            .expect("html per trial");
+        assert!(page.contains("<svg") && page.contains("web1 itself recovers within 2s"));
+    }
+    let summary = std::fs::read_to_string(&md).expect("markdown");
+    assert!(
+        summary.contains("| ❌ failed | web1 itself recovers within 2s | 0/2 |"),
+        "{summary}"
+    );
+
+    // `murphy report` renders a saved run; a file that is not a run report is refused.
+    let one = serde_json::to_string(&rep["trials"][0]).expect("one run");
+    let run_json = state.join("run.json");
+    std::fs::write(&run_json, one).expect("write");
+    let page = state.join("again.html");
+    let st = Command::new(MURPHY)
+        .arg("report")
+        .arg(&run_json)
+        .arg("-o")
+        .arg(&page)
+        .status()
+        .expect("murphy report");
+    assert!(st.success());
+    assert!(std::fs::read_to_string(&page)
+        .expect("html")
+        .contains("Timeline"));
+    let st = Command::new(MURPHY)
+        .arg("report")
+        .arg(&json)
+        .status()
+        .expect("murphy report on a trials file");
+    assert_eq!(st.code(), Some(3));
+}

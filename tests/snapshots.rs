@@ -218,3 +218,135 @@ fn lost_writes_table_snapshot() {
     assert_eq!(r.verdicts[1].indeterminate_writes.len(), 5);
     insta::assert_snapshot!(table(&r));
 }
+
+/// The structure of the HTML report, not its pixels: sections, headings, claim cards,
+/// timeline lanes and marks, table sizes.
+fn outline(html: &str) -> String {
+    let re = regex::Regex::new(
+        r#"<(section) id="([^"]+)"|<(h[123])>([^<]*)|<article class="card ([a-z]+)"><h3><span>([^<]*)|<text x="8" y="[^"]+" class="lbl">([^<]*)|fill="url\(#hatch\)"|<(table)|<(svg) "#,
+    )
+    .expect("regex");
+    let mut out = Vec::new();
+    for c in re.captures_iter(html) {
+        let line = if let Some(id) = c.get(2) {
+            format!("section #{}", id.as_str())
+        } else if let (Some(h), Some(t)) = (c.get(3), c.get(4)) {
+            format!("  {} {}", h.as_str(), t.as_str())
+        } else if let (Some(k), Some(t)) = (c.get(5), c.get(6)) {
+            format!("  card [{}] {}", k.as_str(), t.as_str())
+        } else if let Some(l) = c.get(7) {
+            format!("  lane {}", l.as_str())
+        } else if c.get(8).is_some() {
+            "  table".to_string()
+        } else if c.get(9).is_some() {
+            "  svg".to_string()
+        } else {
+            "  split-brain window".to_string()
+        };
+        out.push(line);
+    }
+    out.push(format!("table rows: {}", html.matches("<tr>").count()));
+    out.join("\n")
+}
+
+#[test]
+fn html_report_structure_snapshot() {
+    let html = murphy::html::render(&redis_fixed());
+    for needle in [
+        "src=\"http",
+        "href=\"http",
+        "url(http",
+        "@import",
+        "<link",
+        "src=\"//",
+    ] {
+        assert!(
+            !html.contains(needle),
+            "the report loads nothing from the network: {needle}"
+        );
+    }
+    insta::assert_snapshot!(outline(&html));
+    let html = murphy::html::render(&fixed());
+    insta::assert_snapshot!("quickstart_html_outline", outline(&html));
+}
+
+#[test]
+fn markdown_summary_snapshot() {
+    insta::assert_snapshot!(murphy::report::markdown(&redis_fixed()));
+}
+
+/// Render the report in headless Chromium (Debian's `chromium`, installed by
+/// scripts/install-deps) at desktop and phone widths: no console errors, the page fits its
+/// width, every claim card is there, and the screenshot has the asked-for size.
+#[test]
+fn html_report_renders_in_chromium_without_errors() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is installed (scripts/install-deps installs it)");
+    let dir = std::env::temp_dir().join(format!("murphy-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let page = dir.join("report.html");
+    std::fs::write(&page, murphy::html::render(&redis_fixed())).expect("write");
+    let url = format!("file://{}", page.display());
+    for (w, h) in [(1280u32, 1800u32), (390, 2400)] {
+        let profile = dir.join(format!("profile-{w}"));
+        let common = |extra: &[String]| {
+            let mut args: Vec<String> = [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=3000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.push(format!("--user-data-dir={}", profile.display()));
+            args.push(format!("--window-size={w},{h}"));
+            args.extend_from_slice(extra);
+            args.push(url.clone());
+            std::process::Command::new(chromium)
+                .args(&args)
+                .output()
+                .expect("run chromium")
+        };
+        let dom = common(&["--dump-dom".to_string()]);
+        let stderr = String::from_utf8_lossy(&dom.stderr);
+        let console: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+            .collect();
+        assert!(
+            console.is_empty(),
+            "console messages at {w}px: {console:#?}"
+        );
+        let text = String::from_utf8_lossy(&dom.stdout);
+        assert!(
+            text.contains("data-fits=\"true\""),
+            "the page is wider than the {w}px window\n{}",
+            &text[..text.len().min(400)]
+        );
+        assert!(text.contains("data-cards=\"4\""), "4 claim cards at {w}px");
+        let png = dir.join(format!("report-{w}.png"));
+        let shot = common(&[format!("--screenshot={}", png.display())]);
+        assert!(shot.status.success(), "screenshot at {w}px failed");
+        let bytes = std::fs::read(&png).expect("png written");
+        assert_eq!(&bytes[1..4], b"PNG");
+        let width = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+        let height = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+        assert_eq!((width, height), (w, h));
+        assert!(
+            bytes.len() > 20_000,
+            "a real page, not a blank one: {} bytes",
+            bytes.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,737 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, a three-line script, no
+//! network)
+//! that people can open after a game day. Verdicts first; then one timeline on the run's
+//! clock with fault windows shaded, probe health and latency, workload throughput and
+//! errors, which node acknowledged writes when, split-brain windows and events; then lost
+//! writes one by one, faults, events, and the experiment as it ran.
+//!
+//! It renders a [`RunReport`] and never recomputes a verdict.
+
+use crate::claims::{Outcome, Verdict};
+use crate::history::{History, OpResult};
+use crate::report::RunReport;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn secs(ms: f64) -> String {
+    if ms.abs() < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.3}s", ms / 1000.0)
+    }
+}
+
+fn class(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Held => "held",
+        Outcome::Failed => "failed",
+        Outcome::Inconclusive => "inconclusive",
+    }
+}
+
+/// A UTC date and time from Unix milliseconds (civil-from-days, no time crate).
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+const CSS: &str = r#"
+:root{--held:#1a7f37;--failed:#cf222e;--inc:#9a6700;--ink:#1f2328;--mute:#656d76;--line:#d0d7de;--bg:#f6f8fa}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);margin:0;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:24px 20px 60px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px;border-bottom:1px solid var(--line);padding-bottom:4px}
+.sub{color:var(--mute);margin:0 0 6px}
+.meta{display:flex;flex-wrap:wrap;gap:6px 18px;color:var(--mute);font-size:13px}
+.summary{display:flex;flex-wrap:wrap;gap:10px;margin:16px 0}
+.pill{border-radius:999px;padding:3px 12px;font-weight:600;font-size:13px;color:#fff}
+.pill.held{background:var(--held)}.pill.failed{background:var(--failed)}.pill.inconclusive{background:var(--inc)}.pill.status{background:#57606a}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.card{border:1px solid var(--line);border-left:6px solid var(--line);border-radius:8px;padding:12px 14px;background:#fff}
+.card.held{border-left-color:var(--held)}.card.failed{border-left-color:var(--failed)}.card.inconclusive{border-left-color:var(--inc)}
+.card h3{font-size:15px;margin:0 0 6px;display:flex;justify-content:space-between;gap:8px}
+.verdict{font-size:12px;font-weight:700;letter-spacing:.04em}
+.verdict.held{color:var(--held)}.verdict.failed{color:var(--failed)}.verdict.inconclusive{color:var(--inc)}
+.measured{font-size:20px;font-weight:650;margin:2px 0 6px}
+.reason{margin:0 0 8px;color:#32383f;font-size:14px}
+.figs{font-size:12px;color:var(--mute);display:flex;flex-wrap:wrap;gap:2px 12px}
+.figs b{color:var(--ink);font-weight:600}
+.chart{border:1px solid var(--line);border-radius:8px;padding:8px;background:#fff;overflow-x:auto}
+.chart svg{display:block;width:100%;min-width:640px;height:auto}
+.legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:var(--mute);margin:6px 4px 0}
+.sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-2px;margin-right:4px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th{background:var(--bg);font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{max-height:420px;overflow:auto;border:1px solid var(--line);border-radius:8px}
+code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+pre{background:var(--bg);padding:12px;border-radius:8px;overflow:auto;max-height:520px}
+details summary{cursor:pointer;color:var(--mute)}
+@media (max-width:640px){main{padding:14px 10px}.cards{grid-template-columns:1fr}.measured{font-size:17px}}
+"#;
+
+const FAULT_COLORS: [&str; 6] = [
+    "#fd8c73", "#d2a8ff", "#79c0ff", "#e3b341", "#56d364", "#ff9bce",
+];
+
+struct Scale {
+    x0: f64,
+    w: f64,
+    end: f64,
+}
+
+impl Scale {
+    fn x(&self, ms: f64) -> f64 {
+        self.x0 + (ms.clamp(0.0, self.end) / self.end) * self.w
+    }
+}
+
+/// The timeline as inline SVG.
+pub fn timeline_svg(r: &RunReport) -> String {
+    let rec = &r.record;
+    let end = rec
+        .phases
+        .end_ms
+        .max(
+            rec.histories
+                .iter()
+                .map(|h| h.stopped_ms)
+                .fold(0.0, f64::max),
+        )
+        .max(1.0);
+    let sc = Scale {
+        x0: 170.0,
+        w: 790.0,
+        end,
+    };
+    let probes: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for s in &rec.samples {
+            if !v.contains(&s.probe) {
+                v.push(s.probe.clone());
+            }
+        }
+        v
+    };
+    let lane = 34.0;
+    let top = 28.0;
+    let mut rows: Vec<(String, String)> = Vec::new(); // (label, svg body)
+    let mut heights: Vec<f64> = Vec::new();
+    let mut y = top;
+    let mut body = String::new();
+
+    // Fault windows: a row each, and a light band across every lane.
+    let mut bands = String::new();
+    for (i, f) in rec.faults.iter().enumerate() {
+        let color = FAULT_COLORS[i % FAULT_COLORS.len()];
+        let (Some(a), b) = (f.injected_ms, f.reverted_ms.unwrap_or(end)) else {
+            continue;
+        };
+        let (xa, xb) = (sc.x(a), sc.x(b).max(sc.x(a) + 1.0));
+        let _ = write!(
+            bands,
+            r#"<rect class="band" x="{xa:.1}" y="{top}" width="{:.1}" height="BANDH" fill="{color}" fill-opacity="0.13"/>"#,
+            xb - xa
+        );
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{color}" fill-opacity="{}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" class="inbar">{}</text>"#,
+            y + 6.0,
+            xb - xa,
+            lane - 12.0,
+            if f.confirmed { "0.85" } else { "0.35" },
+            esc(&format!(
+                "{} ({}) on {}: {} → {}; {}",
+                f.name,
+                f.kind,
+                f.members.join(", "),
+                secs(a),
+                secs(b),
+                if f.confirmed {
+                    format!("confirmed: {}", f.evidence)
+                } else {
+                    format!("NOT confirmed: {}", f.error.clone().unwrap_or_default())
+                }
+            )),
+            xa + 4.0,
+            y + lane / 2.0 + 4.0,
+            esc(&format!("{} on {}", f.kind, f.members.join(", ")))
+        );
+        rows.push((format!("fault {}", f.name), s));
+        heights.push(lane);
+        y += lane;
+    }
+
+    // Probes: health ticks and a latency line.
+    for p in &probes {
+        let samples: Vec<_> = rec.samples.iter().filter(|s| &s.probe == p).collect();
+        let maxlat = samples
+            .iter()
+            .filter(|s| s.ok)
+            .map(|s| s.latency_ms)
+            .fold(1.0, f64::max);
+        let mut s = String::new();
+        for (i, smp) in samples.iter().enumerate() {
+            let xa = sc.x(smp.t_ms);
+            let xb = samples
+                .get(i + 1)
+                .map_or(xa + 2.0, |n| sc.x(n.t_ms))
+                .max(xa + 1.0);
+            let _ = write!(
+                s,
+                r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="8" fill="{}"><title>{} at {}: {}</title></rect>"#,
+                y + lane - 12.0,
+                xb - xa,
+                if smp.ok { "#2da44e" } else { "#cf222e" },
+                esc(p),
+                secs(smp.t_ms),
+                esc(&if smp.ok {
+                    format!("ok, {:.1}ms", smp.latency_ms)
+                } else {
+                    smp.detail.clone()
+                })
+            );
+        }
+        let pts: Vec<String> = samples
+            .iter()
+            .filter(|s| s.ok)
+            .map(|s| {
+                format!(
+                    "{:.1},{:.1}",
+                    sc.x(s.t_ms),
+                    y + lane - 14.0 - (s.latency_ms / maxlat) * (lane - 20.0)
+                )
+            })
+            .collect();
+        if pts.len() > 1 {
+            let _ = write!(
+                s,
+                r##"<polyline points="{}" fill="none" stroke="#0969da" stroke-width="1"/>"##,
+                pts.join(" ")
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" class="note">max {:.1}ms</text>"#,
+            sc.x0 + sc.w - 2.0,
+            y + 9.0,
+            maxlat
+        );
+        rows.push((format!("probe {p}"), s));
+        heights.push(lane);
+        y += lane;
+    }
+
+    // Workloads: throughput per bucket (ok up, failed/unknown stacked), and who acknowledged.
+    let bucket = (end / 160.0).max(100.0);
+    let mut splits: Vec<(f64, f64, String)> = Vec::new();
+    for v in &r.verdicts {
+        if let (Some(s), Some(d)) = (v.figures.get("overlapStartMs"), v.figures.get("overlapMs")) {
+            splits.push((*s, s + d, v.claim.clone()));
+        }
+    }
+    let workloads_top = y;
+    for h in &rec.histories {
+        rows.push((
+            format!("{} ops", h.workload),
+            workload_lane(h, &sc, y, lane, bucket),
+        ));
+        heights.push(lane);
+        y += lane;
+        let (s, n) = ack_lane(h, &sc, y);
+        if n > 0 {
+            let hh = lane.max(n as f64 * 12.0 + 8.0);
+            rows.push((format!("{} acked by", h.workload), s));
+            heights.push(hh);
+            y += hh;
+        }
+    }
+    let lanes_bottom = y;
+    for (a, b, claim) in &splits {
+        let _ = write!(
+            body,
+            r##"<rect x="{:.1}" y="{workloads_top:.1}" width="{:.1}" height="{:.1}" fill="url(#hatch)" stroke="#cf222e" stroke-width="1"><title>split brain ({}): {} → {}</title></rect>"##,
+            sc.x(*a),
+            (sc.x(*b) - sc.x(*a)).max(1.0),
+            lanes_bottom - workloads_top,
+            esc(claim),
+            secs(*a),
+            secs(*b)
+        );
+    }
+
+    // Events: ticks along the top.
+    let mut ev = String::new();
+    for e in &rec.events {
+        if !matches!(
+            e.kind.as_str(),
+            "target" | "guardrail" | "workload" | "lab" | "probe" | "fault"
+        ) {
+            continue;
+        }
+        let color = match e.kind.as_str() {
+            "guardrail" => "#cf222e",
+            "target" => "#8250df",
+            "fault" => "#bc4c00",
+            _ => "#6e7781",
+        };
+        let x = sc.x(e.t_ms);
+        let _ = write!(
+            ev,
+            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="{color}" stroke-width="2"><title>{} {}: {}</title></line>"#,
+            top - 10.0,
+            top - 2.0,
+            secs(e.t_ms),
+            esc(&e.kind),
+            esc(&e.message)
+        );
+    }
+
+    // Axis.
+    let height = lanes_bottom + 30.0;
+    let mut axis = String::new();
+    let step = nice_step(end / 1000.0 / 10.0);
+    let mut t = 0.0;
+    while t * 1000.0 <= end + 1.0 {
+        let x = sc.x(t * 1000.0);
+        let _ = write!(
+            axis,
+            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{lanes_bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="tick">{}s</text>"#,
+            lanes_bottom + 16.0,
+            trim(t)
+        );
+        t += step;
+    }
+    let phases = &rec.phases;
+    if let Some(fs) = phases.faults_start_ms {
+        let x = sc.x(fs);
+        let _ = write!(
+            axis,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{lanes_bottom:.1}" stroke="#57606a" stroke-dasharray="4 3"><title>fault phase starts at {}</title></line>"##,
+            top - 14.0,
+            secs(fs)
+        );
+    }
+    let mut labels = String::new();
+    let mut ly = top;
+    for ((label, s), hh) in rows.iter().zip(&heights) {
+        let _ = write!(
+            labels,
+            r#"<text x="8" y="{:.1}" class="lbl">{}</text><line x1="0" x2="{:.1}" y1="{:.1}" y2="{:.1}" class="sep"/>"#,
+            ly + hh / 2.0 + 4.0,
+            esc(&shorten(label, 24)),
+            sc.x0 + sc.w,
+            ly + hh,
+            ly + hh
+        );
+        body.push_str(s);
+        ly += hh;
+    }
+    let bands = bands.replace("BANDH", &format!("{:.1}", lanes_bottom - top));
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 970 {height:.0}" role="img" aria-label="timeline">
+<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cf222e" fill-opacity="0.08"/><line x1="0" y1="0" x2="0" y2="6" stroke="#cf222e" stroke-opacity="0.45" stroke-width="2"/></pattern></defs>
+<style>.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}.tick{{font:11px system-ui,sans-serif;fill:#656d76;text-anchor:middle}}.note{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.inbar{{font:11px system-ui,sans-serif;fill:#1f2328}}.grid{{stroke:#eaeef2}}.sep{{stroke:#f0f2f4}}</style>
+{axis}{bands}{labels}{body}{ev}
+</svg>"##
+    )
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn trim(t: f64) -> String {
+    let s = format!("{t:.1}");
+    s.strip_suffix(".0").map_or(s.clone(), str::to_string)
+}
+
+fn nice_step(raw: f64) -> f64 {
+    for s in [
+        0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    ] {
+        if s >= raw {
+            return s;
+        }
+    }
+    1200.0
+}
+
+fn workload_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> String {
+    let n = (sc.end / bucket).ceil() as usize + 1;
+    let mut ok = vec![0u32; n];
+    let mut bad = vec![0u32; n];
+    let mut unk = vec![0u32; n];
+    for o in &h.ops {
+        let i = ((o.invoke_ms / bucket) as usize).min(n - 1);
+        match o.result {
+            OpResult::Ok => ok[i] += 1,
+            OpResult::Fail => bad[i] += 1,
+            OpResult::Info => unk[i] += 1,
+        }
+    }
+    let max = (0..n)
+        .map(|i| ok[i] + bad[i] + unk[i])
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let hgt = lane - 8.0;
+    let mut s = String::new();
+    for i in 0..n {
+        let total = ok[i] + bad[i] + unk[i];
+        if total == 0 {
+            continue;
+        }
+        let xa = sc.x(i as f64 * bucket);
+        let w = (sc.x((i + 1) as f64 * bucket) - xa - 0.5).max(0.5);
+        let mut base = y + lane - 2.0;
+        for (count, color) in [(ok[i], "#2da44e"), (unk[i], "#d4a72c"), (bad[i], "#cf222e")] {
+            if count == 0 {
+                continue;
+            }
+            let hh = f64::from(count) / max * hgt;
+            base -= hh;
+            let _ = write!(
+                s,
+                r#"<rect x="{xa:.1}" y="{base:.1}" width="{w:.1}" height="{hh:.1}" fill="{color}"><title>{} at {}: {} ok, {} unknown, {} failed</title></rect>"#,
+                esc(&h.workload),
+                secs(i as f64 * bucket),
+                ok[i],
+                unk[i],
+                bad[i]
+            );
+        }
+    }
+    s
+}
+
+/// Which node acknowledged writes when: one coloured run per stretch of acks by a node.
+fn ack_lane(h: &History, sc: &Scale, y: f64) -> (String, usize) {
+    let mut oks: Vec<_> = h
+        .ops
+        .iter()
+        .filter(|o| o.result == OpResult::Ok && o.is_write())
+        .collect();
+    oks.sort_by(|a, b| a.complete_ms.total_cmp(&b.complete_ms));
+    let mut eps: Vec<&str> = Vec::new();
+    for o in &oks {
+        if !eps.contains(&o.endpoint.as_str()) {
+            eps.push(&o.endpoint);
+        }
+    }
+    if eps.is_empty() {
+        return (String::new(), 0);
+    }
+    let colors = ["#0969da", "#8250df", "#bf3989", "#1a7f37", "#bc4c00"];
+    let row_h = 12.0;
+    let mut s = String::new();
+    let mut i = 0;
+    while i < oks.len() {
+        let ep = &oks[i].endpoint;
+        let mut j = i;
+        while j + 1 < oks.len()
+            && &oks[j + 1].endpoint == ep
+            && oks[j + 1].complete_ms - oks[j].complete_ms < 2000.0
+        {
+            j += 1;
+        }
+        let k = eps.iter().position(|e| e == ep).unwrap_or(0);
+        let xa = sc.x(oks[i].complete_ms);
+        let xb = sc.x(oks[j].complete_ms).max(xa + 1.5);
+        let _ = write!(
+            s,
+            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} acknowledged {} write(s) of {} from {} to {}</title></rect>"#,
+            y + 4.0 + k as f64 * row_h,
+            xb - xa,
+            row_h - 1.0,
+            colors[k % colors.len()],
+            esc(ep),
+            j - i + 1,
+            esc(&h.workload),
+            secs(oks[i].complete_ms),
+            secs(oks[j].complete_ms)
+        );
+        i = j + 1;
+    }
+    for (k, ep) in eps.iter().enumerate() {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" class="note">{}</text>"#,
+            sc.x0 + sc.w - 2.0,
+            y + 4.0 + (k as f64 + 1.0) * row_h - 1.0,
+            esc(ep)
+        );
+    }
+    (s, eps.len())
+}
+
+fn card(v: &Verdict) -> String {
+    let c = class(v.outcome);
+    let figs: String = v
+        .figures
+        .iter()
+        .map(|(k, x)| {
+            let val = if k.ends_with("Ms") {
+                secs(*x)
+            } else if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.3}")
+            };
+            format!("<span>{}: <b>{}</b></span>", esc(k), esc(&val))
+        })
+        .collect();
+    format!(
+        r#"<article class="card {c}"><h3><span>{}</span><span class="verdict {c}">{}</span></h3><div class="measured">{}</div><p class="reason">{}</p><div class="figs">{figs}</div></article>"#,
+        esc(&v.claim),
+        v.outcome.word(),
+        esc(&v.measured),
+        esc(&v.reason)
+    )
+}
+
+fn writes_table(title: &str, rows: &[crate::history::WriteRef], present_col: bool) -> String {
+    let mut s = format!(
+        "<h3>{}</h3><div class=\"scroll\"><table><thead><tr><th>#</th><th>value</th><th>acknowledged / answered at</th><th>endpoint</th>{}</tr></thead><tbody>",
+        esc(title),
+        if present_col { "<th>in final read</th>" } else { "" }
+    );
+    for (i, w) in rows.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td>{}</tr>",
+            i + 1,
+            esc(&w.value),
+            secs(w.t_ms),
+            esc(&w.endpoint),
+            if present_col {
+                format!("<td>{}</td>", if w.present == Some(true) { "yes" } else { "no" })
+            } else {
+                String::new()
+            }
+        );
+    }
+    s.push_str("</tbody></table></div>");
+    s
+}
+
+/// The whole report as one HTML document.
+pub fn render(r: &RunReport) -> String {
+    let name = &r.experiment.metadata.name;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &r.verdicts {
+        *counts.entry(class(v.outcome)).or_default() += 1;
+    }
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Murphy run {}</title><style>{CSS}</style></head><body><main>"#,
+        esc(name),
+        esc(&r.run_id)
+    );
+    let _ = write!(
+        h,
+        r#"<header><h1>{}</h1><p class="sub">{}</p><div class="meta"><span>run <b>{}</b></span><span>seed <b>{}</b></span><span>started {}</span><span>host {}</span><span>murphy {}</span><span>exit code {}</span></div></header>"#,
+        esc(name),
+        esc(r.experiment.spec.description.as_deref().unwrap_or("")),
+        esc(&r.run_id),
+        r.seed,
+        utc(r.started_unix_ms),
+        esc(&r.hostname),
+        esc(&r.murphy_version),
+        r.exit_code
+    );
+    h.push_str(r#"<section class="summary">"#);
+    for (k, label) in [
+        ("held", "held"),
+        ("failed", "failed"),
+        ("inconclusive", "inconclusive"),
+    ] {
+        if let Some(n) = counts.get(k) {
+            let _ = write!(h, r#"<span class="pill {k}">{n} {label}</span>"#);
+        }
+    }
+    let _ = write!(
+        h,
+        r#"<span class="pill status">run {}</span></section>"#,
+        esc(&format!("{:?}", r.record.status).to_lowercase())
+    );
+    if let Some(reason) = &r.record.status_reason {
+        let _ = write!(h, "<p class=\"reason\">{}</p>", esc(reason));
+    }
+    h.push_str("<section id=\"claims\"><h2>Claims</h2><div class=\"cards\">");
+    for v in &r.verdicts {
+        h.push_str(&card(v));
+    }
+    h.push_str("</div></section>");
+
+    h.push_str("<section id=\"timeline\"><h2>Timeline</h2><div class=\"chart\">");
+    h.push_str(&timeline_svg(r));
+    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain</span><span>ticks on top: events (hover for details)</span></div></section>"##);
+
+    let lost: Vec<&Verdict> = r
+        .verdicts
+        .iter()
+        .filter(|v| !v.lost_writes.is_empty() || !v.indeterminate_writes.is_empty())
+        .collect();
+    if !lost.is_empty() {
+        h.push_str("<section id=\"writes\"><h2>Lost and indeterminate writes</h2>");
+        for v in lost {
+            if !v.lost_writes.is_empty() {
+                h.push_str(&writes_table(
+                    &format!(
+                        "Lost: acknowledged, missing from the final read — {} ({})",
+                        v.claim,
+                        v.lost_writes.len()
+                    ),
+                    &v.lost_writes,
+                    false,
+                ));
+            }
+            if !v.indeterminate_writes.is_empty() {
+                h.push_str(&writes_table(
+                    &format!(
+                        "Indeterminate (outcome unknown, not counted as lost) — {} ({})",
+                        v.claim,
+                        v.indeterminate_writes.len()
+                    ),
+                    &v.indeterminate_writes,
+                    true,
+                ));
+            }
+        }
+        h.push_str("</section>");
+    }
+
+    if !r.record.histories.is_empty() {
+        h.push_str("<section id=\"workloads\"><h2>Workloads</h2><table><thead><tr><th>workload</th><th>client</th><th>ok</th><th>failed</th><th>unknown</th><th>final read</th></tr></thead><tbody>");
+        for w in &r.record.histories {
+            let fr = match &w.final_read {
+                Some(f) if f.ok => format!(
+                    "{} values from {} ({} attempt(s))",
+                    f.values.len(),
+                    f.endpoint,
+                    f.attempts
+                ),
+                Some(f) => format!("failed: {}", f.error.clone().unwrap_or_default()),
+                None => "—".into(),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&w.workload),
+                esc(&w.client),
+                w.count(OpResult::Ok),
+                w.count(OpResult::Fail),
+                w.count(OpResult::Info),
+                esc(&fr)
+            );
+        }
+        h.push_str("</tbody></table></section>");
+    }
+
+    h.push_str("<section id=\"faults\"><h2>Faults</h2><table><thead><tr><th>fault</th><th>kind</th><th>members</th><th>injected</th><th>reverted</th><th>evidence</th></tr></thead><tbody>");
+    for f in &r.record.faults {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            esc(&f.kind),
+            esc(&f.members.join(", ")),
+            f.injected_ms.map_or("—".into(), secs),
+            f.reverted_ms.map_or("—".into(), secs),
+            esc(&if f.confirmed {
+                format!("confirmed: {}", f.evidence)
+            } else {
+                format!("NOT confirmed: {}", f.error.clone().unwrap_or_default())
+            })
+        );
+    }
+    h.push_str("</tbody></table></section>");
+
+    h.push_str("<section id=\"events\"><h2>Events</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>kind</th><th>what happened</th></tr></thead><tbody>");
+    for e in &r.record.events {
+        let _ = write!(
+            h,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}{}</td></tr>",
+            secs(e.t_ms),
+            esc(&e.kind),
+            e.fault
+                .as_ref()
+                .map_or(String::new(), |f| format!("<b>{}</b>: ", esc(f))),
+            esc(&e.message)
+        );
+    }
+    h.push_str("</tbody></table></div></section>");
+
+    let spec = serde_json::to_string_pretty(&r.experiment).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<section id=\"spec\"><h2>The experiment as it ran</h2><details><summary>spec (seed {}), {} bytes of JSON</summary><pre>{}</pre></details></section>",
+        r.seed,
+        spec.len(),
+        esc(&spec)
+    );
+    h.push_str("<footer><p class=\"sub\">Generated by Murphy from the run's JSON; verdicts are computed once, by the run, and only rendered here.</p></footer></main>");
+    // The one script: marks whether the page fits its width (read by the render test).
+    h.push_str("<script>addEventListener('load',function(){var d=document.documentElement;document.body.setAttribute('data-fits',String(d.scrollWidth<=window.innerWidth+1));document.body.setAttribute('data-cards',String(document.querySelectorAll('.card').length));});</script></body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_392_000_000), "2026-11-22 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
