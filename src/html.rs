@@ -569,13 +569,14 @@ pub fn render(r: &RunReport) -> String {
     );
     let _ = write!(
         h,
-        r#"<header><h1>{}</h1><p class="sub">{}</p><div class="meta"><span>run <b>{}</b></span><span>seed <b>{}</b></span><span>started {}</span><span>host {}</span><span>murphy {}</span><span>exit code {}</span></div></header>"#,
+        r#"<header><h1>{}</h1><p class="sub">{}</p><div class="meta"><span>run <b>{}</b></span><span>seed <b>{}</b></span><span>started {}</span><span>host {}</span><span>kernel {}</span><span>murphy {}</span><span>exit code {}</span></div></header>"#,
         esc(name),
         esc(r.experiment.spec.description.as_deref().unwrap_or("")),
         esc(&r.run_id),
         r.seed,
         utc(r.started_unix_ms),
         esc(&r.hostname),
+        esc(&r.kernel),
         esc(&r.murphy_version),
         r.exit_code
     );

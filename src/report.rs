@@ -31,6 +31,9 @@ pub struct RunReport {
     pub seed: u64,
     pub started_unix_ms: u64,
     pub hostname: String,
+    /// Kernel release of the machine that ran it.
+    #[serde(default)]
+    pub kernel: String,
     pub experiment: Experiment,
     pub verdicts: Vec<Verdict>,
     pub record: RunRecord,
@@ -56,7 +59,11 @@ impl RunReport {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         RunReport {
+            kernel,
             murphy_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: out.run_id,
             seed: out.seed,

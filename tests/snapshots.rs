@@ -76,6 +76,7 @@ fn fixed() -> RunReport {
         },
     );
     r.hostname = "host".into();
+    r.kernel = "test".into();
     r.murphy_version = "test".into();
     r
 }
@@ -203,6 +204,7 @@ fn redis_fixed() -> RunReport {
         },
     );
     r.hostname = "host".into();
+    r.kernel = "test".into();
     r.murphy_version = "test".into();
     r
 }
