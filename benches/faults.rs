@@ -57,6 +57,8 @@ fn main() {
         exe,
         lease: Duration::from_secs(60),
         peer_addrs: vec![],
+        seed: 1,
+        max_data_bytes: 1 << 30,
     };
     let member = |p: &str| {
         let (ns, addr) = lab.host("h1").expect("h1");

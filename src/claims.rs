@@ -479,6 +479,28 @@ pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict 
 
 /// Evaluate every claim. A run that did not complete can fail claims (evidence is
 /// evidence) but never holds them.
+/// RTO: like `recovers`, measured from the data fault's injection, with the figure named
+/// for what it is.
+pub fn restores(
+    claim: &ClaimSpec,
+    r: &crate::model::spec::RestoresClaim,
+    rec: &RunRecord,
+) -> Verdict {
+    let as_recovers = RecoversClaim {
+        probe: r.probe.clone(),
+        within: r.within,
+        fault: r.fault.clone(),
+        stable_for: r.stable_for,
+    };
+    let mut v = recovers(claim, &as_recovers, rec);
+    v.kind = "restores".into();
+    if let Some(ms) = v.figures.get("recoveryMs").copied() {
+        v.figures.insert("rtoMs".into(), ms);
+        v.measured = format!("RTO {}", secs(ms));
+    }
+    v
+}
+
 pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
     claims
         .iter()
@@ -517,6 +539,8 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 ClaimCheck::WriteAvailability(w) => crate::history::write_availability(c, w, rec),
                 ClaimCheck::SinglePrimary(s) => crate::history::single_primary(c, s, rec),
                 ClaimCheck::BlastRadius(b) => crate::history::blast_radius(c, b, rec),
+                ClaimCheck::Restores(r) => restores(c, r, rec),
+                ClaimCheck::RecoveryPoint(r) => crate::history::recovery_point(c, r, rec),
             };
             if v.outcome == Outcome::Held
                 && matches!(

@@ -469,6 +469,141 @@ pub fn check_split(mut v: Verdict, ops: &[&Op]) -> Verdict {
     v
 }
 
+/// RPO: writes acknowledged more than `maxLoss` before the data fault are all in the final
+/// read; the measured data-loss window runs from the earliest lost acknowledgement to the
+/// fault.
+pub fn recovery_point(
+    claim: &ClaimSpec,
+    r: &crate::model::spec::RecoveryPointClaim,
+    rec: &RunRecord,
+) -> Verdict {
+    let v = base(claim, "recoveryPoint");
+    let Some(h) = history(rec, &r.workload) else {
+        return inconclusive(v, format!("workload {} recorded no history", r.workload));
+    };
+    let fault = match &r.fault {
+        Some(f) => rec.fault(f),
+        None => rec
+            .faults
+            .iter()
+            .filter(|f| f.injected_ms.is_some())
+            .min_by(|a, b| {
+                a.injected_ms
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
+            }),
+    };
+    let Some(f) = fault.filter(|f| f.injected_ms.is_some()) else {
+        return inconclusive(v, "the data fault was never injected".into());
+    };
+    if !f.confirmed {
+        return inconclusive(v, format!("fault {} was not confirmed", f.name));
+    }
+    check_rpo(
+        v,
+        h,
+        f.injected_ms.unwrap_or(0.0),
+        &f.name,
+        r.max_loss.as_millis_f64(),
+    )
+}
+
+/// The recovery-point check on one history (public for tests).
+pub fn check_rpo(
+    mut v: Verdict,
+    h: &History,
+    fault_ms: f64,
+    fault: &str,
+    max_loss: f64,
+) -> Verdict {
+    let before: Vec<&Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.is_write() && o.result == OpResult::Ok && o.complete_ms < fault_ms)
+        .collect();
+    if before.is_empty() {
+        return inconclusive(v, format!("no write was acknowledged before {fault}"));
+    }
+    v.figures
+        .insert("ackedBeforeFault".into(), before.len() as f64);
+    v.figures.insert("maxLossMs".into(), max_loss);
+    let fr = match &h.final_read {
+        Some(f) if f.ok => f,
+        Some(f) => {
+            // The workload wrote and read fine before the fault; after recovery the system
+            // gives nothing back by the deadline: everything acknowledged is unavailable.
+            v.outcome = Outcome::Failed;
+            v.figures.insert("lost".into(), before.len() as f64);
+            v.measured = format!("all {} unavailable", before.len());
+            v.reason = format!(
+                "after recovery the system returned nothing readable ({} attempt(s): {}), so all {} writes acknowledged before {fault} are unavailable",
+                f.attempts,
+                f.error.as_deref().unwrap_or("?"),
+                before.len()
+            );
+            v.lost_writes = before
+                .iter()
+                .map(|o| WriteRef {
+                    value: o.value.clone(),
+                    t_ms: o.complete_ms,
+                    endpoint: o.endpoint.clone(),
+                    present: Some(false),
+                })
+                .collect();
+            return v;
+        }
+        None => return inconclusive(v, "no final read was made".into()),
+    };
+    let held: HashSet<&str> = fr.values.iter().map(String::as_str).collect();
+    let mut lost: Vec<&&Op> = before
+        .iter()
+        .filter(|o| !held.contains(o.value.as_str()))
+        .collect();
+    lost.sort_by(|a, b| a.complete_ms.total_cmp(&b.complete_ms));
+    let window = lost.first().map_or(0.0, |o| fault_ms - o.complete_ms);
+    v.figures.insert("lost".into(), lost.len() as f64);
+    v.figures.insert("rpoMs".into(), window);
+    let beyond: Vec<&&&Op> = lost
+        .iter()
+        .filter(|o| o.complete_ms < fault_ms - max_loss)
+        .collect();
+    v.measured = if lost.is_empty() {
+        "RPO 0 (nothing lost)".into()
+    } else {
+        format!("RPO {} ({} lost)", secs(window), lost.len())
+    };
+    v.lost_writes = lost
+        .iter()
+        .map(|o| WriteRef {
+            value: o.value.clone(),
+            t_ms: o.complete_ms,
+            endpoint: o.endpoint.clone(),
+            present: Some(false),
+        })
+        .collect();
+    if beyond.is_empty() {
+        v.outcome = Outcome::Held;
+        v.reason = format!(
+            "{} of {} writes acknowledged before {fault} are missing after recovery, all from the last {} before it (allowed: {})",
+            lost.len(),
+            before.len(),
+            secs(window),
+            secs(max_loss)
+        );
+    } else {
+        v.outcome = Outcome::Failed;
+        v.reason = format!(
+            "{} of {} writes acknowledged before {fault} are missing after recovery; {} of them were acknowledged more than {} before it (the oldest {} before)",
+            lost.len(),
+            before.len(),
+            beyond.len(),
+            secs(max_loss),
+            secs(window)
+        );
+    }
+    v
+}
+
 /// While a fault is active, at most N workloads see failures.
 pub fn blast_radius(claim: &ClaimSpec, b: &BlastRadiusClaim, rec: &RunRecord) -> Verdict {
     let mut v = base(claim, "blastRadius");
@@ -712,6 +847,53 @@ mod tests {
         assert_eq!(r.figures["overlapStartMs"], 110.0);
         assert_eq!(r.figures["overlapMs"], 390.0);
         assert_eq!(r.figures["primariesSeen"], 2.0, "info ops are not acks");
+    }
+
+    #[test]
+    fn recovery_point_allows_the_last_moments_only() {
+        // Writes every 100ms; fault at 5000; the restore lost the last 800ms.
+        let ops: Vec<Op> = (0..50u64)
+            .map(|i| {
+                op(
+                    i,
+                    i as f64 * 100.0,
+                    i as f64 * 100.0 + 5.0,
+                    OpResult::Ok,
+                    "db",
+                )
+            })
+            .collect();
+        let kept: Vec<String> = ops
+            .iter()
+            .filter(|o| o.complete_ms < 4200.0)
+            .map(|o| o.value.clone())
+            .collect();
+        let h = hist(ops.clone(), Some(kept));
+        let r = check_rpo(v(), &h, 5000.0, "wipe", 1000.0);
+        assert_eq!(r.outcome, Outcome::Held, "{}", r.reason);
+        assert_eq!(r.figures["lost"], 8.0);
+        assert!((r.figures["rpoMs"] - 795.0).abs() < 1e-6);
+        let r = check_rpo(v(), &h, 5000.0, "wipe", 500.0);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.lost_writes.len(), 8);
+        // Nothing readable after the restore: every write is unavailable, a failure.
+        let mut h = hist(ops, Some(vec![]));
+        if let Some(f) = h.final_read.as_mut() {
+            f.ok = false;
+            f.error = Some("connection refused".into());
+        }
+        let r = check_rpo(v(), &h, 5000.0, "wipe", 1000.0);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert!(r.reason.contains("connection refused"));
+        // No write before the fault: nothing to check.
+        let h = hist(
+            vec![op(1, 6000.0, 6001.0, OpResult::Ok, "db")],
+            Some(vec![]),
+        );
+        assert_eq!(
+            check_rpo(v(), &h, 5000.0, "wipe", 1000.0).outcome,
+            Outcome::Inconclusive
+        );
     }
 
     #[test]

@@ -82,11 +82,46 @@ pub enum UndoAction {
     DeleteNetns { name: String },
     /// Delete a network link Murphy created.
     DeleteLink { name: String },
+    /// Put a file's original bytes, mode and owner back from the journal's copy.
+    RestoreFile {
+        path: PathBuf,
+        /// The copy in the journal's data directory; none when wiped without a copy.
+        backup: Option<PathBuf>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        /// Restore when the fault ends (false: only `murphy recover` after a crash does).
+        on_revert: bool,
+    },
+    /// Recreate a directory with its mode and owner.
+    RestoreDir {
+        path: PathBuf,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        on_revert: bool,
+    },
 }
 
 /// What reverting needs from its surroundings: a running lab can restart processes.
 pub trait RevertEnv {
     fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String>;
+    /// True while an experiment runs (data restores marked `on_revert: false` are left to
+    /// the experiment's own recovery); false for `murphy recover` after a crash.
+    fn in_run(&self) -> bool {
+        false
+    }
+}
+
+/// Reverting during a run that has no lab.
+pub struct NoLabRun;
+impl RevertEnv for NoLabRun {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+        NoLab.restart_lab_process(host, process)
+    }
+    fn in_run(&self) -> bool {
+        true
+    }
 }
 
 /// Reverting without a running lab (recovery after a crash).
@@ -269,8 +304,91 @@ impl UndoAction {
                     .map(|_| format!("deleted link {name}"))
                     .map_err(|e| format!("deleting link {name}: {e}"))
             }
+            UndoAction::RestoreFile {
+                path,
+                backup,
+                mode,
+                uid,
+                gid,
+                on_revert,
+            } => {
+                if !on_revert && env.in_run() {
+                    return Ok(format!(
+                        "left {} as the experiment's recovery made it",
+                        path.display()
+                    ));
+                }
+                let Some(backup) = backup else {
+                    return Ok(format!(
+                        "{} cannot be restored: it was wiped without a journal copy (journalCopy: false)",
+                        path.display()
+                    ));
+                };
+                restore_file(path, backup, *mode, *uid, *gid).map_err(|e| {
+                    format!(
+                        "restoring {} (the original is kept at {}): {e}",
+                        path.display(),
+                        backup.display()
+                    )
+                })
+            }
+            UndoAction::RestoreDir {
+                path,
+                mode,
+                uid,
+                gid,
+                on_revert,
+            } => {
+                if !on_revert && env.in_run() {
+                    return Ok(format!("left directory {} as it is", path.display()));
+                }
+                fs::create_dir_all(path)
+                    .and_then(|_| set_meta(path, *mode, *uid, *gid))
+                    .map(|_| format!("directory {} is back", path.display()))
+                    .map_err(|e| format!("restoring directory {}: {e}", path.display()))
+            }
         }
     }
+}
+
+fn set_meta(path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+}
+
+/// Put `backup`'s bytes at `path` atomically (a temporary file renamed over it), with the
+/// original mode and owner. Idempotent.
+fn restore_file(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<String> {
+    let original = fs::read(backup)?;
+    if fs::read(path).ok().as_deref() == Some(&original[..]) {
+        set_meta(path, mode, uid, gid)?;
+        return Ok(format!(
+            "{} already holds its original bytes",
+            path.display()
+        ));
+    }
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("a file path needs a parent directory"))?;
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.murphy-restore"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&original)?;
+        f.sync_all()?;
+    }
+    set_meta(&tmp, mode, uid, gid)?;
+    fs::rename(&tmp, path)?;
+    Ok(format!(
+        "restored {} ({} bytes, original mode and owner)",
+        path.display(),
+        original.len()
+    ))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -311,6 +429,11 @@ impl Journal {
         &self.path
     }
 
+    /// Where data faults keep copies of the originals: `<run-id>.data/` beside the journal.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path.with_extension("data")
+    }
+
     fn write(&self, line: &Line) -> io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
         text.push('\n');
@@ -341,13 +464,19 @@ impl Journal {
         })
     }
 
+    /// Mark a group reverted; its copies of original data are no longer needed.
     pub fn done(&self, group: &str) -> io::Result<()> {
         self.write(&Line {
             group: group.into(),
             begin: None,
             undo: None,
             done: true,
-        })
+        })?;
+        let copies = self.data_dir().join(group);
+        if copies.exists() {
+            fs::remove_dir_all(&copies)?;
+        }
+        Ok(())
     }
 
     /// Remove the journal once every group in it is done.
@@ -355,6 +484,10 @@ impl Journal {
         let pending = read_groups(&self.path)?;
         if pending.iter().all(|g| g.done) {
             fs::remove_file(&self.path)?;
+            let data = self.data_dir();
+            if data.exists() {
+                fs::remove_dir_all(&data)?;
+            }
         }
         Ok(())
     }

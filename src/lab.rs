@@ -71,13 +71,33 @@ pub struct Lab {
     base_dir: PathBuf,
     log_dir: PathBuf,
     data_root: PathBuf,
+    /// Each host's `dataOwner`, else the first process user on it.
+    data_owners: Vec<(String, Option<String>)>,
     mounts: Mounts,
     cgroup_root: String,
 }
 
-/// Replace `{data}`, `{address}` and `{host}` in one string (data, never a shell).
-fn substitute(s: &str, data: &Path, addr: Ipv4Addr, host: &str) -> String {
-    s.replace("{data}", &data.to_string_lossy())
+/// Replace `{data:<host>}`, `{data}`, `{address}` and `{host}` in one string (data, never
+/// a shell).
+fn substitute(s: &str, data_root: &Path, addr: Ipv4Addr, host: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("{data:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 6..];
+        match after.find('}') {
+            Some(j) => {
+                out.push_str(&data_root.join(&after[..j]).to_string_lossy());
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("{data}", &data_root.join(host).to_string_lossy())
         .replace("{address}", &addr.to_string())
         .replace("{host}", host)
 }
@@ -137,6 +157,18 @@ impl Lab {
             data_root: log_dir
                 .parent()
                 .map_or_else(|| log_dir.join("data"), |p| p.join("data")),
+            data_owners: spec
+                .hosts
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        h.data_owner
+                            .clone()
+                            .or_else(|| h.processes.iter().find_map(|p| p.user.clone())),
+                    )
+                })
+                .collect(),
             mounts: Mounts::read(),
             cgroup_root: format!("murphy-{run_id}"),
         };
@@ -255,23 +287,140 @@ impl Lab {
             })
             .collect();
         let together = spec.start == Some(crate::model::local::StartOrder::Together);
+        // Every host's data directory exists before any process starts (another host's
+        // processes may use it as `{data:<host>}`).
+        for h in &spec.hosts {
+            let dir = lab.data_dir(&h.name);
+            fs::create_dir_all(&dir)
+                .map_err(|e| LabError::Setup(format!("creating {}: {e}", dir.display())))?;
+            if let Some(u) = lab.data_owner(&h.name)? {
+                nix::unistd::chown(&dir, Some(u.uid), Some(u.gid))
+                    .map_err(|e| LabError::Setup(format!("chown {}: {e}", dir.display())))?;
+            }
+        }
         for (host, procs) in &names {
             for p in procs {
                 lab.prepare(host, p)?;
                 lab.start(host, p)?;
-                if !together {
+                if lab.is_oneshot(host, p) {
+                    lab.wait_exit(host, p)?;
+                } else if !together {
                     lab.wait_ready(host, p)?;
                 }
             }
         }
         for (host, procs) in &names {
             for p in procs {
-                if together {
+                if together && !lab.is_oneshot(host, p) {
                     lab.wait_ready(host, p)?;
                 }
             }
         }
         Ok(lab)
+    }
+
+    fn data_owner(&self, host: &str) -> Result<Option<nix::unistd::User>, LabError> {
+        match self
+            .data_owners
+            .iter()
+            .find(|(h, _)| h == host)
+            .and_then(|(_, o)| o.clone())
+        {
+            Some(u) => nix::unistd::User::from_name(&u)
+                .ok()
+                .flatten()
+                .map(Some)
+                .ok_or_else(|| LabError::Setup(format!("no user named {u:?}"))),
+            None => Ok(None),
+        }
+    }
+
+    fn is_oneshot(&self, host: &str, process: &str) -> bool {
+        self.with_proc(host, process, |h, i| h.procs[i].spec.oneshot)
+            .unwrap_or(false)
+    }
+
+    /// Wait for a one-shot process to exit 0 (within its `ready.timeout`, default 60s).
+    fn wait_exit(&self, host: &str, process: &str) -> Result<(), LabError> {
+        let timeout = self
+            .with_proc(host, process, |h, i| {
+                h.procs[i].spec.ready.as_ref().map(|r| r.timeout())
+            })?
+            .unwrap_or(Duration::from_secs(60));
+        let deadline = Instant::now() + timeout;
+        let log = self.log_dir.join(format!("{host}-{process}.log"));
+        loop {
+            let status = self.with_proc(host, process, |h, i| {
+                h.procs[i]
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+            })?;
+            if let Some(st) = status {
+                if st.success() {
+                    return Ok(());
+                }
+                return Err(LabError::Start {
+                    host: host.into(),
+                    process: process.into(),
+                    message: format!("one-shot step failed ({st}); see {}", log.display()),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(LabError::NotReady {
+                    host: host.into(),
+                    process: process.into(),
+                    timeout,
+                    last: "the one-shot step was still running".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop a lab process: SIGTERM to its main process, then SIGKILL to everything left in
+    /// its cgroup after `grace`.
+    pub fn stop_process(
+        &self,
+        host: &str,
+        process: &str,
+        grace: Duration,
+    ) -> Result<String, String> {
+        let _ = self.poll();
+        let procs: Vec<ProcId> = self
+            .processes(host, Some(process))
+            .into_iter()
+            .flat_map(|(_, ids)| ids)
+            .collect();
+        let Some(main) = procs.iter().min_by_key(|p| p.start_time).copied() else {
+            return Ok(format!("{host}/{process} is not running"));
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(main.pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + grace;
+        while procs.iter().any(|p| p.alive()) && Instant::now() < deadline {
+            let _ = self.poll();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut killed = 0;
+        for p in procs.iter().filter(|p| p.alive()) {
+            if nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
+            {
+                killed += 1;
+            }
+        }
+        let _ = self.poll();
+        Ok(if killed == 0 {
+            format!("stopped {host}/{process} (SIGTERM)")
+        } else {
+            format!("stopped {host}/{process}: {killed} process(es) needed SIGKILL after {grace:?}")
+        })
     }
 
     fn with_proc<T>(
@@ -296,9 +445,15 @@ impl Lab {
         Ok(f(h, i))
     }
 
-    /// The process's data directory: `<run>/data/<host>-<process>`.
-    pub fn data_dir(&self, host: &str, process: &str) -> PathBuf {
-        self.data_root.join(format!("{host}-{process}"))
+    /// A host's data directory: `<run>/data/<host>`.
+    pub fn data_dir(&self, host: &str) -> PathBuf {
+        self.data_root.join(host)
+    }
+
+    /// Lab placeholders in a string, as seen from `host`.
+    pub fn substitute_for(&self, host: &str, s: &str) -> String {
+        let addr = self.host(host).map_or(Ipv4Addr::UNSPECIFIED, |(_, a)| a);
+        substitute(s, &self.data_root, addr, host)
     }
 
     /// Create the data directory and write `files` (first start only).
@@ -310,9 +465,14 @@ impl Lab {
         };
         let (spec, addr) =
             self.with_proc(host, process, |h, i| (h.procs[i].spec.clone(), h.addr))?;
-        let dir = self.data_dir(host, process);
-        fs::create_dir_all(&dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
-        let owner = match &spec.user {
+        let dir = self.data_dir(host);
+        let owner_name = spec.user.clone().or_else(|| {
+            self.data_owners
+                .iter()
+                .find(|(h, _)| h == host)
+                .and_then(|(_, o)| o.clone())
+        });
+        let owner = match &owner_name {
             Some(u) => Some(
                 nix::unistd::User::from_name(u)
                     .ok()
@@ -328,10 +488,9 @@ impl Lab {
             }
             Ok(())
         };
-        chown(&dir)?;
         for (name, text) in &spec.files {
             let path = dir.join(name);
-            let text = substitute(text, &dir, addr, host);
+            let text = substitute(text, &self.data_root, addr, host);
             fs::write(&path, text).map_err(|e| err(format!("writing {}: {e}", path.display())))?;
             chown(&path)?;
         }
@@ -352,8 +511,7 @@ impl Lab {
                 h.addr,
             )
         })?;
-        let data = self.data_dir(host, process);
-        let sub = |s: &String| substitute(s, &data, addr, host);
+        let sub = |s: &String| substitute(s, &self.data_root, addr, host);
         // cgroups of its own, one per controller
         let mut dirs = Vec::new();
         let mut fds: Vec<OwnedFd> = Vec::new();
@@ -605,6 +763,9 @@ impl Lab {
 }
 
 impl RevertEnv for Lab {
+    fn in_run(&self) -> bool {
+        true
+    }
     fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
         // Reap the old one first.
         let _ = self.poll();

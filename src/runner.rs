@@ -62,6 +62,22 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// An `argv` recovery step in progress.
+struct RunningStep {
+    idx: usize,
+    child: std::process::Child,
+    started: Instant,
+    deadline: Instant,
+    log: PathBuf,
+}
+
+fn tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let t = text.trim();
+    let start = t.char_indices().rev().nth(n).map_or(0, |(i, _)| i);
+    t[start..].replace('\n', " | ")
+}
+
 struct Active {
     idx: usize,
     fault: Box<dyn Fault>,
@@ -108,10 +124,156 @@ impl Ctx<'_> {
         });
     }
 
+    /// Start step `idx`: `start`/`stop` run now; `argv` is spawned and polled.
+    fn start_step(&mut self, idx: usize) -> Option<RunningStep> {
+        let st = self.exp.spec.steps[idx].clone();
+        let lab_ref = |r: &str| {
+            r.split_once('/')
+                .map(|(h, p)| (h.to_string(), p.to_string()))
+        };
+        if let Some((h, p)) = st.start.as_deref().and_then(lab_ref) {
+            let msg = match &self.lab {
+                Some(l) => l.restart_lab_process(&h, &p),
+                None => Err("no lab is running".into()),
+            };
+            match msg {
+                Ok(m) => self.event("step", None, format!("{}: {m}", st.name)),
+                Err(e) => self.event("step", None, format!("{} FAILED: {e}", st.name)),
+            }
+            return None;
+        }
+        if let Some((h, p)) = st.stop.as_deref().and_then(lab_ref) {
+            let msg = match &self.lab {
+                Some(l) => l.stop_process(&h, &p, Duration::from_secs(10)),
+                None => Err("no lab is running".into()),
+            };
+            match msg {
+                Ok(m) => self.event("step", None, format!("{}: {m}", st.name)),
+                Err(e) => self.event("step", None, format!("{} FAILED: {e}", st.name)),
+            }
+            return None;
+        }
+        let sub = |s: &String| match (&self.lab, &st.from) {
+            (Some(l), Some(h)) => l.substitute_for(h, s),
+            (Some(l), None) => l.substitute_for("", s),
+            _ => s.clone(),
+        };
+        let argv: Vec<String> = st.argv.iter().map(sub).collect();
+        let log = self
+            .opts
+            .state_dir
+            .join("runs")
+            .join(&self.run_id)
+            .join("logs")
+            .join(format!("step-{}.log", st.name.replace(['/', ' '], "_")));
+        let fail = |cx: &mut Self, e: String| {
+            cx.event("step", None, format!("{} FAILED to start: {e}", st.name));
+            None
+        };
+        if let Some(parent) = log.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let out = match std::fs::File::create(&log) {
+            Ok(f) => f,
+            Err(e) => return fail(self, format!("log {}: {e}", log.display())),
+        };
+        let err = match out.try_clone() {
+            Ok(f) => f,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&self.opts.base_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let netns = st
+            .from
+            .as_ref()
+            .and_then(|h| self.lab.as_ref().and_then(|l| l.host(h)))
+            .and_then(|(ns, _)| std::fs::File::open(format!("/run/netns/{ns}")).ok())
+            .map(std::os::fd::OwnedFd::from);
+        let mut run_as = None;
+        if let Some(u) = &st.user {
+            let Some(user) = nix::unistd::User::from_name(u).ok().flatten() else {
+                return fail(self, format!("no user named {u:?}"));
+            };
+            let groups = std::ffi::CString::new(u.as_str())
+                .ok()
+                .and_then(|n| nix::unistd::getgrouplist(&n, user.gid).ok())
+                .unwrap_or_default();
+            cmd.env("HOME", &user.dir).env("USER", u).env("LOGNAME", u);
+            run_as = Some(crate::sys::RunAs {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+                groups: groups.iter().map(|g| g.as_raw()).collect(),
+            });
+        }
+        use std::os::unix::process::CommandExt;
+        crate::sys::enter_before_exec(&mut cmd, netns, Vec::new(), run_as);
+        match cmd.spawn() {
+            Ok(child) => {
+                self.event(
+                    "step",
+                    None,
+                    format!("{}: started `{}`", st.name, argv.join(" ")),
+                );
+                Some(RunningStep {
+                    idx,
+                    child,
+                    started: Instant::now(),
+                    deadline: Instant::now() + st.timeout(),
+                    log,
+                })
+            }
+            Err(e) => fail(self, format!("{}: {e}", argv[0])),
+        }
+    }
+
+    /// Check a running step; returns it while it is still running.
+    fn poll_step(&mut self, mut r: RunningStep) -> Option<RunningStep> {
+        let name = self.exp.spec.steps[r.idx].name.clone();
+        match r.child.try_wait() {
+            Ok(Some(status)) => {
+                let took = r.started.elapsed().as_secs_f64();
+                if status.success() {
+                    self.event("step", None, format!("{name}: done in {took:.1}s (exit 0)"));
+                } else {
+                    let t = tail(&r.log, 300);
+                    self.event(
+                        "step",
+                        None,
+                        format!("{name} FAILED after {took:.1}s ({status}): {t}"),
+                    );
+                }
+                None
+            }
+            Ok(None) if Instant::now() >= r.deadline => {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                self.event(
+                    "step",
+                    None,
+                    format!(
+                        "{name} FAILED: still running after {:?}, killed",
+                        self.exp.spec.steps[r.idx].timeout()
+                    ),
+                );
+                None
+            }
+            Ok(None) => Some(r),
+            Err(e) => {
+                self.event("step", None, format!("{name} FAILED: {e}"));
+                None
+            }
+        }
+    }
+
     fn revert_env(&self) -> &dyn RevertEnv {
         match &self.lab {
             Some(l) => l,
-            None => &NoLab,
+            None => &crate::journal::NoLabRun,
         }
     }
 
@@ -325,6 +487,8 @@ impl Ctx<'_> {
             exe: self.opts.exe.clone(),
             lease,
             peer_addrs: self.peer_addrs(idx, &members),
+            seed: self.seed,
+            max_data_bytes: self.exp.spec.max_data_bytes(),
         };
         let mut fault = fault::build(&spec.action, &env, &group);
         let label = format!(
@@ -635,7 +799,22 @@ pub fn run(
         pending.sort_by_key(|i| exp.spec.faults[*i].at);
         let mut active: Vec<Active> = Vec::new();
         let phase_end = faults_start + exp.spec.fault_phase();
+        let mut steps: Vec<usize> = (0..exp.spec.steps.len()).collect();
+        steps.sort_by_key(|i| exp.spec.steps[*i].at);
+        let mut running: Option<RunningStep> = None;
         loop {
+            // Recovery steps, one at a time, in order.
+            if let Some(r) = running.take() {
+                running = cx.poll_step(r);
+            }
+            if running.is_none() {
+                if let Some(&i) = steps.first() {
+                    if faults_start + exp.spec.steps[i].at.as_std() <= Instant::now() {
+                        steps.remove(0);
+                        running = cx.start_step(i);
+                    }
+                }
+            }
             // Due injections and reverts.
             let now = Instant::now();
             while let Some(&i) = pending.first() {
@@ -654,7 +833,12 @@ pub fn run(
             for a in due {
                 cx.revert(a);
             }
-            if pending.is_empty() && active.is_empty() && Instant::now() >= phase_end {
+            if pending.is_empty()
+                && active.is_empty()
+                && steps.is_empty()
+                && running.is_none()
+                && Instant::now() >= phase_end
+            {
                 break;
             }
             let next = pending
@@ -662,6 +846,16 @@ pub fn run(
                 .map(|i| faults_start + exp.spec.faults[*i].at.as_std())
                 .into_iter()
                 .chain(active.iter().map(|a| a.revert_at))
+                .chain(
+                    steps
+                        .first()
+                        .map(|i| faults_start + exp.spec.steps[*i].at.as_std()),
+                )
+                .chain(
+                    running
+                        .as_ref()
+                        .map(|_| Instant::now() + Duration::from_millis(50)),
+                )
                 .min()
                 .unwrap_or(phase_end);
             // Observations from active faults, then wait for the next deadline.
@@ -678,7 +872,14 @@ pub fn run(
                 break;
             }
         }
-        // Whatever is still active is reverted now (abort, interrupt or normal end).
+        // A step still running is stopped; whatever is still active is reverted now
+        // (abort, interrupt or normal end).
+        if let Some(mut r) = running.take() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+            let name = exp.spec.steps[r.idx].name.clone();
+            cx.event("step", None, format!("{name}: stopped before it finished"));
+        }
         for a in active {
             cx.revert(a);
         }

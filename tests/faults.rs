@@ -17,6 +17,8 @@ fn env() -> FaultEnv {
         exe: env!("CARGO_BIN_EXE_murphy").into(),
         lease: Duration::from_secs(60),
         peer_addrs: vec![],
+        seed: 1,
+        max_data_bytes: 1 << 30,
     }
 }
 

@@ -8,6 +8,7 @@
 //! process, pod) or who asked (CLI runner, cluster agent).
 
 pub mod cpu_burn;
+pub mod data;
 pub mod hog;
 pub mod memory_leak;
 pub mod network_partition;
@@ -72,6 +73,11 @@ impl<'a> UndoLog<'a> {
         self.actions.push(action);
         Ok(())
     }
+    /// Where this injection keeps copies of original data (inside the journal's data
+    /// directory, so `murphy recover` finds them).
+    pub fn copy_dir(&self) -> PathBuf {
+        self.journal.data_dir().join(&self.group)
+    }
     pub fn actions(&self) -> &[UndoAction] {
         &self.actions
     }
@@ -89,6 +95,10 @@ pub struct FaultEnv {
     pub lease: Duration,
     /// Addresses of the fault's peers (network faults), resolved by the caller.
     pub peer_addrs: Vec<Ipv4Addr>,
+    /// The run's seed (seeded corruption offsets).
+    pub seed: u64,
+    /// Most bytes one data fault may touch.
+    pub max_data_bytes: u64,
 }
 
 /// One fault class.
@@ -122,6 +132,11 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
         )),
         FaultAction::MemoryLeak(p) => Box::new(memory_leak::MemoryLeak::new(p, env)),
         FaultAction::CpuBurn(p) => Box::new(cpu_burn::CpuBurn::new(p, env)),
+        FaultAction::DataWipe(p) => Box::new(data::Wipe::new(p, env.max_data_bytes)),
+        FaultAction::DataCorrupt(p) => {
+            Box::new(data::Corrupt::new(p, env.max_data_bytes, env.seed))
+        }
+        FaultAction::ConfigCorrupt(p) => Box::new(data::Config::new(p)),
     }
 }
 

@@ -73,6 +73,10 @@ pub struct LabHost {
     /// IPv4 address inside the lab subnet (default: assigned in order from .10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Owner of the host's data directory `{data}` (default: the user of its first process
+    /// that has one, else root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_owner: Option<String>,
     #[serde(default)]
     pub processes: Vec<LabProcess>,
 }
@@ -82,10 +86,16 @@ pub struct LabHost {
 pub struct LabProcess {
     pub name: String,
     /// Program and arguments; never passed through a shell. In arguments, environment values
-    /// and `files`, `{data}` is the process's own data directory (created for the run and
-    /// owned by `user`), `{address}` the host's address and `{host}` its name.
+    /// and `files`, `{data}` is the host's data directory (created for the run, shared by
+    /// the host's processes, removed with the lab), `{data:<host>}` another host's,
+    /// `{address}` the host's address and `{host}` its name.
     pub argv: Vec<String>,
-    /// Files written into the data directory before the first start: name → contents.
+    /// A set-up step (like `initdb`), not a service: the lab waits for it to exit 0 before
+    /// starting the host's next process, and never restarts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oneshot: bool,
+    /// Files written into the host's data directory before the process first starts:
+    /// name → contents.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
     /// Run as this user (default: Murphy's own user).

@@ -58,6 +58,9 @@ pub struct ExperimentSpec {
     /// Faults, each at an offset from the start of the fault phase.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Recovery steps (restore procedures, process starts and stops) on the fault schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSpec>,
     /// Client workloads run all through the run and record a history of operations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadSpec>,
@@ -360,6 +363,12 @@ pub enum FaultAction {
     MemoryLeak(MemoryLeak),
     /// Burn CPU inside the target's cpu cgroup.
     CpuBurn(CpuBurn),
+    /// Delete or truncate files (originals journaled first).
+    DataWipe(DataWipe),
+    /// Flip bits, zero ranges, write garbage or truncate files (originals journaled first).
+    DataCorrupt(DataCorrupt),
+    /// Change a config file, optionally signalling a reload (original journaled first).
+    ConfigCorrupt(ConfigCorrupt),
 }
 
 impl FaultAction {
@@ -370,6 +379,9 @@ impl FaultAction {
             FaultAction::NetworkPartition(_) => "network-partition",
             FaultAction::MemoryLeak(_) => "memory-leak",
             FaultAction::CpuBurn(_) => "cpu-burn",
+            FaultAction::DataWipe(_) => "data-wipe",
+            FaultAction::DataCorrupt(_) => "data-corrupt",
+            FaultAction::ConfigCorrupt(_) => "config-corrupt",
         }
     }
 }
@@ -443,6 +455,143 @@ pub struct CpuBurn {
     pub workers: Option<u32>,
 }
 
+/// Files a data fault acts on: absolute paths or globs (`*`, `?` within one path
+/// component), seen from the target's mount namespace.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataWipe {
+    pub paths: Vec<String>,
+    /// `delete` (default: files, and directories with everything in them) or `truncate`
+    /// (files to zero bytes, directories' files one by one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WipeMode>,
+    /// Restore the original bytes when the fault ends (default true). Set false when the
+    /// experiment's own recovery steps are what must bring the data back; the journal copy
+    /// is still kept until the run ends, so a crash is recoverable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<bool>,
+    /// Keep a copy of the originals in Murphy's journal (default true). Wiping without one
+    /// is irreversible and must be asked for explicitly with `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_copy: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WipeMode {
+    Delete,
+    Truncate,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataCorrupt {
+    pub paths: Vec<String>,
+    /// `bitflip` (default), `zero`, `garbage` or `truncate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<CorruptHow>,
+    /// Where in each file (default: seeded random offsets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<ByteSize>,
+    /// Bytes per place (default 4Ki; for `bitflip`, one bit flipped in each byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<ByteSize>,
+    /// Places per file (default 1; ignored when `offset` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Restore the original bytes when the fault ends (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorruptHow {
+    Bitflip,
+    Zero,
+    Garbage,
+    Truncate,
+}
+
+/// Exactly one of `set`, `deleteLine`, `replace`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigCorrupt {
+    /// One file, absolute, seen from the target's mount namespace.
+    pub path: String,
+    /// Set `key` to `value` (replacing the line that sets it, or appending one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<ConfigSet>,
+    /// Delete every line matching this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_line: Option<String>,
+    /// Replace the whole file with this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
+    /// Send this signal to the target's processes afterwards (e.g. SIGHUP to reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<String>,
+    /// Restore the original file when the fault ends (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigSet {
+    pub key: String,
+    pub value: String,
+    /// Between key and value (default ` = `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+}
+
+/// A recovery step: the system's own restore or repair procedure, or starting and
+/// stopping lab processes, at a point in the schedule. Exactly one of `argv`, `start`,
+/// `stop`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: String,
+    /// Offset from the start of the fault phase. Steps run in order, one at a time.
+    #[serde(default)]
+    pub at: Duration,
+    /// Program and arguments (no shell); lab placeholders such as `{data}` apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+    /// Local only: run inside this lab host's network namespace (and data placeholders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Give up (and kill it) after this long (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Start a lab process (`host/process`) that is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Stop a lab process (`host/process`): SIGTERM, then SIGKILL after 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+}
+
+impl StepSpec {
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(60), Duration::as_std)
+    }
+    pub fn actions_set(&self) -> usize {
+        [
+            !self.argv.is_empty(),
+            self.start.is_some(),
+            self.stop.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+}
+
 /// Where in the run a claim looks.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -484,6 +633,12 @@ pub struct ClaimSpec {
     /// While a fault is active, at most N of the listed workloads see failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<BlastRadiusClaim>,
+    /// The system serves again within the recovery time objective, from the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<RestoresClaim>,
+    /// Writes acknowledged more than `maxLoss` before the fault are all in the final read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<RecoveryPointClaim>,
 }
 
 /// The one check a claim makes.
@@ -496,6 +651,8 @@ pub enum ClaimCheck<'a> {
     WriteAvailability(&'a WriteAvailabilityClaim),
     SinglePrimary(&'a SinglePrimaryClaim),
     BlastRadius(&'a BlastRadiusClaim),
+    Restores(&'a RestoresClaim),
+    RecoveryPoint(&'a RecoveryPointClaim),
 }
 
 impl ClaimCheck<'_> {
@@ -508,12 +665,40 @@ impl ClaimCheck<'_> {
             ClaimCheck::WriteAvailability(_) => "writeAvailability",
             ClaimCheck::SinglePrimary(_) => "singlePrimary",
             ClaimCheck::BlastRadius(_) => "blastRadius",
+            ClaimCheck::Restores(_) => "restores",
+            ClaimCheck::RecoveryPoint(_) => "recoveryPoint",
         }
     }
 }
 
 /// The keys a claim may use, for messages.
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary` or `blastRadius`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores` or `recoveryPoint`";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoresClaim {
+    pub probe: String,
+    /// The recovery time objective, measured from the fault's injection.
+    pub within: Duration,
+    /// Fault whose injection starts the clock (default: the first fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// How long the probe must stay healthy to count as restored (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_for: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecoveryPointClaim {
+    pub workload: String,
+    /// The recovery point objective: writes acknowledged earlier than this before the
+    /// fault must all be present after recovery.
+    pub max_loss: Duration,
+    /// The data fault (default: the first fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -566,6 +751,8 @@ impl ClaimSpec {
                 .map(ClaimCheck::WriteAvailability),
             self.single_primary.as_ref().map(ClaimCheck::SinglePrimary),
             self.blast_radius.as_ref().map(ClaimCheck::BlastRadius),
+            self.restores.as_ref().map(ClaimCheck::Restores),
+            self.recovery_point.as_ref().map(ClaimCheck::RecoveryPoint),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -583,6 +770,8 @@ impl ClaimSpec {
             self.write_availability.is_some(),
             self.single_primary.is_some(),
             self.blast_radius.is_some(),
+            self.restores.is_some(),
+            self.recovery_point.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -593,6 +782,7 @@ impl ClaimSpec {
             ClaimCheck::Availability(a) => Some(&a.probe),
             ClaimCheck::Recovers(r) => Some(&r.probe),
             ClaimCheck::Latency(l) => Some(&l.probe),
+            ClaimCheck::Restores(r) => Some(&r.probe),
             _ => None,
         }
     }
@@ -603,6 +793,8 @@ impl ClaimSpec {
             ClaimCheck::Latency(l) => l.fault.as_deref(),
             ClaimCheck::WriteAvailability(w) => w.fault.as_deref(),
             ClaimCheck::BlastRadius(b) => Some(&b.fault),
+            ClaimCheck::Restores(r) => r.fault.as_deref(),
+            ClaimCheck::RecoveryPoint(r) => r.fault.as_deref(),
             ClaimCheck::NoAckedWriteLoss(_) | ClaimCheck::SinglePrimary(_) => None,
         }
     }
@@ -611,6 +803,7 @@ impl ClaimSpec {
         match self.check() {
             Some(ClaimCheck::NoAckedWriteLoss(w)) => vec![&w.workload],
             Some(ClaimCheck::WriteAvailability(w)) => vec![&w.workload],
+            Some(ClaimCheck::RecoveryPoint(w)) => vec![&w.workload],
             Some(ClaimCheck::SinglePrimary(s)) => s.workloads.iter().map(String::as_str).collect(),
             Some(ClaimCheck::BlastRadius(b)) => b.workloads.iter().map(String::as_str).collect(),
             _ => Vec::new(),
@@ -682,6 +875,9 @@ pub struct Guardrails {
     pub max_targets: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub abort_when: Vec<AbortCondition>,
+    /// Most bytes a single data fault may touch (and copy into the journal); default 1Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_data_bytes: Option<ByteSize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -711,6 +907,9 @@ impl ExperimentSpec {
         self.guardrails
             .max_duration
             .map_or(std::time::Duration::from_secs(600), Duration::as_std)
+    }
+    pub fn max_data_bytes(&self) -> u64 {
+        self.guardrails.max_data_bytes.map_or(1 << 30, |b| b.0)
     }
     pub fn max_targets(&self) -> u32 {
         self.guardrails.max_targets.unwrap_or(10)

@@ -93,6 +93,24 @@ fn check_argv(v: &mut V, path: FieldPath, argv: &[String]) {
     }
 }
 
+fn check_paths(v: &mut V, path: FieldPath, paths: &[String]) {
+    if paths.is_empty() {
+        v.err(path.clone(), "needs at least one path");
+    }
+    for (i, p) in paths.iter().enumerate() {
+        let bad = !p.starts_with('/')
+            || p.contains('\0')
+            || p.split('/').any(|c| c == ".." || c == ".")
+            || p.trim_end_matches('/').is_empty();
+        if bad {
+            v.err(
+                path.index(i),
+                format!("{p:?} must be an absolute path below / without '.' or '..'"),
+            );
+        }
+    }
+}
+
 fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
     let n = [c.http.is_some(), c.tcp.is_some(), c.command.is_some()]
         .iter()
@@ -573,6 +591,128 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     }
                 }
             }
+            FaultAction::DataWipe(d) => {
+                check_paths(&mut v, fp.key("paths"), &d.paths);
+                if d.journal_copy == Some(false) && d.restore != Some(false) {
+                    v.err(
+                        fp.key("journalCopy"),
+                        "without a journal copy there is nothing to restore from: set `restore: false` too",
+                    );
+                }
+            }
+            FaultAction::DataCorrupt(d) => {
+                check_paths(&mut v, fp.key("paths"), &d.paths);
+                if d.length.is_some_and(|l| l.0 == 0) {
+                    v.err(fp.key("length"), "must be at least 1 byte");
+                }
+                if let Some(c) = d.count {
+                    if !(1..=10_000).contains(&c) {
+                        v.err(fp.key("count"), "must be between 1 and 10000");
+                    }
+                }
+            }
+            FaultAction::ConfigCorrupt(c) => {
+                check_paths(&mut v, fp.key("path"), std::slice::from_ref(&c.path));
+                if c.path.contains(['*', '?']) {
+                    v.err(fp.key("path"), "must name one file (no wildcards)");
+                }
+                let n = [
+                    c.set.is_some(),
+                    c.delete_line.is_some(),
+                    c.replace.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                if n != 1 {
+                    v.err(
+                        fp.clone(),
+                        format!(
+                            "needs exactly one of `set`, `deleteLine` or `replace` (found {n})"
+                        ),
+                    );
+                }
+                if let Some(set) = &c.set {
+                    if set.key.trim().is_empty() || set.key.contains('\n') {
+                        v.err(
+                            fp.key("set").key("key"),
+                            "must be a non-empty single-line key",
+                        );
+                    }
+                    if set.value.contains('\n') {
+                        v.err(fp.key("set").key("value"), "must be a single line");
+                    }
+                }
+                if let Some(re) = &c.delete_line {
+                    if let Err(e) = regex::Regex::new(re) {
+                        v.err(
+                            fp.key("deleteLine"),
+                            format!("not a valid regular expression: {e}"),
+                        );
+                    }
+                }
+                if let Some(sig) = &c.reload {
+                    if parse_signal(sig).is_none() {
+                        v.err(fp.key("reload"), format!("unknown signal {sig:?}"));
+                    }
+                }
+            }
+        }
+    }
+
+    // Steps.
+    unique(
+        &mut v,
+        sp.key("steps"),
+        spec.steps.iter().map(|s| s.name.as_str()),
+        "step",
+    );
+    let lab_proc = |r: &str| {
+        r.split_once('/')
+            .is_some_and(|(h, p)| lab_hosts.iter().any(|(hh, ps)| *hh == h && ps.contains(&p)))
+    };
+    for (i, st) in spec.steps.iter().enumerate() {
+        let stp = sp.key("steps").index(i);
+        if st.actions_set() != 1 {
+            v.err(
+                stp.clone(),
+                format!(
+                    "needs exactly one of `argv`, `start` or `stop` (found {})",
+                    st.actions_set()
+                ),
+            );
+        }
+        if !st.argv.is_empty() {
+            check_argv(&mut v, stp.key("argv"), &st.argv);
+        }
+        for (k, r) in [("start", &st.start), ("stop", &st.stop)] {
+            if let Some(r) = r {
+                if !lab_proc(r) {
+                    v.err(
+                        stp.key(k),
+                        format!("{r:?} is not a lab process (`host/process`)"),
+                    );
+                }
+            }
+        }
+        if let Some(from) = &st.from {
+            if !lab_hosts.iter().any(|(h, _)| h == from) {
+                v.err(stp.key("from"), format!("no lab host named {from:?}"));
+            }
+        }
+        if st.timeout.is_some_and(|t| t.as_std().is_zero()) {
+            v.err(stp.key("timeout"), "must be above 0");
+        }
+        if let Some(u) = &st.user {
+            if u.is_empty() || u.contains(['/', '\0', ':']) {
+                v.err(stp.key("user"), format!("{u:?} is not a user name"));
+            }
+        }
+        if st.at.as_std() > spec.fault_phase() {
+            v.err(
+                stp.key("at"),
+                "is after the end of the fault phase (set spec.duration)",
+            );
         }
     }
 
@@ -704,6 +844,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         let refs: Vec<(FieldPath, &str)> = match check {
             ClaimCheck::NoAckedWriteLoss(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::WriteAvailability(w) => vec![(kp.key("workload"), w.workload.as_str())],
+            ClaimCheck::RecoveryPoint(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::SinglePrimary(s) => s
                 .workloads
                 .iter()
@@ -764,6 +905,30 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     v.err(kp.key("workloads"), "needs at least one workload");
                 }
                 ("singlePrimary", None)
+            }
+            ClaimCheck::Restores(r) => {
+                if r.within.as_std().is_zero() {
+                    v.err(kp.key("within"), "must be above 0");
+                }
+                if spec.faults.is_empty() {
+                    v.err(kp.clone(), "a `restores` claim needs at least one fault");
+                }
+                ("restores", None)
+            }
+            ClaimCheck::RecoveryPoint(r) => {
+                if workload(&r.workload).is_some_and(|w| w.http.is_some()) {
+                    v.err(
+                        kp.key("workload"),
+                        "an http workload has no final read; use a redis, postgres or etcd workload",
+                    );
+                }
+                if spec.faults.is_empty() {
+                    v.err(
+                        kp.clone(),
+                        "a `recoveryPoint` claim needs at least one fault",
+                    );
+                }
+                ("recoveryPoint", None)
             }
             ClaimCheck::BlastRadius(b) => {
                 if b.workloads.is_empty() {

@@ -44,9 +44,12 @@ impl Fixture {
     pub fn new(tag: &str, yaml: &str) -> Fixture {
         require_root();
         let state = temp_dir(tag);
+        // The first six characters name the bridge and namespaces: make them differ
+        // between the tests of one process.
         let run_id = format!(
-            "{:08x}",
-            (std::process::id() << 8) ^ N.fetch_add(1, Ordering::SeqCst)
+            "{:02x}{:06x}",
+            N.fetch_add(1, Ordering::SeqCst) & 0xff,
+            std::process::id() & 0xff_ffff
         );
         let journal = Arc::new(Journal::create(&state, &run_id).expect("journal"));
         let lab = Lab::up(
