@@ -581,7 +581,13 @@ pub fn check_rpo(
             present: Some(false),
         })
         .collect();
-    if beyond.is_empty() {
+    if lost.is_empty() {
+        v.outcome = Outcome::Held;
+        v.reason = format!(
+            "all {} writes acknowledged before {fault} are present after recovery",
+            before.len()
+        );
+    } else if beyond.is_empty() {
         v.outcome = Outcome::Held;
         v.reason = format!(
             "{} of {} writes acknowledged before {fault} are missing after recovery, all from the last {} before it (allowed: {})",

@@ -62,6 +62,32 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Undoing a failed injection: everything goes back, including data a fault would
+/// otherwise leave to the experiment's recovery steps.
+struct Rollback<'a>(&'a dyn RevertEnv);
+impl RevertEnv for Rollback<'_> {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+        self.0.restart_lab_process(host, process)
+    }
+}
+
+/// Lab placeholders (`{data:<host>}`) in a data fault's paths.
+fn localize(
+    action: &crate::model::spec::FaultAction,
+    lab: &Lab,
+) -> crate::model::spec::FaultAction {
+    use crate::model::spec::FaultAction as A;
+    let sub = |v: &[String]| v.iter().map(|p| lab.substitute_for("", p)).collect();
+    let mut a = action.clone();
+    match &mut a {
+        A::DataWipe(d) => d.paths = sub(&d.paths),
+        A::DataCorrupt(d) => d.paths = sub(&d.paths),
+        A::ConfigCorrupt(c) => c.path = lab.substitute_for("", &c.path),
+        _ => {}
+    }
+    a
+}
+
 /// An `argv` recovery step in progress.
 struct RunningStep {
     idx: usize,
@@ -490,7 +516,11 @@ impl Ctx<'_> {
             seed: self.seed,
             max_data_bytes: self.exp.spec.max_data_bytes(),
         };
-        let mut fault = fault::build(&spec.action, &env, &group);
+        let action = match &self.lab {
+            Some(l) => localize(&spec.action, l),
+            None => spec.action.clone(),
+        };
+        let mut fault = fault::build(&action, &env, &group);
         let label = format!(
             "{} ({} on {})",
             spec.name,
@@ -510,8 +540,8 @@ impl Ctx<'_> {
         let actions = undo.into_actions();
         rec.injected_ms = Some(t0);
         if let Err(e) = result {
-            // Nothing half-applied: undo what was recorded.
-            let _ = fault::revert(&actions, self.revert_env());
+            // Nothing half-applied: undo everything recorded, data included.
+            let _ = fault::revert(&actions, &Rollback(self.revert_env()));
             let _ = self.journal.done(&group);
             rec.error = Some(e.to_string());
             rec.reverted_ms = Some(self.clock.now_ms());
@@ -578,11 +608,12 @@ impl Ctx<'_> {
         match result {
             Ok(msgs) => {
                 let _ = self.journal.done(&a.group);
-                self.event(
-                    "fault",
-                    Some(&name),
-                    format!("reverted: {}", msgs.join("; ")),
-                );
+                let what = match msgs.len() {
+                    0 => "nothing to undo".to_string(),
+                    1..=4 => msgs.join("; "),
+                    n => format!("{}; … and {} more step(s)", msgs[..3].join("; "), n - 3),
+                };
+                self.event("fault", Some(&name), format!("reverted: {what}"));
             }
             Err(errs) => self.event(
                 "fault",

@@ -190,3 +190,57 @@ fn patroni_leader_kill_fails_over_and_is_measured() {
     );
     assert!(loss["figures"]["acked"].as_f64().expect("acked") > 100.0);
 }
+
+#[test]
+fn postgres_restore_from_independent_backups_meets_rto_and_rpo() {
+    let r = run("experiments/pg-backup-restore.yaml");
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let rto = verdict(&r, "service is back within 15s of the wipe");
+    assert_eq!(rto["outcome"], "held", "{}", r.stdout);
+    let t = rto["figures"]["rtoMs"].as_f64().expect("rto measured");
+    assert!((500.0..15000.0).contains(&t), "RTO {t}ms");
+    let rpo = verdict(&r, "at most the last 3s of inserts are lost");
+    assert_eq!(rpo["outcome"], "held", "{}", r.stdout);
+    assert!(rpo["figures"]["ackedBeforeFault"].as_f64().expect("acked") > 50.0);
+    // The wipe really happened, and the restore steps ran and succeeded.
+    let events = r.report["record"]["events"].as_array().expect("events");
+    let msgs: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("bytes gone under")),
+        "{msgs:#?}"
+    );
+    for step in [
+        "base-backup: done",
+        "restore-base-backup: done",
+        "start-postgres: restarted",
+    ] {
+        assert!(msgs.iter().any(|m| m.contains(step)), "{step}: {msgs:#?}");
+    }
+}
+
+#[test]
+fn postgres_backups_next_to_the_data_are_lost_with_it() {
+    let r = run("experiments/pg-backup-colocated.yaml");
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let rto = verdict(&r, "service is back within 15s of the wipe");
+    assert_eq!(rto["outcome"], "failed", "{}", r.stdout);
+    let rpo = verdict(&r, "at most the last 3s of inserts are lost");
+    assert_eq!(rpo["outcome"], "failed", "{}", r.stdout);
+    assert!(rpo["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("nothing readable"));
+    let events = r.report["record"]["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m
+                .contains("restore-base-backup FAILED")
+                && m.contains("No such file"))),
+        "the report says why: the restore found no backup\n{}",
+        r.stdout
+    );
+}

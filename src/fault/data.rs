@@ -197,6 +197,21 @@ fn journal_copy(
     Ok(backup)
 }
 
+/// Remove a directory tree that a running program may still be writing into: files it
+/// creates after the copy was taken are removed too (they did not exist before the fault).
+fn remove_tree(t: &Path) -> std::io::Result<()> {
+    let mut last = None;
+    for _ in 0..20 {
+        match fs::remove_dir_all(t) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("could not remove")))
+}
+
 pub struct Wipe {
     spec: DataWipe,
     max: u64,
@@ -237,7 +252,7 @@ impl Fault for Wipe {
         for t in &tops {
             let m = fs::symlink_metadata(t)?;
             let r = match (self.mode(), m.is_dir()) {
-                (WipeMode::Delete, true) => fs::remove_dir_all(t),
+                (WipeMode::Delete, true) => remove_tree(t),
                 (WipeMode::Delete, false) => fs::remove_file(t),
                 (WipeMode::Truncate, _) => {
                     for e in entries.iter().filter(|e| !e.dir && e.path.starts_with(t)) {

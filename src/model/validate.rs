@@ -98,14 +98,15 @@ fn check_paths(v: &mut V, path: FieldPath, paths: &[String]) {
         v.err(path.clone(), "needs at least one path");
     }
     for (i, p) in paths.iter().enumerate() {
-        let bad = !p.starts_with('/')
+        // `{data:<host>}/...` is a lab host's data directory (absolute once resolved).
+        let bad = !(p.starts_with('/') || p.starts_with("{data:"))
             || p.contains('\0')
             || p.split('/').any(|c| c == ".." || c == ".")
             || p.trim_end_matches('/').is_empty();
         if bad {
             v.err(
                 path.index(i),
-                format!("{p:?} must be an absolute path below / without '.' or '..'"),
+                format!("{p:?} must be an absolute path (or start with {{data:<host>}}) without '.' or '..'"),
             );
         }
     }
