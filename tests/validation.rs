@@ -359,3 +359,47 @@ fn lab_files_are_plain_names() {
     );
     expect_error(&src, "spec.lab.hosts[0].processes[0].files", "plain names");
 }
+
+#[test]
+fn data_faults_are_validated() {
+    let wipe = GOOD.replace(
+        "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        "{name: wipe, kind: data-wipe, target: app, at: 1s, duration: 2s, paths: [\"var/lib/x\"]}",
+    );
+    expect_error(&wipe, "spec.faults[0].paths[0]", "absolute path");
+    let wipe = GOOD.replace(
+        "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        "{name: wipe, kind: data-wipe, target: app, at: 1s, duration: 2s, paths: [\"/var/lib/../x\"]}",
+    );
+    expect_error(&wipe, "spec.faults[0].paths[0]", "'..'");
+    let wipe = GOOD.replace(
+        "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        "{name: wipe, kind: data-wipe, target: app, at: 1s, duration: 2s, paths: [/data], journalCopy: false}",
+    );
+    expect_error(&wipe, "spec.faults[0].journalCopy", "restore: false");
+    let ok = wipe.replace("journalCopy: false", "journalCopy: false, restore: false");
+    assert_eq!(errors(&ok), Vec::<String>::new(), "an explicit opt-out is accepted");
+    let cfg = GOOD.replace(
+        "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        "{name: cfg, kind: config-corrupt, target: app, at: 1s, duration: 2s, path: /etc/app.conf, deleteLine: \"(\", reload: SIGBOGUS}",
+    );
+    expect_error(&cfg, "spec.faults[0].deleteLine", "regular expression");
+    expect_error(&cfg, "spec.faults[0].reload", "unknown signal");
+    let cfg = GOOD.replace(
+        "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        "{name: cfg, kind: config-corrupt, target: app, at: 1s, duration: 2s, path: /etc/app.conf}",
+    );
+    expect_error(&cfg, "spec.faults[0]", "exactly one of `set`, `deleteLine` or `replace`");
+}
+
+#[test]
+fn steps_and_drill_claims_are_validated() {
+    let src = GOOD.replace(
+        "  claims:\n",
+        "  steps:\n    - {name: restore, at: 1s, argv: [cp, a, b], start: web/app}\n    - {name: go, at: 1s, start: web/nope}\n    - {name: late, at: 1h, argv: [\"true\"]}\n  claims:\n    - {name: rto, restores: {probe: nope, within: 10s}}\n",
+    );
+    expect_error(&src, "spec.steps[0]", "exactly one of `argv`, `start` or `stop`");
+    expect_error(&src, "spec.steps[1].start", "not a lab process");
+    expect_error(&src, "spec.steps[2].at", "after the end of the fault phase");
+    expect_error(&src, "spec.claims[0].restores.probe", "no probe named \"nope\"");
+}
