@@ -541,11 +541,16 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 ClaimCheck::BlastRadius(b) => crate::history::blast_radius(c, b, rec),
                 ClaimCheck::Restores(r) => restores(c, r, rec),
                 ClaimCheck::RecoveryPoint(r) => crate::history::recovery_point(c, r, rec),
+                ClaimCheck::EventuallyDelivered(w) => {
+                    crate::history::eventually_delivered(c, &w.workload, rec)
+                }
             };
             if v.outcome == Outcome::Held
                 && matches!(
                     check,
-                    ClaimCheck::NoAckedWriteLoss(_) | ClaimCheck::SinglePrimary(_)
+                    ClaimCheck::NoAckedWriteLoss(_)
+                        | ClaimCheck::SinglePrimary(_)
+                        | ClaimCheck::EventuallyDelivered(_)
                 )
             {
                 if let Some(f) = rec.faults.iter().find(|f| !f.confirmed) {

@@ -132,6 +132,39 @@ pub fn no_acked_write_loss(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -
     check_loss(v, h)
 }
 
+/// Everything a producer saw accepted reached the store it is delivered to.
+pub fn eventually_delivered(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -> Verdict {
+    let v = base(claim, "eventuallyDelivered");
+    let Some(h) = history(rec, workload) else {
+        return inconclusive(v, format!("workload {workload} recorded no history"));
+    };
+    check_delivery(v, h)
+}
+
+/// The delivery check: the loss check, worded for work accepted and then delivered.
+pub fn check_delivery(v: Verdict, h: &History) -> Verdict {
+    let mut v = check_loss(v, h);
+    v.reason = v
+        .reason
+        .replace(
+            "acknowledged write(s) are missing from the final read from",
+            "accepted message(s) never arrived in",
+        )
+        .replace(
+            "acknowledged writes is in the final read from",
+            "accepted messages arrived in",
+        )
+        .replace(
+            "write(s) had an unknown outcome",
+            "message(s) had an unknown outcome",
+        );
+    if let Some(n) = v.figures.remove("lost") {
+        v.figures.insert("undelivered".into(), n);
+    }
+    v.measured = v.measured.replace(" lost", " undelivered");
+    v
+}
+
 /// The loss check on one history (public for tests).
 pub fn check_loss(mut v: Verdict, h: &History) -> Verdict {
     let acked: Vec<&Op> = h
@@ -853,6 +886,20 @@ mod tests {
         assert_eq!(r.figures["overlapStartMs"], 110.0);
         assert_eq!(r.figures["overlapMs"], 390.0);
         assert_eq!(r.figures["primariesSeen"], 2.0, "info ops are not acks");
+    }
+
+    #[test]
+    fn delivery_is_worded_for_messages() {
+        let ops = vec![
+            op(1, 0.0, 5.0, OpResult::Ok, "queue"),
+            op(2, 10.0, 15.0, OpResult::Ok, "queue"),
+        ];
+        let h = hist(ops, Some(vec!["w-1".into()]));
+        let r = check_delivery(v(), &h);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert!(r.reason.contains("never arrived"), "{}", r.reason);
+        assert_eq!(r.figures["undelivered"], 1.0);
+        assert_eq!(r.measured, "1 of 2 undelivered");
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub enum UndoAction {
         /// Restore when the fault ends (false: only `murphy recover` after a crash does).
         on_revert: bool,
     },
+    /// Send a signal again (e.g. SIGHUP so a restored config is reloaded).
+    Signal { proc: ProcId, signal: i32 },
     /// Recreate a directory with its mode and owner.
     RestoreDir {
         path: PathBuf,
@@ -330,6 +332,19 @@ impl UndoAction {
                         path.display(),
                         backup.display()
                     )
+                })
+            }
+            UndoAction::Signal {
+                proc,
+                signal: signo,
+            } => {
+                let sig = Signal::try_from(*signo).map_err(|e| format!("signal {signo}: {e}"))?;
+                signal(proc, sig).map(|sent| {
+                    if sent {
+                        format!("sent {sig} to pid {}", proc.pid)
+                    } else {
+                        format!("pid {} is gone; no {sig} sent", proc.pid)
+                    }
                 })
             }
             UndoAction::RestoreDir {

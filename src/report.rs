@@ -176,7 +176,12 @@ pub fn table(r: &RunReport) -> String {
     }
     for v in r.verdicts.iter().filter(|v| !v.lost_writes.is_empty()) {
         out.push_str(&format!(
-            "\n  Lost writes for \"{}\" ({}; value, when acknowledged, by whom):\n",
+            "\n  {} for \"{}\" ({}; value, when acknowledged, by whom):\n",
+            if v.kind == "eventuallyDelivered" {
+                "Undelivered messages"
+            } else {
+                "Lost writes"
+            },
             v.claim,
             v.lost_writes.len()
         ));

@@ -952,7 +952,13 @@ pub fn run(
     }
     for (spec, netns, mut hist) in stopped {
         if status == RunStatus::Completed || status == RunStatus::Aborted {
-            hist.final_read = crate::workload::final_read(&spec, netns.as_ref(), clock);
+            let acked: Vec<String> = hist
+                .ops
+                .iter()
+                .filter(|o| o.result == crate::history::OpResult::Ok && o.is_write())
+                .map(|o| o.value.clone())
+                .collect();
+            hist.final_read = crate::workload::final_read(&spec, netns.as_ref(), clock, &acked);
         }
         let fr = match &hist.final_read {
             Some(f) if f.ok => format!(

@@ -14,6 +14,7 @@ struct Run {
     code: Option<i32>,
     report: Value,
     stdout: String,
+    state: std::path::PathBuf,
 }
 
 fn run(file: &str) -> Run {
@@ -43,6 +44,7 @@ fn run(file: &str) -> Run {
         code: out.status.code(),
         report,
         stdout,
+        state,
     }
 }
 
@@ -243,4 +245,63 @@ fn postgres_backups_next_to_the_data_are_lost_with_it() {
         "the report says why: the restore found no backup\n{}",
         r.stdout
     );
+}
+
+/// The delivery worker's log, kept under the run's state directory.
+fn worker_log(r: &Run) -> String {
+    let run_id = r.report["runId"].as_str().expect("runId");
+    std::fs::read_to_string(
+        r.state
+            .join("runs")
+            .join(run_id)
+            .join("logs")
+            .join("router-worker.log"),
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn durable_queue_delivers_everything_after_the_router_config_is_repaired() {
+    let r = run("experiments/queue-router-durable.yaml");
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let v = verdict(&r, "every accepted message is delivered");
+    assert_eq!(v["outcome"], "held", "{}", r.stdout);
+    assert!(v["figures"]["acked"].as_f64().expect("acked") > 150.0);
+    // The worker really ran on the broken config and then on the restored one.
+    let log = worker_log(&r);
+    assert_eq!(log.matches("reloaded").count(), 2, "{log}");
+    let f = &r.report["record"]["faults"][0];
+    assert!(f["evidence"].as_str().expect("evidence").contains("SIGHUP"));
+}
+
+#[test]
+fn naive_worker_drops_what_it_took_while_the_database_was_unreachable() {
+    let r = run("experiments/queue-router-lossy.yaml");
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let v = verdict(&r, "every accepted message is delivered");
+    assert_eq!(v["outcome"], "failed", "{}", r.stdout);
+    let lost = v["lostWrites"].as_array().expect("undelivered listed");
+    assert!(
+        lost.len() >= 40,
+        "6s of a broken config at 20/s: {}",
+        lost.len()
+    );
+    let f = &r.report["record"]["faults"][0];
+    let (from, to) = (
+        f["injectedMs"].as_f64().expect("in"),
+        f["revertedMs"].as_f64().expect("out"),
+    );
+    for w in lost {
+        let t = w["tMs"].as_f64().expect("t");
+        assert!(
+            t > from - 2000.0 && t < to + 1000.0,
+            "{w} outside the broken window"
+        );
+    }
+    assert!(
+        r.stdout.contains("Undelivered messages for"),
+        "{}",
+        r.stdout
+    );
+    assert!(worker_log(&r).contains("dropped"));
 }

@@ -378,7 +378,11 @@ fn data_faults_are_validated() {
     );
     expect_error(&wipe, "spec.faults[0].journalCopy", "restore: false");
     let ok = wipe.replace("journalCopy: false", "journalCopy: false, restore: false");
-    assert_eq!(errors(&ok), Vec::<String>::new(), "an explicit opt-out is accepted");
+    assert_eq!(
+        errors(&ok),
+        Vec::<String>::new(),
+        "an explicit opt-out is accepted"
+    );
     let cfg = GOOD.replace(
         "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
         "{name: cfg, kind: config-corrupt, target: app, at: 1s, duration: 2s, path: /etc/app.conf, deleteLine: \"(\", reload: SIGBOGUS}",
@@ -389,7 +393,11 @@ fn data_faults_are_validated() {
         "{name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
         "{name: cfg, kind: config-corrupt, target: app, at: 1s, duration: 2s, path: /etc/app.conf}",
     );
-    expect_error(&cfg, "spec.faults[0]", "exactly one of `set`, `deleteLine` or `replace`");
+    expect_error(
+        &cfg,
+        "spec.faults[0]",
+        "exactly one of `set`, `deleteLine` or `replace`",
+    );
 }
 
 #[test]
@@ -398,8 +406,40 @@ fn steps_and_drill_claims_are_validated() {
         "  claims:\n",
         "  steps:\n    - {name: restore, at: 1s, argv: [cp, a, b], start: web/app}\n    - {name: go, at: 1s, start: web/nope}\n    - {name: late, at: 1h, argv: [\"true\"]}\n  claims:\n    - {name: rto, restores: {probe: nope, within: 10s}}\n",
     );
-    expect_error(&src, "spec.steps[0]", "exactly one of `argv`, `start` or `stop`");
+    expect_error(
+        &src,
+        "spec.steps[0]",
+        "exactly one of `argv`, `start` or `stop`",
+    );
     expect_error(&src, "spec.steps[1].start", "not a lab process");
     expect_error(&src, "spec.steps[2].at", "after the end of the fault phase");
-    expect_error(&src, "spec.claims[0].restores.probe", "no probe named \"nope\"");
+    expect_error(
+        &src,
+        "spec.claims[0].restores.probe",
+        "no probe named \"nope\"",
+    );
+}
+
+#[test]
+fn delivery_claims_need_a_sink() {
+    let src = CLUSTER.replace(
+        "noAckedWriteLoss: {workload: w}",
+        "eventuallyDelivered: {workload: w}",
+    );
+    expect_error(
+        &src,
+        "spec.claims[0].eventuallyDelivered.workload",
+        "needs `deliveredTo`",
+    );
+    let ok = src.replace(
+        "redis: {}}",
+        "redis: {push: true}, deliveredTo: {endpoints: [\"10.77.0.11:5432\"], postgres: {table: delivered}}}",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+    let bad = ok.replace("table: delivered", "table: \"x; drop\"");
+    expect_error(
+        &bad,
+        "spec.workloads[0].deliveredTo.postgres.table",
+        "SQL identifier",
+    );
 }

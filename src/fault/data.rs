@@ -544,6 +544,34 @@ impl Fault for Config {
             .map_err(|err| FaultError::Refused(format!("{}: {err}", path.display())))?;
         let new = edit_config(&text, &self.spec)
             .map_err(|err| FaultError::Refused(format!("{}: {err}", path.display())))?;
+        // With a reload signal, the undo first restores the file, then signals again so the
+        // original config is reloaded (records are undone in reverse).
+        let reload = match &self.spec.reload {
+            Some(sig) => Some(
+                crate::model::validate::parse_signal(sig)
+                    .ok_or_else(|| FaultError::Refused(format!("unknown signal {sig}")))?,
+            ),
+            None => None,
+        };
+        // The main process of each member: the oldest, whose children follow it.
+        let mains: Vec<crate::procfs::ProcId> = members
+            .iter()
+            .filter_map(|m| {
+                m.procs
+                    .iter()
+                    .filter(|p| p.alive())
+                    .min_by_key(|p| p.start_time)
+                    .copied()
+            })
+            .collect();
+        if let Some(signo) = reload {
+            for p in &mains {
+                undo.record(UndoAction::Signal {
+                    proc: *p,
+                    signal: signo,
+                })?;
+            }
+        }
         journal_copy(undo, &e, 0, true, self.spec.restore.unwrap_or(true))?;
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -553,22 +581,12 @@ impl Fault for Config {
         f.sync_all()?;
         self.wanted = new;
         self.path = Some(path);
-        if let Some(sig) = &self.spec.reload {
-            let signo = crate::model::validate::parse_signal(sig)
-                .ok_or_else(|| FaultError::Refused(format!("unknown signal {sig}")))?;
+        if let Some(signo) = reload {
             let signal = nix::sys::signal::Signal::try_from(signo)
-                .map_err(|e| FaultError::Refused(format!("{sig}: {e}")))?;
-            for m in members {
-                // The main process of each member: the oldest, whose children follow it.
-                if let Some(p) = m
-                    .procs
-                    .iter()
-                    .filter(|p| p.alive())
-                    .min_by_key(|p| p.start_time)
-                {
-                    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), signal).is_ok() {
-                        self.reloaded.push(p.pid);
-                    }
+                .map_err(|e| FaultError::Refused(format!("signal {signo}: {e}")))?;
+            for p in &mains {
+                if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), signal).is_ok() {
+                    self.reloaded.push(p.pid);
                 }
             }
         }

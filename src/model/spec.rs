@@ -201,6 +201,23 @@ pub struct WorkloadSpec {
     pub postgres: Option<PostgresWorkload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd: Option<EtcdWorkload>,
+    /// Where accepted work ends up (e.g. the database behind a queue). When set, the final
+    /// read comes from here, and waits (until the deadline) for every acknowledged value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_to: Option<Sink>,
+}
+
+/// A store to read delivered values from: exactly one of `redis`, `postgres`, `etcd`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sink {
+    pub endpoints: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresWorkload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdWorkload>,
 }
 
 /// HTTP requests; each 2xx/3xx answer is an ok operation. No final read.
@@ -213,12 +230,15 @@ pub struct HttpWorkload {
 }
 
 /// `SADD <key> <unique value>`; the final read is `SMEMBERS <key>` on the one master.
+/// With `push`, `LPUSH` onto a list instead (a queue), read back with `LRANGE`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisWorkload {
     /// Default `murphy:<workload name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub push: bool,
 }
 
 /// `INSERT` of unique ids; the final read selects them from the one primary
@@ -624,6 +644,9 @@ pub struct ClaimSpec {
     /// Every write a workload saw acknowledged is in the final read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_acked_write_loss: Option<WorkloadRef>,
+    /// Everything the workload saw accepted reached its `deliveredTo` store by the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventually_delivered: Option<WorkloadRef>,
     /// The longest stretch without a successful write stays under a bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_availability: Option<WriteAvailabilityClaim>,
@@ -653,6 +676,7 @@ pub enum ClaimCheck<'a> {
     BlastRadius(&'a BlastRadiusClaim),
     Restores(&'a RestoresClaim),
     RecoveryPoint(&'a RecoveryPointClaim),
+    EventuallyDelivered(&'a WorkloadRef),
 }
 
 impl ClaimCheck<'_> {
@@ -667,12 +691,13 @@ impl ClaimCheck<'_> {
             ClaimCheck::BlastRadius(_) => "blastRadius",
             ClaimCheck::Restores(_) => "restores",
             ClaimCheck::RecoveryPoint(_) => "recoveryPoint",
+            ClaimCheck::EventuallyDelivered(_) => "eventuallyDelivered",
         }
     }
 }
 
 /// The keys a claim may use, for messages.
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores` or `recoveryPoint`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint` or `eventuallyDelivered`";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -753,6 +778,9 @@ impl ClaimSpec {
             self.blast_radius.as_ref().map(ClaimCheck::BlastRadius),
             self.restores.as_ref().map(ClaimCheck::Restores),
             self.recovery_point.as_ref().map(ClaimCheck::RecoveryPoint),
+            self.eventually_delivered
+                .as_ref()
+                .map(ClaimCheck::EventuallyDelivered),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -772,6 +800,7 @@ impl ClaimSpec {
             self.blast_radius.is_some(),
             self.restores.is_some(),
             self.recovery_point.is_some(),
+            self.eventually_delivered.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -795,7 +824,9 @@ impl ClaimSpec {
             ClaimCheck::BlastRadius(b) => Some(&b.fault),
             ClaimCheck::Restores(r) => r.fault.as_deref(),
             ClaimCheck::RecoveryPoint(r) => r.fault.as_deref(),
-            ClaimCheck::NoAckedWriteLoss(_) | ClaimCheck::SinglePrimary(_) => None,
+            ClaimCheck::NoAckedWriteLoss(_)
+            | ClaimCheck::SinglePrimary(_)
+            | ClaimCheck::EventuallyDelivered(_) => None,
         }
     }
     /// Workloads the claim reads.
@@ -804,6 +835,7 @@ impl ClaimSpec {
             Some(ClaimCheck::NoAckedWriteLoss(w)) => vec![&w.workload],
             Some(ClaimCheck::WriteAvailability(w)) => vec![&w.workload],
             Some(ClaimCheck::RecoveryPoint(w)) => vec![&w.workload],
+            Some(ClaimCheck::EventuallyDelivered(w)) => vec![&w.workload],
             Some(ClaimCheck::SinglePrimary(s)) => s.workloads.iter().map(String::as_str).collect(),
             Some(ClaimCheck::BlastRadius(b)) => b.workloads.iter().map(String::as_str).collect(),
             _ => Vec::new(),

@@ -809,6 +809,49 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 }
             }
         }
+        if let Some(d) = &w.delivered_to {
+            let dp = wp.key("deliveredTo");
+            let n = [d.redis.is_some(), d.postgres.is_some(), d.etcd.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if n != 1 {
+                v.err(
+                    dp.clone(),
+                    format!("needs exactly one of `redis`, `postgres` or `etcd` (found {n})"),
+                );
+            }
+            if d.endpoints.is_empty() {
+                v.err(dp.key("endpoints"), "needs at least one `ip:port`");
+            }
+            for (j, e) in d.endpoints.iter().enumerate() {
+                if e.parse::<SocketAddr>().is_err() {
+                    v.err(
+                        dp.key("endpoints").index(j),
+                        format!("{e:?} is not an ip:port address"),
+                    );
+                }
+            }
+            if let Some(t) = d.postgres.as_ref().and_then(|p| p.table.as_ref()) {
+                let ok = !t.is_empty()
+                    && t.len() <= 63
+                    && t.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !t.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    v.err(
+                        dp.key("postgres").key("table"),
+                        "must be a plain SQL identifier: lowercase letters, digits and '_'",
+                    );
+                }
+            }
+            if w.http.is_some() {
+                v.err(
+                    dp,
+                    "an http workload's deliveries cannot be tied to its requests",
+                );
+            }
+        }
         if let Some(e) = &w.etcd {
             if let Some(p) = &e.prefix {
                 if p.is_empty() || p.contains(|c: char| c.is_control()) {
@@ -846,6 +889,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
             ClaimCheck::NoAckedWriteLoss(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::WriteAvailability(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::RecoveryPoint(w) => vec![(kp.key("workload"), w.workload.as_str())],
+            ClaimCheck::EventuallyDelivered(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::SinglePrimary(s) => s
                 .workloads
                 .iter()
@@ -906,6 +950,15 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     v.err(kp.key("workloads"), "needs at least one workload");
                 }
                 ("singlePrimary", None)
+            }
+            ClaimCheck::EventuallyDelivered(w) => {
+                if workload(&w.workload).is_some_and(|w| w.delivered_to.is_none()) {
+                    v.err(
+                        kp.key("workload"),
+                        "the workload needs `deliveredTo` (where accepted work must arrive)",
+                    );
+                }
+                ("eventuallyDelivered", None)
             }
             ClaimCheck::Restores(r) => {
                 if r.within.as_std().is_zero() {

@@ -65,6 +65,7 @@ enum Client {
     },
     Redis {
         key: String,
+        push: bool,
         conn: Option<Box<redis::Conn>>,
     },
     Etcd {
@@ -99,6 +100,7 @@ impl Client {
         } else if w.redis.is_some() {
             Client::Redis {
                 key: redis_key(w),
+                push: w.redis.as_ref().is_some_and(|r| r.push),
                 conn: None,
             }
         } else if w.etcd.is_some() {
@@ -133,7 +135,7 @@ impl Client {
                 Ok((s, _)) => Err((OpResult::Fail, format!("{addr}: HTTP {s}"))),
                 Err(e) => Err(net_err(e)),
             },
-            Client::Redis { key, conn } => {
+            Client::Redis { key, push, conn } => {
                 if conn.as_ref().is_none_or(|c| c.addr != addr) {
                     *conn = Some(Box::new(
                         redis::Conn::open(addr, connect.min(net::left(deadline)), timeout)
@@ -143,7 +145,8 @@ impl Client {
                 let Some(c) = conn.as_mut() else {
                     return Err((OpResult::Fail, "no connection".into()));
                 };
-                match c.call(&[b"SADD", key.as_bytes(), value.as_bytes()], deadline) {
+                let cmd: &[u8] = if *push { b"LPUSH" } else { b"SADD" };
+                match c.call(&[cmd, key.as_bytes(), value.as_bytes()], deadline) {
                     Ok(redis::Reply::Int(_)) => Ok(()),
                     Ok(redis::Reply::Error(e)) => {
                         *conn = None;
@@ -475,11 +478,35 @@ fn schedule(
 
 /// Read back what the system holds, retrying until the deadline. `None` for workloads
 /// without a final read (HTTP).
-pub fn final_read(spec: &WorkloadSpec, netns: Option<&Netns>, clock: Clock) -> Option<FinalRead> {
+/// The spec to read delivered values with: the sink's endpoints and client.
+fn sink_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
+    let d = spec.delivered_to.as_ref()?;
+    let mut s = spec.clone();
+    s.endpoints = d.endpoints.clone();
+    s.read_endpoints = Vec::new();
+    s.redis = d.redis.clone();
+    s.postgres = d.postgres.clone();
+    s.etcd = d.etcd.clone();
+    s.http = None;
+    s.delivered_to = None;
+    Some(s)
+}
+
+/// Read back what the system holds (or, with `deliveredTo`, what reached the sink, waiting
+/// until every value in `want` is there or the deadline passes).
+pub fn final_read(
+    spec: &WorkloadSpec,
+    netns: Option<&Netns>,
+    clock: Clock,
+    want: &[String],
+) -> Option<FinalRead> {
     if spec.http.is_some() {
         return None;
     }
-    let spec = spec.clone();
+    let (spec, want) = match sink_spec(spec) {
+        Some(s) => (s, want.to_vec()),
+        None => (spec.clone(), Vec::new()),
+    };
     let ns = netns.cloned();
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -491,14 +518,14 @@ pub fn final_read(spec: &WorkloadSpec, netns: Option<&Netns>, clock: Clock) -> O
                     ..Default::default()
                 };
             }
-            read_until(&spec, clock)
+            read_until(&spec, clock, &want)
         })
         .join()
         .ok()
     })
 }
 
-fn read_until(spec: &WorkloadSpec, clock: Clock) -> FinalRead {
+fn read_until(spec: &WorkloadSpec, clock: Clock, want: &[String]) -> FinalRead {
     let deadline = Instant::now() + spec.final_read_deadline();
     let mut attempts = 0;
     let mut last = String::from("not tried");
@@ -520,6 +547,15 @@ fn read_until(spec: &WorkloadSpec, clock: Clock) -> FinalRead {
         attempts += 1;
         match read_once(spec, rt.as_ref()) {
             Ok((endpoint, values)) => {
+                // Waiting for deliveries: read again until everything wanted has arrived.
+                let have: std::collections::HashSet<&str> =
+                    values.iter().map(String::as_str).collect();
+                let missing = want.iter().filter(|w| !have.contains(w.as_str())).count();
+                if missing > 0 && Instant::now() + Duration::from_millis(500) < deadline {
+                    last = format!("{missing} value(s) not delivered yet");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
                 return FinalRead {
                     ok: true,
                     t_ms: clock.now_ms(),
@@ -527,7 +563,7 @@ fn read_until(spec: &WorkloadSpec, clock: Clock) -> FinalRead {
                     values,
                     attempts,
                     error: None,
-                }
+                };
             }
             Err(e) => last = e,
         }
@@ -602,11 +638,14 @@ fn read_once(
     if spec.redis.is_some() {
         let mut c = redis::Conn::open(a, t, t).map_err(|e| e.message)?;
         let key = redis_key(spec);
+        let push = spec.redis.as_ref().is_some_and(|r| r.push);
+        let args: Vec<&[u8]> = if push {
+            vec![b"LRANGE", key.as_bytes(), b"0", b"-1"]
+        } else {
+            vec![b"SMEMBERS", key.as_bytes()]
+        };
         match c
-            .call(
-                &[b"SMEMBERS", key.as_bytes()],
-                Instant::now() + Duration::from_secs(10),
-            )
+            .call(&args, Instant::now() + Duration::from_secs(10))
             .map_err(|e| e.message)?
         {
             redis::Reply::Array(Some(v)) => Ok((
