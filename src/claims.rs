@@ -479,6 +479,61 @@ pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict 
 
 /// Evaluate every claim. A run that did not complete can fail claims (evidence is
 /// evidence) but never holds them.
+/// The message the runner puts on the timeline when a watched log shows a watched text.
+pub fn detection_message(log: &str, line: &str) -> String {
+    format!("{log} logged: {line}")
+}
+
+/// The system noticed the fault itself: a watched log line after the injection, in time.
+pub fn detects(
+    claim: &ClaimSpec,
+    d: &crate::model::spec::DetectsClaim,
+    rec: &RunRecord,
+) -> Verdict {
+    let within = d.within.map_or(30_000.0, |w| w.as_millis_f64());
+    let mut figures = BTreeMap::new();
+    let Some(f) = rec.fault(&d.fault).filter(|f| f.injected_ms.is_some()) else {
+        return verdict(
+            claim,
+            "detects",
+            Outcome::Inconclusive,
+            "-".into(),
+            format!("fault {:?} was never injected", d.fault),
+            figures,
+        );
+    };
+    if !f.confirmed {
+        return verdict(
+            claim,
+            "detects",
+            Outcome::Inconclusive,
+            "-".into(),
+            format!("fault {:?} was not confirmed", d.fault),
+            figures,
+        );
+    }
+    let t0 = f.injected_ms.unwrap_or(0.0);
+    let prefix = detection_message(&d.log, "");
+    let hit = rec
+        .events
+        .iter()
+        .filter(|e| e.kind == "detected" && e.t_ms >= t0)
+        .find(|e| e.message.starts_with(&prefix) && e.message.contains(&d.contains));
+    figures.insert("withinMs".into(), within);
+    match hit {
+        Some(e) if e.t_ms - t0 <= within => {
+            figures.insert("detectedAfterMs".into(), e.t_ms - t0);
+            verdict(claim, "detects", Outcome::Held, format!("detected after {}", secs(e.t_ms - t0)), format!("{} {} after {} started, within {}", e.message, secs(e.t_ms - t0), d.fault, secs(within)), figures)
+        }
+        Some(e) => {
+            figures.insert("detectedAfterMs".into(), e.t_ms - t0);
+            verdict(claim, "detects", Outcome::Failed, format!("detected after {}", secs(e.t_ms - t0)), format!("{} only {} after {} started, over {}", e.message, secs(e.t_ms - t0), d.fault, secs(within)), figures)
+        }
+        None if rec.phases.end_ms - t0 < within => verdict(claim, "detects", Outcome::Inconclusive, "-".into(), format!("no line containing {:?} in {}'s log yet, and the run ended {} after {} started, before {} had passed", d.contains, d.log, secs(rec.phases.end_ms - t0), d.fault, secs(within)), figures),
+        None => verdict(claim, "detects", Outcome::Failed, "not detected".into(), format!("no line containing {:?} in {}'s log within {} of {}: the system did not report it", d.contains, d.log, secs(within), d.fault), figures),
+    }
+}
+
 /// RTO: like `recovers`, measured from the data fault's injection, with the figure named
 /// for what it is.
 pub fn restores(
@@ -544,6 +599,7 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 ClaimCheck::EventuallyDelivered(w) => {
                     crate::history::eventually_delivered(c, &w.workload, rec)
                 }
+                ClaimCheck::Detects(d) => detects(c, d, rec),
             };
             if v.outcome == Outcome::Held
                 && matches!(
@@ -579,6 +635,56 @@ mod tests {
     use crate::model::quantity::{Duration, Percent};
     use crate::timeline::{FaultRecord, Phases};
     use proptest::prelude::*;
+
+    #[test]
+    fn detects_needs_the_log_line_after_the_fault_and_in_time() {
+        use crate::model::spec::DetectsClaim;
+        let claim = ClaimSpec {
+            name: "d".into(),
+            ..Default::default()
+        };
+        let d = DetectsClaim {
+            fault: "f".into(),
+            log: "r2/redis".into(),
+            contains: "Bad file".into(),
+            within: Some(Duration(std::time::Duration::from_secs(5))),
+        };
+        let mut r = rec(
+            vec![(0.0, true), (20_000.0, true)],
+            Some((1000.0, 9000.0, true)),
+        );
+        r.phases.end_ms = 20_000.0;
+        // Nothing logged: failed, the window passed.
+        assert_eq!(detects(&claim, &d, &r).outcome, Outcome::Failed);
+        let ev = |t: f64, line: &str| crate::timeline::Event {
+            t_ms: t,
+            kind: "detected".into(),
+            fault: None,
+            message: detection_message("r2/redis", line),
+        };
+        // A line before the fault does not count; one after it does.
+        r.events.push(ev(500.0, "Bad file format (old)"));
+        assert_eq!(detects(&claim, &d, &r).outcome, Outcome::Failed);
+        r.events
+            .push(ev(3000.0, "# Bad file format reading the append only file"));
+        let v = detects(&claim, &d, &r);
+        assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
+        assert_eq!(v.figures["detectedAfterMs"], 2000.0);
+        // Another process's log does not count; too late fails.
+        r.events.clear();
+        r.events.push(crate::timeline::Event {
+            t_ms: 2000.0,
+            kind: "detected".into(),
+            fault: None,
+            message: detection_message("r1/redis", "Bad file format"),
+        });
+        r.events.push(ev(8000.0, "Bad file format"));
+        assert_eq!(detects(&claim, &d, &r).outcome, Outcome::Failed);
+        // The run ended before the window passed, with nothing seen: inconclusive.
+        r.events.clear();
+        r.phases.end_ms = 3000.0;
+        assert_eq!(detects(&claim, &d, &r).outcome, Outcome::Inconclusive);
+    }
 
     fn rec(samples: Vec<(f64, bool)>, fault: Option<(f64, f64, bool)>) -> RunRecord {
         RunRecord {

@@ -299,7 +299,7 @@ pub fn timeline_svg(r: &RunReport) -> String {
     for e in &rec.events {
         if !matches!(
             e.kind.as_str(),
-            "target" | "guardrail" | "workload" | "lab" | "probe" | "fault" | "step"
+            "target" | "guardrail" | "workload" | "lab" | "probe" | "fault" | "step" | "detected"
         ) {
             continue;
         }
@@ -308,6 +308,7 @@ pub fn timeline_svg(r: &RunReport) -> String {
             "target" => "#8250df",
             "fault" => "#bc4c00",
             "step" => "#1a7f37",
+            "detected" => "#cf222e",
             _ => "#6e7781",
         };
         let x = sc.x(e.t_ms);

@@ -445,6 +445,11 @@ impl Lab {
         Ok(f(h, i))
     }
 
+    /// Where a lab process's output goes.
+    pub fn log_path(&self, host: &str, process: &str) -> PathBuf {
+        self.log_dir.join(format!("{host}-{process}.log"))
+    }
+
     /// A host's data directory: `<run>/data/<host>`.
     pub fn data_dir(&self, host: &str) -> PathBuf {
         self.data_root.join(host)

@@ -127,6 +127,8 @@ struct Ctx<'a> {
     events: Vec<Event>,
     faults: Vec<FaultRecord>,
     probe_state: HashMap<String, (bool, f64)>,
+    /// Logs watched for `detects` claims: (host/process, text, file, offset read, hits).
+    watches: Vec<(String, String, PathBuf, u64, usize)>,
     /// Live workload counters and whether the last operation seen was ok.
     live: Vec<(String, Arc<crate::workload::Live>, Option<bool>)>,
     abort: Option<String>,
@@ -340,6 +342,7 @@ impl Ctx<'_> {
                     self.event("lab", None, m);
                 }
                 self.watch_workloads();
+                self.watch_logs();
                 if guard
                     && self.clock.now_ms() > self.exp.spec.max_duration().as_secs_f64() * 1000.0
                 {
@@ -351,6 +354,40 @@ impl Ctx<'_> {
                     self.event("guardrail", None, m);
                 }
             }
+        }
+    }
+
+    /// New lines in watched logs that contain a watched text go on the timeline.
+    fn watch_logs(&mut self) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut found = Vec::new();
+        for (log, text, path, offset, hits) in self.watches.iter_mut() {
+            let Ok(mut f) = std::fs::File::open(&*path) else {
+                continue;
+            };
+            let len = f.metadata().map_or(0, |m| m.len());
+            if len < *offset {
+                *offset = 0; // truncated or replaced
+            }
+            if len == *offset || f.seek(SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            if f.take(1 << 20).read_to_end(&mut buf).is_err() {
+                continue;
+            }
+            // Only whole lines; a partial last line is read again next time.
+            let whole = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            *offset += whole as u64;
+            for line in String::from_utf8_lossy(&buf[..whole]).lines() {
+                if line.contains(text.as_str()) && *hits < 10 {
+                    *hits += 1;
+                    found.push(crate::claims::detection_message(log, line.trim()));
+                }
+            }
+        }
+        for m in found {
+            self.event("detected", None, m);
         }
     }
 
@@ -658,6 +695,7 @@ pub fn run(
         faults: Vec::new(),
         probe_state: HashMap::new(),
         live: Vec::new(),
+        watches: Vec::new(),
         abort: None,
     };
     let mut status = RunStatus::Completed;
@@ -680,6 +718,16 @@ pub fn run(
                         l.bridge_addr
                     ),
                 );
+                for c in &exp.spec.claims {
+                    if let Some(d) = &c.detects {
+                        if let Some((h, p)) = d.log.split_once('/') {
+                            let path = l.log_path(h, p);
+                            let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+                            cx.watches
+                                .push((d.log.clone(), d.contains.clone(), path, offset, 0));
+                        }
+                    }
+                }
                 cx.lab = Some(l);
             }
             Err(e) => {

@@ -305,3 +305,24 @@ fn naive_worker_drops_what_it_took_while_the_database_was_unreachable() {
     );
     assert!(worker_log(&r).contains("dropped"));
 }
+
+#[test]
+fn a_corrupted_replica_file_is_detected_by_the_replica() {
+    let r = run("experiments/redis-replica-corruption.yaml");
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let d = verdict(&r, "the replica reports its corrupted file");
+    assert_eq!(d["outcome"], "held", "{}", r.stdout);
+    assert!(d["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("Bad file format"));
+    let after = d["figures"]["detectedAfterMs"].as_f64().expect("when");
+    assert!((0.0..10_000.0).contains(&after), "{after}");
+    // The corruption was real: the fault's evidence names the place it changed.
+    let f = &r.report["record"]["faults"][0];
+    assert!(f["evidence"]
+        .as_str()
+        .expect("evidence")
+        .contains("differ from their originals"));
+    assert_eq!(verdict(&r, "the primary keeps serving")["outcome"], "held");
+}

@@ -644,6 +644,10 @@ pub struct ClaimSpec {
     /// Every write a workload saw acknowledged is in the final read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_acked_write_loss: Option<WorkloadRef>,
+    /// After a fault, the system itself reports it: a lab process's log shows a line
+    /// containing a text within a bound (e.g. a checksum error for corrupted data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detects: Option<DetectsClaim>,
     /// Everything the workload saw accepted reached its `deliveredTo` store by the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eventually_delivered: Option<WorkloadRef>,
@@ -677,6 +681,7 @@ pub enum ClaimCheck<'a> {
     Restores(&'a RestoresClaim),
     RecoveryPoint(&'a RecoveryPointClaim),
     EventuallyDelivered(&'a WorkloadRef),
+    Detects(&'a DetectsClaim),
 }
 
 impl ClaimCheck<'_> {
@@ -692,12 +697,26 @@ impl ClaimCheck<'_> {
             ClaimCheck::Restores(_) => "restores",
             ClaimCheck::RecoveryPoint(_) => "recoveryPoint",
             ClaimCheck::EventuallyDelivered(_) => "eventuallyDelivered",
+            ClaimCheck::Detects(_) => "detects",
         }
     }
 }
 
 /// The keys a claim may use, for messages.
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint` or `eventuallyDelivered`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered` or `detects`";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetectsClaim {
+    pub fault: String,
+    /// The lab process (`host/process`) whose log is watched.
+    pub log: String,
+    /// Text a log line must contain (plain text, not a pattern).
+    pub contains: String,
+    /// From the fault's injection (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Duration>,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -781,6 +800,7 @@ impl ClaimSpec {
             self.eventually_delivered
                 .as_ref()
                 .map(ClaimCheck::EventuallyDelivered),
+            self.detects.as_ref().map(ClaimCheck::Detects),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -801,6 +821,7 @@ impl ClaimSpec {
             self.restores.is_some(),
             self.recovery_point.is_some(),
             self.eventually_delivered.is_some(),
+            self.detects.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -824,6 +845,7 @@ impl ClaimSpec {
             ClaimCheck::BlastRadius(b) => Some(&b.fault),
             ClaimCheck::Restores(r) => r.fault.as_deref(),
             ClaimCheck::RecoveryPoint(r) => r.fault.as_deref(),
+            ClaimCheck::Detects(d) => Some(&d.fault),
             ClaimCheck::NoAckedWriteLoss(_)
             | ClaimCheck::SinglePrimary(_)
             | ClaimCheck::EventuallyDelivered(_) => None,

@@ -951,6 +951,21 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 }
                 ("singlePrimary", None)
             }
+            ClaimCheck::Detects(d) => {
+                if !lab_proc(&d.log) {
+                    v.err(
+                        kp.key("log"),
+                        format!("{:?} is not a lab process (`host/process`)", d.log),
+                    );
+                }
+                if d.contains.trim().is_empty() || d.contains.contains('\n') {
+                    v.err(kp.key("contains"), "must be non-empty text on one line");
+                }
+                if d.within.is_some_and(|w| w.as_std().is_zero()) {
+                    v.err(kp.key("within"), "must be above 0");
+                }
+                ("detects", None)
+            }
             ClaimCheck::EventuallyDelivered(w) => {
                 if workload(&w.workload).is_some_and(|w| w.delivered_to.is_none()) {
                     v.err(
