@@ -109,6 +109,7 @@ fn main() {
             FaultAction::MemoryLeak(MemoryLeak {
                 rate: "64Mi/s".parse().expect("rate"),
                 limit: Some("64Mi".parse().expect("size")),
+                mode: None,
             }),
             "idle",
         ),

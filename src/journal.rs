@@ -95,6 +95,9 @@ pub enum UndoAction {
     },
     /// Send a signal again (e.g. SIGHUP so a restored config is reloaded).
     Signal { proc: ProcId, signal: i32 },
+    /// Unmap a range Murphy mapped inside a running process (in-process memory leak),
+    /// by running `munmap` in it. Unmapping what was never mapped is harmless.
+    Unmap { proc: ProcId, addr: u64, len: u64 },
     /// Recreate a directory with its mode and owner.
     RestoreDir {
         path: PathBuf,
@@ -333,6 +336,28 @@ impl UndoAction {
                         backup.display()
                     )
                 })
+            }
+            UndoAction::Unmap { proc, addr, len } => {
+                if !proc.alive() {
+                    return Ok(format!("pid {} is gone; nothing to unmap", proc.pid));
+                }
+                let r = crate::ptrace::Injector::attach(proc.pid).and_then(|mut inj| {
+                    let r = inj.syscall(crate::ptrace::nr::MUNMAP, &[*addr, *len])?;
+                    inj.detach()?;
+                    Ok(r)
+                });
+                match r {
+                    Ok(0) => Ok(format!(
+                        "unmapped {} MiB at {addr:#x} in pid {}",
+                        len >> 20,
+                        proc.pid
+                    )),
+                    Ok(e) => Err(format!("munmap in pid {} returned {e}", proc.pid)),
+                    Err(crate::ptrace::PtraceError::Gone) => {
+                        Ok(format!("pid {} is gone; nothing to unmap", proc.pid))
+                    }
+                    Err(e) => Err(format!("unmapping in pid {}: {e}", proc.pid)),
+                }
             }
             UndoAction::Signal {
                 proc,

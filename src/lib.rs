@@ -12,6 +12,7 @@ pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod procfs;
+pub mod ptrace;
 pub mod report;
 pub mod roles;
 pub mod runner;

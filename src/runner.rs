@@ -83,6 +83,9 @@ fn localize(
         A::DataWipe(d) => d.paths = sub(&d.paths),
         A::DataCorrupt(d) => d.paths = sub(&d.paths),
         A::ConfigCorrupt(c) => c.path = lab.substitute_for("", &c.path),
+        A::StorageStall(f) => f.paths = sub(&f.paths),
+        A::IoLatency(f) => f.paths = sub(&f.paths),
+        A::IoError(f) => f.paths = sub(&f.paths),
         _ => {}
     }
     a
@@ -578,6 +581,7 @@ impl Ctx<'_> {
         rec.injected_ms = Some(t0);
         if let Err(e) = result {
             // Nothing half-applied: undo everything recorded, data included.
+            fault.stop();
             let _ = fault::revert(&actions, &Rollback(self.revert_env()));
             let _ = self.journal.done(&group);
             rec.error = Some(e.to_string());
@@ -635,8 +639,9 @@ impl Ctx<'_> {
         })
     }
 
-    fn revert(&mut self, a: Active) {
+    fn revert(&mut self, mut a: Active) {
         let name = self.exp.spec.faults[a.idx].name.clone();
+        a.fault.stop();
         let result = fault::revert(&a.undo, self.revert_env());
         let t = self.clock.now_ms();
         if let Some(r) = self.faults.iter_mut().find(|r| r.name == name) {

@@ -216,6 +216,7 @@ fn memory_leak_grows_the_cgroup_and_revert_frees_it() {
     let spec = MemoryLeak {
         rate: "64Mi/s".parse::<ByteRate>().expect("rate"),
         limit: Some("96Mi".parse::<ByteSize>().expect("size")),
+        mode: None,
     };
     let mut f = fault::build(&FaultAction::MemoryLeak(spec), &env(), "m1");
     let mut undo = UndoLog::new(&fx.journal, "m1", "leak").expect("undo");
@@ -250,6 +251,7 @@ fn memory_leak_refuses_an_unlimited_cgroup_without_a_limit() {
     let spec = MemoryLeak {
         rate: "64Mi/s".parse::<ByteRate>().expect("rate"),
         limit: None,
+        mode: None,
     };
     let mut f = fault::build(&FaultAction::MemoryLeak(spec), &env(), "m2");
     let mut undo = UndoLog::new(&fx.journal, "m2", "leak").expect("undo");

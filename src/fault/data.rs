@@ -32,7 +32,7 @@ pub fn root_of(m: &Member) -> PathBuf {
     }
 }
 
-fn wildcard(pat: &str, name: &str) -> bool {
+pub(crate) fn wildcard(pat: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match (p.first(), n.first()) {
             (None, None) => true,

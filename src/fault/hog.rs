@@ -21,6 +21,25 @@ pub struct Hog {
 impl Hog {
     /// Spawn a hog (not yet started) inside `cgroups`.
     pub fn spawn(exe: &Path, args: &[String], cgroups: &[PathBuf]) -> Result<Hog, String> {
+        Self::spawn_inner(exe, args, cgroups, false).map(|(h, _)| h)
+    }
+
+    /// Spawn a helper (not yet started) whose stdout the caller reads, outside any target
+    /// cgroup (the storage-fault tracer).
+    pub fn spawn_reporting(
+        exe: &Path,
+        args: &[String],
+    ) -> Result<(Hog, std::process::ChildStdout), String> {
+        let (h, out) = Self::spawn_inner(exe, args, &[], true)?;
+        Ok((h, out.ok_or("helper stdout missing")?))
+    }
+
+    fn spawn_inner(
+        exe: &Path,
+        args: &[String],
+        cgroups: &[PathBuf],
+        report: bool,
+    ) -> Result<(Hog, Option<std::process::ChildStdout>), String> {
         let mut fds: Vec<OwnedFd> = Vec::new();
         for dir in cgroups {
             let f = std::fs::OpenOptions::new()
@@ -33,7 +52,11 @@ impl Hog {
         cmd.arg("__hog")
             .args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(if report {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
             .process_group(0);
         use std::os::unix::process::CommandExt;
@@ -43,7 +66,23 @@ impl Hog {
             .map_err(|e| format!("starting {}: {e}", exe.display()))?;
         let id = ProcId::of(child.id() as i32).ok_or_else(|| "hog exited at once".to_string())?;
         let stdin = child.stdin.take();
-        Ok(Hog { id, child, stdin })
+        let stdout = child.stdout.take();
+        Ok((Hog { id, child, stdin }, stdout))
+    }
+
+    /// Ask the helper to finish (any byte, then EOF) and wait up to `within` for it.
+    pub fn finish(&mut self, within: Duration) -> bool {
+        if let Some(mut pipe) = self.stdin.take() {
+            let _ = pipe.write_all(b"q");
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
     }
 
     /// Let it start consuming.
@@ -72,6 +111,9 @@ impl Drop for Hog {
 
 /// Entry point for `murphy __hog ...` (hidden).
 pub fn main(args: &[String]) -> i32 {
+    if args.first().map(String::as_str) == Some("io") {
+        return crate::ptrace::io_main(args.get(1).map(String::as_str).unwrap_or(""));
+    }
     let mut one = [0u8; 1];
     // Wait for the go byte; EOF means the parent gave up.
     if !matches!(std::io::stdin().read(&mut one), Ok(1)) {

@@ -151,3 +151,282 @@ impl Fault for MemoryLeak {
         out
     }
 }
+
+/// Progress of an in-process leak, shared with its ticking thread.
+#[derive(Clone, Debug, Default)]
+pub struct LeakProgress {
+    /// Bytes mapped and touched inside the target so far.
+    pub mapped: u64,
+    /// Seconds since the leak started, at the last tick that mapped memory.
+    pub at_secs: f64,
+    /// Longest time the target's thread was stopped for one tick, microseconds.
+    pub max_pause_us: u64,
+    pub ticks: u64,
+    /// Why the leak stopped early: the target exited, or a syscall failed.
+    pub ended: Option<String>,
+}
+
+/// `memory-leak` with `mode: inProcess`: the target process itself grows. Every 100ms a
+/// thread of Murphy's stops the target's main thread (the others go on), runs `mmap` of
+/// the next chunk of a reserved range at a fixed address (`MAP_FIXED_NOREPLACE`) and
+/// `madvise(MADV_POPULATE_WRITE)` so the pages are really charged, and lets it go. The whole
+/// range is journaled before the first byte is mapped, so revert (or `murphy recover`)
+/// unmaps it; the memory cgroup's OOM killer may end the target first, which is observed
+/// and reported.
+pub struct InProcess {
+    rate: f64,
+    limit: Option<u64>,
+    seed: u64,
+    target: Option<ProcId>,
+    base: u64,
+    len: u64,
+    cgroup: Option<PathBuf>,
+    oom_base: u64,
+    rss_before: u64,
+    progress: std::sync::Arc<std::sync::Mutex<LeakProgress>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    reported_end: bool,
+    reported_ooms: u64,
+    last_note: Option<std::time::Instant>,
+}
+
+const PAGE: u64 = 4096;
+/// Where leak ranges go: far below the mmap area and far above a PIE heap.
+const LEAK_BASE: u64 = 0x1000_0000_0000;
+const LEAK_STRIDE: u64 = 64 << 30;
+
+impl InProcess {
+    pub fn new(spec: &crate::model::spec::MemoryLeak, env: &FaultEnv) -> Self {
+        InProcess {
+            rate: spec.rate.bytes_per_second,
+            limit: spec.limit.map(|l| l.0),
+            seed: env.seed,
+            target: None,
+            base: 0,
+            len: 0,
+            cgroup: None,
+            oom_base: 0,
+            rss_before: 0,
+            progress: Default::default(),
+            stop: Default::default(),
+            thread: None,
+            reported_end: false,
+            reported_ooms: 0,
+            last_note: None,
+        }
+    }
+
+    pub fn progress(&self) -> LeakProgress {
+        self.progress.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// Map and touch `len` bytes at `addr` inside `pid`.
+fn map_chunk(pid: i32, addr: u64, len: u64) -> Result<(), crate::ptrace::PtraceError> {
+    use crate::ptrace::{nr, Injector, PtraceError};
+    let mut inj = Injector::attach(pid)?;
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let got = inj.syscall(nr::MMAP, &[addr, len, prot, flags, u64::MAX, 0])?;
+    if got as u64 != addr {
+        let _ = inj.detach();
+        return Err(PtraceError::Os(if got < 0 {
+            format!("mmap in the target failed: errno {}", -got)
+        } else {
+            format!("mmap in the target returned {got:#x}, not {addr:#x}")
+        }));
+    }
+    const MADV_POPULATE_WRITE: u64 = 23;
+    let r = inj.syscall(nr::MADVISE, &[addr, len, MADV_POPULATE_WRITE])?;
+    inj.detach()?;
+    if r < 0 {
+        return Err(PtraceError::Os(format!(
+            "madvise(MADV_POPULATE_WRITE) in the target failed: errno {}",
+            -r
+        )));
+    }
+    Ok(())
+}
+
+impl Fault for InProcess {
+    fn kind(&self) -> &'static str {
+        "memory-leak"
+    }
+
+    fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
+        let procs = require_procs(members, self.kind())?;
+        let target = procs[0];
+        let mounts = Mounts::read();
+        let dir = mounts.proc_cgroup(target.pid, "memory");
+        let cg_limit = dir.as_ref().and_then(|d| cgroup::memory_limit(d));
+        let limit = match (self.limit, cg_limit) {
+            (Some(l), _) => l,
+            (None, Some(l)) => l.saturating_mul(2).min(LEAK_STRIDE), // until the OOM killer acts
+            (None, None) => {
+                return Err(FaultError::Refused(format!(
+                    "pid {}'s memory cgroup has no limit: set `limit` so the leak cannot take the whole machine",
+                    target.pid
+                )))
+            }
+        };
+        self.len = limit.div_ceil(PAGE) * PAGE;
+        let slot = (self.seed ^ target.pid as u64 ^ target.start_time) % 256;
+        self.base = LEAK_BASE + slot * LEAK_STRIDE;
+        self.oom_base = dir.as_ref().and_then(|d| cgroup::oom_kills(d)).unwrap_or(0);
+        self.cgroup = dir;
+        self.rss_before = procfs::rss_bytes(target.pid).unwrap_or(0);
+        // The whole range is journaled before anything is mapped.
+        undo.record(UndoAction::Unmap {
+            proc: target,
+            addr: self.base,
+            len: self.len,
+        })?;
+        // The first chunk now, so a target that cannot be traced fails the injection.
+        let first = ((self.rate * 0.1) as u64).div_ceil(PAGE).max(1) * PAGE;
+        let first = first.min(self.len);
+        let started = std::time::Instant::now();
+        let t0 = std::time::Instant::now();
+        map_chunk(target.pid, self.base, first)
+            .map_err(|e| FaultError::Failed(format!("leaking into pid {}: {e}", target.pid)))?;
+        if let Ok(mut p) = self.progress.lock() {
+            p.mapped = first;
+            p.ticks = 1;
+            p.max_pause_us = t0.elapsed().as_micros() as u64;
+        }
+        self.target = Some(target);
+        let (rate, base, len) = (self.rate, self.base, self.len);
+        let progress = self.progress.clone();
+        let stop = self.stop.clone();
+        self.thread = Some(std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            let mut mapped = first;
+            while !stop.load(Ordering::Relaxed) && mapped < len {
+                std::thread::sleep(Duration::from_millis(100));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let el = started.elapsed().as_secs_f64();
+                let want = (((rate * el) as u64) / PAGE * PAGE).min(len);
+                if want <= mapped {
+                    continue;
+                }
+                let t = std::time::Instant::now();
+                let r = map_chunk(target.pid, base + mapped, want - mapped);
+                let pause = t.elapsed().as_micros() as u64;
+                let Ok(mut p) = progress.lock() else { return };
+                p.ticks += 1;
+                p.max_pause_us = p.max_pause_us.max(pause);
+                match r {
+                    Ok(()) => {
+                        mapped = want;
+                        p.mapped = mapped;
+                        p.at_secs = started.elapsed().as_secs_f64();
+                    }
+                    Err(crate::ptrace::PtraceError::Gone) => {
+                        p.ended = Some(format!("target pid {} exited", target.pid));
+                        return;
+                    }
+                    Err(e) => {
+                        p.ended = Some(e.to_string());
+                        return;
+                    }
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    fn confirm(&mut self) -> Result<Evidence, FaultError> {
+        let target = self
+            .target
+            .ok_or_else(|| FaultError::Failed("no target".into()))?;
+        // Evidence from the kernel: the range is in the target's memory map, and its
+        // resident size has grown.
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid))
+            .map_err(|e| FaultError::Failed(format!("reading pid {} maps: {e}", target.pid)))?;
+        let prefix = format!("{:x}-", self.base);
+        if !maps.lines().any(|l| l.starts_with(&prefix)) {
+            return Err(FaultError::Failed(format!(
+                "no mapping at {:#x} in pid {}",
+                self.base, target.pid
+            )));
+        }
+        let rss = procfs::rss_bytes(target.pid).unwrap_or(0);
+        if rss <= self.rss_before {
+            return Err(FaultError::Failed(format!(
+                "pid {} resident size did not grow ({} KiB)",
+                target.pid,
+                rss / 1024
+            )));
+        }
+        Ok(Evidence(format!(
+            "pid {} maps {:#x} and its resident size grew from {} to {} KiB",
+            target.pid,
+            self.base,
+            self.rss_before / 1024,
+            rss / 1024
+        )))
+    }
+
+    fn observe(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let p = self.progress();
+        if let Some(dir) = &self.cgroup {
+            let ooms = cgroup::oom_kills(dir)
+                .unwrap_or(0)
+                .saturating_sub(self.oom_base);
+            if ooms > self.reported_ooms {
+                self.reported_ooms = ooms;
+                // A killed process takes a moment to exit.
+                let target = self.target;
+                let dead =
+                    target.is_some_and(|t| wait_for(Duration::from_millis(500), || !t.alive()));
+                out.push(format!(
+                    "OOM kill #{ooms} in {}: {}",
+                    dir.display(),
+                    if dead {
+                        "the target was killed".to_string()
+                    } else {
+                        "another process in the cgroup was killed".to_string()
+                    }
+                ));
+            }
+        }
+        if let (Some(why), false) = (&p.ended, self.reported_end) {
+            self.reported_end = true;
+            out.push(format!("leak ended after {} MiB: {why}", p.mapped >> 20));
+        }
+        if self
+            .last_note
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+            && p.ended.is_none()
+        {
+            self.last_note = Some(std::time::Instant::now());
+            if p.at_secs > 0.0 {
+                out.push(format!(
+                    "leaked {} MiB into pid {} ({:.1} MiB/s achieved of {:.1} requested; longest stop {:.1}ms)",
+                    p.mapped >> 20,
+                    self.target.map(|t| t.pid).unwrap_or(0),
+                    p.mapped as f64 / p.at_secs / 1048576.0,
+                    self.rate / 1048576.0,
+                    p.max_pause_us as f64 / 1000.0
+                ));
+            }
+        }
+        out
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -14,6 +14,7 @@ pub mod memory_leak;
 pub mod network_partition;
 pub mod process_kill;
 pub mod process_pause;
+pub mod storage;
 
 use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
 use crate::model::spec::FaultAction;
@@ -113,6 +114,8 @@ pub trait Fault: Send {
     fn observe(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Stop background work (helper threads and processes) before the undo actions run.
+    fn stop(&mut self) {}
 }
 
 /// Revert an injection: apply its undo actions in reverse. Idempotent.
@@ -130,6 +133,9 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
             env.peer_addrs.clone(),
             group,
         )),
+        FaultAction::MemoryLeak(p) if p.mode == Some(crate::model::spec::LeakMode::InProcess) => {
+            Box::new(memory_leak::InProcess::new(p, env))
+        }
         FaultAction::MemoryLeak(p) => Box::new(memory_leak::MemoryLeak::new(p, env)),
         FaultAction::CpuBurn(p) => Box::new(cpu_burn::CpuBurn::new(p, env)),
         FaultAction::DataWipe(p) => Box::new(data::Wipe::new(p, env.max_data_bytes)),
@@ -137,6 +143,9 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
             Box::new(data::Corrupt::new(p, env.max_data_bytes, env.seed))
         }
         FaultAction::ConfigCorrupt(p) => Box::new(data::Config::new(p)),
+        FaultAction::StorageStall(s) => Box::new(storage::Storage::stall(s, env)),
+        FaultAction::IoLatency(l) => Box::new(storage::Storage::latency(l, env)),
+        FaultAction::IoError(e) => Box::new(storage::Storage::error(e, env)),
     }
 }
 

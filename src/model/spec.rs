@@ -389,6 +389,12 @@ pub enum FaultAction {
     DataCorrupt(DataCorrupt),
     /// Change a config file, optionally signalling a reload (original journaled first).
     ConfigCorrupt(ConfigCorrupt),
+    /// Hold matching file operations of the running target until the fault ends.
+    StorageStall(StorageStall),
+    /// Delay matching file operations of the running target.
+    IoLatency(IoLatency),
+    /// Fail matching file operations of the running target with an errno.
+    IoError(IoError),
 }
 
 impl FaultAction {
@@ -402,6 +408,9 @@ impl FaultAction {
             FaultAction::DataWipe(_) => "data-wipe",
             FaultAction::DataCorrupt(_) => "data-corrupt",
             FaultAction::ConfigCorrupt(_) => "config-corrupt",
+            FaultAction::StorageStall(_) => "storage-stall",
+            FaultAction::IoLatency(_) => "io-latency",
+            FaultAction::IoError(_) => "io-error",
         }
     }
 }
@@ -465,6 +474,18 @@ pub struct MemoryLeak {
     /// Stop growing at this size. Required when the target's cgroup has no memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<ByteSize>,
+    /// `cgroup` (default): a helper process grows inside the target's memory cgroup.
+    /// `inProcess`: the target process itself grows — anonymous memory mapped and touched
+    /// inside it through ptrace, a tick at a time, and unmapped on revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LeakMode>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum LeakMode {
+    Cgroup,
+    InProcess,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -564,6 +585,46 @@ pub struct ConfigSet {
     /// Between key and value (default ` = `).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub separator: Option<String>,
+}
+
+/// Storage faults catch file operations of a running target by path and operation. Paths
+/// are absolute patterns (`*`, `?` within one component; lab placeholders such as
+/// `{data:db1}` apply); a file matches when it, or a directory above it, matches. Files
+/// the target already has open count. `ops` (default all): open, read, write, fsync,
+/// metadata.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageStall {
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<crate::ptrace::IoOp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IoLatency {
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<crate::ptrace::IoOp>,
+    /// Added to every matching operation, e.g. "20ms".
+    pub delay: Duration,
+    /// Uniform ± spread around `delay` (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IoError {
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<crate::ptrace::IoOp>,
+    /// Errno name: EIO, ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EAGAIN, EINTR, ENOMEM, EBUSY,
+    /// ENOENT, EBADF.
+    pub errno: String,
+    /// Share of matching operations that fail (default 100%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<Percent>,
 }
 
 /// A recovery step: the system's own restore or repair procedure, or starting and

@@ -584,6 +584,9 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                         "must be at least 4Ki/s (one page per second)",
                     );
                 }
+                if m.limit.is_some_and(|l| l.0 > 64 << 30) {
+                    v.err(fp.key("limit"), "must be at most 64Gi");
+                }
             }
             FaultAction::CpuBurn(c) => {
                 if let Some(w) = c.workers {
@@ -610,6 +613,44 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     if !(1..=10_000).contains(&c) {
                         v.err(fp.key("count"), "must be between 1 and 10000");
                     }
+                }
+            }
+            FaultAction::StorageStall(s) => check_paths(&mut v, fp.key("paths"), &s.paths),
+            FaultAction::IoLatency(l) => {
+                check_paths(&mut v, fp.key("paths"), &l.paths);
+                if l.delay.0.is_zero() {
+                    v.err(fp.key("delay"), "must be more than 0");
+                }
+                if l.delay.0 > std::time::Duration::from_secs(60) {
+                    v.err(
+                        fp.key("delay"),
+                        "must be at most 60s (use storage-stall to hold operations)",
+                    );
+                }
+                if let Some(j) = l.jitter {
+                    if j.0 > l.delay.0 {
+                        v.err(fp.key("jitter"), "must not exceed `delay`");
+                    }
+                }
+            }
+            FaultAction::IoError(e) => {
+                check_paths(&mut v, fp.key("paths"), &e.paths);
+                if crate::ptrace::errno_by_name(&e.errno).is_none() {
+                    v.err(
+                        fp.key("errno"),
+                        format!(
+                            "unknown errno {:?}; one of {}",
+                            e.errno,
+                            crate::ptrace::ERRNOS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                if e.probability.is_some_and(|p| p.0 <= 0.0) {
+                    v.err(fp.key("probability"), "must be more than 0%");
                 }
             }
             FaultAction::ConfigCorrupt(c) => {
