@@ -587,7 +587,13 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
             let mut v = match check {
                 ClaimCheck::Availability(a) => availability(c, a, rec),
                 ClaimCheck::Recovers(r) => recovers(c, r, rec),
+                ClaimCheck::Latency(l) if l.workload.is_some() => {
+                    crate::load::workload_latency(c, l, rec)
+                }
                 ClaimCheck::Latency(l) => latency(c, l, rec),
+                ClaimCheck::ErrorRate(e) => crate::load::error_rate(c, e, rec),
+                ClaimCheck::NoFlapping(n) => crate::load::no_flapping(c, n, rec),
+                ClaimCheck::CapacityShare(x) => crate::load::capacity_share(c, x, rec),
                 ClaimCheck::NoAckedWriteLoss(w) => {
                     crate::history::no_acked_write_loss(c, &w.workload, rec)
                 }
@@ -713,6 +719,7 @@ mod tests {
                 })
                 .unwrap_or_default(),
             histories: Vec::new(),
+            watch_samples: vec![],
             phases: Phases {
                 steady_start_ms: 0.0,
                 faults_start_ms: Some(1000.0),

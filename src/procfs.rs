@@ -111,3 +111,25 @@ pub fn ticks_per_second() -> u64 {
         _ => 100,
     }
 }
+
+/// `roots` and every process descended from them (children of children...).
+pub fn with_descendants(roots: &[ProcId]) -> Vec<ProcId> {
+    let parents: Vec<(i32, i32)> = all_pids()
+        .into_iter()
+        .filter_map(|p| stat(p).map(|s| (p, s.ppid)))
+        .collect();
+    let mut out: Vec<ProcId> = roots.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].pid;
+        for &(p, pp) in &parents {
+            if pp == parent && !out.iter().any(|o| o.pid == p) {
+                if let Some(id) = ProcId::of(p) {
+                    out.push(id);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}

@@ -767,6 +767,7 @@ pub fn run(
     // Probes.
     let mut handles: Vec<ProbeHandle> = Vec::new();
     let mut workloads = Vec::new();
+    let mut watches = Vec::new();
     if status == RunStatus::Completed {
         let (tx, rx) = channel();
         for p in &exp.spec.probes {
@@ -786,6 +787,25 @@ pub fn run(
             ));
         }
         cx.rx = Some(rx);
+
+        // Watches sample components' own view on the same clock.
+        for w in &exp.spec.watches {
+            if let Some(h) = &w.haproxy {
+                let socket = match cx.lab.as_ref() {
+                    Some(l) => l.substitute_for("", &h.socket),
+                    None => h.socket.clone(),
+                };
+                watches.push((
+                    w.name.clone(),
+                    crate::watch::spawn_haproxy(
+                        w.name.clone(),
+                        socket.into(),
+                        Duration::from_millis(250),
+                        clock,
+                    ),
+                ));
+            }
+        }
 
         // Workloads run from the steady state to the end, on the same clock.
         for w in &exp.spec.workloads {
@@ -1031,11 +1051,17 @@ pub fn run(
             "workload",
             None,
             format!(
-                "{}: {} ok, {} failed, {} unknown{fr}{}",
+                "{}: {} ok, {} failed, {} unknown{}{fr}{}",
                 hist.workload,
                 hist.count(crate::history::OpResult::Ok),
                 hist.count(crate::history::OpResult::Fail),
                 hist.count(crate::history::OpResult::Info),
+                hist.latency()
+                    .map(|l| format!(
+                        "; latency from scheduled start p50 {:.1}ms, p99 {:.1}ms, max {:.1}ms",
+                        l.p50_ms, l.p99_ms, l.max_ms
+                    ))
+                    .unwrap_or_default(),
                 hist.notes
                     .iter()
                     .map(|n| format!("; {n}"))
@@ -1044,6 +1070,41 @@ pub fn run(
         );
         histories.push(hist);
     }
+
+    // Watches stop; status changes go on the timeline.
+    let mut watch_samples = Vec::new();
+    for (name, h) in watches {
+        let (samples, err) = h.stop();
+        if samples.is_empty() {
+            cx.event(
+                "watch",
+                None,
+                format!(
+                    "{name}: no samples{}",
+                    err.map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            );
+        }
+        let mut backends: Vec<&str> = samples
+            .iter()
+            .filter(|s| s.server != "BACKEND" && s.server != "FRONTEND")
+            .map(|s| s.proxy.as_str())
+            .collect();
+        backends.sort();
+        backends.dedup();
+        for b in backends {
+            for f in crate::load::server_flips(&samples, &name, b, &[]) {
+                cx.events.push(crate::timeline::Event {
+                    t_ms: f.t_ms,
+                    kind: "watch".into(),
+                    fault: None,
+                    message: format!("{name}: {b}/{} marked {}", f.who, f.to),
+                });
+            }
+        }
+        watch_samples.extend(samples);
+    }
+    cx.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
 
     // Stop probes and drain.
     for h in handles {
@@ -1075,6 +1136,7 @@ pub fn run(
         events: cx.events,
         faults: cx.faults,
         histories,
+        watch_samples,
         phases,
         status,
         status_reason: reason,

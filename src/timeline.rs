@@ -121,6 +121,9 @@ pub struct RunRecord {
     /// Workload histories (operations and final reads).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub histories: Vec<crate::history::History>,
+    /// Samples of `spec.watches` (e.g. a balancer's view of its backends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_samples: Vec<crate::watch::WatchSample>,
     pub phases: Phases,
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

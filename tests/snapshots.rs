@@ -55,6 +55,7 @@ fn fixed() -> RunReport {
             inject_latency_ms: Some(5.0),
         }],
         histories: vec![],
+        watch_samples: vec![],
         phases: Phases {
             steady_start_ms: 0.0,
             faults_start_ms: Some(2000.0),
@@ -118,6 +119,8 @@ fn redis_fixed() -> RunReport {
             result: OpResult::Ok,
             endpoint: r1.into(),
             error: String::new(),
+            status: None,
+            attempt: 0,
         });
         let (result, endpoint, error) = if t < 4000.0 {
             (OpResult::Ok, r1, "")
@@ -140,6 +143,8 @@ fn redis_fixed() -> RunReport {
             result,
             endpoint: endpoint.into(),
             error: error.into(),
+            status: None,
+            attempt: 0,
         });
     }
     let kept = |ops: &[Op], pred: &dyn Fn(&Op) -> bool| -> Vec<String> {
@@ -183,6 +188,7 @@ fn redis_fixed() -> RunReport {
             inject_latency_ms: Some(10.0),
         }],
         histories: vec![hist("writer-a", a, a_kept), hist("writer-b", b, b_kept)],
+        watch_samples: vec![],
         phases: Phases {
             steady_start_ms: 0.0,
             faults_start_ms: Some(2000.0),

@@ -138,7 +138,9 @@ impl Fault for Storage {
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let procs = require_procs(members, self.kind)?;
+        // The target's processes and everything they started (a database's background
+        // writers and connection backends hold its files too); later forks are followed.
+        let procs = crate::procfs::with_descendants(&require_procs(members, self.kind)?);
         let cfg = TraceConfig {
             pids: procs.iter().map(|p| p.pid).collect(),
             paths: self.paths.clone(),

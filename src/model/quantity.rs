@@ -120,7 +120,7 @@ string_quantity!(
 );
 
 /// A rate of events: `200/s`, `30/m`.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
 pub struct Rate {
     pub per_second: f64,
 }

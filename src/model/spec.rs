@@ -64,6 +64,10 @@ pub struct ExperimentSpec {
     /// Client workloads run all through the run and record a history of operations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadSpec>,
+    /// Components whose own view is sampled through the run (every 250ms), e.g. a load
+    /// balancer's idea of which backends are up and how much each served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchSpec>,
     /// Claims are checked after the run on the recorded timeline.
     #[serde(default)]
     pub claims: Vec<ClaimSpec>,
@@ -161,7 +165,7 @@ pub struct PostgresRole {
 /// A client that runs all through the run at an open-loop rate and records every operation
 /// (invoke, then ok / fail / info) on the run's clock. Exactly one of `http`, `redis`,
 /// `postgres`, `etcd` is set.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
     pub name: String,
@@ -205,6 +209,43 @@ pub struct WorkloadSpec {
     /// read comes from here, and waits (until the deadline) for every acknowledged value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_to: Option<Sink>,
+    /// Rate changes, as offsets from the workload's start: a phase without `for` is a step
+    /// that holds until the next step; a phase with `for` is a spike on top of the steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<RatePhase>,
+    /// Send each operation to the next endpoint in turn (a round-robin DNS name or a
+    /// client-side balancer) instead of sticking to one until it fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
+    /// HTTP only: send failed requests again, like a client library with retries (a retry
+    /// storm when the backoff is short), or hold them and release them all at once the
+    /// moment one succeeds (`herd`: the queued traffic returning when a service comes back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RatePhase {
+    /// From the workload's start.
+    pub after: Duration,
+    pub rate: Rate,
+    /// A spike: back to the step rate after this long.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Retries per request after the first attempt (1 to 10).
+    pub attempts: u32,
+    /// Wait before each retry (default 0: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Duration>,
+    /// Hold failed requests until one succeeds, then send them all at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub herd: bool,
 }
 
 /// A store to read delivered values from: exactly one of `redis`, `postgres`, `etcd`.
@@ -395,6 +436,8 @@ pub enum FaultAction {
     IoLatency(IoLatency),
     /// Fail matching file operations of the running target with an errno.
     IoError(IoError),
+    /// Extra open-loop HTTP traffic at the target's addresses while the fault is active.
+    LoadSurge(LoadSurge),
 }
 
 impl FaultAction {
@@ -411,6 +454,7 @@ impl FaultAction {
             FaultAction::StorageStall(_) => "storage-stall",
             FaultAction::IoLatency(_) => "io-latency",
             FaultAction::IoError(_) => "io-error",
+            FaultAction::LoadSurge(_) => "load-surge",
         }
     }
 }
@@ -627,6 +671,24 @@ pub struct IoError {
     pub probability: Option<Percent>,
 }
 
+/// A surge of HTTP requests, sent open loop from Murphy's own network namespace to
+/// `port` on every target address in turn (a thundering herd, or with `retry` a retry
+/// storm).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadSurge {
+    pub rate: Rate,
+    pub port: u16,
+    /// Request path (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+}
+
 /// A recovery step: the system's own restore or repair procedure, or starting and
 /// stopping lab processes, at a point in the schedule. Exactly one of `argv`, `start`,
 /// `stop`.
@@ -727,6 +789,84 @@ pub struct ClaimSpec {
     /// Writes acknowledged more than `maxLoss` before the fault are all in the final read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_point: Option<RecoveryPointClaim>,
+    /// The share of a workload's operations that failed or got no answer in a window stays
+    /// at or under a bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<ErrorRateClaim>,
+    /// A balancer does not mark backends down and up more than N times in a window (or a
+    /// probe does not flip between healthy and failing more than N times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_flapping: Option<NoFlappingClaim>,
+    /// No instance serves more than a share of the load in a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_share: Option<CapacityShareClaim>,
+}
+
+/// A component sampled through the run. Exactly one source.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WatchSpec {
+    pub name: String,
+    /// haproxy's stats socket (`stats socket <path>` in its config); lab placeholders such
+    /// as `{data:lb1}` apply. Each sample is `show stat`: every server's status and
+    /// sessions served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub haproxy: Option<HaproxyWatch>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HaproxyWatch {
+    pub socket: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorRateClaim {
+    pub workload: String,
+    pub at_most: Percent,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+/// Exactly one of `watch` (with `backend`) or `probe`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NoFlappingClaim {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
+    /// The balancer's backend (proxy) whose servers are counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Only these servers (default: every server of the backend).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+    /// Status changes allowed (default 0). A server marked down and up again is 2.
+    #[serde(default)]
+    pub at_most: u32,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityShareClaim {
+    /// The balancers sampled (`spec.watches`).
+    pub watches: Vec<String>,
+    /// A backend: its servers' shares of the sessions it served. `FRONTEND` of a frontend
+    /// name compares the balancers themselves.
+    pub proxy: String,
+    pub at_most: Percent,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// The one check a claim makes.
@@ -743,6 +883,9 @@ pub enum ClaimCheck<'a> {
     RecoveryPoint(&'a RecoveryPointClaim),
     EventuallyDelivered(&'a WorkloadRef),
     Detects(&'a DetectsClaim),
+    ErrorRate(&'a ErrorRateClaim),
+    NoFlapping(&'a NoFlappingClaim),
+    CapacityShare(&'a CapacityShareClaim),
 }
 
 impl ClaimCheck<'_> {
@@ -759,12 +902,15 @@ impl ClaimCheck<'_> {
             ClaimCheck::RecoveryPoint(_) => "recoveryPoint",
             ClaimCheck::EventuallyDelivered(_) => "eventuallyDelivered",
             ClaimCheck::Detects(_) => "detects",
+            ClaimCheck::ErrorRate(_) => "errorRate",
+            ClaimCheck::NoFlapping(_) => "noFlapping",
+            ClaimCheck::CapacityShare(_) => "capacityShare",
         }
     }
 }
 
 /// The keys a claim may use, for messages.
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered` or `detects`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping` or `capacityShare`";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -862,6 +1008,9 @@ impl ClaimSpec {
                 .as_ref()
                 .map(ClaimCheck::EventuallyDelivered),
             self.detects.as_ref().map(ClaimCheck::Detects),
+            self.error_rate.as_ref().map(ClaimCheck::ErrorRate),
+            self.no_flapping.as_ref().map(ClaimCheck::NoFlapping),
+            self.capacity_share.as_ref().map(ClaimCheck::CapacityShare),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -883,6 +1032,9 @@ impl ClaimSpec {
             self.recovery_point.is_some(),
             self.eventually_delivered.is_some(),
             self.detects.is_some(),
+            self.error_rate.is_some(),
+            self.no_flapping.is_some(),
+            self.capacity_share.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -892,7 +1044,8 @@ impl ClaimSpec {
         match self.check()? {
             ClaimCheck::Availability(a) => Some(&a.probe),
             ClaimCheck::Recovers(r) => Some(&r.probe),
-            ClaimCheck::Latency(l) => Some(&l.probe),
+            ClaimCheck::Latency(l) if !l.probe.is_empty() => Some(&l.probe),
+            ClaimCheck::NoFlapping(n) => n.probe.as_deref(),
             ClaimCheck::Restores(r) => Some(&r.probe),
             _ => None,
         }
@@ -902,6 +1055,9 @@ impl ClaimSpec {
             ClaimCheck::Availability(a) => a.fault.as_deref(),
             ClaimCheck::Recovers(r) => r.fault.as_deref(),
             ClaimCheck::Latency(l) => l.fault.as_deref(),
+            ClaimCheck::ErrorRate(e) => e.fault.as_deref(),
+            ClaimCheck::NoFlapping(n) => n.fault.as_deref(),
+            ClaimCheck::CapacityShare(c) => c.fault.as_deref(),
             ClaimCheck::WriteAvailability(w) => w.fault.as_deref(),
             ClaimCheck::BlastRadius(b) => Some(&b.fault),
             ClaimCheck::Restores(r) => r.fault.as_deref(),
@@ -954,7 +1110,13 @@ pub struct RecoversClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LatencyClaim {
+    /// A probe's successful samples, or (instead) `workload`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub probe: String,
+    /// A workload's operations: latency from each one's scheduled start (so a stalled
+    /// system cannot hide its queueing), answered or timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     /// Percentile, e.g. "99%".
     pub percentile: Percent,
     pub below: Duration,
@@ -1060,9 +1222,30 @@ impl WorkloadSpec {
     pub fn concurrency(&self) -> usize {
         match self.concurrency {
             Some(c) => c as usize,
-            None => ((self.rate.per_second * self.timeout().as_secs_f64()).ceil() as usize + 1)
+            None => ((self.peak_rate() * self.timeout().as_secs_f64()).ceil() as usize + 1)
                 .clamp(2, 256),
         }
+    }
+    /// The highest rate the profile reaches.
+    pub fn peak_rate(&self) -> f64 {
+        self.profile
+            .iter()
+            .map(|p| p.rate.per_second)
+            .fold(self.rate.per_second, f64::max)
+    }
+    /// Operations per second at `t` after the workload's start.
+    pub fn rate_at(&self, t: std::time::Duration) -> f64 {
+        let mut step = self.rate.per_second;
+        let mut spike = None;
+        for p in &self.profile {
+            let from = p.after.as_std();
+            match p.for_ {
+                None if t >= from => step = p.rate.per_second,
+                Some(f) if t >= from && t < from + f.as_std() => spike = Some(p.rate.per_second),
+                _ => {}
+            }
+        }
+        spike.unwrap_or(step)
     }
     pub fn final_read_deadline(&self) -> std::time::Duration {
         self.final_read_deadline

@@ -615,6 +615,29 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     }
                 }
             }
+            FaultAction::LoadSurge(l) => {
+                if l.rate.per_second > 2000.0 || l.rate.per_second <= 0.0 {
+                    v.err(fp.key("rate"), "must be above 0 and at most 2000/s");
+                }
+                if l.port == 0 {
+                    v.err(fp.key("port"), "must be a TCP port (1-65535)");
+                }
+                if let Some(p) = &l.path {
+                    if !p.starts_with('/')
+                        || p.contains(|c: char| c.is_whitespace() || c.is_control())
+                    {
+                        v.err(
+                            fp.key("path"),
+                            "must start with '/' and contain no spaces or control characters",
+                        );
+                    }
+                }
+                if let Some(r) = &l.retry {
+                    if !(1..=10).contains(&r.attempts) {
+                        v.err(fp.key("retry").key("attempts"), "must be between 1 and 10");
+                    }
+                }
+            }
             FaultAction::StorageStall(s) => check_paths(&mut v, fp.key("paths"), &s.paths),
             FaultAction::IoLatency(l) => {
                 check_paths(&mut v, fp.key("paths"), &l.paths);
@@ -814,6 +837,26 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 v.err(wp.key("concurrency"), "must be between 1 and 256");
             }
         }
+        for (j, ph) in w.profile.iter().enumerate() {
+            let pp = wp.key("profile").index(j);
+            if ph.rate.per_second > 2000.0 {
+                v.err(pp.key("rate"), "at most 2000/s per workload");
+            }
+            if ph.for_.is_some_and(|f| f.as_std().is_zero()) {
+                v.err(pp.key("for"), "must be above 0");
+            }
+        }
+        if let Some(r) = &w.retry {
+            if !(1..=10).contains(&r.attempts) {
+                v.err(wp.key("retry").key("attempts"), "must be between 1 and 10");
+            }
+            if w.http.is_none() {
+                v.err(
+                    wp.key("retry"),
+                    "only http workloads retry (a retried write would need the same unique value)",
+                );
+            }
+        }
         if let Some(h) = &w.http {
             if let Some(p) = &h.path {
                 if !p.starts_with('/') || p.contains(|c: char| c.is_whitespace() || c.is_control())
@@ -905,6 +948,25 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         }
     }
     let workload = |n: &str| spec.workloads.iter().find(|w| w.name == n);
+
+    // Watches.
+    unique(
+        &mut v,
+        sp.key("watches"),
+        spec.watches.iter().map(|w| w.name.as_str()),
+        "watch",
+    );
+    for (i, w) in spec.watches.iter().enumerate() {
+        let wp = sp.key("watches").index(i);
+        match &w.haproxy {
+            None => v.err(wp, "needs a source: `haproxy`"),
+            Some(h) => check_paths(
+                &mut v,
+                wp.key("haproxy").key("socket"),
+                std::slice::from_ref(&h.socket),
+            ),
+        }
+    }
 
     // Claims.
     unique(
@@ -1063,7 +1125,70 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 if l.percentile.0 <= 0.0 {
                     v.err(cp.key("latency").key("percentile"), "must be above 0%");
                 }
+                match (&l.workload, l.probe.is_empty()) {
+                    (Some(w), true) => {
+                        if workload(w).is_none() {
+                            v.err(
+                                kp.key("workload"),
+                                format!("no workload named {w:?} in spec.workloads"),
+                            );
+                        }
+                    }
+                    (None, false) => {}
+                    _ => v.err(kp.clone(), "needs exactly one of `probe` or `workload`"),
+                }
                 ("latency", Some(l.window))
+            }
+            ClaimCheck::ErrorRate(e) => {
+                if workload(&e.workload).is_none() {
+                    v.err(
+                        kp.key("workload"),
+                        format!("no workload named {:?} in spec.workloads", e.workload),
+                    );
+                }
+                ("errorRate", Some(e.window))
+            }
+            ClaimCheck::NoFlapping(n) => {
+                match (&n.watch, &n.probe) {
+                    (Some(w), None) => {
+                        if !spec.watches.iter().any(|x| &x.name == w) {
+                            v.err(
+                                kp.key("watch"),
+                                format!("no watch named {w:?} in spec.watches"),
+                            );
+                        }
+                        if n.backend.is_none() {
+                            v.err(kp.key("backend"), "needs the balancer's backend name");
+                        }
+                    }
+                    (None, Some(_)) => {
+                        if n.backend.is_some() || !n.servers.is_empty() {
+                            v.err(
+                                kp.key("backend"),
+                                "`backend` and `servers` go with `watch`, not `probe`",
+                            );
+                        }
+                    }
+                    _ => v.err(kp.clone(), "needs exactly one of `watch` or `probe`"),
+                }
+                ("noFlapping", Some(n.window))
+            }
+            ClaimCheck::CapacityShare(c) => {
+                if c.watches.is_empty() {
+                    v.err(kp.key("watches"), "needs at least one watch");
+                }
+                for (j, w) in c.watches.iter().enumerate() {
+                    if !spec.watches.iter().any(|x| &x.name == w) {
+                        v.err(
+                            kp.key("watches").index(j),
+                            format!("no watch named {w:?} in spec.watches"),
+                        );
+                    }
+                }
+                if c.at_most.0 <= 0.0 {
+                    v.err(kp.key("atMost"), "must be above 0%");
+                }
+                ("capacityShare", Some(c.window))
             }
         };
         let _ = kind;

@@ -83,6 +83,11 @@ struct PgClient {
 
 type OpOutcome = Result<(), (OpResult, String)>;
 
+thread_local! {
+    /// The HTTP status of the last answer this worker got (set by the HTTP client).
+    static LAST_STATUS: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
 fn net_err(e: net::NetError) -> (OpResult, String) {
     if e.sent {
         (OpResult::Info, e.message)
@@ -130,11 +135,15 @@ impl Client {
         deadline: Instant,
     ) -> OpOutcome {
         match self {
-            Client::Http { path } => match net::http(addr, "GET", path, None, connect, deadline) {
-                Ok((s, _)) if (200..400).contains(&s) => Ok(()),
-                Ok((s, _)) => Err((OpResult::Fail, format!("{addr}: HTTP {s}"))),
-                Err(e) => Err(net_err(e)),
-            },
+            Client::Http { path } => {
+                let r = net::http(addr, "GET", path, None, connect, deadline);
+                LAST_STATUS.with(|c| c.set(r.as_ref().ok().map(|(s, _)| *s)));
+                match r {
+                    Ok((s, _)) if (200..400).contains(&s) => Ok(()),
+                    Ok((s, _)) => Err((OpResult::Fail, format!("{addr}: HTTP {s}"))),
+                    Err(e) => Err(net_err(e)),
+                }
+            }
             Client::Redis { key, push, conn } => {
                 if conn.as_ref().is_none_or(|c| c.addr != addr) {
                     *conn = Some(Box::new(
@@ -199,6 +208,7 @@ impl Client {
 struct Job {
     id: u64,
     due: Instant,
+    attempt: u32,
 }
 
 /// Counters the runner reads while the workload runs (for progress and the timeline).
@@ -220,6 +230,11 @@ impl Live {
 }
 
 struct Shared {
+    /// Retries waiting for their time, and (herd) failed requests waiting for a success.
+    retries: Mutex<Vec<Job>>,
+    herd: Mutex<Vec<Job>>,
+    release: AtomicBool,
+    next_id: std::sync::atomic::AtomicU64,
     live: Arc<Live>,
     spec: WorkloadSpec,
     eps: Vec<SocketAddr>,
@@ -281,10 +296,15 @@ fn worker(sh: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>, netns: Option<Netns>) 
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let n = sh.eps.len().max(1);
-        let i = sh.cur.load(Ordering::SeqCst);
+        let i = if sh.spec.spread {
+            job.id as usize
+        } else {
+            sh.cur.load(Ordering::SeqCst)
+        };
         let addr = sh.eps[i % n];
         let value = sh.value(job.id, client.writes());
         let deadline = job.due + timeout;
+        LAST_STATUS.with(|c| c.set(None));
         let r = if Instant::now() >= deadline {
             Err((OpResult::Fail, "not started in time: client backlog".into()))
         } else {
@@ -301,6 +321,21 @@ fn worker(sh: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>, netns: Option<Netns>) 
                 (res, e)
             }
         };
+        if let Some(rs) = &sh.spec.retry {
+            if result == OpResult::Ok {
+                sh.release.store(true, Ordering::SeqCst);
+            } else if job.attempt < rs.attempts {
+                let again = Job {
+                    id: sh.next_id.fetch_add(1, Ordering::SeqCst),
+                    due: Instant::now() + rs.backoff.map_or(Duration::ZERO, |b| b.as_std()),
+                    attempt: job.attempt + 1,
+                };
+                let list = if rs.herd { &sh.herd } else { &sh.retries };
+                if let Ok(mut l) = list.lock() {
+                    l.push(again);
+                }
+            }
+        }
         sh.record(Op {
             id: job.id,
             value,
@@ -309,6 +344,8 @@ fn worker(sh: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>, netns: Option<Netns>) 
             result,
             endpoint: addr.to_string(),
             error,
+            status: LAST_STATUS.with(|c| c.get()),
+            attempt: job.attempt,
         });
         sh.busy.fetch_sub(1, Ordering::SeqCst);
     }
@@ -416,6 +453,10 @@ fn schedule(
     }
     live.started.store(true, Ordering::SeqCst);
     let sh = Arc::new(Shared {
+        retries: Mutex::new(Vec::new()),
+        herd: Mutex::new(Vec::new()),
+        release: AtomicBool::new(false),
+        next_id: std::sync::atomic::AtomicU64::new(0),
         live,
         eps: endpoints(&spec),
         spec: spec.clone(),
@@ -435,35 +476,73 @@ fn schedule(
                 .ok()
         })
         .collect();
-    let period = Duration::from_secs_f64(1.0 / spec.rate.per_second);
     let start = Instant::now();
     hist.started_ms = clock.ms_at(start);
-    let mut k: u64 = 0;
     let writes = Client::new(&spec).map(|c| c.writes()).unwrap_or(true);
-    while !stop.load(Ordering::SeqCst) {
-        let due = start + period.mul_f64(k as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
-            continue;
-        }
+    let mut next_due = start;
+    // Hand a job to a free worker, or record it failed when every worker is busy.
+    let dispatch = |job: Job| -> bool {
         if sh.busy.load(Ordering::SeqCst) >= spec.concurrency() {
             sh.record(Op {
-                id: k,
-                value: sh.value(k, writes),
-                invoke_ms: clock.ms_at(due),
-                complete_ms: clock.ms_at(due),
+                id: job.id,
+                value: sh.value(job.id, writes),
+                invoke_ms: clock.ms_at(job.due),
+                complete_ms: clock.ms_at(job.due),
                 result: OpResult::Fail,
                 endpoint: String::new(),
                 error: format!("client saturated: all {} workers busy", spec.concurrency()),
+                status: None,
+                attempt: job.attempt,
             });
+            true
         } else {
             sh.busy.fetch_add(1, Ordering::SeqCst);
-            if tx.send(Job { id: k, due }).is_err() {
-                break;
+            tx.send(job).is_ok()
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        // Retries that are due, and (herd) everything held once a request succeeded.
+        let mut ready: Vec<Job> = Vec::new();
+        let mut next_retry = None;
+        if let Ok(mut l) = sh.retries.lock() {
+            let (due, wait): (Vec<Job>, Vec<Job>) = l.drain(..).partition(|j| j.due <= now);
+            next_retry = wait.iter().map(|j| j.due).min();
+            *l = wait;
+            ready.extend(due);
+        }
+        if sh.release.swap(false, Ordering::SeqCst) {
+            if let Ok(mut l) = sh.herd.lock() {
+                ready.extend(l.drain(..).map(|j| Job { due: now, ..j }));
             }
         }
-        k += 1;
+        let mut open = true;
+        for j in ready {
+            open &= dispatch(j);
+        }
+        if !open {
+            break;
+        }
+        if next_due > now {
+            let until = next_retry.map_or(next_due, |r| r.min(next_due));
+            let cap = if spec.retry.is_some() { 2 } else { 50 };
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(cap)),
+            );
+            continue;
+        }
+        let id = sh.next_id.fetch_add(1, Ordering::SeqCst);
+        if !dispatch(Job {
+            id,
+            due: next_due,
+            attempt: 0,
+        }) {
+            break;
+        }
+        let rate = spec.rate_at(next_due - start).max(0.001);
+        next_due += Duration::from_secs_f64(1.0 / rate);
     }
     hist.stopped_ms = clock.now_ms();
     drop(tx);

@@ -1,0 +1,145 @@
+//! Watches: a component's own view, sampled through the run on the experiment's clock.
+//! haproxy is read through its stats socket (`show stat`): each server's status as the
+//! balancer sees it, and the sessions it has served.
+
+use crate::timeline::Clock;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One row of one sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchSample {
+    pub watch: String,
+    pub t_ms: f64,
+    /// The proxy (backend or frontend) name.
+    pub proxy: String,
+    /// The server name, or `FRONTEND` / `BACKEND`.
+    pub server: String,
+    /// `UP`, `DOWN`, `MAINT`, `no check`, `OPEN`, ... (the first word of haproxy's status).
+    pub status: String,
+    /// Sessions served so far (a counter).
+    pub total: u64,
+    /// Sessions in progress.
+    pub current: u64,
+}
+
+/// Parse haproxy's `show stat` CSV.
+pub fn parse_haproxy_stat(watch: &str, t_ms: f64, csv: &str) -> Vec<WatchSample> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(px), Some(sv), Some(st), Some(stot), Some(scur)) = (
+        col("pxname"),
+        col("svname"),
+        col("status"),
+        col("stot"),
+        col("scur"),
+    ) else {
+        return Vec::new();
+    };
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some(WatchSample {
+                watch: watch.to_string(),
+                t_ms,
+                proxy: f.get(px)?.to_string(),
+                server: f.get(sv)?.to_string(),
+                status: f
+                    .get(st)?
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                total: f.get(stot)?.parse().unwrap_or(0),
+                current: f.get(scur)?.parse().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+fn haproxy_show_stat(socket: &PathBuf) -> std::io::Result<String> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    s.set_write_timeout(Some(Duration::from_millis(500)))?;
+    s.write_all(b"show stat\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+pub struct WatchHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<(Vec<WatchSample>, Option<String>)>>,
+}
+
+impl WatchHandle {
+    /// Stop sampling; the samples, and the last error if sampling ever failed.
+    pub fn stop(mut self) -> (Vec<WatchSample>, Option<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Sample a haproxy stats socket every `interval`.
+pub fn spawn_haproxy(
+    name: String,
+    socket: PathBuf,
+    interval: Duration,
+    clock: Clock,
+) -> WatchHandle {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("watch-{name}"))
+        .spawn(move || {
+            let mut out = Vec::new();
+            let mut err = None;
+            while !flag.load(Ordering::SeqCst) {
+                let t = clock.now_ms();
+                match haproxy_show_stat(&socket) {
+                    Ok(csv) => out.extend(parse_haproxy_stat(&name, t, &csv)),
+                    Err(e) => err = Some(format!("{}: {e}", socket.display())),
+                }
+                std::thread::sleep(interval);
+            }
+            (out, err)
+        })
+        .ok();
+    WatchHandle { stop, thread }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_show_stat() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,status\n\
+                   web,FRONTEND,,,2,5,100,340,0,0,OPEN\n\
+                   app,web1,0,0,1,3,,120,0,0,UP\n\
+                   app,web2,0,0,0,3,,100,0,0,DOWN 1/2\n\
+                   app,BACKEND,0,0,1,5,,220,0,0,UP\n";
+        let s = parse_haproxy_stat("lb", 5.0, csv);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[1].server, "web1");
+        assert_eq!(s[1].total, 120);
+        assert_eq!(s[2].status, "DOWN");
+        assert_eq!(s[0].status, "OPEN");
+        assert!(parse_haproxy_stat("lb", 0.0, "garbage").is_empty());
+    }
+}
