@@ -98,7 +98,12 @@ pub fn error_rate(claim: &ClaimSpec, e: &ErrorRateClaim, rec: &RunRecord) -> Ver
     let unknown = ops.iter().filter(|o| o.result == OpResult::Info).count();
     let bad = failed + unknown;
     let rate = bad as f64 / ops.len() as f64;
-    let codes = status_counts(&ops);
+    // HTTP answers only: other clients have no status codes.
+    let codes = if ops.iter().any(|o| o.status.is_some()) {
+        status_counts(&ops)
+    } else {
+        BTreeMap::new()
+    };
     let mut figures = BTreeMap::from([
         ("errorRate".to_string(), rate),
         ("bound".to_string(), e.at_most.ratio()),
@@ -110,11 +115,18 @@ pub fn error_rate(claim: &ClaimSpec, e: &ErrorRateClaim, rec: &RunRecord) -> Ver
         figures.insert(format!("status {k}"), *n as f64);
     }
     let measured = format!("{:.2}% ({bad}/{})", rate * 100.0, ops.len());
-    let mix = codes
-        .iter()
-        .map(|(k, n)| format!("{k}: {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mix = if codes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; answers {}",
+            codes
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let first_err = ops
         .iter()
         .find(|o| o.result != OpResult::Ok)
@@ -131,7 +143,7 @@ pub fn error_rate(claim: &ClaimSpec, e: &ErrorRateClaim, rec: &RunRecord) -> Ver
         outcome,
         measured,
         format!(
-            "{bad} of {} operations of {:?} failed or got no answer {wname} ({:.2}%, {verb} the {} bound; answers {mix}){first_err}.",
+            "{bad} of {} operations of {:?} failed or got no answer {wname} ({:.2}%, {verb} the {} bound{mix}){first_err}.",
             ops.len(),
             e.workload,
             rate * 100.0,

@@ -213,11 +213,14 @@ impl Fault for Storage {
         }
         Ok(Evidence(format!(
             "{traced}/{total} threads of pid {} traced by pid {helper} (kernel TracerPid); {} operations on {} {}",
-            self.targets
-                .iter()
-                .map(|p| p.pid.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            {
+                let pids: Vec<String> = self.targets.iter().map(|p| p.pid.to_string()).collect();
+                if pids.len() > 4 {
+                    format!("{} and {} more", pids[..4].join(", "), pids.len() - 4)
+                } else {
+                    pids.join(", ")
+                }
+            },
             self.ops
                 .iter()
                 .map(|o| format!("{o:?}").to_lowercase())

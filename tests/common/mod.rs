@@ -5,7 +5,9 @@
 use murphy::journal::Journal;
 use murphy::lab::Lab;
 use murphy::model::local::LabSpec;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -132,4 +134,77 @@ pub fn murphy_tables(netns: &str) -> Vec<String> {
 
 pub fn cpu_ticks(pid: i32) -> u64 {
     murphy::procfs::stat(pid).map_or(0, |s| s.utime + s.stime)
+}
+
+// Running whole experiments from `experiments/` and reading their reports.
+
+pub const MURPHY: &str = env!("CARGO_BIN_EXE_murphy");
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub report: Value,
+    pub stdout: String,
+    pub state: std::path::PathBuf,
+}
+
+pub fn run(file: &str) -> Run {
+    require_root();
+    let state = temp_dir("cluster");
+    let json = state.join("run.json");
+    let out = Command::new(MURPHY)
+        .args(["run", file, "--quiet", "--state-dir"])
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("murphy run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e})\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let report: Value = serde_json::from_str(&text).expect("report JSON");
+    let run_id = report["runId"].as_str().expect("runId").to_string();
+    assert_no_leftovers(&run_id);
+    assert_no_processes(&run_id);
+    Run {
+        code: out.status.code(),
+        report,
+        stdout,
+        state,
+    }
+}
+
+/// No process started for the run survives it (their command lines name the run's data
+/// directory).
+pub fn assert_no_processes(run_id: &str) {
+    let needle = format!("runs/{run_id}/");
+    let left: Vec<String> = murphy::procfs::all_pids()
+        .into_iter()
+        .filter_map(|p| murphy::procfs::cmdline(p).map(|c| (p, c)))
+        .filter(|(_, c)| c.contains(&needle))
+        .map(|(p, c)| format!("{p}: {c}"))
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+pub fn verdict<'a>(r: &'a Run, claim: &str) -> &'a Value {
+    r.report["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .find(|v| v["claim"] == claim)
+        .unwrap_or_else(|| panic!("no claim {claim:?}\n{}", r.stdout))
+}
+
+pub fn history<'a>(r: &'a Run, workload: &str) -> &'a Value {
+    r.report["record"]["histories"]
+        .as_array()
+        .expect("histories")
+        .iter()
+        .find(|h| h["workload"] == workload)
+        .expect("history")
 }
