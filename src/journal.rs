@@ -98,6 +98,12 @@ pub enum UndoAction {
     /// Unmap a range Murphy mapped inside a running process (in-process memory leak),
     /// by running `munmap` in it. Unmapping what was never mapped is harmless.
     Unmap { proc: ProcId, addr: u64, len: u64 },
+    /// Unmount a filesystem Murphy mounted (lazily, so a busy mount still goes).
+    Unmount { path: PathBuf },
+    /// Detach every loop device backed by a file Murphy created, and delete the file.
+    DetachLoop { backing: PathBuf },
+    /// Write a value back into a cgroup file (e.g. the original `io.max` line).
+    WriteCgroupFile { path: PathBuf, value: String },
     /// Recreate a directory with its mode and owner.
     RestoreDir {
         path: PathBuf,
@@ -139,7 +145,7 @@ impl RevertEnv for NoLab {
     }
 }
 
-fn run_quiet(argv: &[&str], netns: Option<OwnedFd>) -> Result<String, String> {
+pub(crate) fn run_quiet(argv: &[&str], netns: Option<OwnedFd>) -> Result<String, String> {
     let mut cmd = Command::new(argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
@@ -336,6 +342,49 @@ impl UndoAction {
                         backup.display()
                     )
                 })
+            }
+            UndoAction::Unmount { path } => {
+                let mounted = fs::read_to_string("/proc/self/mounts")
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some(&*path.to_string_lossy()));
+                if !mounted {
+                    return Ok(format!("{} not mounted", path.display()));
+                }
+                nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+                    .map(|_| format!("unmounted {}", path.display()))
+                    .map_err(|e| format!("unmounting {}: {e}", path.display()))
+            }
+            UndoAction::DetachLoop { backing } => {
+                let b = backing.to_string_lossy().into_owned();
+                let list = run_quiet(&["losetup", "--noheadings", "-O", "NAME", "-j", &b], None)
+                    .unwrap_or_default();
+                let mut done = Vec::new();
+                for dev in list.split_whitespace() {
+                    run_quiet(&["losetup", "-d", dev], None)?;
+                    done.push(dev.to_string());
+                }
+                if backing.exists() {
+                    fs::remove_file(backing)
+                        .map_err(|e| format!("removing {}: {e}", backing.display()))?;
+                }
+                Ok(if done.is_empty() {
+                    format!("removed {}", backing.display())
+                } else {
+                    format!(
+                        "detached {} and removed {}",
+                        done.join(", "),
+                        backing.display()
+                    )
+                })
+            }
+            UndoAction::WriteCgroupFile { path, value } => {
+                if !path.exists() {
+                    return Ok(format!("{} is gone", path.display()));
+                }
+                fs::write(path, value)
+                    .map(|_| format!("wrote {value:?} to {}", path.display()))
+                    .map_err(|e| format!("writing {}: {e}", path.display()))
             }
             UndoAction::Unmap { proc, addr, len } => {
                 if !proc.alive() {

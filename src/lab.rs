@@ -125,6 +125,50 @@ fn ip(args: &[&str]) -> Result<(), LabError> {
 }
 
 impl Lab {
+    /// A loop-backed ext4 filesystem mounted on `dir` (journaled: unmount, then detach and
+    /// delete the image).
+    fn mount_volume(&self, host: &str, bytes: u64, dir: &Path) -> Result<(), LabError> {
+        let setup = |what: String| LabError::Setup(format!("volume of {host}: {what}"));
+        let img = self.data_root.with_file_name(format!("volume-{host}.img"));
+        self.journal.record(
+            LAB_GROUP,
+            &UndoAction::DetachLoop {
+                backing: img.clone(),
+            },
+        )?;
+        let f = fs::File::create(&img).map_err(|e| setup(format!("{}: {e}", img.display())))?;
+        f.set_len(bytes)
+            .map_err(|e| setup(format!("sizing {}: {e}", img.display())))?;
+        drop(f);
+        let img_s = img.to_string_lossy().into_owned();
+        crate::journal::run_quiet(
+            &[
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-E",
+                "nodiscard",
+                "-m",
+                "0",
+                &img_s,
+            ],
+            None,
+        )
+        .map_err(setup)?;
+        self.journal.record(
+            LAB_GROUP,
+            &UndoAction::Unmount {
+                path: dir.to_path_buf(),
+            },
+        )?;
+        let dir_s = dir.to_string_lossy().into_owned();
+        crate::journal::run_quiet(&["mount", "-t", "ext4", "-o", "loop", &img_s, &dir_s], None)
+            .map_err(setup)?;
+        // A fresh filesystem's lost+found is not the host's data.
+        let _ = fs::remove_dir(dir.join("lost+found"));
+        Ok(())
+    }
+
     /// Bring the lab up. On error, whatever was created is already journaled; the caller
     /// tears down through [`Lab::teardown`] or the journal.
     pub fn up(
@@ -293,6 +337,9 @@ impl Lab {
             let dir = lab.data_dir(&h.name);
             fs::create_dir_all(&dir)
                 .map_err(|e| LabError::Setup(format!("creating {}: {e}", dir.display())))?;
+            if let Some(size) = h.volume {
+                lab.mount_volume(&h.name, size.0, &dir)?;
+            }
             if let Some(u) = lab.data_owner(&h.name)? {
                 nix::unistd::chown(&dir, Some(u.uid), Some(u.gid))
                     .map_err(|e| LabError::Setup(format!("chown {}: {e}", dir.display())))?;

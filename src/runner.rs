@@ -84,6 +84,7 @@ fn localize(
         A::DataCorrupt(d) => d.paths = sub(&d.paths),
         A::ConfigCorrupt(c) => c.path = lab.substitute_for("", &c.path),
         A::StorageStall(f) => f.paths = sub(&f.paths),
+        A::IoThrottle(t) => t.path = lab.substitute_for("", &t.path),
         A::IoLatency(f) => f.paths = sub(&f.paths),
         A::IoError(f) => f.paths = sub(&f.paths),
         _ => {}

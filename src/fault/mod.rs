@@ -10,6 +10,7 @@
 pub mod cpu_burn;
 pub mod data;
 pub mod hog;
+pub mod io_throttle;
 pub mod load_surge;
 pub mod memory_leak;
 pub mod network_partition;
@@ -148,6 +149,7 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
         FaultAction::IoLatency(l) => Box::new(storage::Storage::latency(l, env)),
         FaultAction::IoError(e) => Box::new(storage::Storage::error(e, env)),
         FaultAction::LoadSurge(l) => Box::new(load_surge::LoadSurge::new(l)),
+        FaultAction::IoThrottle(t) => Box::new(io_throttle::IoThrottle::new(t, group)),
     }
 }
 

@@ -77,6 +77,11 @@ pub struct LabHost {
     /// that has one, else root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_owner: Option<String>,
+    /// Put the host's data directory on a block device of its own (a loop device with an
+    /// ext4 filesystem of this size, e.g. "128Mi"), so block IO faults (`io-throttle`)
+    /// can act on it without touching anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<super::quantity::ByteSize>,
     #[serde(default)]
     pub processes: Vec<LabProcess>,
 }

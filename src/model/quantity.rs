@@ -257,7 +257,17 @@ impl std::str::FromStr for ByteRate {
         let bad =
             || format!("invalid byte rate {s:?}: expected a size per second, e.g. \"16Mi/s\"");
         let (size, unit) = s.trim().split_once('/').ok_or_else(bad)?;
-        let bytes = parse_bytes(size).ok_or_else(bad)? as f64;
+        // Zero is a rate (a stall), though not a size.
+        let zero = size
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+            .parse::<f64>()
+            == Ok(0.0);
+        let bytes = match parse_bytes(size) {
+            Some(b) => b as f64,
+            None if zero => 0.0,
+            None => return Err(bad()),
+        };
         let bytes_per_second = match unit.trim() {
             "s" => bytes,
             "m" | "min" => bytes / 60.0,

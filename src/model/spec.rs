@@ -438,6 +438,8 @@ pub enum FaultAction {
     IoError(IoError),
     /// Extra open-loop HTTP traffic at the target's addresses while the fault is active.
     LoadSurge(LoadSurge),
+    /// Limit the target's block IO on one device (blkio / io.max controller).
+    IoThrottle(IoThrottle),
 }
 
 impl FaultAction {
@@ -455,6 +457,7 @@ impl FaultAction {
             FaultAction::IoLatency(_) => "io-latency",
             FaultAction::IoError(_) => "io-error",
             FaultAction::LoadSurge(_) => "load-surge",
+            FaultAction::IoThrottle(_) => "io-throttle",
         }
     }
 }
@@ -687,6 +690,24 @@ pub struct LoadSurge {
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
+}
+
+/// Block IO limits for the target's processes on the device that holds `path` (e.g. a
+/// lab host's `volume`). A rate of 0 is a true stall (the kernel gets 1 byte/s or 1
+/// operation/s: 0 would mean "no limit"). Only IO the kernel charges to the target counts:
+/// direct IO, reads, and writeback the target forces with fsync.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IoThrottle {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bps: Option<ByteRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bps: Option<ByteRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_iops: Option<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_iops: Option<Rate>,
 }
 
 /// A recovery step: the system's own restore or repair procedure, or starting and

@@ -638,6 +638,25 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     }
                 }
             }
+            FaultAction::IoThrottle(t) => {
+                check_paths(&mut v, fp.key("path"), std::slice::from_ref(&t.path));
+                if t.path.contains(['*', '?']) {
+                    v.err(
+                        fp.key("path"),
+                        "must name one file or directory (no wildcards)",
+                    );
+                }
+                if t.read_bps.is_none()
+                    && t.write_bps.is_none()
+                    && t.read_iops.is_none()
+                    && t.write_iops.is_none()
+                {
+                    v.err(
+                        fp.clone(),
+                        "needs at least one of `readBps`, `writeBps`, `readIops`, `writeIops`",
+                    );
+                }
+            }
             FaultAction::StorageStall(s) => check_paths(&mut v, fp.key("paths"), &s.paths),
             FaultAction::IoLatency(l) => {
                 check_paths(&mut v, fp.key("paths"), &l.paths);
