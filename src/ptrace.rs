@@ -19,6 +19,8 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// x86_64 syscall numbers used here.
@@ -818,40 +820,68 @@ pub fn io_main(json: &str) -> i32 {
         return 1;
     }
     let _ = writeln!(out.lock(), "ready threads={}", tr.stats.threads);
-    let start = Instant::now();
+    // Ending: a byte or EOF on stdin, or the lease. Either wakes a blocked waitpid by
+    // starting a child that exits at once (children of any thread are waitable).
+    let quit = Arc::new(AtomicBool::new(false));
+    let wake = {
+        let quit = quit.clone();
+        move || {
+            quit.store(true, Ordering::SeqCst);
+            if let Ok(exe) = std::env::current_exe() {
+                let _ = std::process::Command::new(exe)
+                    .arg("__hog")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+            }
+        }
+    };
+    let on_stdin = wake.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        let _ = std::io::stdin().read(&mut b);
+        on_stdin();
+    });
+    let lease = Duration::from_millis(lease.as_millis() as u64);
+    std::thread::spawn(move || {
+        std::thread::sleep(lease);
+        wake();
+    });
     let mut last_report = Instant::now();
     let mut last_stats = TraceStats::default();
-    let stdin = std::io::stdin();
+    let report_every = Duration::from_millis(100);
     loop {
         let now = Instant::now();
         tr.release_due(now);
-        if now.duration_since(last_report) >= Duration::from_millis(100) && tr.stats != last_stats {
+        if now.duration_since(last_report) >= report_every && tr.stats != last_stats {
             last_report = now;
             last_stats = tr.stats;
             let _ = writeln!(out.lock(), "{}", tr.stats.line());
         }
-        if start.elapsed() >= lease || tr.threads.is_empty() {
+        if quit.load(Ordering::SeqCst) || tr.threads.is_empty() {
             break;
         }
-        let wait = tr
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(now))
-            .unwrap_or(Duration::from_millis(100))
-            .min(Duration::from_millis(100));
-        let quit = {
-            let mut fds = [
-                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
-            ];
+        let deadline = tr.next_deadline();
+        if deadline.is_none() && tr.stats == last_stats {
+            // Nothing timed is pending: block until a tracee stops (the fast path; each
+            // syscall of a traced thread costs two of these).
+            match waitpid(None, Some(WaitPidFlag::__WALL)) {
+                Ok(st) => tr.on_status(st, false),
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+            tr.drain(false);
+        } else {
+            let until = deadline
+                .unwrap_or(now + report_every)
+                .min(last_report + report_every)
+                .max(now);
+            let wait = until.saturating_duration_since(now).min(report_every);
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let _ = ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None);
-            let r = fds[1].revents().unwrap_or(PollFlags::empty());
-            r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-        };
-        while let Ok(Some(_)) = sfd.read_signal() {}
-        tr.drain(false);
-        if quit {
-            // Any byte or EOF means: end the fault.
-            break;
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            tr.drain(false);
         }
     }
     tr.detach_all();
