@@ -502,6 +502,129 @@ mod tests {
         assert!(server_flips(&s, "lb", "app", &["b".into()]).is_empty());
     }
 
+    fn record(ops: Vec<Op>) -> RunRecord {
+        use crate::timeline::{FaultRecord, Phases, RunStatus};
+        RunRecord {
+            samples: vec![],
+            events: vec![],
+            faults: vec![FaultRecord {
+                name: "f".into(),
+                kind: "storage-stall".into(),
+                target: "t".into(),
+                injected_ms: Some(1000.0),
+                reverted_ms: Some(2000.0),
+                confirmed: true,
+                ..Default::default()
+            }],
+            histories: vec![History {
+                workload: "w".into(),
+                client: "http".into(),
+                ops,
+                ..Default::default()
+            }],
+            watch_samples: vec![],
+            phases: Phases {
+                steady_start_ms: 0.0,
+                faults_start_ms: Some(1000.0),
+                faults_end_ms: Some(2000.0),
+                end_ms: 3000.0,
+            },
+            status: RunStatus::Completed,
+            status_reason: None,
+        }
+    }
+
+    fn op(t: f64, ok: bool, status: Option<u16>) -> Op {
+        Op {
+            id: t as u64,
+            value: String::new(),
+            invoke_ms: t,
+            complete_ms: t + 5.0,
+            result: if ok { OpResult::Ok } else { OpResult::Fail },
+            endpoint: "a:1".into(),
+            error: if ok { String::new() } else { "HTTP 503".into() },
+            status,
+            attempt: 0,
+        }
+    }
+
+    fn claim(e: ErrorRateClaim) -> (ClaimSpec, ErrorRateClaim) {
+        (
+            ClaimSpec {
+                name: "c".into(),
+                error_rate: Some(e.clone()),
+                ..Default::default()
+            },
+            e,
+        )
+    }
+
+    #[test]
+    fn error_rate_counts_only_the_window_and_never_holds_without_data() {
+        let (c, e) = claim(ErrorRateClaim {
+            workload: "w".into(),
+            at_most: crate::model::Percent(10.0),
+            window: Window::During,
+            fault: None,
+        });
+        // 10 ops during the fault, 1 failed; failures outside the window do not count.
+        let mut ops: Vec<Op> = (0..10)
+            .map(|i| {
+                op(
+                    1000.0 + i as f64 * 90.0,
+                    i != 3,
+                    Some(if i == 3 { 503 } else { 200 }),
+                )
+            })
+            .collect();
+        ops.push(op(500.0, false, Some(503)));
+        ops.push(op(2500.0, false, Some(503)));
+        let v = error_rate(&c, &e, &record(ops.clone()));
+        assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
+        assert_eq!(v.figures["errorRate"], 0.1);
+        assert_eq!(v.figures["status 503"], 1.0);
+        ops[4].result = OpResult::Info;
+        let v = error_rate(&c, &e, &record(ops));
+        assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
+        let v = error_rate(&c, &e, &record(vec![op(500.0, true, None)]));
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    }
+
+    #[test]
+    fn no_flapping_and_capacity_share_need_samples_in_the_window() {
+        let c = ClaimSpec {
+            name: "c".into(),
+            ..Default::default()
+        };
+        let n = NoFlappingClaim {
+            watch: Some("lb".into()),
+            backend: Some("app".into()),
+            at_most: 0,
+            ..Default::default()
+        };
+        let mut rec = record(vec![]);
+        assert_eq!(no_flapping(&c, &n, &rec).outcome, Outcome::Inconclusive);
+        rec.watch_samples = vec![
+            ws(1100.0, "a", "UP", 10),
+            ws(1100.0, "b", "UP", 10),
+            ws(1500.0, "a", "DOWN", 12),
+            ws(1500.0, "b", "UP", 40),
+        ];
+        let v = no_flapping(&c, &n, &rec);
+        assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
+        assert!(v.reason.contains("a UP→DOWN at 1.5s"), "{}", v.reason);
+        let s = CapacityShareClaim {
+            watches: vec!["lb".into()],
+            proxy: "app".into(),
+            at_most: crate::model::Percent(60.0),
+            window: Window::During,
+            fault: None,
+        };
+        let v = capacity_share(&c, &s, &rec);
+        assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
+        assert!((v.figures["share b"] - 30.0 / 32.0).abs() < 1e-9);
+    }
+
     #[test]
     fn shares_come_from_counter_growth_in_the_window() {
         let s = vec![

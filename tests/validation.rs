@@ -443,3 +443,93 @@ fn delivery_claims_need_a_sink() {
         "SQL identifier",
     );
 }
+
+fn with_fault(fault: &str) -> String {
+    GOOD.replace(
+        "    - {name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}",
+        &format!("    - {{name: f, target: app, at: 1s, duration: 2s, {fault}}}"),
+    )
+}
+
+#[test]
+fn storage_faults_check_errno_delay_and_paths() {
+    expect_error(
+        &with_fault("kind: io-error, paths: [/data], errno: EWHAT"),
+        "spec.faults[0].errno",
+        "unknown errno \"EWHAT\"; one of EIO, ENOSPC",
+    );
+    expect_error(
+        &with_fault("kind: io-latency, paths: [/data], delay: 5ms, jitter: 10ms"),
+        "spec.faults[0].jitter",
+        "must not exceed `delay`",
+    );
+    expect_error(
+        &with_fault("kind: storage-stall, paths: [data/rel]"),
+        "spec.faults[0].paths[0]",
+        "must be an absolute path",
+    );
+    expect_error(
+        &with_fault("kind: storage-stall, paths: [/data], ops: [fsync, sync]"),
+        "spec.faults[0]",
+        "sync",
+    );
+    expect_error(
+        &with_fault("kind: io-throttle, path: /data"),
+        "spec.faults[0]",
+        "needs at least one of `readBps`, `writeBps`, `readIops`, `writeIops`",
+    );
+    assert_eq!(
+        errors(&with_fault("kind: io-throttle, path: /data, writeBps: 0/s")),
+        Vec::<String>::new()
+    );
+    expect_error(
+        &with_fault("kind: memory-leak, rate: 1Mi/s, limit: 100Gi, mode: inProcess"),
+        "spec.faults[0].limit",
+        "at most 64Gi",
+    );
+    expect_error(
+        &with_fault("kind: load-surge, rate: 5000/s, port: 80"),
+        "spec.faults[0].rate",
+        "at most 2000/s",
+    );
+}
+
+#[test]
+fn load_claims_and_watches_name_what_they_use() {
+    let src = GOOD.replace(
+        "  claims:\n",
+        "  watches:\n    - {name: lb, haproxy: {socket: /run/lb.sock}}\n    - {name: nosrc}\n  workloads:\n    - {name: w, rate: 10/s, endpoints: [\"10.0.0.1:80\"], redis: {}, retry: {attempts: 2}}\n  claims:\n    - {name: e, errorRate: {workload: nope, atMost: \"1%\"}}\n    - {name: f, noFlapping: {watch: lb, probe: site}}\n    - {name: g, noFlapping: {watch: other, backend: app}}\n    - {name: h, capacityShare: {watches: [lb, zz], proxy: app, atMost: \"0%\"}}\n    - {name: i, latency: {workload: w, probe: site, percentile: \"99%\", below: 1s}}\n",
+    );
+    expect_error(&src, "spec.watches[1]", "needs a source: `haproxy`");
+    expect_error(&src, "spec.workloads[0].retry", "only http workloads retry");
+    expect_error(
+        &src,
+        "spec.claims[0].errorRate.workload",
+        "no workload named \"nope\"",
+    );
+    expect_error(
+        &src,
+        "spec.claims[1].noFlapping",
+        "needs exactly one of `watch` or `probe`",
+    );
+    expect_error(
+        &src,
+        "spec.claims[2].noFlapping.watch",
+        "no watch named \"other\"",
+    );
+    expect_error(
+        &src,
+        "spec.claims[3].capacityShare.watches[1]",
+        "no watch named \"zz\"",
+    );
+    expect_error(
+        &src,
+        "spec.claims[3].capacityShare.atMost",
+        "must be above 0%",
+    );
+    expect_error(
+        &src,
+        "spec.claims[4].latency",
+        "needs exactly one of `probe` or `workload`",
+    );
+}
