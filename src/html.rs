@@ -272,6 +272,11 @@ pub fn timeline_svg(r: &RunReport) -> String {
         ));
         heights.push(lane);
         y += lane;
+        if let Some(svg) = latency_lane(h, &sc, y, lane, bucket) {
+            rows.push((format!("{} latency", h.workload), svg));
+            heights.push(lane);
+            y += lane;
+        }
         let (s, n) = ack_lane(h, &sc, y);
         if n > 0 {
             let hh = lane.max(n as f64 * 12.0 + 8.0);
@@ -279,6 +284,22 @@ pub fn timeline_svg(r: &RunReport) -> String {
             heights.push(hh);
             y += hh;
         }
+    }
+    // Watches: each balancer backend's view of its servers, up or down over time.
+    let mut groups: Vec<(String, String)> = rec
+        .watch_samples
+        .iter()
+        .filter(|w| w.server != "BACKEND" && w.server != "FRONTEND")
+        .map(|w| (w.watch.clone(), w.proxy.clone()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for (watch, proxy) in groups {
+        let (svg, n) = watch_lane(&rec.watch_samples, &watch, &proxy, &sc, y);
+        let hh = lane.max(n as f64 * 12.0 + 8.0);
+        rows.push((format!("{watch}: {proxy}"), svg));
+        heights.push(hh);
+        y += hh;
     }
     let lanes_bottom = y;
     for (a, b, claim) in &splits {
@@ -299,7 +320,16 @@ pub fn timeline_svg(r: &RunReport) -> String {
     for e in &rec.events {
         if !matches!(
             e.kind.as_str(),
-            "target" | "guardrail" | "workload" | "lab" | "probe" | "fault" | "step" | "detected"
+            "target"
+                | "guardrail"
+                | "workload"
+                | "lab"
+                | "probe"
+                | "fault"
+                | "step"
+                | "detected"
+                | "watch"
+                | "observation"
         ) {
             continue;
         }
@@ -443,6 +473,129 @@ fn workload_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Str
         }
     }
     s
+}
+
+/// p50 and p99 latency per bucket, from each operation's scheduled start, as two lines;
+/// each bucket's tooltip has the HTTP status mix.
+fn latency_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Option<String> {
+    let n = (sc.end / bucket).ceil() as usize + 1;
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut codes: Vec<std::collections::BTreeMap<String, u32>> = vec![Default::default(); n];
+    for o in h
+        .ops
+        .iter()
+        .filter(|o| o.complete_ms > o.invoke_ms || o.result == OpResult::Ok)
+    {
+        let i = ((o.invoke_ms / bucket) as usize).min(n - 1);
+        lat[i].push(o.complete_ms - o.invoke_ms);
+        let k = o
+            .status
+            .map_or_else(|| "no status".to_string(), |c| c.to_string());
+        *codes[i].entry(k).or_insert(0) += 1;
+    }
+    let pts: Vec<(usize, f64, f64)> = lat
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, v)| {
+            v.sort_by(f64::total_cmp);
+            let q = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+            (i, q(0.5), q(0.99))
+        })
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let max = pts.iter().map(|p| p.2).fold(1.0, f64::max);
+    let yv = |ms: f64| y + lane - 4.0 - ms / max * (lane - 10.0);
+    let mut s = String::new();
+    for (q, color, width) in [(1usize, "#8c959f", 1.0), (2usize, "#0969da", 1.5)] {
+        let line: Vec<String> = pts
+            .iter()
+            .map(|p| {
+                let v = if q == 1 { p.1 } else { p.2 };
+                format!("{:.1},{:.1}", sc.x((p.0 as f64 + 0.5) * bucket), yv(v))
+            })
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="{width}"/>"#,
+            line.join(" ")
+        );
+    }
+    for (i, p50, p99) in &pts {
+        let xa = sc.x(*i as f64 * bucket);
+        let w = (sc.x((*i + 1) as f64 * bucket) - xa).max(0.5);
+        let mix = codes[*i]
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            s,
+            r#"<rect x="{xa:.1}" y="{y:.1}" width="{w:.1}" height="{lane:.1}" fill="transparent"><title>{} at {}: p50 {p50:.1}ms, p99 {p99:.1}ms ({mix})</title></rect>"#,
+            esc(&h.workload),
+            secs(*i as f64 * bucket),
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" class="tick">max p99 {}</text>"#,
+        sc.x(0.0) + 2.0,
+        y + 9.0,
+        secs(max)
+    );
+    Some(s)
+}
+
+/// One row per server of a balancer's backend: green while it says UP, red while DOWN.
+fn watch_lane(
+    samples: &[crate::watch::WatchSample],
+    watch: &str,
+    proxy: &str,
+    sc: &Scale,
+    y: f64,
+) -> (String, usize) {
+    let mut servers: Vec<&str> = samples
+        .iter()
+        .filter(|w| w.watch == watch && w.proxy == proxy && w.server != "BACKEND")
+        .map(|w| w.server.as_str())
+        .collect();
+    servers.sort();
+    servers.dedup();
+    let mut s = String::new();
+    for (row, server) in servers.iter().enumerate() {
+        let ry = y + 4.0 + row as f64 * 12.0;
+        let pts: Vec<&crate::watch::WatchSample> = samples
+            .iter()
+            .filter(|w| w.watch == watch && w.proxy == proxy && w.server == *server)
+            .collect();
+        for (i, p) in pts.iter().enumerate() {
+            let next = pts.get(i + 1).map_or(p.t_ms + 250.0, |n| n.t_ms);
+            let color = match p.status.as_str() {
+                "UP" => "#2da44e",
+                "DOWN" => "#cf222e",
+                _ => "#8c959f",
+            };
+            let xa = sc.x(p.t_ms);
+            let _ = write!(
+                s,
+                r#"<rect x="{xa:.1}" y="{ry:.1}" width="{:.1}" height="9" fill="{color}"><title>{watch} {proxy}/{server} {} at {} ({} sessions)</title></rect>"#,
+                (sc.x(next) - xa).max(0.5),
+                esc(&p.status),
+                secs(p.t_ms),
+                p.total
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" class="tick">{}</text>"#,
+            sc.x(0.0) + 2.0,
+            ry + 8.0,
+            esc(server)
+        );
+    }
+    (s, servers.len())
 }
 
 /// Which node acknowledged writes when: one coloured run per stretch of acks by a node.
