@@ -49,7 +49,7 @@ pub struct Verdict {
     pub indeterminate_writes: Vec<crate::history::WriteRef>,
 }
 
-fn verdict(
+pub(crate) fn verdict(
     claim: &ClaimSpec,
     kind: &str,
     outcome: Outcome,
@@ -169,7 +169,7 @@ pub fn longest_outage(samples: &[&Sample], window_end: f64) -> f64 {
     longest
 }
 
-fn window_name(w: Window, fault: Option<&str>) -> String {
+pub(crate) fn window_name(w: Window, fault: Option<&str>) -> String {
     let base = match w {
         Window::Before => "before the faults",
         Window::During => "during the fault",

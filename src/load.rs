@@ -2,47 +2,14 @@
 //! balancer's backends (or of a probe), and how evenly instances share the load. Pure
 //! functions of the finished run record; no data is never a pass.
 
-use crate::claims::{percentile, window_span, Outcome, Verdict};
+use crate::claims::{percentile, verdict, window_name, window_span, Outcome, Verdict};
 use crate::history::{History, Op, OpResult};
 use crate::model::spec::{
-    CapacityShareClaim, ClaimSpec, ErrorRateClaim, LatencyClaim, NoFlappingClaim, Window,
+    CapacityShareClaim, ClaimSpec, ErrorRateClaim, LatencyClaim, NoFlappingClaim,
 };
 use crate::timeline::RunRecord;
 use crate::watch::WatchSample;
 use std::collections::BTreeMap;
-
-fn verdict(
-    claim: &ClaimSpec,
-    kind: &str,
-    outcome: Outcome,
-    measured: String,
-    reason: String,
-    figures: BTreeMap<String, f64>,
-) -> Verdict {
-    Verdict {
-        claim: claim.name.clone(),
-        kind: kind.into(),
-        outcome,
-        measured,
-        reason,
-        figures,
-        lost_writes: Vec::new(),
-        indeterminate_writes: Vec::new(),
-    }
-}
-
-fn window_name(w: Window, fault: Option<&str>) -> String {
-    let base = match w {
-        Window::Before => "before the faults",
-        Window::During => "during the fault",
-        Window::After => "after the fault",
-        Window::Whole => "over the whole run",
-    };
-    match fault {
-        Some(f) if matches!(w, Window::During | Window::After) => format!("{base} {f:?}"),
-        _ => base.to_string(),
-    }
-}
 
 fn history<'a>(rec: &'a RunRecord, name: &str) -> Option<&'a History> {
     rec.histories.iter().find(|h| h.workload == name)
@@ -473,6 +440,7 @@ pub fn capacity_share(claim: &ClaimSpec, c: &CapacityShareClaim, rec: &RunRecord
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::spec::Window;
 
     fn ws(t: f64, server: &str, status: &str, total: u64) -> WatchSample {
         WatchSample {
