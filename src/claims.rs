@@ -182,23 +182,40 @@ pub(crate) fn window_name(w: Window, fault: Option<&str>) -> String {
     }
 }
 
+/// An inconclusive verdict with no figures.
+pub(crate) fn no_verdict(claim: &ClaimSpec, kind: &str, why: String) -> Verdict {
+    verdict(
+        claim,
+        kind,
+        Outcome::Inconclusive,
+        "-".into(),
+        why,
+        BTreeMap::new(),
+    )
+}
+
+/// The window's span, or the inconclusive verdict saying why it cannot be measured.
+pub(crate) fn span_or_verdict(
+    claim: &ClaimSpec,
+    kind: &str,
+    rec: &RunRecord,
+    window: Window,
+    fault: Option<&str>,
+) -> Result<(f64, f64), Box<Verdict>> {
+    window_span(rec, window, fault).map_err(|e| {
+        Box::new(no_verdict(
+            claim,
+            kind,
+            format!("cannot measure {}: {e}", window_name(window, fault)),
+        ))
+    })
+}
+
 pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -> Verdict {
     let kind = "availability";
-    let span = match window_span(rec, a.window, a.fault.as_deref()) {
+    let span = match span_or_verdict(claim, kind, rec, a.window, a.fault.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            return verdict(
-                claim,
-                kind,
-                Outcome::Inconclusive,
-                "-".into(),
-                format!(
-                    "cannot measure {}: {e}",
-                    window_name(a.window, a.fault.as_deref())
-                ),
-                BTreeMap::new(),
-            )
-        }
+        Err(v) => return *v,
     };
     let samples = in_span(rec, &a.probe, span);
     if samples.is_empty() {
@@ -274,18 +291,7 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
             BTreeMap::new(),
         )
     };
-    let fault = match &r.fault {
-        Some(f) => rec.fault(f),
-        None => rec
-            .faults
-            .iter()
-            .filter(|f| f.injected_ms.is_some())
-            .min_by(|a, b| {
-                a.injected_ms
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
-            }),
-    };
+    let fault = rec.fault_or_first(r.fault.as_deref());
     let Some(fault) = fault else {
         return inconclusive("no fault was injected".into());
     };
@@ -393,21 +399,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict {
     let kind = "latency";
-    let span = match window_span(rec, l.window, l.fault.as_deref()) {
+    let span = match span_or_verdict(claim, kind, rec, l.window, l.fault.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            return verdict(
-                claim,
-                kind,
-                Outcome::Inconclusive,
-                "-".into(),
-                format!(
-                    "cannot measure {}: {e}",
-                    window_name(l.window, l.fault.as_deref())
-                ),
-                BTreeMap::new(),
-            )
-        }
+        Err(v) => return *v,
     };
     let samples = in_span(rec, &l.probe, span);
     let mut lat: Vec<f64> = samples

@@ -174,14 +174,10 @@ fn inconclusive(mut v: Verdict, why: String) -> Verdict {
     v
 }
 
-fn history<'a>(rec: &'a RunRecord, name: &str) -> Option<&'a History> {
-    rec.histories.iter().find(|h| h.workload == name)
-}
-
 /// Every acknowledged write is in the final read.
 pub fn no_acked_write_loss(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -> Verdict {
     let v = base(claim, "noAckedWriteLoss");
-    let Some(h) = history(rec, workload) else {
+    let Some(h) = rec.history(workload) else {
         return inconclusive(v, format!("workload {workload} recorded no history"));
     };
     check_loss(v, h)
@@ -190,7 +186,7 @@ pub fn no_acked_write_loss(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -
 /// Everything a producer saw accepted reached the store it is delivered to.
 pub fn eventually_delivered(claim: &ClaimSpec, workload: &str, rec: &RunRecord) -> Verdict {
     let v = base(claim, "eventuallyDelivered");
-    let Some(h) = history(rec, workload) else {
+    let Some(h) = rec.history(workload) else {
         return inconclusive(v, format!("workload {workload} recorded no history"));
     };
     check_delivery(v, h)
@@ -347,21 +343,10 @@ pub fn write_availability(
     rec: &RunRecord,
 ) -> Verdict {
     let v = base(claim, "writeAvailability");
-    let Some(h) = history(rec, &w.workload) else {
+    let Some(h) = rec.history(&w.workload) else {
         return inconclusive(v, format!("workload {} recorded no history", w.workload));
     };
-    let fault = match &w.fault {
-        Some(f) => rec.fault(f),
-        None => rec
-            .faults
-            .iter()
-            .filter(|f| f.injected_ms.is_some())
-            .min_by(|a, b| {
-                a.injected_ms
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
-            }),
-    };
+    let fault = rec.fault_or_first(w.fault.as_deref());
     let Some(fault) = fault.filter(|f| f.injected_ms.is_some()) else {
         return inconclusive(
             v,
@@ -500,7 +485,7 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
     let v = base(claim, "singlePrimary");
     let mut ops: Vec<&Op> = Vec::new();
     for w in &s.workloads {
-        match history(rec, w) {
+        match rec.history(w) {
             Some(h) => ops.extend(h.ops.iter()),
             None => return inconclusive(v, format!("workload {w} recorded no history")),
         }
@@ -566,21 +551,10 @@ pub fn recovery_point(
     rec: &RunRecord,
 ) -> Verdict {
     let v = base(claim, "recoveryPoint");
-    let Some(h) = history(rec, &r.workload) else {
+    let Some(h) = rec.history(&r.workload) else {
         return inconclusive(v, format!("workload {} recorded no history", r.workload));
     };
-    let fault = match &r.fault {
-        Some(f) => rec.fault(f),
-        None => rec
-            .faults
-            .iter()
-            .filter(|f| f.injected_ms.is_some())
-            .min_by(|a, b| {
-                a.injected_ms
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.injected_ms.unwrap_or(0.0))
-            }),
-    };
+    let fault = rec.fault_or_first(r.fault.as_deref());
     let Some(f) = fault.filter(|f| f.injected_ms.is_some()) else {
         return inconclusive(v, "the data fault was never injected".into());
     };
@@ -715,7 +689,7 @@ pub fn blast_radius(claim: &ClaimSpec, b: &BlastRadiusClaim, rec: &RunRecord) ->
     let mut affected = Vec::new();
     let mut clean = Vec::new();
     for w in &b.workloads {
-        let Some(h) = history(rec, w) else {
+        let Some(h) = rec.history(w) else {
             return inconclusive(v, format!("workload {w} recorded no history"));
         };
         let ops: Vec<&Op> = h

@@ -2,7 +2,9 @@
 //! balancer's backends (or of a probe), and how evenly instances share the load. Pure
 //! functions of the finished run record; no data is never a pass.
 
-use crate::claims::{percentile, verdict, window_name, window_span, Outcome, Verdict};
+use crate::claims::{
+    no_verdict, percentile, span_or_verdict, verdict, window_name, Outcome, Verdict,
+};
 use crate::history::{History, Op, OpResult};
 use crate::model::spec::{
     CapacityShareClaim, ClaimSpec, ErrorRateClaim, LatencyClaim, NoFlappingClaim,
@@ -10,10 +12,6 @@ use crate::model::spec::{
 use crate::timeline::RunRecord;
 use crate::watch::WatchSample;
 use std::collections::BTreeMap;
-
-fn history<'a>(rec: &'a RunRecord, name: &str) -> Option<&'a History> {
-    rec.histories.iter().find(|h| h.workload == name)
-}
 
 fn ops_in(h: &History, span: (f64, f64)) -> Vec<&Op> {
     h.ops
@@ -37,21 +35,12 @@ pub fn status_counts(ops: &[&Op]) -> BTreeMap<String, usize> {
 pub fn error_rate(claim: &ClaimSpec, e: &ErrorRateClaim, rec: &RunRecord) -> Verdict {
     let kind = "errorRate";
     let wname = window_name(e.window, e.fault.as_deref());
-    let inconclusive = |why: String| {
-        verdict(
-            claim,
-            kind,
-            Outcome::Inconclusive,
-            "-".into(),
-            why,
-            BTreeMap::new(),
-        )
-    };
-    let span = match window_span(rec, e.window, e.fault.as_deref()) {
+    let inconclusive = |why: String| no_verdict(claim, kind, why);
+    let span = match span_or_verdict(claim, kind, rec, e.window, e.fault.as_deref()) {
         Ok(s) => s,
-        Err(err) => return inconclusive(format!("cannot measure {wname}: {err}")),
+        Err(v) => return *v,
     };
-    let Some(h) = history(rec, &e.workload) else {
+    let Some(h) = rec.history(&e.workload) else {
         return inconclusive(format!("workload {:?} recorded no history", e.workload));
     };
     let ops = ops_in(h, span);
@@ -125,21 +114,12 @@ pub fn workload_latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) ->
     let kind = "latency";
     let name = l.workload.clone().unwrap_or_default();
     let wname = window_name(l.window, l.fault.as_deref());
-    let inconclusive = |why: String| {
-        verdict(
-            claim,
-            kind,
-            Outcome::Inconclusive,
-            "-".into(),
-            why,
-            BTreeMap::new(),
-        )
-    };
-    let span = match window_span(rec, l.window, l.fault.as_deref()) {
+    let inconclusive = |why: String| no_verdict(claim, kind, why);
+    let span = match span_or_verdict(claim, kind, rec, l.window, l.fault.as_deref()) {
         Ok(s) => s,
-        Err(err) => return inconclusive(format!("cannot measure {wname}: {err}")),
+        Err(v) => return *v,
     };
-    let Some(h) = history(rec, &name) else {
+    let Some(h) = rec.history(&name) else {
         return inconclusive(format!("workload {name:?} recorded no history"));
     };
     let ops = ops_in(h, span);
@@ -242,19 +222,10 @@ pub fn server_flips(
 pub fn no_flapping(claim: &ClaimSpec, n: &NoFlappingClaim, rec: &RunRecord) -> Verdict {
     let kind = "noFlapping";
     let wname = window_name(n.window, n.fault.as_deref());
-    let inconclusive = |why: String| {
-        verdict(
-            claim,
-            kind,
-            Outcome::Inconclusive,
-            "-".into(),
-            why,
-            BTreeMap::new(),
-        )
-    };
-    let span = match window_span(rec, n.window, n.fault.as_deref()) {
+    let inconclusive = |why: String| no_verdict(claim, kind, why);
+    let span = match span_or_verdict(claim, kind, rec, n.window, n.fault.as_deref()) {
         Ok(s) => s,
-        Err(err) => return inconclusive(format!("cannot measure {wname}: {err}")),
+        Err(v) => return *v,
     };
     let (subject, flips, seen) = if let Some(w) = &n.watch {
         let backend = n.backend.clone().unwrap_or_default();
@@ -377,19 +348,10 @@ pub fn served_in(
 pub fn capacity_share(claim: &ClaimSpec, c: &CapacityShareClaim, rec: &RunRecord) -> Verdict {
     let kind = "capacityShare";
     let wname = window_name(c.window, c.fault.as_deref());
-    let inconclusive = |why: String| {
-        verdict(
-            claim,
-            kind,
-            Outcome::Inconclusive,
-            "-".into(),
-            why,
-            BTreeMap::new(),
-        )
-    };
-    let span = match window_span(rec, c.window, c.fault.as_deref()) {
+    let inconclusive = |why: String| no_verdict(claim, kind, why);
+    let span = match span_or_verdict(claim, kind, rec, c.window, c.fault.as_deref()) {
         Ok(s) => s,
-        Err(err) => return inconclusive(format!("cannot measure {wname}: {err}")),
+        Err(v) => return *v,
     };
     let served = served_in(&rec.watch_samples, &c.watches, &c.proxy, span);
     let total: u64 = served.values().sum();

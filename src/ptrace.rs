@@ -671,13 +671,12 @@ impl Tracer {
                     self.on_exit(tid);
                 }
             }
-            WaitStatus::PtraceEvent(_, sig, ev) => {
+            WaitStatus::PtraceEvent(_, _, ev) => {
                 if ev == libc::PTRACE_EVENT_STOP {
                     // Interrupt or group stop: the next syscall stop is an entry.
                     if let Some(t) = self.threads.get_mut(&tid) {
                         t.in_syscall = false;
                     }
-                    let _ = sig;
                 }
                 let _ = ptrace::syscall(pid, None);
             }
@@ -843,7 +842,6 @@ pub fn io_main(json: &str) -> i32 {
         let _ = std::io::stdin().read(&mut b);
         on_stdin();
     });
-    let lease = Duration::from_millis(lease.as_millis() as u64);
     std::thread::spawn(move || {
         std::thread::sleep(lease);
         wake();

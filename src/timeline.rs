@@ -137,4 +137,22 @@ impl RunRecord {
     pub fn fault(&self, name: &str) -> Option<&FaultRecord> {
         self.faults.iter().find(|f| f.name == name)
     }
+    /// The named fault, or without a name the first one injected.
+    pub fn fault_or_first(&self, name: Option<&str>) -> Option<&FaultRecord> {
+        match name {
+            Some(f) => self.fault(f),
+            None => self
+                .faults
+                .iter()
+                .filter(|f| f.injected_ms.is_some())
+                .min_by(|a, b| {
+                    a.injected_ms
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.injected_ms.unwrap_or(0.0))
+                }),
+        }
+    }
+    pub fn history(&self, workload: &str) -> Option<&crate::history::History> {
+        self.histories.iter().find(|h| h.workload == workload)
+    }
 }

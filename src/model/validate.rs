@@ -93,6 +93,15 @@ fn check_argv(v: &mut V, path: FieldPath, argv: &[String]) {
     }
 }
 
+/// A plain SQL identifier: lowercase letters, digits and '_', not starting with a digit.
+fn sql_identifier(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 63
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !t.as_bytes()[0].is_ascii_digit()
+}
+
 fn check_paths(v: &mut V, path: FieldPath, paths: &[String]) {
     if paths.is_empty() {
         v.err(path.clone(), "needs at least one path");
@@ -899,12 +908,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         }
         if let Some(p) = &w.postgres {
             if let Some(t) = &p.table {
-                let ok = !t.is_empty()
-                    && t.len() <= 63
-                    && t.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                    && !t.as_bytes()[0].is_ascii_digit();
-                if !ok {
+                if !sql_identifier(t) {
                     v.err(
                         wp.key("postgres").key("table"),
                         "must be a plain SQL identifier: lowercase letters, digits and '_'",
@@ -936,12 +940,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 }
             }
             if let Some(t) = d.postgres.as_ref().and_then(|p| p.table.as_ref()) {
-                let ok = !t.is_empty()
-                    && t.len() <= 63
-                    && t.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                    && !t.as_bytes()[0].is_ascii_digit();
-                if !ok {
+                if !sql_identifier(t) {
                     v.err(
                         dp.key("postgres").key("table"),
                         "must be a plain SQL identifier: lowercase letters, digits and '_'",
@@ -1012,6 +1011,12 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
             ClaimCheck::WriteAvailability(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::RecoveryPoint(w) => vec![(kp.key("workload"), w.workload.as_str())],
             ClaimCheck::EventuallyDelivered(w) => vec![(kp.key("workload"), w.workload.as_str())],
+            ClaimCheck::ErrorRate(e) => vec![(kp.key("workload"), e.workload.as_str())],
+            ClaimCheck::Latency(l) => l
+                .workload
+                .iter()
+                .map(|w| (kp.key("workload"), w.as_str()))
+                .collect(),
             ClaimCheck::SinglePrimary(s) => s
                 .workloads
                 .iter()
@@ -1144,29 +1149,12 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 if l.percentile.0 <= 0.0 {
                     v.err(cp.key("latency").key("percentile"), "must be above 0%");
                 }
-                match (&l.workload, l.probe.is_empty()) {
-                    (Some(w), true) => {
-                        if workload(w).is_none() {
-                            v.err(
-                                kp.key("workload"),
-                                format!("no workload named {w:?} in spec.workloads"),
-                            );
-                        }
-                    }
-                    (None, false) => {}
-                    _ => v.err(kp.clone(), "needs exactly one of `probe` or `workload`"),
+                if l.workload.is_some() != l.probe.is_empty() {
+                    v.err(kp.clone(), "needs exactly one of `probe` or `workload`");
                 }
                 ("latency", Some(l.window))
             }
-            ClaimCheck::ErrorRate(e) => {
-                if workload(&e.workload).is_none() {
-                    v.err(
-                        kp.key("workload"),
-                        format!("no workload named {:?} in spec.workloads", e.workload),
-                    );
-                }
-                ("errorRate", Some(e.window))
-            }
+            ClaimCheck::ErrorRate(e) => ("errorRate", Some(e.window)),
             ClaimCheck::NoFlapping(n) => {
                 match (&n.watch, &n.probe) {
                     (Some(w), None) => {
