@@ -59,6 +59,7 @@ fn main() {
         peer_addrs: vec![],
         seed: 1,
         max_data_bytes: 1 << 30,
+        from: None,
     };
     let member = |p: &str| {
         let (ns, addr) = lab.host("h1").expect("h1");

@@ -5,7 +5,8 @@
 //! stopped early makes a claim inconclusive rather than held.
 
 use crate::model::spec::{
-    AvailabilityClaim, ClaimCheck, ClaimSpec, LatencyClaim, RecoversClaim, Window,
+    AvailabilityClaim, ClaimCheck, ClaimSpec, IndependentOfClaim, LatencyClaim, RecoversClaim,
+    Window,
 };
 use crate::timeline::{RunRecord, RunStatus, Sample};
 use serde::{Deserialize, Serialize};
@@ -274,6 +275,107 @@ pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -
         kind,
         if held { Outcome::Held } else { Outcome::Failed },
         measured,
+        reason,
+        figures,
+    )
+}
+
+/// Stretches of the run in which a probe was failing: from each failing sample to the next
+/// healthy one (or the end of the run).
+pub fn down_spans(samples: &[&Sample], end: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut since: Option<f64> = None;
+    for s in samples {
+        match (s.ok, since) {
+            (false, None) => since = Some(s.t_ms),
+            (true, Some(t0)) => {
+                out.push((t0, s.t_ms));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(t0) = since {
+        out.push((t0, end));
+    }
+    out
+}
+
+/// `independentOf`: while `of` is down, `probe` keeps succeeding.
+pub fn independent_of(claim: &ClaimSpec, i: &IndependentOfClaim, rec: &RunRecord) -> Verdict {
+    let kind = "independentOf";
+    let end = rec.phases.end_ms;
+    let dep: Vec<&Sample> = in_span(rec, &i.of, (rec.phases.steady_start_ms, end));
+    let spans = down_spans(&dep, end);
+    let down_ms: f64 = spans.iter().map(|(a, b)| b - a).sum();
+    if spans.is_empty() {
+        return no_verdict(
+            claim,
+            kind,
+            format!(
+                "{:?} never failed ({} samples), so this run did not test whether {:?} survives without it",
+                i.of,
+                dep.len(),
+                i.probe
+            ),
+        );
+    }
+    let mut samples: Vec<&Sample> = rec
+        .samples_of(&i.probe)
+        .filter(|s| spans.iter().any(|(a, b)| s.t_ms >= *a && s.t_ms <= *b))
+        .collect();
+    samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    if samples.is_empty() {
+        return no_verdict(
+            claim,
+            kind,
+            format!(
+                "{:?} has no samples in the {} that {:?} was down",
+                i.probe,
+                secs(down_ms),
+                i.of
+            ),
+        );
+    }
+    let ok = samples.iter().filter(|s| s.ok).count();
+    let n = samples.len();
+    let ratio = ok as f64 / n as f64;
+    let need = i.at_least.unwrap_or(crate::model::quantity::Percent(99.0));
+    let held = ratio >= need.ratio();
+    let figures = BTreeMap::from([
+        ("samples".to_string(), n as f64),
+        ("ok".to_string(), ok as f64),
+        ("ratio".to_string(), ratio),
+        ("dependencyDownMs".to_string(), down_ms),
+        ("dependencyOutages".to_string(), spans.len() as f64),
+    ]);
+    let reason = if held {
+        format!(
+            "while {:?} was down ({} in {} outage(s)), {ok} of {n} samples of {:?} succeeded (needed {need}).",
+            i.of,
+            secs(down_ms),
+            spans.len(),
+            i.probe
+        )
+    } else {
+        let first = samples
+            .iter()
+            .find(|s| !s.ok)
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        format!(
+            "{:?} went down with {:?}: only {ok} of {n} samples succeeded while {:?} was down ({}), needed {need}; first error: {first}.",
+            i.probe,
+            i.of,
+            i.of,
+            secs(down_ms)
+        )
+    };
+    verdict(
+        claim,
+        kind,
+        if held { Outcome::Held } else { Outcome::Failed },
+        format!("{:.2}% ({ok}/{n}) while {} down", ratio * 100.0, i.of),
         reason,
         figures,
     )
@@ -600,6 +702,7 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                     crate::history::eventually_delivered(c, &w.workload, rec)
                 }
                 ClaimCheck::Detects(d) => detects(c, d, rec),
+                ClaimCheck::IndependentOf(i) => independent_of(c, i, rec),
             };
             if v.outcome == Outcome::Held
                 && matches!(
@@ -724,6 +827,57 @@ mod tests {
             status_reason: None,
         }
     }
+    fn independent(site_down: impl Fn(f64) -> bool, status_down: impl Fn(f64) -> bool) -> Verdict {
+        let mut r = rec(
+            every(100.0, 8000.0, |t| !site_down(t)),
+            Some((1000.0, 5000.0, true)),
+        );
+        for s in r.samples.clone() {
+            r.samples.push(Sample {
+                probe: "status".into(),
+                ok: !status_down(s.t_ms),
+                ..s
+            });
+        }
+        let claim = ClaimSpec {
+            name: "i".into(),
+            independent_of: Some(IndependentOfClaim {
+                probe: "status".into(),
+                of: "p".into(),
+                at_least: None,
+            }),
+            ..Default::default()
+        };
+        evaluate(&[claim], &r).remove(0)
+    }
+
+    #[test]
+    fn independent_of_fails_when_the_status_page_goes_down_with_the_site() {
+        let v = independent(
+            |t| (1000.0..5000.0).contains(&t),
+            |t| (1000.0..5000.0).contains(&t),
+        );
+        assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
+        assert_eq!(v.figures["ok"], 0.0);
+        assert!(v.reason.contains("went down with"), "{}", v.reason);
+    }
+
+    #[test]
+    fn independent_of_holds_when_the_status_page_stays_up() {
+        let v = independent(|t| (1000.0..5000.0).contains(&t), |_| false);
+        assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
+        // 1000..=5000 at 100 ms: the site's down span runs to its first healthy sample.
+        assert_eq!(v.figures["samples"], 41.0);
+        assert_eq!(v.figures["dependencyDownMs"], 4000.0);
+    }
+
+    #[test]
+    fn independent_of_is_inconclusive_when_the_site_never_went_down() {
+        let v = independent(|_| false, |_| false);
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("never failed"), "{}", v.reason);
+    }
+
     fn every(ms: f64, until: f64, ok: impl Fn(f64) -> bool) -> Vec<(f64, bool)> {
         let mut v = vec![];
         let mut t = 0.0;

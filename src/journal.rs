@@ -104,6 +104,24 @@ pub enum UndoAction {
     DetachLoop { backing: PathBuf },
     /// Write a value back into a cgroup file (e.g. the original `io.max` line).
     WriteCgroupFile { path: PathBuf, value: String },
+    /// Delete a route Murphy added (`ip route del <route>`).
+    DeleteRoute { netns: Netns, route: Vec<String> },
+    /// Put a route back that Murphy withdrew (`ip route replace <route>`).
+    RestoreRoute { netns: Netns, route: Vec<String> },
+    /// Bring an interface back up, then put back the static routes that went with it.
+    LinkUp {
+        netns: Netns,
+        dev: String,
+        routes: Vec<Vec<String>>,
+    },
+    /// Delete the root qdisc Murphy put on an interface.
+    DeleteQdisc { netns: Netns, dev: String },
+    /// Delete an iptables rule Murphy inserted (`iptables -D <chain> <rule>`).
+    DeleteIptablesRule {
+        netns: Netns,
+        chain: String,
+        rule: Vec<String>,
+    },
     /// Recreate a directory with its mode and owner.
     RestoreDir {
         path: PathBuf,
@@ -436,8 +454,95 @@ impl UndoAction {
                     .map(|_| format!("directory {} is back", path.display()))
                     .map_err(|e| format!("restoring directory {}: {e}", path.display()))
             }
+            UndoAction::DeleteRoute { netns, route } => {
+                let r = route.join(" ");
+                net_undo(netns, &["ip", "route", "del"], route, &["No such process"]).map(|done| {
+                    match done {
+                        true => format!("deleted route {r} in {}", netns.describe()),
+                        false => format!("route {r} already absent in {}", netns.describe()),
+                    }
+                })
+            }
+            UndoAction::RestoreRoute { netns, route } => {
+                let r = route.join(" ");
+                net_undo(netns, &["ip", "route", "replace"], route, &[])
+                    .map(|_| format!("route {r} is back in {}", netns.describe()))
+            }
+            UndoAction::LinkUp { netns, dev, routes } => {
+                net_undo(
+                    netns,
+                    &["ip", "link", "set", "dev"],
+                    &[dev.clone(), "up".into()],
+                    &[],
+                )?;
+                let mut back = 0;
+                for r in routes {
+                    net_undo(netns, &["ip", "route", "replace"], r, &[])?;
+                    back += 1;
+                }
+                Ok(format!(
+                    "{dev} is up in {} ({back} static route(s) put back)",
+                    netns.describe()
+                ))
+            }
+            UndoAction::DeleteQdisc { netns, dev } => net_undo(
+                netns,
+                &["tc", "qdisc", "del", "dev"],
+                &[dev.clone(), "root".into()],
+                &["handle of zero", "No such file", "Cannot find device"],
+            )
+            .map(|done| match done {
+                true => format!("deleted the root qdisc of {dev} in {}", netns.describe()),
+                false => format!("no qdisc of Murphy's left on {dev} in {}", netns.describe()),
+            }),
+            UndoAction::DeleteIptablesRule { netns, chain, rule } => {
+                let mut args = vec![chain.clone()];
+                args.extend(rule.iter().cloned());
+                net_undo(
+                    netns,
+                    &["iptables", "-w", "-D"],
+                    &args,
+                    &["does a matching rule exist", "Bad rule", "No chain"],
+                )
+                .map(|done| match done {
+                    true => format!("deleted iptables rule in {chain} in {}", netns.describe()),
+                    false => format!(
+                        "iptables rule in {chain} already absent in {}",
+                        netns.describe()
+                    ),
+                })
+            }
         }
     }
+}
+
+/// Run `fixed` + `args` inside `netns` to undo a network change. `Ok(true)`: done;
+/// `Ok(false)`: nothing to do (the namespace is gone, or the command failed with one of
+/// the `absent` messages).
+fn net_undo(
+    netns: &Netns,
+    fixed: &[&str],
+    args: &[String],
+    absent: &[&str],
+) -> Result<bool, String> {
+    let Ok(fd) = netns.open() else {
+        return Ok(false);
+    };
+    let mut argv: Vec<&str> = fixed.to_vec();
+    argv.extend(args.iter().map(String::as_str));
+    match run_quiet(&argv, fd) {
+        Ok(_) => Ok(true),
+        Err(e) if absent.iter().any(|a| e.contains(a)) => Ok(false),
+        Err(e) => Err(format!("in {}: {e}", netns.describe())),
+    }
+}
+
+/// Run a program inside a network namespace (argv only) and return its standard output.
+pub fn run_in_netns(netns: &Netns, argv: &[&str]) -> Result<String, String> {
+    let fd = netns
+        .open()
+        .map_err(|e| format!("opening {}: {e}", netns.describe()))?;
+    run_quiet(argv, fd)
 }
 
 fn set_meta(path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {

@@ -53,6 +53,8 @@ pub struct HostRt {
     pub name: String,
     pub netns: String,
     pub addr: Ipv4Addr,
+    /// Addresses on `lab.networks`, as (network, address).
+    pub extra: Vec<(String, Ipv4Addr)>,
     procs: Vec<ProcRt>,
 }
 
@@ -122,6 +124,13 @@ fn ip(args: &[&str]) -> Result<(), LabError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
+}
+
+/// Run a program inside a named network namespace (`ip netns exec`, argv only).
+fn run_in(netns: &str, argv: &[&str]) -> Result<(), LabError> {
+    let mut args = vec!["netns", "exec", netns];
+    args.extend_from_slice(argv);
+    ip(&args)
 }
 
 impl Lab {
@@ -306,6 +315,7 @@ impl Lab {
                     name: h.name.clone(),
                     netns,
                     addr,
+                    extra: Vec::new(),
                     procs: h
                         .processes
                         .iter()
@@ -319,6 +329,7 @@ impl Lab {
                         .collect(),
                 });
         }
+        lab.networks(spec, &short)?;
         // Start processes host by host, each ready before the next starts.
         let names: Vec<(String, Vec<String>)> = spec
             .hosts
@@ -364,6 +375,72 @@ impl Lab {
             }
         }
         Ok(lab)
+    }
+
+    /// Extra networks (a bridge each, no address on Murphy's side), then forwarding and
+    /// static routes inside hosts. Interfaces and routes go with their namespace.
+    fn networks(&self, spec: &LabSpec, short: &str) -> Result<(), LabError> {
+        for (k, n) in spec.networks.iter().enumerate() {
+            let bridge = format!("mn{short}{k}");
+            let prefix = n
+                .subnet
+                .split_once('/')
+                .map(|(_, l)| l)
+                .ok_or_else(|| LabError::Setup(format!("bad subnet {}", n.subnet)))?;
+            self.journal.record(
+                LAB_GROUP,
+                &UndoAction::DeleteLink {
+                    name: bridge.clone(),
+                },
+            )?;
+            ip(&["link", "add", &bridge, "type", "bridge"])?;
+            ip(&["link", "set", &bridge, "up"])?;
+            for (j, (host, addr)) in n.attach.iter().enumerate() {
+                let netns = self.host(host).map(|(ns, _)| ns).ok_or_else(|| {
+                    LabError::Setup(format!("network {}: no host {host}", n.name))
+                })?;
+                let a: Ipv4Addr = addr
+                    .parse()
+                    .map_err(|_| LabError::Setup(format!("bad address {addr}")))?;
+                let veth = format!("mx{short}{k}h{j}");
+                let peer = format!("my{short}{k}h{j}");
+                self.journal
+                    .record(LAB_GROUP, &UndoAction::DeleteLink { name: veth.clone() })?;
+                ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
+                ip(&["link", "set", &peer, "netns", &netns])?;
+                ip(&["-n", &netns, "link", "set", &peer, "name", &n.name])?;
+                ip(&[
+                    "-n",
+                    &netns,
+                    "addr",
+                    "add",
+                    &format!("{a}/{prefix}"),
+                    "dev",
+                    &n.name,
+                ])?;
+                ip(&["-n", &netns, "link", "set", &n.name, "up"])?;
+                ip(&["link", "set", &veth, "master", &bridge])?;
+                ip(&["link", "set", &veth, "up"])?;
+                if let Ok(mut hosts) = self.hosts.lock() {
+                    if let Some(h) = hosts.iter_mut().find(|h| &h.name == host) {
+                        h.extra.push((n.name.clone(), a));
+                    }
+                }
+            }
+        }
+        for h in &spec.hosts {
+            let Some((netns, _)) = self.host(&h.name) else {
+                continue;
+            };
+            if h.forwarding {
+                run_in(&netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+            }
+            for r in &h.routes {
+                let verb = if r.to == "default" { "replace" } else { "add" };
+                ip(&["-n", &netns, "route", verb, &r.to, "via", &r.via])?;
+            }
+        }
+        Ok(())
     }
 
     fn data_owner(&self, host: &str) -> Result<Option<nix::unistd::User>, LabError> {
@@ -744,6 +821,22 @@ impl Lab {
             .iter()
             .find(|h| h.name == name)
             .map(|h| (h.netns.clone(), h.addr))
+    }
+
+    /// Every address of a host: the lab bridge's first, then one per extra network.
+    pub fn addrs(&self, name: &str) -> Vec<Ipv4Addr> {
+        let Ok(hosts) = self.hosts.lock() else {
+            return Vec::new();
+        };
+        hosts
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| {
+                std::iter::once(h.addr)
+                    .chain(h.extra.iter().map(|(_, a)| *a))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Running lab processes of a host (all, or one by name): for each, its label and every

@@ -2,6 +2,7 @@
 //! claims hold. This crate is the engine: experiment model, lab, faults, probes, claims,
 //! runner and reports. It knows nothing of Kubernetes or gRPC; front doors wrap it.
 
+pub mod bgp;
 pub mod cgroup;
 pub mod claims;
 pub mod fault;
@@ -11,6 +12,7 @@ pub mod journal;
 pub mod lab;
 pub mod load;
 pub mod model;
+pub mod netq;
 pub mod probe;
 pub mod procfs;
 pub mod ptrace;

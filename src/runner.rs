@@ -498,12 +498,21 @@ impl Ctx<'_> {
     /// Addresses of a partition's peers, without the fault's own members (a member is
     /// cut off from the rest of its cluster, not from itself).
     fn peer_addrs(&self, fault_idx: usize, own: &[Member]) -> Vec<std::net::Ipv4Addr> {
+        use crate::model::spec::FaultAction as A;
         let f = &self.exp.spec.faults[fault_idx];
-        let crate::model::spec::FaultAction::NetworkPartition(p) = &f.action else {
-            return Vec::new();
+        let peers: &[String] = match &f.action {
+            A::NetworkPartition(p) => &p.peers,
+            A::BgpSessionDrop(b) => &b.peers,
+            A::SiteFailure(s) => &s.allow_targets,
+            A::NetworkDelay(d) => &d.filter.peers,
+            A::NetworkLoss(l) => &l.filter.peers,
+            A::NetworkCorrupt(c) => &c.filter.peers,
+            A::NetworkDuplicate(d) => &d.filter.peers,
+            A::NetworkReorder(r) => &r.filter.peers,
+            _ => return Vec::new(),
         };
         let mut out = Vec::new();
-        for peer in &p.peers {
+        for peer in peers {
             if let Some(t) = self.exp.spec.targets.get(peer) {
                 if let Ok(ms) = target::matches(peer, t, self.lab.as_ref()) {
                     for m in ms {
@@ -517,6 +526,24 @@ impl Ctx<'_> {
             }
         }
         out
+    }
+
+    /// The lab host a fault acts from (`bgp-announce`'s speaker).
+    fn fault_from(
+        &self,
+        fault_idx: usize,
+    ) -> Option<(crate::journal::Netns, Vec<std::net::Ipv4Addr>)> {
+        let crate::model::spec::FaultAction::BgpAnnounce(b) =
+            &self.exp.spec.faults[fault_idx].action
+        else {
+            return None;
+        };
+        let lab = self.lab.as_ref()?;
+        let (netns, _) = lab.host(&b.from)?;
+        Some((
+            crate::journal::Netns::Named { name: netns },
+            lab.addrs(&b.from),
+        ))
     }
 
     fn inject(&mut self, idx: usize, faults_start: Instant) -> Option<Active> {
@@ -556,6 +583,7 @@ impl Ctx<'_> {
             peer_addrs: self.peer_addrs(idx, &members),
             seed: self.seed,
             max_data_bytes: self.exp.spec.max_data_bytes(),
+            from: self.fault_from(idx),
         };
         let action = match &self.lab {
             Some(l) => localize(&spec.action, l),

@@ -51,9 +51,10 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String
     let lab =
         lab.ok_or_else(|| format!("target {name:?} refers to the lab, but no lab is running"))?;
     let (host, process) = r.split_once('/').map_or((r, None), |(h, p)| (h, Some(p)));
-    let (netns, addr) = lab
+    let (netns, _) = lab
         .host(host)
         .ok_or_else(|| format!("target {name:?}: no lab host {host:?}"))?;
+    let addrs = lab.addrs(host);
     let procs = lab.processes(host, process);
     if procs.is_empty() {
         if process.is_some() {
@@ -63,7 +64,7 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String
             label: host.to_string(),
             procs: Vec::new(),
             netns: Netns::Named { name: netns },
-            addrs: vec![addr],
+            addrs,
             lab: Some((host.to_string(), None)),
         }]);
     }
@@ -77,7 +78,7 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String
                 netns: Netns::Named {
                     name: netns.clone(),
                 },
-                addrs: vec![addr],
+                addrs: addrs.clone(),
                 lab: Some((host.to_string(), pname)),
             }
         })

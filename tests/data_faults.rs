@@ -23,6 +23,7 @@ fn env(max: u64) -> FaultEnv {
         peer_addrs: vec![],
         seed: 99,
         max_data_bytes: max,
+        from: None,
     }
 }
 

@@ -21,7 +21,7 @@ pub struct Hog {
 impl Hog {
     /// Spawn a hog (not yet started) inside `cgroups`.
     pub fn spawn(exe: &Path, args: &[String], cgroups: &[PathBuf]) -> Result<Hog, String> {
-        Self::spawn_inner(exe, args, cgroups, false).map(|(h, _)| h)
+        Self::spawn_inner(exe, args, cgroups, false, None).map(|(h, _)| h)
     }
 
     /// Spawn a helper (not yet started) whose stdout the caller reads, outside any target
@@ -30,8 +30,32 @@ impl Hog {
         exe: &Path,
         args: &[String],
     ) -> Result<(Hog, std::process::ChildStdout), String> {
-        let (h, out) = Self::spawn_inner(exe, args, &[], true)?;
+        let (h, out) = Self::spawn_inner(exe, args, &[], true, None)?;
         Ok((h, out.ok_or("helper stdout missing")?))
+    }
+
+    /// Spawn a reporting helper inside a network namespace (the packet engine, the BGP
+    /// speaker). Its stdout lines are collected by a thread into the returned [`Lines`].
+    pub fn spawn_in(
+        exe: &Path,
+        args: &[String],
+        netns: &crate::journal::Netns,
+    ) -> Result<(Hog, Lines), String> {
+        let fd = netns
+            .open()
+            .map_err(|e| format!("opening {}: {e}", netns.describe()))?;
+        let (h, out) = Self::spawn_inner(exe, args, &[], true, fd)?;
+        let out = out.ok_or("helper stdout missing")?;
+        let lines = Lines::default();
+        let sink = lines.0.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let Ok(mut v) = sink.lock() else { return };
+                v.push(line);
+            }
+        });
+        Ok((h, lines))
     }
 
     fn spawn_inner(
@@ -39,6 +63,7 @@ impl Hog {
         args: &[String],
         cgroups: &[PathBuf],
         report: bool,
+        netns: Option<OwnedFd>,
     ) -> Result<(Hog, Option<std::process::ChildStdout>), String> {
         let mut fds: Vec<OwnedFd> = Vec::new();
         for dir in cgroups {
@@ -60,7 +85,7 @@ impl Hog {
             .stderr(Stdio::null())
             .process_group(0);
         use std::os::unix::process::CommandExt;
-        crate::sys::enter_before_exec(&mut cmd, None, fds, None);
+        crate::sys::enter_before_exec(&mut cmd, netns, fds, None);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("starting {}: {e}", exe.display()))?;
@@ -109,10 +134,53 @@ impl Drop for Hog {
     }
 }
 
+/// Lines a reporting helper printed so far.
+#[derive(Clone, Default)]
+pub struct Lines(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Lines {
+    /// The first line starting with one of `prefixes`, waiting up to `within`.
+    pub fn wait_for(&self, prefixes: &[&str], within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(v) = self.0.lock() {
+                if let Some(l) = v.iter().find(|l| prefixes.iter().any(|p| l.starts_with(p))) {
+                    return Some(l.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    /// The last line starting with `prefix`.
+    pub fn last(&self, prefix: &str) -> Option<String> {
+        self.0
+            .lock()
+            .ok()?
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(prefix))
+            .cloned()
+    }
+    /// Lines from index `from` on, and the next index.
+    pub fn since(&self, from: usize) -> (Vec<String>, usize) {
+        match self.0.lock() {
+            Ok(v) => (v.iter().skip(from).cloned().collect(), v.len()),
+            Err(_) => (Vec::new(), from),
+        }
+    }
+}
+
 /// Entry point for `murphy __hog ...` (hidden).
 pub fn main(args: &[String]) -> i32 {
-    if args.first().map(String::as_str) == Some("io") {
-        return crate::ptrace::io_main(args.get(1).map(String::as_str).unwrap_or(""));
+    let arg = args.get(1).map(String::as_str).unwrap_or("");
+    match args.first().map(String::as_str) {
+        Some("io") => return crate::ptrace::io_main(arg),
+        Some("netq") => return crate::netq::engine_main(arg),
+        Some("bgp") => return crate::bgp::speaker_main(arg),
+        _ => {}
     }
     let mut one = [0u8; 1];
     // Wait for the go byte; EOF means the parent gave up.

@@ -7,15 +7,21 @@
 //! Faults act on resolved [`Member`]s and know nothing about how they were selected (lab,
 //! process, pod) or who asked (CLI runner, cluster agent).
 
+pub mod bandwidth;
+pub mod bgp;
 pub mod cpu_burn;
 pub mod data;
 pub mod hog;
 pub mod io_throttle;
+pub mod link_down;
 pub mod load_surge;
 pub mod memory_leak;
+pub mod netutil;
 pub mod network_partition;
+pub mod packet;
 pub mod process_kill;
 pub mod process_pause;
+pub mod route;
 pub mod storage;
 
 use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
@@ -102,6 +108,9 @@ pub struct FaultEnv {
     pub seed: u64,
     /// Most bytes one data fault may touch.
     pub max_data_bytes: u64,
+    /// Where a fault acts from, when that is not the target (the BGP speaker's lab host):
+    /// its namespace and addresses.
+    pub from: Option<(Netns, Vec<Ipv4Addr>)>,
 }
 
 /// One fault class.
@@ -150,6 +159,27 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
         FaultAction::IoError(e) => Box::new(storage::Storage::error(e, env)),
         FaultAction::LoadSurge(l) => Box::new(load_surge::LoadSurge::new(l)),
         FaultAction::IoThrottle(t) => Box::new(io_throttle::IoThrottle::new(t, group)),
+        FaultAction::NetworkDelay(d) => Box::new(packet::Engine::delay(d, env, group)),
+        FaultAction::NetworkReorder(r) => Box::new(packet::Engine::reorder(r, env, group)),
+        FaultAction::NetworkCorrupt(c) => Box::new(packet::Engine::corrupt(c, env, group)),
+        FaultAction::NetworkLoss(l) => Box::new(packet::NftPacket::loss(l, env, group)),
+        FaultAction::NetworkDuplicate(d) => Box::new(packet::NftPacket::duplicate(d, env, group)),
+        FaultAction::NetworkBandwidth(b) => Box::new(bandwidth::Bandwidth::new(b)),
+        FaultAction::LinkDown(l) => Box::new(link_down::LinkDown::new(l)),
+        FaultAction::RouteBlackhole(r) => Box::new(route::AddRoutes::blackhole(r)),
+        FaultAction::RouteHijack(r) => Box::new(route::AddRoutes::hijack(r)),
+        FaultAction::RouteFlap(r) => Box::new(route::RouteFlap::new(r, env.seed)),
+        FaultAction::SiteFailure(s) => Box::new(network_partition::NetworkPartition::site(
+            s,
+            env.peer_addrs.clone(),
+            group,
+        )),
+        FaultAction::BgpSessionDrop(b) => Box::new(network_partition::NetworkPartition::bgp(
+            b,
+            env.peer_addrs.clone(),
+            group,
+        )),
+        FaultAction::BgpAnnounce(b) => Box::new(bgp::Bgp::new(b, env)),
     }
 }
 

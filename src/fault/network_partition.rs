@@ -12,7 +12,21 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
+/// What the table drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Traffic to and from the peers (or everything but loopback without peers).
+    Peers,
+    /// Everything except loopback and the peers (`site-failure`: the peers are the site's
+    /// own members and the allow list).
+    AllBut,
+    /// BGP (TCP port 179) to and from the peers, or with anyone without peers.
+    Bgp,
+}
+
 pub struct NetworkPartition {
+    kind: &'static str,
+    scope: Scope,
     direction: Direction,
     peers: Vec<(Ipv4Addr, u8)>,
     table: String,
@@ -35,11 +49,46 @@ impl NetworkPartition {
                 .collect::<String>()
         );
         NetworkPartition {
+            kind: "network-partition",
+            scope: Scope::Peers,
             direction: spec.direction.unwrap_or(Direction::Both),
             peers,
             table,
             applied: Vec::new(),
         }
+    }
+
+    /// `site-failure`: `allowed` holds the site's own addresses and the allow list.
+    pub fn site(
+        spec: &crate::model::spec::SiteFailure,
+        allowed: Vec<Ipv4Addr>,
+        group: &str,
+    ) -> Self {
+        let mut p = Self::new(&Default::default(), allowed, group);
+        p.peers
+            .extend(spec.allow.iter().filter_map(|c| parse_cidr(c)));
+        p.kind = "site-failure";
+        p.scope = Scope::AllBut;
+        p
+    }
+
+    /// `bgp-session-drop`.
+    pub fn bgp(
+        spec: &crate::model::spec::BgpSessionDrop,
+        peer_addrs: Vec<Ipv4Addr>,
+        group: &str,
+    ) -> Self {
+        let mut p = Self::new(
+            &crate::model::spec::NetworkPartition {
+                cidrs: spec.cidrs.clone(),
+                ..Default::default()
+            },
+            peer_addrs,
+            group,
+        );
+        p.kind = "bgp-session-drop";
+        p.scope = Scope::Bgp;
+        p
     }
 
     pub fn table(&self) -> &str {
@@ -61,14 +110,37 @@ impl NetworkPartition {
                 }
             })
             .collect();
+        let scope = self.scope;
         let mut chain = |name: &str, hook: &str, field: &str, meta: &str| {
             cmds.push(json!({"add": {"chain": {"family": "inet", "table": t, "name": name, "type": "filter", "hook": hook, "prio": -200, "policy": "accept"}}}));
-            let matcher = if set.is_empty() {
-                json!({"match": {"op": "!=", "left": {"meta": {"key": meta}}, "right": "lo"}})
-            } else {
-                json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": field}}, "right": {"set": set.clone()}}})
+            let peers = json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": field}}, "right": {"set": set.clone()}}});
+            let not_lo =
+                json!({"match": {"op": "!=", "left": {"meta": {"key": meta}}, "right": "lo"}});
+            let drop = |mut m: Vec<Value>| {
+                m.extend([json!({"counter": null}), json!({"drop": null})]);
+                json!({"add": {"rule": {"family": "inet", "table": t, "chain": name, "expr": m}}})
             };
-            cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": name, "expr": [matcher, {"counter": null}, {"drop": null}]}}}));
+            match scope {
+                Scope::Peers if set.is_empty() => cmds.push(drop(vec![not_lo])),
+                Scope::Peers => cmds.push(drop(vec![peers])),
+                Scope::AllBut => {
+                    if !set.is_empty() {
+                        cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": name, "expr": [peers, {"accept": null}]}}}));
+                    }
+                    cmds.push(drop(vec![not_lo]));
+                }
+                Scope::Bgp => {
+                    for port_field in ["dport", "sport"] {
+                        let mut m = vec![
+                            json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": port_field}}, "right": 179}}),
+                        ];
+                        if !set.is_empty() {
+                            m.insert(0, peers.clone());
+                        }
+                        cmds.push(drop(m));
+                    }
+                }
+            }
         };
         if matches!(self.direction, Direction::Ingress | Direction::Both) {
             chain("input", "input", "saddr", "iifname");
@@ -133,7 +205,7 @@ pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), String
 
 impl Fault for NetworkPartition {
     fn kind(&self) -> &'static str {
-        "network-partition"
+        self.kind
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
@@ -144,12 +216,28 @@ impl Fault for NetworkPartition {
             }
         }
         if spaces.is_empty() {
-            return Err(FaultError::Refused(
-                "network-partition: the target has no network namespace".into(),
-            ));
+            return Err(FaultError::Refused(format!(
+                "{}: the target has no network namespace",
+                self.kind
+            )));
         }
-        if self.peers.is_empty() && spaces.contains(&Netns::Root) {
-            return Err(FaultError::Refused("refusing to cut the host's own network namespace off from everything: name peers or cidrs".into()));
+        if self.scope == Scope::AllBut {
+            // The site's members keep talking to each other.
+            for m in members {
+                for a in &m.addrs {
+                    if !self.peers.contains(&(*a, 32)) {
+                        self.peers.push((*a, 32));
+                    }
+                }
+            }
+        }
+        let cuts_all = match self.scope {
+            Scope::Peers => self.peers.is_empty(),
+            Scope::AllBut => true,
+            Scope::Bgp => false,
+        };
+        if cuts_all && spaces.contains(&Netns::Root) {
+            return Err(FaultError::Refused(format!("{}: refusing to cut the host's own network namespace off from everything: name peers or cidrs", self.kind)));
         }
         let doc = self.ruleset().to_string();
         for ns in spaces {

@@ -56,6 +56,35 @@ pub struct LabSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<StartOrder>,
     pub hosts: Vec<LabHost>,
+    /// Further networks beyond the lab bridge: router links, peering LANs, sites. Each is a
+    /// bridge of its own with no address on the host side, so traffic between networks
+    /// only flows through lab hosts that forward it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<LabNetwork>,
+}
+
+/// One extra network (an L2 segment) and the hosts attached to it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabNetwork {
+    /// Network name (lowercase letters, digits; at most 8 characters). It is also the
+    /// interface name inside every attached host (`ip -n <host> addr show <name>`).
+    pub name: String,
+    /// IPv4 prefix of the segment, e.g. 10.78.1.0/24 (prefix length 8 to 30).
+    pub subnet: String,
+    /// Attached hosts and their address on this network: host name → IPv4 address.
+    pub attach: BTreeMap<String, String>,
+}
+
+/// A static route inside a lab host.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabRoute {
+    /// Destination: an IPv4 CIDR, or `default` (which replaces the default route through
+    /// the lab bridge).
+    pub to: String,
+    /// Next hop: an address on one of the host's networks.
+    pub via: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -82,6 +111,12 @@ pub struct LabHost {
     /// can act on it without touching anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<super::quantity::ByteSize>,
+    /// Forward IPv4 packets between the host's networks (a router or gateway).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarding: bool,
+    /// Static routes, added once every network is up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<LabRoute>,
     #[serde(default)]
     pub processes: Vec<LabProcess>,
 }

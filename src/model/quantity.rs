@@ -289,10 +289,84 @@ string_quantity!(
     "A byte rate, e.g. \"16Mi/s\"."
 );
 
+/// A link rate in bits per second, as network people write it: `10mbit`, `512kbit`, `1gbit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BitRate {
+    pub bits_per_second: u64,
+}
+
+impl std::str::FromStr for BitRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid bit rate {s:?}: expected e.g. \"10mbit\", \"512kbit\", \"1gbit\"");
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let mult = match unit {
+            "bit" => 1.0,
+            "kbit" => 1e3,
+            "mbit" => 1e6,
+            "gbit" => 1e9,
+            _ => return Err(bad()),
+        };
+        let bits = n * mult;
+        if !(bits.is_finite() && bits >= 8.0) {
+            return Err(format!("bit rate {s:?} must be at least 8bit"));
+        }
+        Ok(BitRate {
+            bits_per_second: bits.round() as u64,
+        })
+    }
+}
+
+impl fmt::Display for BitRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.bits_per_second;
+        if b.is_multiple_of(1_000_000_000) {
+            write!(f, "{}gbit", b / 1_000_000_000)
+        } else if b.is_multiple_of(1_000_000) {
+            write!(f, "{}mbit", b / 1_000_000)
+        } else if b.is_multiple_of(1000) {
+            write!(f, "{}kbit", b / 1000)
+        } else {
+            write!(f, "{b}bit")
+        }
+    }
+}
+
+string_quantity!(
+    BitRate,
+    r"^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$",
+    "A link rate in bits per second, e.g. \"10mbit\"."
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bit_rates_parse_like_tc() {
+        assert_eq!(
+            "10mbit".parse::<BitRate>().map(|b| b.bits_per_second),
+            Ok(10_000_000)
+        );
+        assert_eq!(
+            "1.5kbit".parse::<BitRate>().map(|b| b.bits_per_second),
+            Ok(1500)
+        );
+        assert!("10".parse::<BitRate>().is_err());
+        assert!("10mb".parse::<BitRate>().is_err());
+        assert!("0kbit".parse::<BitRate>().is_err());
+        assert_eq!(
+            "2000kbit".parse::<BitRate>().map(|b| b.to_string()),
+            Ok("2mbit".into())
+        );
+    }
 
     #[test]
     fn durations_parse_with_units() {

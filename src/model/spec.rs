@@ -8,7 +8,7 @@
 //! This module must never perform I/O or depend on Kubernetes crates.
 
 use super::local::{LabSpec, LocalTarget};
-use super::quantity::{ByteRate, ByteSize, Duration, Percent, Rate};
+use super::quantity::{BitRate, ByteRate, ByteSize, Duration, Percent, Rate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -440,6 +440,39 @@ pub enum FaultAction {
     LoadSurge(LoadSurge),
     /// Limit the target's block IO on one device (blkio / io.max controller).
     IoThrottle(IoThrottle),
+    /// Delay packets arriving at (or routed through) the target: a userspace NFQUEUE
+    /// engine holds them on a timer heap (fails open if the engine dies).
+    NetworkDelay(NetworkDelay),
+    /// Drop a share of matching packets (nftables `numgen random`).
+    NetworkLoss(NetworkLoss),
+    /// Flip a bit in a share of matching packets' payload (NFQUEUE engine); the receiver's
+    /// checksum then rejects them, as with a bad cable or NIC.
+    NetworkCorrupt(NetworkCorrupt),
+    /// Duplicate a share of matching packets (nftables `dup`).
+    NetworkDuplicate(NetworkDuplicate),
+    /// Let a share of packets overtake the others, which are held for `delay` (NFQUEUE).
+    NetworkReorder(NetworkReorder),
+    /// Limit the bandwidth the target sends with (tc tbf on its interfaces).
+    NetworkBandwidth(NetworkBandwidth),
+    /// Take network interfaces down: a device or link fails (with several members, a
+    /// redundant pair fails at once). Static routes through them come back on revert.
+    LinkDown(LinkDown),
+    /// More-specific blackhole (or unreachable) routes for prefixes in the target's
+    /// namespace.
+    RouteBlackhole(RouteBlackhole),
+    /// More-specific routes for prefixes through a wrong next hop.
+    RouteHijack(RouteHijack),
+    /// Withdraw and restore the target's routes for prefixes at a period (with jitter).
+    RouteFlap(RouteFlap),
+    /// Cut every member of the target (a site or zone) off from everything but each other
+    /// and an allow list, in one step.
+    SiteFailure(SiteFailure),
+    /// Drop BGP (TCP port 179) between the target and peer routers: sessions die when
+    /// their hold timer expires.
+    BgpSessionDrop(BgpSessionDrop),
+    /// Murphy's own BGP speaker opens a session with the target router (as a neighbor the
+    /// router has configured) and announces, flaps or keeps resetting prefixes.
+    BgpAnnounce(BgpAnnounce),
 }
 
 impl FaultAction {
@@ -458,6 +491,19 @@ impl FaultAction {
             FaultAction::IoError(_) => "io-error",
             FaultAction::LoadSurge(_) => "load-surge",
             FaultAction::IoThrottle(_) => "io-throttle",
+            FaultAction::NetworkDelay(_) => "network-delay",
+            FaultAction::NetworkLoss(_) => "network-loss",
+            FaultAction::NetworkCorrupt(_) => "network-corrupt",
+            FaultAction::NetworkDuplicate(_) => "network-duplicate",
+            FaultAction::NetworkReorder(_) => "network-reorder",
+            FaultAction::NetworkBandwidth(_) => "network-bandwidth",
+            FaultAction::LinkDown(_) => "link-down",
+            FaultAction::RouteBlackhole(_) => "route-blackhole",
+            FaultAction::RouteHijack(_) => "route-hijack",
+            FaultAction::RouteFlap(_) => "route-flap",
+            FaultAction::SiteFailure(_) => "site-failure",
+            FaultAction::BgpSessionDrop(_) => "bgp-session-drop",
+            FaultAction::BgpAnnounce(_) => "bgp-announce",
         }
     }
 }
@@ -710,6 +756,228 @@ pub struct IoThrottle {
     pub write_iops: Option<Rate>,
 }
 
+/// Which packets a packet fault acts on. Every condition given must match.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PacketFilter {
+    /// `ingress` (default): packets arriving at the target; `forward`: packets the target
+    /// routes (a router or gateway hop); `egress` (loss and duplicate only: holding a
+    /// sender's own packets throttles TCP instead of delaying it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<PacketDirection>,
+    /// Only packets from or to these targets' addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// Only packets from or to these CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Only packets with this source or destination port (needs `protocol` tcp or udp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PacketDirection {
+    #[default]
+    Ingress,
+    Forward,
+    Egress,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkDelay {
+    /// Added to every matching packet, e.g. "50ms".
+    pub delay: Duration,
+    /// Uniform ± spread around `delay` (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+    /// How much each packet's jitter follows the previous one's (netem's correlation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Percent>,
+    #[serde(default)]
+    pub filter: PacketFilter,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkLoss {
+    /// Share of matching packets dropped, e.g. "10%".
+    pub loss: Percent,
+    #[serde(default)]
+    pub filter: PacketFilter,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkCorrupt {
+    /// Share of matching packets with one payload bit flipped.
+    pub corrupt: Percent,
+    #[serde(default)]
+    pub filter: PacketFilter,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkDuplicate {
+    /// Share of matching packets sent twice.
+    pub duplicate: Percent,
+    #[serde(default)]
+    pub filter: PacketFilter,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkReorder {
+    /// Share of matching packets passed at once, overtaking the rest.
+    pub reorder: Percent,
+    /// How long the rest are held.
+    pub delay: Duration,
+    #[serde(default)]
+    pub filter: PacketFilter,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkBandwidth {
+    /// Link rate, e.g. "1mbit".
+    pub rate: BitRate,
+    /// Interfaces in the target's namespace (default: every one but `lo`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    /// Queue: packets waiting longer than this are dropped (default 50ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkDown {
+    /// Interfaces in the target's namespace (default: every one but `lo`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteBlackhole {
+    /// IPv4 prefixes, e.g. 10.99.0.0/25.
+    pub prefixes: Vec<String>,
+    /// `blackhole` (default: silently dropped), `unreachable` (ICMP host unreachable) or
+    /// `prohibit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<BlackholeKind>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlackholeKind {
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteHijack {
+    pub prefixes: Vec<String>,
+    /// The wrong next hop (an address on one of the target's networks).
+    pub via: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteFlap {
+    /// The target's existing routes to these prefixes are withdrawn and restored.
+    pub prefixes: Vec<String>,
+    /// Time between changes: withdrawn for one period, back for the next (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Duration>,
+    /// Uniform ± spread around each period (seeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SiteFailure {
+    /// CIDRs that stay reachable from inside the site (e.g. a monitoring path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Targets whose addresses stay reachable from inside the site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpSessionDrop {
+    /// The other routers (targets); every BGP peer if neither this nor `cidrs` is given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpAnnounce {
+    /// Local only: the lab host whose network namespace the speaker runs in.
+    pub from: String,
+    /// The target router's address, as configured neighbor of the speaker's address.
+    pub neighbor: String,
+    /// The router's AS number.
+    pub neighbor_as: u32,
+    /// The AS number the speaker uses (the router must expect it).
+    pub local_as: u32,
+    /// IPv4 prefixes to announce, e.g. a bogus more-specific 10.99.0.0/25.
+    pub prefixes: Vec<String>,
+    /// Next hop of the announced routes (default: the speaker's own address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<String>,
+    /// AS path (default: `[localAs]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub as_path: Vec<u32>,
+    /// `announce` (default): announce once and hold; `flap`: announce and withdraw every
+    /// `period`; `reset`: keep opening the session, announcing and resetting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<BgpMode>,
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BgpMode {
+    Announce,
+    Flap,
+    Reset,
+}
+
 /// A recovery step: the system's own restore or repair procedure, or starting and
 /// stopping lab processes, at a point in the schedule. Exactly one of `argv`, `start`,
 /// `stop`.
@@ -821,6 +1089,22 @@ pub struct ClaimSpec {
     /// No instance serves more than a share of the load in a window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_share: Option<CapacityShareClaim>,
+    /// A probe (a status page, a fallback) stays healthy while another probe's system
+    /// (the site it reports on) is down: it does not share the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independent_of: Option<IndependentOfClaim>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndependentOfClaim {
+    /// The probe that must stay healthy (e.g. the status page).
+    pub probe: String,
+    /// The probe of the system that goes down (e.g. the site).
+    pub of: String,
+    /// Share of `probe`'s samples that must succeed while `of` is failing (default 99%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Percent>,
 }
 
 /// A component sampled through the run. Exactly one source.
@@ -907,6 +1191,7 @@ pub enum ClaimCheck<'a> {
     ErrorRate(&'a ErrorRateClaim),
     NoFlapping(&'a NoFlappingClaim),
     CapacityShare(&'a CapacityShareClaim),
+    IndependentOf(&'a IndependentOfClaim),
 }
 
 impl ClaimCheck<'_> {
@@ -926,12 +1211,13 @@ impl ClaimCheck<'_> {
             ClaimCheck::ErrorRate(_) => "errorRate",
             ClaimCheck::NoFlapping(_) => "noFlapping",
             ClaimCheck::CapacityShare(_) => "capacityShare",
+            ClaimCheck::IndependentOf(_) => "independentOf",
         }
     }
 }
 
 /// The keys a claim may use, for messages.
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping` or `capacityShare`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping`, `capacityShare` or `independentOf`";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1032,6 +1318,7 @@ impl ClaimSpec {
             self.error_rate.as_ref().map(ClaimCheck::ErrorRate),
             self.no_flapping.as_ref().map(ClaimCheck::NoFlapping),
             self.capacity_share.as_ref().map(ClaimCheck::CapacityShare),
+            self.independent_of.as_ref().map(ClaimCheck::IndependentOf),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -1056,6 +1343,7 @@ impl ClaimSpec {
             self.error_rate.is_some(),
             self.no_flapping.is_some(),
             self.capacity_share.is_some(),
+            self.independent_of.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -1068,6 +1356,7 @@ impl ClaimSpec {
             ClaimCheck::Latency(l) if !l.probe.is_empty() => Some(&l.probe),
             ClaimCheck::NoFlapping(n) => n.probe.as_deref(),
             ClaimCheck::Restores(r) => Some(&r.probe),
+            ClaimCheck::IndependentOf(i) => Some(&i.probe),
             _ => None,
         }
     }
@@ -1086,7 +1375,8 @@ impl ClaimSpec {
             ClaimCheck::Detects(d) => Some(&d.fault),
             ClaimCheck::NoAckedWriteLoss(_)
             | ClaimCheck::SinglePrimary(_)
-            | ClaimCheck::EventuallyDelivered(_) => None,
+            | ClaimCheck::EventuallyDelivered(_)
+            | ClaimCheck::IndependentOf(_) => None,
         }
     }
     /// Workloads the claim reads.

@@ -158,6 +158,219 @@ fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
     }
 }
 
+/// A share of packets: above 0, at most 100%.
+fn check_share(v: &mut V, path: FieldPath, p: crate::model::quantity::Percent) {
+    if p.0 <= 0.0 || p.0 > 100.0 {
+        v.err(path, "must be above 0% and at most 100%");
+    }
+}
+
+fn check_cidrs(v: &mut V, path: FieldPath, cidrs: &[String]) {
+    for (j, c) in cidrs.iter().enumerate() {
+        if parse_cidr(c).is_none() {
+            v.err(
+                path.index(j),
+                format!("{c:?} is not an IPv4 CIDR such as 10.0.0.0/8"),
+            );
+        }
+    }
+}
+
+/// Route prefixes: at least one, each a CIDR without host bits.
+fn check_prefixes(v: &mut V, path: FieldPath, prefixes: &[String]) {
+    if prefixes.is_empty() {
+        v.err(path.clone(), "needs at least one prefix");
+    }
+    for (j, c) in prefixes.iter().enumerate() {
+        match parse_cidr(c) {
+            Some((a, len)) if u32::from(a) & !mask(len) == 0 && c.contains('/') => {}
+            _ => v.err(
+                path.index(j),
+                format!("{c:?} is not an IPv4 prefix such as 10.99.0.0/25 (no host bits set)"),
+            ),
+        }
+    }
+}
+
+/// Interface names as the kernel allows them.
+fn check_ifnames(v: &mut V, path: FieldPath, names: &[String]) {
+    for (j, n) in names.iter().enumerate() {
+        if n.is_empty()
+            || n.len() > 15
+            || n.starts_with('-')
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        {
+            v.err(path.index(j), format!("{n:?} is not an interface name"));
+        }
+    }
+}
+
+/// Targets whose addresses a fault needs: they must be lab targets, and not the fault's own.
+fn check_lab_targets(
+    v: &mut V,
+    path: FieldPath,
+    names: &[String],
+    spec: &ExperimentSpec,
+    own: &str,
+) {
+    for (j, p) in names.iter().enumerate() {
+        match spec.targets.get(p) {
+            None => v.err(path.index(j), format!("no target named {p:?}")),
+            Some(t) if t.local.lab.is_none() && t.local.members.is_empty() => v.err(
+                path.index(j),
+                format!(
+                    "{p:?} must be a lab target (its addresses must be known); use cidrs otherwise"
+                ),
+            ),
+            _ => {}
+        }
+        if p == own {
+            v.err(path.index(j), "a fault's own target cannot be listed here");
+        }
+    }
+}
+
+/// A packet fault's filter.
+fn check_filter(
+    v: &mut V,
+    fp: &FieldPath,
+    f: &PacketFilter,
+    spec: &ExperimentSpec,
+    egress_ok: bool,
+) {
+    let p = fp.key("filter");
+    check_cidrs(v, p.key("cidrs"), &f.cidrs);
+    check_lab_targets(v, p.key("peers"), &f.peers, spec, "");
+    if f.port.is_some() && !matches!(f.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+        v.err(
+            p.key("port"),
+            "a port needs `protocol: tcp` or `protocol: udp`",
+        );
+    }
+    if f.port == Some(0) {
+        v.err(p.key("port"), "must be 1-65535");
+    }
+    if !egress_ok && f.direction == Some(PacketDirection::Egress) {
+        v.err(
+            p.key("direction"),
+            "holding a sender's own packets throttles TCP instead of delaying it: apply this to the receiver (ingress) or a forwarding hop (forward)",
+        );
+    }
+}
+
+/// `lab.networks` and each host's `routes`.
+fn check_networks(
+    v: &mut V,
+    lp: &FieldPath,
+    lab: &crate::model::local::LabSpec,
+    addrs: &mut HashSet<Ipv4Addr>,
+) {
+    let hosts: HashSet<&str> = lab.hosts.iter().map(|h| h.name.as_str()).collect();
+    let mut names = HashSet::new();
+    if lab.networks.len() > 32 {
+        v.err(lp.key("networks"), "at most 32 networks");
+    }
+    for (k, n) in lab.networks.iter().enumerate() {
+        let np = lp.key("networks").index(k);
+        let ok_name = !n.name.is_empty()
+            && n.name.len() <= 8
+            && n.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && n.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !ok_name || n.name == "lo" || n.name == "eth0" {
+            v.err(
+                np.key("name"),
+                format!("network name {:?} must be 1-8 lowercase letters and digits, starting with a letter (not lo or eth0)", n.name),
+            );
+        }
+        if !names.insert(n.name.as_str()) {
+            v.err(
+                np.key("name"),
+                format!("duplicate network name {:?}", n.name),
+            );
+        }
+        let net = match parse_cidr(&n.subnet) {
+            Some((a, len)) if (8..=30).contains(&len) && u32::from(a) & !mask(len) == 0 => {
+                Some((a, len))
+            }
+            _ => {
+                v.err(
+                    np.key("subnet"),
+                    format!("{:?} must be an IPv4 prefix such as 10.78.1.0/24 (length 8 to 30, no host bits)", n.subnet),
+                );
+                None
+            }
+        };
+        if n.attach.is_empty() {
+            v.err(
+                np.key("attach"),
+                "a network needs at least one attached host",
+            );
+        }
+        for (host, addr) in &n.attach {
+            let ap = np.key("attach").key(host);
+            if !hosts.contains(host.as_str()) {
+                v.err(ap.clone(), format!("no lab host named {host:?}"));
+            }
+            match addr.parse::<Ipv4Addr>() {
+                Ok(ip) => {
+                    if let Some((a, len)) = net {
+                        let host_bits = u32::from(ip) & !mask(len);
+                        if u32::from(ip) & mask(len) != u32::from(a)
+                            || host_bits == 0
+                            || host_bits == !mask(len)
+                        {
+                            v.err(
+                                ap.clone(),
+                                format!("{addr} is not a host address in {}", n.subnet),
+                            );
+                        }
+                    }
+                    if !addrs.insert(ip) {
+                        v.err(ap, format!("address {addr} is used twice"));
+                    }
+                }
+                Err(_) => v.err(ap, format!("{addr:?} is not an IPv4 address")),
+            }
+        }
+    }
+    for (i, h) in lab.hosts.iter().enumerate() {
+        for (j, r) in h.routes.iter().enumerate() {
+            let rp = lp.key("hosts").index(i).key("routes").index(j);
+            if r.to != "default" && parse_cidr(&r.to).is_none() {
+                v.err(
+                    rp.key("to"),
+                    format!(
+                        "{:?} must be an IPv4 CIDR such as 10.99.0.0/24, or default",
+                        r.to
+                    ),
+                );
+            }
+            if r.via.parse::<Ipv4Addr>().is_err() {
+                v.err(rp.key("via"), format!("{:?} is not an IPv4 address", r.via));
+            }
+        }
+        if h.routes.iter().filter(|r| r.to == "default").count() > 1 {
+            v.err(
+                lp.key("hosts").index(i).key("routes"),
+                "at most one default route",
+            );
+        }
+    }
+}
+
+/// The netmask of a prefix length.
+pub fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
 fn unique<'a>(v: &mut V, base: FieldPath, names: impl Iterator<Item = &'a str>, what: &str) {
     let mut seen = HashSet::new();
     for (i, n) in names.enumerate() {
@@ -315,6 +528,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         if lab.hosts.len() > 200 {
             v.err(lp.key("hosts"), "at most 200 hosts");
         }
+        check_networks(&mut v, &lp, lab, &mut addrs);
     }
 
     // Targets.
@@ -645,6 +859,135 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     if !(1..=10).contains(&r.attempts) {
                         v.err(fp.key("retry").key("attempts"), "must be between 1 and 10");
                     }
+                }
+            }
+            FaultAction::NetworkDelay(d) => {
+                check_filter(&mut v, &fp, &d.filter, spec, false);
+                if d.delay.as_std().is_zero()
+                    || d.delay.as_std() > std::time::Duration::from_secs(10)
+                {
+                    v.err(fp.key("delay"), "must be above 0 and at most 10s");
+                }
+                if d.jitter.is_some_and(|j| j > d.delay) {
+                    v.err(fp.key("jitter"), "must not be more than `delay`");
+                }
+                if d.correlation.is_some_and(|c| c.0 > 100.0) {
+                    v.err(fp.key("correlation"), "must be at most 100%");
+                }
+            }
+            FaultAction::NetworkReorder(r) => {
+                check_filter(&mut v, &fp, &r.filter, spec, false);
+                check_share(&mut v, fp.key("reorder"), r.reorder);
+                if r.delay.as_std().is_zero()
+                    || r.delay.as_std() > std::time::Duration::from_secs(10)
+                {
+                    v.err(fp.key("delay"), "must be above 0 and at most 10s");
+                }
+            }
+            FaultAction::NetworkCorrupt(c) => {
+                check_filter(&mut v, &fp, &c.filter, spec, false);
+                check_share(&mut v, fp.key("corrupt"), c.corrupt);
+            }
+            FaultAction::NetworkLoss(l) => {
+                check_filter(&mut v, &fp, &l.filter, spec, true);
+                check_share(&mut v, fp.key("loss"), l.loss);
+            }
+            FaultAction::NetworkDuplicate(d) => {
+                check_filter(&mut v, &fp, &d.filter, spec, true);
+                check_share(&mut v, fp.key("duplicate"), d.duplicate);
+                if d.filter
+                    .direction
+                    .is_some_and(|x| x != PacketDirection::Egress)
+                {
+                    v.err(
+                        fp.key("filter").key("direction"),
+                        "duplicates can only be sent out: use egress (the default)",
+                    );
+                }
+            }
+            FaultAction::NetworkBandwidth(b) => {
+                check_ifnames(&mut v, fp.key("interfaces"), &b.interfaces);
+                if b.latency.is_some_and(|l| l.as_std().is_zero()) {
+                    v.err(fp.key("latency"), "must be above 0");
+                }
+            }
+            FaultAction::LinkDown(l) => check_ifnames(&mut v, fp.key("interfaces"), &l.interfaces),
+            FaultAction::RouteBlackhole(r) => {
+                check_prefixes(&mut v, fp.key("prefixes"), &r.prefixes)
+            }
+            FaultAction::RouteHijack(r) => {
+                check_prefixes(&mut v, fp.key("prefixes"), &r.prefixes);
+                if r.via.parse::<Ipv4Addr>().is_err() {
+                    v.err(fp.key("via"), format!("{:?} is not an IPv4 address", r.via));
+                }
+            }
+            FaultAction::RouteFlap(r) => {
+                check_prefixes(&mut v, fp.key("prefixes"), &r.prefixes);
+                let period = r
+                    .period
+                    .map_or(std::time::Duration::from_secs(1), |p| p.as_std());
+                if period < std::time::Duration::from_millis(100) {
+                    v.err(fp.key("period"), "must be at least 100ms");
+                }
+                if r.jitter.is_some_and(|j| j.as_std() >= period) {
+                    v.err(fp.key("jitter"), "must be less than `period`");
+                }
+            }
+            FaultAction::SiteFailure(s) => {
+                check_cidrs(&mut v, fp.key("allow"), &s.allow);
+                check_lab_targets(
+                    &mut v,
+                    fp.key("allowTargets"),
+                    &s.allow_targets,
+                    spec,
+                    &f.target,
+                );
+            }
+            FaultAction::BgpSessionDrop(b) => {
+                check_cidrs(&mut v, fp.key("cidrs"), &b.cidrs);
+                check_lab_targets(&mut v, fp.key("peers"), &b.peers, spec, &f.target);
+            }
+            FaultAction::BgpAnnounce(b) => {
+                if !lab_hosts.iter().any(|(h, _)| *h == b.from) {
+                    v.err(
+                        fp.key("from"),
+                        format!(
+                            "no lab host named {:?} (the speaker runs in a lab host's namespace)",
+                            b.from
+                        ),
+                    );
+                }
+                if b.neighbor.parse::<Ipv4Addr>().is_err() {
+                    v.err(
+                        fp.key("neighbor"),
+                        format!("{:?} is not an IPv4 address", b.neighbor),
+                    );
+                }
+                if let Some(n) = &b.next_hop {
+                    if n.parse::<Ipv4Addr>().is_err() {
+                        v.err(fp.key("nextHop"), format!("{n:?} is not an IPv4 address"));
+                    }
+                }
+                for (key, asn) in [("neighborAs", b.neighbor_as), ("localAs", b.local_as)] {
+                    if asn == 0 || asn == 23456 || asn == u32::MAX {
+                        v.err(fp.key(key), format!("{asn} is not a usable AS number"));
+                    }
+                }
+                if b.local_as == b.neighbor_as {
+                    v.err(fp.key("localAs"), "the speaker opens an external (eBGP) session: use an AS other than the router's");
+                }
+                check_prefixes(&mut v, fp.key("prefixes"), &b.prefixes);
+                if b.as_path.len() > 32 {
+                    v.err(fp.key("asPath"), "at most 32 AS numbers");
+                }
+                let period = b
+                    .period
+                    .map_or(std::time::Duration::from_secs(1), |p| p.as_std());
+                if period < std::time::Duration::from_millis(100) {
+                    v.err(fp.key("period"), "must be at least 100ms");
+                }
+                if b.jitter.is_some_and(|j| j.as_std() >= period) {
+                    v.err(fp.key("jitter"), "must be less than `period`");
                 }
             }
             FaultAction::IoThrottle(t) => {
@@ -1196,6 +1539,21 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     v.err(kp.key("atMost"), "must be above 0%");
                 }
                 ("capacityShare", Some(c.window))
+            }
+            ClaimCheck::IndependentOf(i) => {
+                if !probe_exists(&i.of) {
+                    v.err(
+                        kp.key("of"),
+                        format!("no probe named {:?} in spec.probes", i.of),
+                    );
+                }
+                if i.of == i.probe {
+                    v.err(kp.key("of"), "a probe cannot be independent of itself");
+                }
+                if i.at_least.is_some_and(|p| p.0 <= 0.0) {
+                    v.err(kp.key("atLeast"), "must be above 0%");
+                }
+                ("independentOf", None)
             }
         };
         let _ = kind;

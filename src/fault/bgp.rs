@@ -1,0 +1,164 @@
+//! `bgp-announce`: Murphy's own BGP speaker ([`crate::bgp`]) runs as a helper process in
+//! the namespace of a lab host that the target router has configured as a neighbor, opens
+//! a session and announces, flaps or keeps resetting prefixes. Confirm reads the router's
+//! own kernel routing table: the bogus route must be there (or, for `reset`, the session
+//! must have come up). Revert stops the speaker, which withdraws what it announced and
+//! closes the session; the journal's undo kills it if anything is left.
+
+use super::hog::{Hog, Lines};
+use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
+use crate::journal::{Netns, UndoAction};
+use crate::model::spec::{BgpAnnounce, BgpMode};
+use serde_json::json;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+pub struct Bgp {
+    spec: BgpAnnounce,
+    env: FaultEnv,
+    router: Vec<Netns>,
+    helper: Option<(Hog, Lines)>,
+    seen: usize,
+}
+
+impl Bgp {
+    pub fn new(spec: &BgpAnnounce, env: &FaultEnv) -> Self {
+        Bgp {
+            spec: spec.clone(),
+            env: env.clone(),
+            router: Vec::new(),
+            helper: None,
+            seen: 0,
+        }
+    }
+}
+
+/// The speaker's address: the one of `from` that shares the longest prefix with the
+/// neighbor.
+pub fn local_address(from: &[Ipv4Addr], neighbor: Ipv4Addr) -> Option<Ipv4Addr> {
+    from.iter()
+        .copied()
+        .max_by_key(|a| (u32::from(*a) ^ u32::from(neighbor)).leading_zeros())
+}
+
+impl Fault for Bgp {
+    fn kind(&self) -> &'static str {
+        "bgp-announce"
+    }
+    fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
+        let (from_ns, from_addrs) = self.env.from.clone().ok_or_else(|| {
+            FaultError::Refused(format!(
+                "bgp-announce: no network namespace for `from: {}`",
+                self.spec.from
+            ))
+        })?;
+        let neighbor: Ipv4Addr = self.spec.neighbor.parse().map_err(|_| {
+            FaultError::Refused(format!("bad neighbor address {}", self.spec.neighbor))
+        })?;
+        let local = local_address(&from_addrs, neighbor)
+            .ok_or_else(|| FaultError::Refused(format!("{} has no address", self.spec.from)))?;
+        self.router = super::netutil::spaces(members, "bgp-announce")?;
+        let mode = match self.spec.mode.unwrap_or(BgpMode::Announce) {
+            BgpMode::Announce => "announce",
+            BgpMode::Flap => "flap",
+            BgpMode::Reset => "reset",
+        };
+        let as_path = if self.spec.as_path.is_empty() {
+            vec![self.spec.local_as]
+        } else {
+            self.spec.as_path.clone()
+        };
+        let cfg = json!({
+            "peer": neighbor.to_string(),
+            "peerAs": self.spec.neighbor_as,
+            "localAs": self.spec.local_as,
+            "routerId": local.to_string(),
+            "holdTime": 9,
+            "prefixes": self.spec.prefixes,
+            "nextHop": self.spec.next_hop.clone().unwrap_or_else(|| local.to_string()),
+            "asPath": as_path,
+            "mode": mode,
+            "periodMs": self.spec.period.map_or(1000, |p| p.as_std().as_millis() as u64),
+            "jitterMs": self.spec.jitter.map_or(0, |p| p.as_std().as_millis() as u64),
+            "seed": self.env.seed,
+            "leaseMs": self.env.lease.as_millis() as u64,
+        });
+        let (mut hog, lines) = Hog::spawn_in(
+            &self.env.exe,
+            &["bgp".to_string(), cfg.to_string()],
+            &from_ns,
+        )
+        .map_err(FaultError::Failed)?;
+        undo.record(UndoAction::Kill { proc: hog.id })?;
+        hog.go().map_err(FaultError::Failed)?;
+        let pid = hog.id.pid;
+        self.helper = Some((hog, lines.clone()));
+        match lines.wait_for(&["established", "error"], Duration::from_secs(10)) {
+            Some(l) if l.starts_with("established") => Ok(()),
+            Some(l) => Err(FaultError::Failed(format!(
+                "BGP speaker pid {pid} (AS{} at {local}) with {neighbor}: {l}",
+                self.spec.local_as
+            ))),
+            None => Err(FaultError::Failed(format!(
+                "BGP speaker pid {pid} (AS{} at {local}) got no session with {neighbor} within 10s: is it a configured neighbor?",
+                self.spec.local_as
+            ))),
+        }
+    }
+    fn confirm(&mut self) -> Result<Evidence, FaultError> {
+        let Some((_, lines)) = &self.helper else {
+            return Err(FaultError::Failed("the speaker is not running".into()));
+        };
+        let est = lines.last("established").unwrap_or_default();
+        if self.spec.mode == Some(BgpMode::Reset) {
+            return Ok(Evidence(format!(
+                "speaker {est}; resetting the session every period"
+            )));
+        }
+        // The router's own table must carry the announced prefixes.
+        let mut seen = Vec::new();
+        let ok = super::wait_for(Duration::from_secs(5), || {
+            seen.clear();
+            for ns in &self.router {
+                for p in &self.spec.prefixes {
+                    let Ok(v) = super::netutil::ip_json(ns, &["route", "show", "exact", p]) else {
+                        return false;
+                    };
+                    let Some(r) = v.as_array().and_then(|a| a.first()) else {
+                        return false;
+                    };
+                    seen.push(format!(
+                        "{} routes {p} via {} ({})",
+                        ns.describe(),
+                        r["gateway"].as_str().unwrap_or("-"),
+                        r["protocol"].as_str().unwrap_or("-")
+                    ));
+                }
+            }
+            true
+        });
+        if !ok {
+            return Err(FaultError::Failed(format!(
+                "speaker {est}, but the router's table has no route for {} within 5s (filtered by its import policy?)",
+                self.spec.prefixes.join(", ")
+            )));
+        }
+        Ok(Evidence(format!("speaker {est}; {}", seen.join("; "))))
+    }
+    fn observe(&mut self) -> Vec<String> {
+        let Some((_, lines)) = &self.helper else {
+            return Vec::new();
+        };
+        let (new, next) = lines.since(self.seen);
+        self.seen = next;
+        new.into_iter()
+            .filter(|l| !l.starts_with("keepalive"))
+            .map(|l| format!("speaker: {l}"))
+            .collect()
+    }
+    fn stop(&mut self) {
+        if let Some((hog, _)) = &mut self.helper {
+            hog.finish(Duration::from_secs(3));
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Small helpers the network faults share: `ip` and `tc` run inside a namespace (argv
+//! only), interface and route listings read back as JSON. Read-only except where a
+//! caller runs a changing command through [`ip`].
+
+use super::{FaultError, Member};
+use crate::journal::{run_in_netns, Netns};
+use serde_json::Value;
+
+/// Distinct network namespaces of the members, in order.
+pub fn spaces(members: &[Member], kind: &str) -> Result<Vec<Netns>, FaultError> {
+    let mut out: Vec<Netns> = Vec::new();
+    for m in members {
+        if !out.contains(&m.netns) {
+            out.push(m.netns.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(FaultError::Refused(format!(
+            "{kind}: the target has no network namespace"
+        )));
+    }
+    Ok(out)
+}
+
+/// Run a command in a namespace; a failure becomes `FaultError::Failed` naming the place.
+pub fn run(netns: &Netns, argv: &[&str]) -> Result<String, FaultError> {
+    run_in_netns(netns, argv)
+        .map_err(|e| FaultError::Failed(format!("in {}: {e}", netns.describe())))
+}
+
+/// `ip -j <args>` parsed.
+pub fn ip_json(netns: &Netns, args: &[&str]) -> Result<Value, FaultError> {
+    let mut argv = vec!["ip", "-j"];
+    argv.extend_from_slice(args);
+    let out = run(netns, &argv)?;
+    if out.trim().is_empty() {
+        return Ok(Value::Array(Vec::new()));
+    }
+    serde_json::from_str(&out)
+        .map_err(|e| FaultError::Failed(format!("parsing `ip -j {}`: {e}", args.join(" "))))
+}
+
+/// Interface names in a namespace, without `lo`.
+pub fn interfaces(netns: &Netns) -> Result<Vec<String>, FaultError> {
+    let v = ip_json(netns, &["link", "show"])?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .filter(|n| *n != "lo")
+        .map(str::to_string)
+        .collect())
+}
+
+/// The interfaces a fault acts on: the ones asked for (each must exist), else all but lo.
+pub fn pick_interfaces(netns: &Netns, asked: &[String]) -> Result<Vec<String>, FaultError> {
+    let have = interfaces(netns)?;
+    if asked.is_empty() {
+        return Ok(have);
+    }
+    for a in asked {
+        if !have.contains(a) {
+            return Err(FaultError::Refused(format!(
+                "{} has no interface {a:?} (it has {})",
+                netns.describe(),
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+/// One route from `ip -j route show` as the argv tokens that recreate it.
+pub fn route_tokens(r: &Value) -> Option<Vec<String>> {
+    let mut t = Vec::new();
+    let ty = r["type"].as_str().unwrap_or("unicast");
+    if ty != "unicast" {
+        t.push(ty.to_string());
+    }
+    t.push(r["dst"].as_str()?.to_string());
+    if let Some(g) = r["gateway"].as_str() {
+        t.extend(["via".to_string(), g.to_string()]);
+    }
+    if let Some(d) = r["dev"].as_str() {
+        t.extend(["dev".to_string(), d.to_string()]);
+    }
+    if let Some(p) = r["protocol"].as_str() {
+        t.extend(["proto".to_string(), p.to_string()]);
+    }
+    if let Some(m) = r["metric"].as_u64() {
+        t.extend(["metric".to_string(), m.to_string()]);
+    }
+    Some(t)
+}
+
+/// The first address of a prefix (for `ip route get`).
+pub fn first_addr(prefix: &str) -> Option<String> {
+    let (a, len) = crate::model::validate::parse_cidr(prefix)?;
+    let base = u32::from(a) & crate::model::validate::mask(len);
+    let host = if len >= 31 { base } else { base + 1 };
+    Some(std::net::Ipv4Addr::from(host).to_string())
+}
+
+/// `ip route get <addr>` in a namespace: (type, gateway, dev).
+pub fn route_get(
+    netns: &Netns,
+    addr: &str,
+) -> Result<(String, Option<String>, Option<String>), String> {
+    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr])?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    let r = &v[0];
+    Ok((
+        r["type"].as_str().unwrap_or("unicast").to_string(),
+        r["gateway"].as_str().map(str::to_string),
+        r["dev"].as_str().map(str::to_string),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn routes_become_the_argv_that_recreates_them() {
+        let r = json!({"dst":"10.99.0.0/24","gateway":"10.78.1.2","dev":"up1","protocol":"static","flags":[]});
+        assert_eq!(
+            route_tokens(&r),
+            Some(
+                [
+                    "10.99.0.0/24",
+                    "via",
+                    "10.78.1.2",
+                    "dev",
+                    "up1",
+                    "proto",
+                    "static"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        let b = json!({"type":"blackhole","dst":"10.99.0.0/25","flags":[]});
+        assert_eq!(
+            route_tokens(&b),
+            Some(vec!["blackhole".to_string(), "10.99.0.0/25".into()])
+        );
+        assert_eq!(first_addr("10.99.0.0/25").as_deref(), Some("10.99.0.1"));
+        assert_eq!(first_addr("10.99.0.7/32").as_deref(), Some("10.99.0.7"));
+    }
+}

@@ -1,0 +1,460 @@
+//! Packet faults. `network-loss` and `network-duplicate` are nftables rules (`numgen
+//! random` then drop; `dup` to the packet's own destination), one table per injection as
+//! for partitions. `network-delay`, `network-reorder` and `network-corrupt` need a packet
+//! held or changed, which this kernel's tc cannot do (no netem): an iptables `NFQUEUE
+//! --queue-bypass` rule hands matching packets to Murphy's userspace engine
+//! ([`crate::netq`]) running inside the target's namespace. If the engine dies the kernel
+//! lets packets through (fail open); revert deletes the rule, then the engine releases
+//! every held packet and exits.
+//!
+//! Delay acts on the receiving side's input (or a forwarding hop), never on a sender's own
+//! output: holding a sender's packets makes TCP throttle itself instead of seeing delay.
+
+use super::hog::{Hog, Lines};
+use super::netutil;
+use super::network_partition::{nft, table_counters};
+use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
+use crate::journal::{Netns, UndoAction};
+use crate::model::spec::{PacketDirection, PacketFilter};
+use crate::model::validate::parse_cidr;
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// The filter with its peer targets resolved to addresses.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub direction: PacketDirection,
+    pub nets: Vec<(Ipv4Addr, u8)>,
+    pub protocol: Option<&'static str>,
+    pub port: Option<u16>,
+}
+
+impl Matcher {
+    pub fn new(f: &PacketFilter, peer_addrs: &[Ipv4Addr]) -> Self {
+        let mut nets: Vec<(Ipv4Addr, u8)> = peer_addrs.iter().map(|a| (*a, 32)).collect();
+        nets.extend(f.cidrs.iter().filter_map(|c| parse_cidr(c)));
+        Matcher {
+            direction: f.direction.unwrap_or_default(),
+            nets,
+            protocol: f.protocol.map(|p| p.name()),
+            port: f.port,
+        }
+    }
+
+    /// nftables match expressions: one list per rule (address and port each match either
+    /// side where it makes sense, which takes one rule per combination).
+    pub fn nft_matches(&self) -> Vec<Vec<Value>> {
+        let addr_fields: Vec<&str> = match (self.nets.is_empty(), self.direction) {
+            (true, _) => vec![],
+            (false, PacketDirection::Ingress) => vec!["saddr"],
+            (false, PacketDirection::Egress) => vec!["daddr"],
+            (false, PacketDirection::Forward) => vec!["saddr", "daddr"],
+        };
+        let set: Vec<Value> = self
+            .nets
+            .iter()
+            .map(|(a, l)| {
+                if *l == 32 {
+                    json!(a.to_string())
+                } else {
+                    json!({"prefix": {"addr": a.to_string(), "len": l}})
+                }
+            })
+            .collect();
+        let port_fields: Vec<&str> = if self.port.is_some() {
+            vec!["sport", "dport"]
+        } else {
+            vec![]
+        };
+        let mut out = Vec::new();
+        let addrs: Vec<Option<&str>> = if addr_fields.is_empty() {
+            vec![None]
+        } else {
+            addr_fields.into_iter().map(Some).collect()
+        };
+        let ports: Vec<Option<&str>> = if port_fields.is_empty() {
+            vec![None]
+        } else {
+            port_fields.into_iter().map(Some).collect()
+        };
+        for a in &addrs {
+            for p in &ports {
+                let mut m = Vec::new();
+                if let Some(field) = a {
+                    m.push(json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": field}}, "right": {"set": set.clone()}}}));
+                }
+                if let Some(proto) = self.protocol {
+                    m.push(json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto}}));
+                }
+                if let (Some(field), Some(port)) = (p, self.port) {
+                    m.push(json!({"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": field}}, "right": port}}));
+                }
+                if self.direction != PacketDirection::Forward {
+                    let key = if self.direction == PacketDirection::Ingress {
+                        "iifname"
+                    } else {
+                        "oifname"
+                    };
+                    m.push(json!({"match": {"op": "!=", "left": {"meta": {"key": key}}, "right": "lo"}}));
+                }
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    pub fn hook(&self) -> &'static str {
+        match self.direction {
+            PacketDirection::Ingress => "input",
+            PacketDirection::Egress => "output",
+            PacketDirection::Forward => "forward",
+        }
+    }
+
+    /// The iptables chain and the rule filter for the NFQUEUE engine.
+    pub fn iptables(&self, tag: &str) -> (&'static str, crate::netq::RuleFilter) {
+        let chain = match self.direction {
+            PacketDirection::Forward => "FORWARD",
+            _ => "INPUT",
+        };
+        let cidrs: Vec<String> = self.nets.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+        let (sources, destinations) = match self.direction {
+            PacketDirection::Forward => (cidrs.clone(), Vec::new()),
+            _ => (cidrs, Vec::new()),
+        };
+        (
+            chain,
+            crate::netq::RuleFilter {
+                sources,
+                destinations,
+                protocol: self.protocol.map(str::to_string),
+                dport: None,
+                sport: None,
+                tag: tag.to_string(),
+            },
+        )
+    }
+}
+
+fn table_name(group: &str) -> String {
+    format!(
+        "murphy_{}",
+        group
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    )
+}
+
+/// `network-loss` and `network-duplicate` as an nftables table per namespace.
+pub struct NftPacket {
+    kind: &'static str,
+    matcher: Matcher,
+    /// Parts per million of matching packets acted on.
+    ppm: u32,
+    table: String,
+    applied: Vec<Netns>,
+}
+
+impl NftPacket {
+    pub fn loss(spec: &crate::model::spec::NetworkLoss, env: &FaultEnv, group: &str) -> Self {
+        NftPacket {
+            kind: "network-loss",
+            matcher: Matcher::new(&spec.filter, &env.peer_addrs),
+            ppm: (spec.loss.ratio() * 1e6).round() as u32,
+            table: table_name(group),
+            applied: Vec::new(),
+        }
+    }
+    pub fn duplicate(
+        spec: &crate::model::spec::NetworkDuplicate,
+        env: &FaultEnv,
+        group: &str,
+    ) -> Self {
+        let mut f = spec.filter.clone();
+        // A copy can only be sent out, so duplication acts on what the target sends.
+        if f.direction.is_none() {
+            f.direction = Some(PacketDirection::Egress);
+        }
+        NftPacket {
+            kind: "network-duplicate",
+            matcher: Matcher::new(&f, &env.peer_addrs),
+            ppm: (spec.duplicate.ratio() * 1e6).round() as u32,
+            table: table_name(group),
+            applied: Vec::new(),
+        }
+    }
+
+    pub fn ruleset(&self, devices: &[String]) -> Value {
+        let t = &self.table;
+        let chain = self.matcher.hook();
+        let mut cmds = vec![
+            json!({"add": {"table": {"family": "inet", "name": t}}}),
+            json!({"add": {"chain": {"family": "inet", "table": t, "name": chain, "type": "filter", "hook": chain, "prio": -200, "policy": "accept"}}}),
+        ];
+        let dice = json!({"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 1_000_000}}, "right": self.ppm}});
+        for m in self.matcher.nft_matches() {
+            if self.kind == "network-loss" {
+                let mut e = m.clone();
+                e.extend([
+                    dice.clone(),
+                    json!({"counter": null}),
+                    json!({"drop": null}),
+                ]);
+                cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": chain, "expr": e}}}));
+            } else {
+                for dev in devices {
+                    let mut e = m.clone();
+                    e.push(json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": dev}}));
+                    e.push(json!({"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}));
+                    e.extend([
+                        dice.clone(),
+                        json!({"counter": null}),
+                        json!({"dup": {"addr": {"payload": {"protocol": "ip", "field": "daddr"}}, "dev": dev}}),
+                    ]);
+                    cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": chain, "expr": e}}}));
+                }
+            }
+        }
+        json!({"nftables": cmds})
+    }
+}
+
+impl Fault for NftPacket {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
+        let spaces = netutil::spaces(members, self.kind)?;
+        if spaces.contains(&Netns::Root) && self.matcher.nets.is_empty() {
+            return Err(FaultError::Refused(format!(
+                "{}: refusing to degrade all of the host's own traffic: name peers or cidrs",
+                self.kind
+            )));
+        }
+        for ns in spaces {
+            let devices = netutil::interfaces(&ns)?;
+            let doc = self.ruleset(&devices).to_string();
+            undo.record(UndoAction::DeleteNftTable {
+                netns: ns.clone(),
+                family: "inet".into(),
+                table: self.table.clone(),
+            })?;
+            nft(&ns, &["-j", "-f", "-"], Some(&doc)).map_err(|e| {
+                FaultError::Failed(format!("{} in {}: {e}", self.kind, ns.describe()))
+            })?;
+            self.applied.push(ns);
+        }
+        Ok(())
+    }
+    fn confirm(&mut self) -> Result<Evidence, FaultError> {
+        let mut parts = Vec::new();
+        for ns in &self.applied {
+            let (rules, _) = table_counters(ns, &self.table).map_err(FaultError::Failed)?;
+            if rules == 0 {
+                return Err(FaultError::Failed(format!(
+                    "table {} in {} has no rules",
+                    self.table,
+                    ns.describe()
+                )));
+            }
+            parts.push(format!(
+                "{rules} rule(s) acting on {:.4}% of matching packets ({} hook) in table inet {} in {}",
+                f64::from(self.ppm) / 1e4,
+                self.matcher.hook(),
+                self.table,
+                ns.describe()
+            ));
+        }
+        Ok(Evidence(parts.join("; ")))
+    }
+    fn observe(&mut self) -> Vec<String> {
+        let total: u64 = self
+            .applied
+            .iter()
+            .filter_map(|ns| table_counters(ns, &self.table).ok())
+            .map(|(_, p)| p)
+            .sum();
+        let verb = if self.kind == "network-loss" {
+            "dropped"
+        } else {
+            "duplicated"
+        };
+        vec![format!("{verb} {total} packet(s) so far")]
+    }
+}
+
+/// Delay, reorder and corruption through the NFQUEUE engine.
+pub struct Engine {
+    kind: &'static str,
+    matcher: Matcher,
+    config: Value,
+    exe: std::path::PathBuf,
+    queue: u16,
+    tag: String,
+    helpers: Vec<(Hog, Lines, Netns)>,
+    seen_lines: Vec<usize>,
+}
+
+impl Engine {
+    fn new(
+        kind: &'static str,
+        filter: &PacketFilter,
+        mut config: Value,
+        env: &FaultEnv,
+        group: &str,
+    ) -> Self {
+        // One queue number per injection; queues are per network namespace.
+        let queue = 100
+            + (group
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 60000) as u16;
+        config["queue"] = json!(queue);
+        config["seed"] = json!(env.seed);
+        config["leaseMs"] = json!(env.lease.as_millis() as u64);
+        Engine {
+            kind,
+            matcher: Matcher::new(filter, &env.peer_addrs),
+            config,
+            exe: env.exe.clone(),
+            queue,
+            tag: group.to_string(),
+            helpers: Vec::new(),
+            seen_lines: Vec::new(),
+        }
+    }
+    pub fn delay(spec: &crate::model::spec::NetworkDelay, env: &FaultEnv, group: &str) -> Self {
+        let cfg = json!({
+            "delayUs": spec.delay.as_std().as_micros() as u64,
+            "jitterUs": spec.jitter.map_or(0, |j| j.as_std().as_micros() as u64),
+            "correlation": spec.correlation.map_or(0.0, |c| c.ratio()),
+        });
+        Self::new("network-delay", &spec.filter, cfg, env, group)
+    }
+    pub fn reorder(spec: &crate::model::spec::NetworkReorder, env: &FaultEnv, group: &str) -> Self {
+        let cfg = json!({
+            "delayUs": spec.delay.as_std().as_micros() as u64,
+            "reorder": spec.reorder.ratio(),
+        });
+        Self::new("network-reorder", &spec.filter, cfg, env, group)
+    }
+    pub fn corrupt(spec: &crate::model::spec::NetworkCorrupt, env: &FaultEnv, group: &str) -> Self {
+        let cfg = json!({ "corrupt": spec.corrupt.ratio() });
+        Self::new("network-corrupt", &spec.filter, cfg, env, group)
+    }
+}
+
+impl Fault for Engine {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
+        let spaces = netutil::spaces(members, self.kind)?;
+        if spaces.contains(&Netns::Root) && self.matcher.nets.is_empty() {
+            return Err(FaultError::Refused(format!(
+                "{}: refusing to queue all of the host's own traffic: name peers or cidrs",
+                self.kind
+            )));
+        }
+        let (chain, filter) = self.matcher.iptables(&self.tag);
+        // A port matches either side: one rule for each.
+        let rules: Vec<Vec<String>> = match self.matcher.port {
+            Some(port) => [(Some(port), None), (None, Some(port))]
+                .into_iter()
+                .map(|(dport, sport)| {
+                    let f = crate::netq::RuleFilter {
+                        dport,
+                        sport,
+                        ..filter.clone()
+                    };
+                    crate::netq::iptables_rule(chain, self.queue, &f)
+                })
+                .collect(),
+            None => vec![crate::netq::iptables_rule(chain, self.queue, &filter)],
+        };
+        let json = self.config.to_string();
+        for ns in spaces {
+            let (mut hog, lines) =
+                Hog::spawn_in(&self.exe, &["netq".to_string(), json.clone()], &ns)
+                    .map_err(FaultError::Failed)?;
+            undo.record(UndoAction::Kill { proc: hog.id })?;
+            hog.go().map_err(FaultError::Failed)?;
+            let first = lines.wait_for(&["bound", "error"], Duration::from_secs(5));
+            let pid = hog.id.pid;
+            self.helpers.push((hog, lines, ns.clone()));
+            self.seen_lines.push(0);
+            match first {
+                Some(l) if l.starts_with("bound") => {}
+                Some(l) => {
+                    return Err(FaultError::Failed(format!(
+                        "packet engine pid {pid} in {}: {l}",
+                        ns.describe()
+                    )))
+                }
+                None => {
+                    return Err(FaultError::Failed(format!(
+                        "packet engine pid {pid} in {} did not bind queue {} within 5s",
+                        ns.describe(),
+                        self.queue
+                    )))
+                }
+            }
+            for rule in &rules {
+                undo.record(UndoAction::DeleteIptablesRule {
+                    netns: ns.clone(),
+                    chain: chain.to_string(),
+                    rule: rule.clone(),
+                })?;
+                let mut argv = vec!["iptables", "-w", "-I", chain];
+                argv.extend(rule.iter().map(String::as_str));
+                netutil::run(&ns, &argv)?;
+            }
+        }
+        Ok(())
+    }
+    fn confirm(&mut self) -> Result<Evidence, FaultError> {
+        let mut parts = Vec::new();
+        for (hog, lines, ns) in &mut self.helpers {
+            if let Some(st) = hog.exited() {
+                return Err(FaultError::Failed(format!(
+                    "packet engine in {} exited: {st}",
+                    ns.describe()
+                )));
+            }
+            let (chain, _) = self.matcher.iptables(&self.tag);
+            let listed = netutil::run(ns, &["iptables", "-w", "-S", chain])?;
+            let rule = listed
+                .lines()
+                .find(|l| l.contains(&format!("murphy-{}", self.tag)) && l.contains("NFQUEUE"))
+                .ok_or_else(|| {
+                    FaultError::Failed(format!("no NFQUEUE rule of Murphy's in {}", ns.describe()))
+                })?;
+            parts.push(format!(
+                "engine pid {} {} in {}; rule `{}`",
+                hog.id.pid,
+                lines.last("bound").unwrap_or_default(),
+                ns.describe(),
+                rule.trim()
+            ));
+        }
+        Ok(Evidence(parts.join("; ")))
+    }
+    fn observe(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (_, lines, ns)) in self.helpers.iter().enumerate() {
+            let (new, next) = lines.since(self.seen_lines[i]);
+            self.seen_lines[i] = next;
+            if let Some(st) = new.iter().rev().find(|l| l.starts_with("stats")) {
+                out.push(format!("{}: {st}", ns.describe()));
+            }
+        }
+        out
+    }
+    fn stop(&mut self) {
+        for (hog, _, _) in &mut self.helpers {
+            hog.finish(Duration::from_secs(2));
+        }
+    }
+}
