@@ -533,3 +533,47 @@ fn load_claims_and_watches_name_what_they_use() {
         "needs exactly one of `probe` or `workload`",
     );
 }
+
+#[test]
+fn network_fault_fields_are_checked_with_their_paths() {
+    let errs = errors(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: net}
+spec:
+  lab:
+    hosts: [{name: a}, {name: b}]
+    networks:
+      - {name: Bad-Name, subnet: 10.78.1.5/24, attach: {a: 10.78.2.1, zz: 10.78.1.2}}
+  targets:
+    a: {lab: a}
+  faults:
+    - {name: d, kind: network-delay, target: a, duration: 1s, delay: 50ms, jitter: 80ms, filter: {direction: egress, port: 80}}
+    - {name: l, kind: network-loss, target: a, duration: 1s, loss: "0%"}
+    - {name: r, kind: route-hijack, target: a, duration: 1s, prefixes: [10.99.0.1/24], via: nowhere}
+    - {name: f, kind: route-flap, target: a, duration: 1s, prefixes: [10.99.0.0/24], period: 10ms}
+    - {name: g, kind: bgp-announce, target: a, duration: 1s, from: c, neighbor: 10.0.0.1, neighborAs: 65000, localAs: 65000, prefixes: []}
+"#,
+    );
+    for want in [
+        "spec.lab.networks[0].name",
+        "spec.lab.networks[0].subnet",
+        "spec.lab.networks[0].attach.zz",
+        "spec.faults[0].jitter",
+        "spec.faults[0].filter.direction",
+        "spec.faults[0].filter.port",
+        "spec.faults[1].loss",
+        "spec.faults[2].prefixes[0]",
+        "spec.faults[2].via",
+        "spec.faults[3].period",
+        "spec.faults[4].from",
+        "spec.faults[4].localAs",
+        "spec.faults[4].prefixes",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "no error at {want}: {errs:#?}"
+        );
+    }
+}

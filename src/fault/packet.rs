@@ -374,6 +374,11 @@ impl Fault for Engine {
                 .collect(),
             None => vec![crate::netq::iptables_rule(chain, self.queue, &filter)],
         };
+        // The argv starts with the chain; the journal keeps it apart.
+        let rules: Vec<Vec<String>> = rules
+            .into_iter()
+            .map(|r| r.into_iter().skip_while(|a| a == chain).collect())
+            .collect();
         let json = self.config.to_string();
         for ns in spaces {
             let (mut hog, lines) =
