@@ -119,6 +119,44 @@ fn main() {
             FaultAction::CpuBurn(CpuBurn { workers: Some(1) }),
             "idle",
         ),
+        (
+            "network-delay (NFQUEUE engine + iptables rule)",
+            FaultAction::NetworkDelay(NetworkDelay {
+                delay: "10ms".parse().expect("delay"),
+                ..Default::default()
+            }),
+            "idle",
+        ),
+        (
+            "network-loss (nftables numgen)",
+            FaultAction::NetworkLoss(NetworkLoss {
+                loss: "10%".parse().expect("loss"),
+                filter: PacketFilter::default(),
+            }),
+            "idle",
+        ),
+        (
+            "network-bandwidth (tbf)",
+            FaultAction::NetworkBandwidth(NetworkBandwidth {
+                rate: "10mbit".parse().expect("rate"),
+                interfaces: vec![],
+                latency: None,
+            }),
+            "idle",
+        ),
+        (
+            "link-down (eth0, routes journaled)",
+            FaultAction::LinkDown(LinkDown::default()),
+            "idle",
+        ),
+        (
+            "route-blackhole (one prefix)",
+            FaultAction::RouteBlackhole(RouteBlackhole {
+                prefixes: vec!["10.99.0.0/24".into()],
+                route: None,
+            }),
+            "idle",
+        ),
     ];
     println!("| fault | n | inject→confirmed median | p90 | max | revert median | p90 | max |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -137,6 +175,7 @@ fn main() {
             f.confirm().expect("confirm");
             inj.push(t0.elapsed().as_secs_f64() * 1000.0);
             let t1 = Instant::now();
+            f.stop();
             fault::revert(&actions, &lab).expect("revert");
             rev.push(t1.elapsed().as_secs_f64() * 1000.0);
             journal.done(&group).expect("done");

@@ -5,6 +5,7 @@
 pub mod bgp;
 pub mod cgroup;
 pub mod claims;
+pub mod dns;
 pub mod fault;
 pub mod history;
 pub mod html;

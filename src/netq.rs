@@ -689,6 +689,9 @@ pub fn engine_main(config_json: &str) -> i32 {
     }
     // Finer timer wakeups: the default 50 µs slack adds straight to the hold error.
     let _ = nix::sys::prctl::set_timerslack(1_000);
+    // Release packets on time even when the machine is busy (a low real-time priority;
+    // refused without CAP_SYS_NICE, then the engine runs as a normal process).
+    let realtime = crate::sys::set_fifo_priority(10).is_ok();
     let lease_end = Instant::now() + Duration::from_millis(cfg.lease_ms);
     let nfq = match Nfq::open(cfg.queue, cfg.queue_max_len) {
         Ok(q) => q,
@@ -697,7 +700,7 @@ pub fn engine_main(config_json: &str) -> i32 {
             return 1;
         }
     };
-    say(&format!("bound queue={}", cfg.queue));
+    say(&format!("bound queue={} realtime={realtime}", cfg.queue));
     let mut eng = Engine {
         nfq,
         shaper: Shaper::new(cfg),

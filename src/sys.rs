@@ -56,3 +56,19 @@ pub fn enter_before_exec(
         });
     }
 }
+
+/// Run the calling process under SCHED_FIFO at `priority` (the packet engine, so held
+/// packets are released on time on a busy machine).
+pub fn set_fifo_priority(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler(2) on pid 0 (this process) reads only `param`, a valid
+    // sched_param on our stack for the duration of the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -545,3 +545,146 @@ fn status_page_in_the_same_site_goes_down_with_it_and_in_another_site_does_not()
     );
     assert_eq!(other.code, Some(0), "{}", other.stdout);
 }
+
+/// The BGP experiments against real bird2 routers, verdicts asserted.
+#[test]
+fn bgp_flap_keeps_the_service_up_and_a_hijack_blackholes_it() {
+    let flap = run("experiments/bgp-flap.yaml");
+    for claim in [
+        "the service stays available while the route flaps",
+        "traffic takes the redundant upstream u2 while the route is up",
+        "traffic is back on u1 for good within 8s",
+    ] {
+        assert_eq!(
+            verdict(&flap, claim)["outcome"],
+            "held",
+            "{claim}\n{}",
+            flap.stdout
+        );
+    }
+    assert_eq!(flap.code, Some(0));
+    let hijack = run("experiments/bgp-hijack.yaml");
+    let v = verdict(
+        &hijack,
+        "the service survives a bogus more-specific announcement",
+    );
+    assert_eq!(v["outcome"], "failed", "{}", hijack.stdout);
+    assert!(v["figures"]["ratio"].as_f64().unwrap_or(1.0) < 0.5, "{v}");
+    // The report says why: the fault's evidence is r1's own route via the hijacker.
+    let evidence = hijack.report["record"]["faults"][0]["evidence"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        evidence.contains("routes 10.99.0.0/25 via 10.80.0.66 (bird)"),
+        "{evidence}"
+    );
+    let after = verdict(
+        &hijack,
+        "the service is back after the announcement is withdrawn",
+    );
+    assert_eq!(after["outcome"], "held", "{}", hijack.stdout);
+    assert_eq!(hijack.code, Some(1));
+}
+
+/// A redundant pair of devices: one fails over in time, both at once does not.
+#[test]
+fn one_device_of_a_pair_fails_over_and_both_at_once_do_not() {
+    let one = run("experiments/core-device-one.yaml");
+    let v = verdict(&one, "the service fails over within 6s");
+    assert_eq!(v["outcome"], "held", "{}", one.stdout);
+    assert_eq!(one.code, Some(0), "{}", one.stdout);
+    let both = run("experiments/core-device-both.yaml");
+    let v = verdict(&both, "the service fails over within 6s");
+    assert_eq!(v["outcome"], "failed", "{}", both.stdout);
+    assert_eq!(both.code, Some(1), "{}", both.stdout);
+}
+
+/// A DNS query for `name` (type A) with id 0x4d55.
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x4d, 0x55, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Send a query from inside a namespace to `server`; the reply's rcode, or None.
+fn ask_from(ns: &str, server: &str, name: &str) -> Option<u8> {
+    use std::os::fd::AsFd;
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    let (server, q) = (server.to_string(), dns_query(name));
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .expect("timeout");
+        s.send_to(&q, &server).ok()?;
+        let mut b = [0u8; 512];
+        let n = s.recv(&mut b).ok()?;
+        (n >= 12 && b[0..2] == [0x4d, 0x55]).then_some(b[3] & 0x0f)
+    })
+    .join()
+    .expect("thread")
+}
+
+#[test]
+fn dns_fault_answers_matching_names_with_servfail_and_forwards_the_rest() {
+    let mut fx = Fixture::new("dns", LAB);
+    // The real resolver: a fake one on the lab bridge that answers NOERROR and counts.
+    let upstream = std::net::UdpSocket::bind("10.78.5.1:5399").expect("upstream");
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while let Ok((n, from)) = upstream.recv_from(&mut b) {
+            b[2] |= 0x80;
+            b[3] = 0x80;
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = upstream.send_to(&b[..n], from);
+        }
+    });
+    let a = netns(&fx, "a");
+    // Before: nothing answers DNS at the bridge address.
+    assert_eq!(ask_from(&a, "10.78.5.1:53", "api.example.com"), None);
+    let action = FaultAction::DnsFault(DnsFault {
+        names: vec!["example.com".into()],
+        mode: DnsMode::Servfail,
+        answer: None,
+        upstream: "10.78.5.1:5399".into(),
+        probability: None,
+    });
+    let (f, actions, ev) = inject(&fx, action, &env(), "dn", &[member(&fx, "a")]);
+    assert!(ev.contains("redirected"), "{ev}");
+    // Any resolver address: the query is redirected to Murphy's responder.
+    assert_eq!(
+        ask_from(&a, "10.78.5.1:53", "api.example.com"),
+        Some(2),
+        "SERVFAIL"
+    );
+    assert_eq!(
+        ask_from(&a, "192.0.2.53:53", "example.com"),
+        Some(2),
+        "SERVFAIL"
+    );
+    // Other names reach the real resolver.
+    assert_eq!(
+        ask_from(&a, "10.78.5.1:53", "other.test"),
+        Some(0),
+        "forwarded"
+    );
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+    revert_twice(f, &actions);
+    assert_eq!(ask_from(&a, "10.78.5.1:53", "api.example.com"), None);
+    let tables = in_ns(&a, &["nft", "list", "tables"]);
+    assert!(!tables.contains("murphy_"), "{tables}");
+    assert!(
+        !murphy::procfs::all_pids()
+            .into_iter()
+            .filter_map(murphy::procfs::cmdline)
+            .any(|c| c.contains("__hog dns")),
+        "responder left"
+    );
+    fx.teardown_and_assert_clean();
+}

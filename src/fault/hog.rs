@@ -180,6 +180,7 @@ pub fn main(args: &[String]) -> i32 {
         Some("io") => return crate::ptrace::io_main(arg),
         Some("netq") => return crate::netq::engine_main(arg),
         Some("bgp") => return crate::bgp::speaker_main(arg),
+        Some("dns") => return crate::dns::responder_main(arg),
         _ => {}
     }
     let mut one = [0u8; 1];

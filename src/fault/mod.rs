@@ -11,6 +11,7 @@ pub mod bandwidth;
 pub mod bgp;
 pub mod cpu_burn;
 pub mod data;
+pub mod dns;
 pub mod hog;
 pub mod io_throttle;
 pub mod link_down;
@@ -180,6 +181,7 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
             group,
         )),
         FaultAction::BgpAnnounce(b) => Box::new(bgp::Bgp::new(b, env)),
+        FaultAction::DnsFault(d) => Box::new(dns::Dns::new(d, env, group)),
     }
 }
 

@@ -473,6 +473,10 @@ pub enum FaultAction {
     /// Murphy's own BGP speaker opens a session with the target router (as a neighbor the
     /// router has configured) and announces, flaps or keeps resetting prefixes.
     BgpAnnounce(BgpAnnounce),
+    /// The target's DNS queries (to any resolver, port 53) are redirected to Murphy's
+    /// responder, which answers matching names with SERVFAIL, NXDOMAIN, a wrong address or
+    /// not at all, and forwards the rest to the real resolver.
+    DnsFault(DnsFault),
 }
 
 impl FaultAction {
@@ -504,6 +508,7 @@ impl FaultAction {
             FaultAction::SiteFailure(_) => "site-failure",
             FaultAction::BgpSessionDrop(_) => "bgp-session-drop",
             FaultAction::BgpAnnounce(_) => "bgp-announce",
+            FaultAction::DnsFault(_) => "dns-fault",
         }
     }
 }
@@ -968,6 +973,32 @@ pub struct BgpAnnounce {
     pub period: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsFault {
+    /// Names to fault: each matches itself and its subdomains; `*` matches every name.
+    pub names: Vec<String>,
+    /// `servfail`, `nxdomain`, `wrong` (answer with `answer`) or `timeout` (no answer).
+    pub mode: DnsMode,
+    /// The wrong IPv4 address served in `wrong` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// The real resolver (`ip:port`) that other names are forwarded to.
+    pub upstream: String,
+    /// Share of matching queries faulted (default 100%); the rest are forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<Percent>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsMode {
+    Servfail,
+    Nxdomain,
+    Wrong,
+    Timeout,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

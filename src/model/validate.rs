@@ -990,6 +990,51 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                     v.err(fp.key("jitter"), "must be less than `period`");
                 }
             }
+            FaultAction::DnsFault(d) => {
+                if d.names.is_empty() {
+                    v.err(fp.key("names"), "needs at least one name (or \"*\")");
+                }
+                for (j, n) in d.names.iter().enumerate() {
+                    let name = n.trim_end_matches('.');
+                    let ok = name == "*"
+                        || (!name.is_empty()
+                            && name.len() <= 253
+                            && name.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.len() <= 63
+                                    && l.chars()
+                                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                            }));
+                    if !ok {
+                        v.err(
+                            fp.key("names").index(j),
+                            format!("{n:?} is not a DNS name (or \"*\")"),
+                        );
+                    }
+                }
+                match (&d.answer, d.mode) {
+                    (Some(a), _) if a.parse::<Ipv4Addr>().is_err() => {
+                        v.err(fp.key("answer"), format!("{a:?} is not an IPv4 address"))
+                    }
+                    (None, DnsMode::Wrong) => {
+                        v.err(fp.key("answer"), "`wrong` needs the address to answer with")
+                    }
+                    _ => {}
+                }
+                match d.upstream.parse::<SocketAddr>() {
+                    Ok(SocketAddr::V4(a)) if a.port() != 0 && !a.ip().is_unspecified() => {}
+                    _ => v.err(
+                        fp.key("upstream"),
+                        format!(
+                            "{:?} must be the real resolver as ip:port, e.g. 10.0.0.53:53",
+                            d.upstream
+                        ),
+                    ),
+                }
+                if d.probability.is_some_and(|p| p.0 <= 0.0) {
+                    v.err(fp.key("probability"), "must be above 0%");
+                }
+            }
             FaultAction::IoThrottle(t) => {
                 check_paths(&mut v, fp.key("path"), std::slice::from_ref(&t.path));
                 if t.path.contains(['*', '?']) {
