@@ -456,7 +456,15 @@ fn doctor() -> i32 {
         nix::unistd::geteuid().is_root(),
         "faults and the lab need root",
     );
-    for (bin, pkg) in [("nft", "nftables"), ("ip", "iproute2")] {
+    for (bin, pkg) in [
+        ("nft", "nftables"),
+        ("ip", "iproute2"),
+        ("tc", "iproute2 (network-bandwidth)"),
+        (
+            "iptables",
+            "iptables (the NFQUEUE rules of network-delay, -reorder, -corrupt)",
+        ),
+    ] {
         let found = std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()));
         check(

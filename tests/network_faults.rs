@@ -688,3 +688,166 @@ fn dns_fault_answers_matching_names_with_servfail_and_forwards_the_rest() {
     );
     fx.teardown_and_assert_clean();
 }
+
+/// Ping statistics from inside a namespace: (sent, received, duplicates, rtts in ms).
+fn ping_stats(ns: &str, to: &str, n: u32) -> (u32, u32, u32, Vec<f64>) {
+    let out = in_ns(
+        ns,
+        &[
+            "ping",
+            "-n",
+            "-c",
+            &n.to_string(),
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            to,
+        ],
+    );
+    let mut rtts = Vec::new();
+    for l in out.lines() {
+        if let Some(t) = l.split("time=").nth(1) {
+            if !l.contains("DUP!") {
+                rtts.push(t.trim_end_matches(" ms").trim().parse().unwrap_or(-1.0));
+            }
+        }
+    }
+    let summary = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("ping said {out}"));
+    let num = |key: &str| -> u32 {
+        summary
+            .split(", ")
+            .find(|p| p.contains(key))
+            .and_then(|p| p.trim_start_matches('+').split_whitespace().next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    (num("transmitted"), num("received"), num("duplicates"), rtts)
+}
+
+#[test]
+fn network_duplicate_sends_copies_and_corrupt_breaks_checksums() {
+    let mut fx = Fixture::new("dup", LAB);
+    let a = netns(&fx, "a");
+    let (_, got, dups, _) = ping_stats(&a, "10.78.5.12", 50);
+    assert_eq!((got, dups), (50, 0));
+    // b sends every echo reply twice.
+    let dup = FaultAction::NetworkDuplicate(NetworkDuplicate {
+        duplicate: "100%".parse().expect("p"),
+        filter: PacketFilter {
+            protocol: Some(Protocol::Icmp),
+            ..Default::default()
+        },
+    });
+    let (f, actions, _) = inject(&fx, dup, &env(), "du", &[member(&fx, "b")]);
+    let (_, got, dups, _) = ping_stats(&a, "10.78.5.12", 50);
+    assert_eq!(got, 50);
+    assert!(dups >= 45, "duplicates seen by a: {dups}");
+    revert_twice(f, &actions);
+    assert_eq!(
+        ping_stats(&a, "10.78.5.12", 20).2,
+        0,
+        "no duplicates after revert"
+    );
+    // Corruption on b's input: echo requests fail their checksum and are never answered.
+    let corrupt = FaultAction::NetworkCorrupt(NetworkCorrupt {
+        corrupt: "100%".parse().expect("p"),
+        filter: PacketFilter {
+            protocol: Some(Protocol::Icmp),
+            ..Default::default()
+        },
+    });
+    let b = netns(&fx, "b");
+    let csum = |ns: &str| -> u64 {
+        let snmp = in_ns(ns, &["cat", "/proc/net/snmp"]);
+        let icmp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Icmp:")).collect();
+        let (names, vals) = (icmp[0].split_whitespace(), icmp[1].split_whitespace());
+        names
+            .zip(vals)
+            .find(|(n, _)| *n == "InCsumErrors")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = csum(&b);
+    let (f, actions, ev) = inject(&fx, corrupt, &env(), "co", &[member(&fx, "b")]);
+    assert!(ev.contains("NFQUEUE"), "{ev}");
+    let (_, got, _, _) = ping_stats(&a, "10.78.5.12", 30);
+    assert_eq!(got, 0, "every corrupted request was dropped");
+    assert!(
+        csum(&b) - before >= 25,
+        "b's kernel counted checksum errors"
+    );
+    revert_twice(f, &actions);
+    assert_eq!(ping_stats(&a, "10.78.5.12", 20).1, 20);
+    assert!(iptables_rules(&b).is_empty());
+    assert!(helpers_alive().is_empty(), "{:?}", helpers_alive());
+    fx.teardown_and_assert_clean();
+}
+
+#[test]
+fn network_reorder_lets_a_share_overtake_the_held_rest() {
+    let mut fx = Fixture::new("reorder", LAB);
+    let a = netns(&fx, "a");
+    let action = FaultAction::NetworkReorder(NetworkReorder {
+        reorder: "50%".parse().expect("p"),
+        delay: "30ms".parse().expect("d"),
+        filter: PacketFilter {
+            protocol: Some(Protocol::Icmp),
+            ..Default::default()
+        },
+    });
+    let (f, actions, _) = inject(&fx, action, &env(), "ro", &[member(&fx, "b")]);
+    let (_, got, _, rtts) = ping_stats(&a, "10.78.5.12", 100);
+    assert_eq!(got, 100);
+    let fast = rtts.iter().filter(|r| **r < 10.0).count();
+    let held = rtts.iter().filter(|r| **r >= 28.0).count();
+    assert!(
+        (25..=75).contains(&fast),
+        "passed at once: {fast} of {}",
+        rtts.len()
+    );
+    assert_eq!(
+        fast + held,
+        rtts.len(),
+        "the rest were held ~30 ms: {rtts:?}"
+    );
+    revert_twice(f, &actions);
+    let (_, _, _, rtts) = ping_stats(&a, "10.78.5.12", 20);
+    assert!(rtts.iter().all(|r| *r < 10.0), "{rtts:?}");
+    fx.teardown_and_assert_clean();
+}
+
+#[test]
+fn bgp_reset_mode_keeps_reopening_the_session() {
+    let mut fx = Fixture::new("bgpreset", LAB);
+    let mut e = env();
+    e.from = Some((
+        Netns::Named {
+            name: netns(&fx, "b"),
+        },
+        fx.lab().addrs("b"),
+    ));
+    let action = FaultAction::BgpAnnounce(BgpAnnounce {
+        from: "b".into(),
+        neighbor: "10.78.6.11".into(),
+        neighbor_as: 65000,
+        local_as: 65066,
+        prefixes: vec!["10.99.0.0/25".into()],
+        mode: Some(BgpMode::Reset),
+        period: Some("300ms".parse().expect("p")),
+        ..Default::default()
+    });
+    let (mut f, actions, ev) = inject(&fx, action, &e, "rs", &[member(&fx, "a")]);
+    assert!(ev.contains("resetting"), "{ev}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let lines = f.observe().join("\n");
+    let resets = lines.matches("reset sent").count();
+    let sessions = lines.matches("established").count();
+    assert!(resets >= 2 && sessions >= 2, "{lines}");
+    revert_twice(f, &actions);
+    assert!(helpers_alive().is_empty(), "{:?}", helpers_alive());
+    fx.teardown_and_assert_clean();
+}

@@ -188,7 +188,12 @@ pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, 
 
 /// Sum of the drop counters in a Murphy table, and the number of rules.
 pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), String> {
-    let out = nft(netns, &["-j", "list", "table", "inet", table], None)?;
+    table_counters_in(netns, "inet", table)
+}
+
+/// [`table_counters`] for a table of another family (`ip`).
+pub fn table_counters_in(netns: &Netns, family: &str, table: &str) -> Result<(usize, u64), String> {
+    let out = nft(netns, &["-j", "list", "table", family, table], None)?;
     let v: Value = serde_json::from_str(&out).map_err(|e| format!("parsing nft output: {e}"))?;
     let mut rules = 0;
     let mut packets = 0;

@@ -12,7 +12,7 @@
 
 use super::hog::{Hog, Lines};
 use super::netutil;
-use super::network_partition::{nft, table_counters};
+use super::network_partition::{nft, table_counters_in};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::{Netns, UndoAction};
 use crate::model::spec::{PacketDirection, PacketFilter};
@@ -150,6 +150,8 @@ fn table_name(group: &str) -> String {
 /// `network-loss` and `network-duplicate` as an nftables table per namespace.
 pub struct NftPacket {
     kind: &'static str,
+    /// `inet` for loss; `ip` for duplication (`dup to ip daddr` needs a family).
+    family: &'static str,
     matcher: Matcher,
     /// Parts per million of matching packets acted on.
     ppm: u32,
@@ -161,6 +163,7 @@ impl NftPacket {
     pub fn loss(spec: &crate::model::spec::NetworkLoss, env: &FaultEnv, group: &str) -> Self {
         NftPacket {
             kind: "network-loss",
+            family: "inet",
             matcher: Matcher::new(&spec.filter, &env.peer_addrs),
             ppm: (spec.loss.ratio() * 1e6).round() as u32,
             table: table_name(group),
@@ -179,6 +182,7 @@ impl NftPacket {
         }
         NftPacket {
             kind: "network-duplicate",
+            family: "ip",
             matcher: Matcher::new(&f, &env.peer_addrs),
             ppm: (spec.duplicate.ratio() * 1e6).round() as u32,
             table: table_name(group),
@@ -188,32 +192,36 @@ impl NftPacket {
 
     pub fn ruleset(&self, devices: &[String]) -> Value {
         let t = &self.table;
+        let fam = self.family;
         let chain = self.matcher.hook();
         let mut cmds = vec![
-            json!({"add": {"table": {"family": "inet", "name": t}}}),
-            json!({"add": {"chain": {"family": "inet", "table": t, "name": chain, "type": "filter", "hook": chain, "prio": -200, "policy": "accept"}}}),
+            json!({"add": {"table": {"family": fam, "name": t}}}),
+            json!({"add": {"chain": {"family": fam, "table": t, "name": chain, "type": "filter", "hook": chain, "prio": -200, "policy": "accept"}}}),
         ];
-        let dice = json!({"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 1_000_000}}, "right": self.ppm}});
+        // numgen draws 0..=999999: at 100% every packet matches, with no draw at all.
+        let dice: Vec<Value> = if self.ppm >= 1_000_000 {
+            Vec::new()
+        } else {
+            vec![
+                json!({"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 1_000_000}}, "right": self.ppm}}),
+            ]
+        };
         for m in self.matcher.nft_matches() {
             if self.kind == "network-loss" {
                 let mut e = m.clone();
-                e.extend([
-                    dice.clone(),
-                    json!({"counter": null}),
-                    json!({"drop": null}),
-                ]);
-                cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": chain, "expr": e}}}));
+                e.extend(dice.iter().cloned());
+                e.extend([json!({"counter": null}), json!({"drop": null})]);
+                cmds.push(json!({"add": {"rule": {"family": fam, "table": t, "chain": chain, "expr": e}}}));
             } else {
                 for dev in devices {
                     let mut e = m.clone();
                     e.push(json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": dev}}));
-                    e.push(json!({"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}));
+                    e.extend(dice.iter().cloned());
                     e.extend([
-                        dice.clone(),
                         json!({"counter": null}),
                         json!({"dup": {"addr": {"payload": {"protocol": "ip", "field": "daddr"}}, "dev": dev}}),
                     ]);
-                    cmds.push(json!({"add": {"rule": {"family": "inet", "table": t, "chain": chain, "expr": e}}}));
+                    cmds.push(json!({"add": {"rule": {"family": fam, "table": t, "chain": chain, "expr": e}}}));
                 }
             }
         }
@@ -238,7 +246,7 @@ impl Fault for NftPacket {
             let doc = self.ruleset(&devices).to_string();
             undo.record(UndoAction::DeleteNftTable {
                 netns: ns.clone(),
-                family: "inet".into(),
+                family: self.family.into(),
                 table: self.table.clone(),
             })?;
             nft(&ns, &["-j", "-f", "-"], Some(&doc)).map_err(|e| {
@@ -251,7 +259,8 @@ impl Fault for NftPacket {
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
         for ns in &self.applied {
-            let (rules, _) = table_counters(ns, &self.table).map_err(FaultError::Failed)?;
+            let (rules, _) =
+                table_counters_in(ns, self.family, &self.table).map_err(FaultError::Failed)?;
             if rules == 0 {
                 return Err(FaultError::Failed(format!(
                     "table {} in {} has no rules",
@@ -260,9 +269,10 @@ impl Fault for NftPacket {
                 )));
             }
             parts.push(format!(
-                "{rules} rule(s) acting on {:.4}% of matching packets ({} hook) in table inet {} in {}",
+                "{rules} rule(s) acting on {:.4}% of matching packets ({} hook) in table {} {} in {}",
                 f64::from(self.ppm) / 1e4,
                 self.matcher.hook(),
+                self.family,
                 self.table,
                 ns.describe()
             ));
@@ -273,7 +283,7 @@ impl Fault for NftPacket {
         let total: u64 = self
             .applied
             .iter()
-            .filter_map(|ns| table_counters(ns, &self.table).ok())
+            .filter_map(|ns| table_counters_in(ns, self.family, &self.table).ok())
             .map(|(_, p)| p)
             .sum();
         let verb = if self.kind == "network-loss" {
