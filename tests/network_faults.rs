@@ -851,3 +851,42 @@ fn bgp_reset_mode_keeps_reopening_the_session() {
     assert!(helpers_alive().is_empty(), "{:?}", helpers_alive());
     fx.teardown_and_assert_clean();
 }
+
+#[test]
+fn bgp_announce_as_an_unexpected_peer_fails_with_the_routers_answer_and_leaves_nothing() {
+    let mut fx = Fixture::new("bgpbad", LAB);
+    let mut e = env();
+    e.from = Some((
+        Netns::Named {
+            name: netns(&fx, "b"),
+        },
+        fx.lab().addrs("b"),
+    ));
+    // bird expects AS 65066 from b: it refuses the session.
+    let action = FaultAction::BgpAnnounce(BgpAnnounce {
+        from: "b".into(),
+        neighbor: "10.78.6.11".into(),
+        neighbor_as: 65000,
+        local_as: 65077,
+        prefixes: vec!["10.99.0.0/25".into()],
+        ..Default::default()
+    });
+    let mut f = fault::build(&action, &e, "bb");
+    let mut undo = UndoLog::new(&fx.journal, "bb", "bb").expect("undo");
+    let err = f
+        .inject(&[member(&fx, "a")], &mut undo)
+        .expect_err("the router refuses the session");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("NOTIFICATION") || msg.contains("closed"),
+        "{msg}"
+    );
+    assert!(msg.contains("configured neighbor"), "{msg}");
+    revert_twice(f, &undo.into_actions());
+    assert!(helpers_alive().is_empty(), "{:?}", helpers_alive());
+    let a = netns(&fx, "a");
+    assert!(in_ns(&a, &["ip", "route", "show", "exact", "10.99.0.0/25"])
+        .trim()
+        .is_empty());
+    fx.teardown_and_assert_clean();
+}

@@ -47,11 +47,11 @@ impl Fault for Bandwidth {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = netutil::spaces(members, "network-bandwidth")?;
-        if spaces.contains(&Netns::Root) {
-            return Err(FaultError::Refused(
-                "network-bandwidth: refusing to shape the host's own interfaces; target a lab host or a namespace".into(),
-            ));
-        }
+        netutil::no_root(
+            &spaces,
+            "network-bandwidth",
+            "shape the host's own interfaces",
+        )?;
         let mut plan = Vec::new();
         for ns in &spaces {
             for dev in netutil::pick_interfaces(ns, &self.asked)? {

@@ -7,7 +7,7 @@
 
 use super::hog::{Hog, Lines};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
-use crate::journal::{Netns, UndoAction};
+use crate::journal::Netns;
 use crate::model::spec::{BgpAnnounce, BgpMode};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -83,27 +83,22 @@ impl Fault for Bgp {
             "seed": self.env.seed,
             "leaseMs": self.env.lease.as_millis() as u64,
         });
-        let (mut hog, lines) = Hog::spawn_in(
+        let (hog, lines) = super::hog::start_in(
             &self.env.exe,
             &["bgp".to_string(), cfg.to_string()],
             &from_ns,
+            undo,
+            "established",
+            Duration::from_secs(10),
         )
-        .map_err(FaultError::Failed)?;
-        undo.record(UndoAction::Kill { proc: hog.id })?;
-        hog.go().map_err(FaultError::Failed)?;
-        let pid = hog.id.pid;
-        self.helper = Some((hog, lines.clone()));
-        match lines.wait_for(&["established", "error"], Duration::from_secs(10)) {
-            Some(l) if l.starts_with("established") => Ok(()),
-            Some(l) => Err(FaultError::Failed(format!(
-                "BGP speaker pid {pid} (AS{} at {local}) with {neighbor}: {l}",
+        .map_err(|e| {
+            FaultError::Failed(format!(
+                "BGP speaker AS{} at {local} with {neighbor}: {e} (is {local} a configured neighbor of the router?)",
                 self.spec.local_as
-            ))),
-            None => Err(FaultError::Failed(format!(
-                "BGP speaker pid {pid} (AS{} at {local}) got no session with {neighbor} within 10s: is it a configured neighbor?",
-                self.spec.local_as
-            ))),
-        }
+            ))
+        })?;
+        self.helper = Some((hog, lines));
+        Ok(())
     }
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let Some((_, lines)) = &self.helper else {

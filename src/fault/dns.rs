@@ -34,13 +34,7 @@ impl Dns {
             spec: spec.clone(),
             env: env.clone(),
             port: 20000 + (h % 10000) as u16,
-            table: format!(
-                "murphy_{}",
-                group
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                    .collect::<String>()
-            ),
+            table: super::netutil::table_name(group),
             helpers: Vec::new(),
             seen: Vec::new(),
         }
@@ -71,11 +65,7 @@ impl Fault for Dns {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = super::netutil::spaces(members, "dns-fault")?;
-        if spaces.contains(&Netns::Root) {
-            return Err(FaultError::Refused(
-                "dns-fault: refusing to redirect the host's own DNS; target a lab host or a namespace".into(),
-            ));
-        }
+        super::netutil::no_root(&spaces, "dns-fault", "redirect the host's own DNS")?;
         let mode = match self.spec.mode {
             DnsMode::Servfail => "servfail",
             DnsMode::Nxdomain => "nxdomain",
@@ -97,25 +87,16 @@ impl Fault for Dns {
         }
         let doc = self.ruleset().to_string();
         for ns in spaces {
-            let (mut hog, lines) =
-                Hog::spawn_in(&self.env.exe, &["dns".to_string(), cfg.to_string()], &ns)
-                    .map_err(FaultError::Failed)?;
-            undo.record(UndoAction::Kill { proc: hog.id })?;
-            hog.go().map_err(FaultError::Failed)?;
-            let first = lines.wait_for(&["listening", "error"], Duration::from_secs(5));
-            let pid = hog.id.pid;
+            let (hog, lines) = super::hog::start_in(
+                &self.env.exe,
+                &["dns".to_string(), cfg.to_string()],
+                &ns,
+                undo,
+                "listening",
+                Duration::from_secs(5),
+            )?;
             self.helpers.push((hog, lines, ns.clone()));
             self.seen.push(0);
-            match first {
-                Some(l) if l.starts_with("listening") => {}
-                other => {
-                    return Err(FaultError::Failed(format!(
-                        "DNS responder pid {pid} in {}: {}",
-                        ns.describe(),
-                        other.unwrap_or_else(|| "did not start listening within 5s".into())
-                    )))
-                }
-            }
             undo.record(UndoAction::DeleteNftTable {
                 netns: ns.clone(),
                 family: "ip".into(),

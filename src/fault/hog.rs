@@ -134,6 +134,36 @@ impl Drop for Hog {
     }
 }
 
+/// Start a reporting helper in a namespace the journaled way: spawn it (it waits for its
+/// go byte), record its kill, let it go, and wait for its `ready` line (or an `error`
+/// line). Dropping the returned [`Hog`] on an error kills it.
+pub fn start_in(
+    exe: &Path,
+    args: &[String],
+    netns: &crate::journal::Netns,
+    undo: &mut super::UndoLog<'_>,
+    ready: &str,
+    within: Duration,
+) -> Result<(Hog, Lines), super::FaultError> {
+    use super::FaultError;
+    let (mut hog, lines) = Hog::spawn_in(exe, args, netns).map_err(FaultError::Failed)?;
+    undo.record(crate::journal::UndoAction::Kill { proc: hog.id })?;
+    hog.go().map_err(FaultError::Failed)?;
+    let what = format!(
+        "{} helper pid {} in {}",
+        args.first().map_or("", String::as_str),
+        hog.id.pid,
+        netns.describe()
+    );
+    match lines.wait_for(&[ready, "error"], within) {
+        Some(l) if l.starts_with(ready) => Ok((hog, lines)),
+        Some(l) => Err(FaultError::Failed(format!("{what}: {l}"))),
+        None => Err(FaultError::Failed(format!(
+            "{what}: no \"{ready}\" line within {within:?}"
+        ))),
+    }
+}
+
 /// Lines a reporting helper printed so far.
 #[derive(Clone, Default)]
 pub struct Lines(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);

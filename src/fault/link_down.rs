@@ -36,11 +36,7 @@ impl Fault for LinkDown {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = netutil::spaces(members, "link-down")?;
-        if spaces.contains(&Netns::Root) {
-            return Err(FaultError::Refused(
-                "link-down: refusing to take the host's own interfaces down; target a lab host or a namespace".into(),
-            ));
-        }
+        netutil::no_root(&spaces, "link-down", "take the host's own interfaces down")?;
         let mut plan = Vec::new();
         for ns in &spaces {
             for dev in netutil::pick_interfaces(ns, &self.asked)? {

@@ -22,6 +22,40 @@ pub fn spaces(members: &[Member], kind: &str) -> Result<Vec<Netns>, FaultError> 
     Ok(out)
 }
 
+/// Refuse the host's own namespace (`why` says what would happen to it).
+pub fn no_root(spaces: &[Netns], kind: &str, why: &str) -> Result<(), FaultError> {
+    if spaces.contains(&Netns::Root) {
+        return Err(FaultError::Refused(format!(
+            "{kind}: refusing to {why}; target a lab host or a namespace"
+        )));
+    }
+    Ok(())
+}
+
+/// The nftables table of one injection: `murphy_<group>`, in characters nft accepts.
+pub fn table_name(group: &str) -> String {
+    format!(
+        "murphy_{}",
+        group
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    )
+}
+
+/// Addresses and prefixes as the elements of an nftables anonymous set.
+pub fn addr_set(nets: &[(std::net::Ipv4Addr, u8)]) -> Vec<Value> {
+    nets.iter()
+        .map(|(a, l)| {
+            if *l == 32 {
+                serde_json::json!(a.to_string())
+            } else {
+                serde_json::json!({"prefix": {"addr": a.to_string(), "len": l}})
+            }
+        })
+        .collect()
+}
+
 /// Run a command in a namespace; a failure becomes `FaultError::Failed` naming the place.
 pub fn run(netns: &Netns, argv: &[&str]) -> Result<String, FaultError> {
     run_in_netns(netns, argv)

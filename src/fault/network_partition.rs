@@ -41,13 +41,7 @@ impl NetworkPartition {
     ) -> Self {
         let mut peers: Vec<(Ipv4Addr, u8)> = peer_addrs.into_iter().map(|a| (a, 32)).collect();
         peers.extend(spec.cidrs.iter().filter_map(|c| parse_cidr(c)));
-        let table = format!(
-            "murphy_{}",
-            group
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect::<String>()
-        );
+        let table = super::netutil::table_name(group);
         NetworkPartition {
             kind: "network-partition",
             scope: Scope::Peers,
@@ -99,17 +93,7 @@ impl NetworkPartition {
     pub fn ruleset(&self) -> Value {
         let t = &self.table;
         let mut cmds = vec![json!({"add": {"table": {"family": "inet", "name": t}}})];
-        let set: Vec<Value> = self
-            .peers
-            .iter()
-            .map(|(a, l)| {
-                if *l == 32 {
-                    json!(a.to_string())
-                } else {
-                    json!({"prefix": {"addr": a.to_string(), "len": l}})
-                }
-            })
-            .collect();
+        let set = super::netutil::addr_set(&self.peers);
         let scope = self.scope;
         let mut chain = |name: &str, hook: &str, field: &str, meta: &str| {
             cmds.push(json!({"add": {"chain": {"family": "inet", "table": t, "name": name, "type": "filter", "hook": hook, "prio": -200, "policy": "accept"}}}));
@@ -214,18 +198,7 @@ impl Fault for NetworkPartition {
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let mut spaces: Vec<Netns> = Vec::new();
-        for m in members {
-            if !spaces.contains(&m.netns) {
-                spaces.push(m.netns.clone());
-            }
-        }
-        if spaces.is_empty() {
-            return Err(FaultError::Refused(format!(
-                "{}: the target has no network namespace",
-                self.kind
-            )));
-        }
+        let spaces = super::netutil::spaces(members, self.kind)?;
         if self.scope == Scope::AllBut {
             // The site's members keep talking to each other.
             for m in members {

@@ -51,17 +51,7 @@ impl Matcher {
             (false, PacketDirection::Egress) => vec!["daddr"],
             (false, PacketDirection::Forward) => vec!["saddr", "daddr"],
         };
-        let set: Vec<Value> = self
-            .nets
-            .iter()
-            .map(|(a, l)| {
-                if *l == 32 {
-                    json!(a.to_string())
-                } else {
-                    json!({"prefix": {"addr": a.to_string(), "len": l}})
-                }
-            })
-            .collect();
+        let set = netutil::addr_set(&self.nets);
         let port_fields: Vec<&str> = if self.port.is_some() {
             vec!["sport", "dport"]
         } else {
@@ -137,16 +127,6 @@ impl Matcher {
     }
 }
 
-fn table_name(group: &str) -> String {
-    format!(
-        "murphy_{}",
-        group
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect::<String>()
-    )
-}
-
 /// `network-loss` and `network-duplicate` as an nftables table per namespace.
 pub struct NftPacket {
     kind: &'static str,
@@ -166,7 +146,7 @@ impl NftPacket {
             family: "inet",
             matcher: Matcher::new(&spec.filter, &env.peer_addrs),
             ppm: (spec.loss.ratio() * 1e6).round() as u32,
-            table: table_name(group),
+            table: netutil::table_name(group),
             applied: Vec::new(),
         }
     }
@@ -185,7 +165,7 @@ impl NftPacket {
             family: "ip",
             matcher: Matcher::new(&f, &env.peer_addrs),
             ppm: (spec.duplicate.ratio() * 1e6).round() as u32,
-            table: table_name(group),
+            table: netutil::table_name(group),
             applied: Vec::new(),
         }
     }
@@ -391,31 +371,16 @@ impl Fault for Engine {
             .collect();
         let json = self.config.to_string();
         for ns in spaces {
-            let (mut hog, lines) =
-                Hog::spawn_in(&self.exe, &["netq".to_string(), json.clone()], &ns)
-                    .map_err(FaultError::Failed)?;
-            undo.record(UndoAction::Kill { proc: hog.id })?;
-            hog.go().map_err(FaultError::Failed)?;
-            let first = lines.wait_for(&["bound", "error"], Duration::from_secs(5));
-            let pid = hog.id.pid;
+            let (hog, lines) = super::hog::start_in(
+                &self.exe,
+                &["netq".to_string(), json.clone()],
+                &ns,
+                undo,
+                "bound",
+                Duration::from_secs(5),
+            )?;
             self.helpers.push((hog, lines, ns.clone()));
             self.seen_lines.push(0);
-            match first {
-                Some(l) if l.starts_with("bound") => {}
-                Some(l) => {
-                    return Err(FaultError::Failed(format!(
-                        "packet engine pid {pid} in {}: {l}",
-                        ns.describe()
-                    )))
-                }
-                None => {
-                    return Err(FaultError::Failed(format!(
-                        "packet engine pid {pid} in {} did not bind queue {} within 5s",
-                        ns.describe(),
-                        self.queue
-                    )))
-                }
-            }
             for rule in &rules {
                 undo.record(UndoAction::DeleteIptablesRule {
                     netns: ns.clone(),

@@ -13,14 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-fn no_root(spaces: &[Netns], kind: &str) -> Result<(), FaultError> {
-    if spaces.contains(&Netns::Root) {
-        return Err(FaultError::Refused(format!(
-            "{kind}: refusing to change the host's own routing table; target a lab host or a namespace"
-        )));
-    }
-    Ok(())
-}
+const ROOT: &str = "change the host's own routing table";
 
 /// `route-blackhole` and `route-hijack`: one added route per prefix and namespace.
 pub struct AddRoutes {
@@ -74,7 +67,7 @@ impl Fault for AddRoutes {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = netutil::spaces(members, self.kind)?;
-        no_root(&spaces, self.kind)?;
+        netutil::no_root(&spaces, self.kind, ROOT)?;
         for ns in spaces {
             for p in &self.prefixes {
                 let route = self.tokens(p);
@@ -184,7 +177,7 @@ impl Fault for RouteFlap {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = netutil::spaces(members, "route-flap")?;
-        no_root(&spaces, "route-flap")?;
+        netutil::no_root(&spaces, "route-flap", ROOT)?;
         let mut routes: Vec<(Netns, Vec<String>)> = Vec::new();
         for ns in &spaces {
             for p in &self.prefixes {
