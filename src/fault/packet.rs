@@ -102,28 +102,43 @@ impl Matcher {
         }
     }
 
-    /// The iptables chain and the rule filter for the NFQUEUE engine.
-    pub fn iptables(&self, tag: &str) -> (&'static str, crate::netq::RuleFilter) {
+    /// The iptables chain and one rule argv (without the chain) per combination the
+    /// filter needs: a peer matches as source on input, as either end on a forwarding
+    /// hop; a port matches as either end.
+    pub fn iptables(&self, tag: &str, queue: u16) -> (&'static str, Vec<Vec<String>>) {
         let chain = match self.direction {
             PacketDirection::Forward => "FORWARD",
             _ => "INPUT",
         };
         let cidrs: Vec<String> = self.nets.iter().map(|(a, l)| format!("{a}/{l}")).collect();
-        let (sources, destinations) = match self.direction {
-            PacketDirection::Forward => (cidrs.clone(), Vec::new()),
-            _ => (cidrs, Vec::new()),
+        let ends: Vec<(Vec<String>, Vec<String>)> = match (self.direction, cidrs.is_empty()) {
+            (_, true) => vec![(vec![], vec![])],
+            (PacketDirection::Forward, false) => {
+                vec![(cidrs.clone(), vec![]), (vec![], cidrs)]
+            }
+            (_, false) => vec![(cidrs, vec![])],
         };
-        (
-            chain,
-            crate::netq::RuleFilter {
-                sources,
-                destinations,
-                protocol: self.protocol.map(str::to_string),
-                dport: None,
-                sport: None,
-                tag: tag.to_string(),
-            },
-        )
+        let ports: Vec<(Option<u16>, Option<u16>)> = match self.port {
+            Some(p) => vec![(Some(p), None), (None, Some(p))],
+            None => vec![(None, None)],
+        };
+        let mut rules = Vec::new();
+        for (sources, destinations) in &ends {
+            for (dport, sport) in &ports {
+                let f = crate::netq::RuleFilter {
+                    sources: sources.clone(),
+                    destinations: destinations.clone(),
+                    protocol: self.protocol.map(str::to_string),
+                    dport: *dport,
+                    sport: *sport,
+                    tag: tag.to_string(),
+                };
+                // The argv starts with the chain; the journal keeps it apart.
+                let argv = crate::netq::iptables_rule(chain, queue, &f);
+                rules.push(argv.into_iter().skip_while(|a| a == chain).collect());
+            }
+        }
+        (chain, rules)
     }
 }
 
@@ -348,27 +363,7 @@ impl Fault for Engine {
                 self.kind
             )));
         }
-        let (chain, filter) = self.matcher.iptables(&self.tag);
-        // A port matches either side: one rule for each.
-        let rules: Vec<Vec<String>> = match self.matcher.port {
-            Some(port) => [(Some(port), None), (None, Some(port))]
-                .into_iter()
-                .map(|(dport, sport)| {
-                    let f = crate::netq::RuleFilter {
-                        dport,
-                        sport,
-                        ..filter.clone()
-                    };
-                    crate::netq::iptables_rule(chain, self.queue, &f)
-                })
-                .collect(),
-            None => vec![crate::netq::iptables_rule(chain, self.queue, &filter)],
-        };
-        // The argv starts with the chain; the journal keeps it apart.
-        let rules: Vec<Vec<String>> = rules
-            .into_iter()
-            .map(|r| r.into_iter().skip_while(|a| a == chain).collect())
-            .collect();
+        let (chain, rules) = self.matcher.iptables(&self.tag, self.queue);
         let json = self.config.to_string();
         for ns in spaces {
             let (hog, lines) = super::hog::start_in(
@@ -403,7 +398,7 @@ impl Fault for Engine {
                     ns.describe()
                 )));
             }
-            let (chain, _) = self.matcher.iptables(&self.tag);
+            let (chain, _) = self.matcher.iptables(&self.tag, self.queue);
             let listed = netutil::run(ns, &["iptables", "-w", "-S", chain])?;
             let rule = listed
                 .lines()
@@ -436,5 +431,41 @@ impl Fault for Engine {
         for (hog, _, _) in &mut self.helpers {
             hog.finish(Duration::from_secs(2));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarding_hop_matches_peers_at_either_end_and_ports_on_either_side() {
+        let m = Matcher {
+            direction: PacketDirection::Forward,
+            nets: vec![(Ipv4Addr::new(10, 1, 0, 0), 16)],
+            protocol: Some("tcp"),
+            port: Some(80),
+        };
+        let (chain, rules) = m.iptables("f1", 7);
+        assert_eq!(chain, "FORWARD");
+        let joined: Vec<String> = rules.iter().map(|r| r.join(" ")).collect();
+        assert_eq!(joined.len(), 4, "{joined:#?}");
+        assert!(joined
+            .iter()
+            .any(|r| r.contains("-s 10.1.0.0/16") && r.contains("--dport 80")));
+        assert!(joined
+            .iter()
+            .any(|r| r.contains("-d 10.1.0.0/16") && r.contains("--sport 80")));
+        assert!(joined
+            .iter()
+            .all(|r| !r.starts_with("FORWARD") && r.contains("--queue-bypass")));
+        let ingress = Matcher {
+            direction: PacketDirection::Ingress,
+            nets: vec![],
+            protocol: None,
+            port: None,
+        };
+        let (chain, rules) = ingress.iptables("f2", 7);
+        assert_eq!((chain, rules.len()), ("INPUT", 1));
     }
 }
