@@ -42,6 +42,11 @@ pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<M
     if let Some(r) = &l.lab {
         return lab_ref(name, r, lab);
     }
+    if spec.pods.is_some() {
+        return Err(format!(
+            "target {name:?} selects pods: it runs on a cluster (kubectl apply), not with `murphy run`"
+        ));
+    }
     other(name, spec)
 }
 
@@ -190,30 +195,49 @@ pub fn next_random(state: &mut u64) -> u64 {
 }
 
 /// Apply `pick` to the matches, deterministically for a given seed and target name.
-pub fn pick(name: &str, spec: &TargetSpec, mut members: Vec<Member>, seed: u64) -> Vec<Member> {
-    let Some(p) = &spec.pick else { return members };
-    let n = members.len();
-    let k = match p.mode {
-        PickMode::All => n,
-        PickMode::One => 1,
-        PickMode::Count => p.count.unwrap_or(1) as usize,
-        PickMode::Percent => {
-            ((p.percent.map_or(100.0, |x| x.0) / 100.0) * n as f64).ceil() as usize
-        }
+pub fn pick(name: &str, spec: &TargetSpec, members: Vec<Member>, seed: u64) -> Vec<Member> {
+    match &spec.pick {
+        Some(p) => pick_by(name, p, members, |m| m.label.clone(), seed),
+        None => members,
     }
-    .min(n);
+}
+
+/// Seeded, replayable picking of any kind of member (lab members here, pods on a cluster):
+/// the same name, seed and candidates give the same choice, whatever order they came in.
+pub fn pick_by<T>(
+    name: &str,
+    p: &crate::model::spec::Pick,
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    seed: u64,
+) -> Vec<T> {
+    let n = items.len();
     let mut state = seed
         ^ name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
+    let share = |p: &crate::model::spec::Pick| {
+        ((p.percent.map_or(100.0, |x| x.0) / 100.0) * n as f64).ceil() as usize
+    };
+    let k = match p.mode {
+        PickMode::All => n,
+        PickMode::One => 1,
+        PickMode::Count => p.count.unwrap_or(1) as usize,
+        PickMode::Percent => share(p),
+        PickMode::UpToPercent => {
+            let most = share(p).max(1);
+            1 + (next_random(&mut state) % most as u64) as usize
+        }
+    }
+    .min(n);
     // Fisher-Yates on a stable order.
-    members.sort_by(|a, b| a.label.cmp(&b.label));
+    items.sort_by_key(&key);
     for i in (1..n).rev() {
         let j = (next_random(&mut state) % (i as u64 + 1)) as usize;
-        members.swap(i, j);
+        items.swap(i, j);
     }
-    members.truncate(k);
-    members
+    items.truncate(k);
+    items
 }
 
 #[cfg(test)]

@@ -577,3 +577,40 @@ spec:
         );
     }
 }
+
+#[test]
+fn pod_targets_are_checked_and_cannot_mix_with_a_lab() {
+    let errs = errors(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: pods}
+spec:
+  lab:
+    hosts: [{name: a}]
+  targets:
+    web:
+      pods: {namespace: Shop, matchLabels: {"app/": web, tier: "-bad"}, containers: [Main]}
+      pick: {mode: up-to-percent}
+  faults:
+    - {name: k, kind: process-kill, target: web, duration: 1s}
+"#,
+    );
+    for want in [
+        "spec.targets.web.pods.namespace",
+        "spec.targets.web.pods.matchLabels.app/",
+        "spec.targets.web.pods.matchLabels.tier",
+        "spec.targets.web.pods.containers[0]",
+        "spec.targets.web.pick.percent",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "no error at {want}: {errs:#?}"
+        );
+    }
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.targets.web.pods") && e.contains("runs on a cluster")),
+        "{errs:#?}"
+    );
+}

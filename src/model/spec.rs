@@ -93,6 +93,9 @@ pub struct ExperimentSpec {
 pub struct TargetSpec {
     #[serde(flatten)]
     pub local: LocalTarget,
+    /// Cluster only: pods by namespace and label selector (each pod is one member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodSelector>,
     /// Which of the members to act on, resolved when the fault is injected (default: all).
     /// `primary` and `replica` need `role`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,20 @@ pub struct TargetSpec {
     /// How many of the matching members to pick (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pick: Option<Pick>,
+}
+
+/// Pods on a cluster: every running pod in `namespace` whose labels include all of
+/// `matchLabels`. Only namespaces that opted in (label `murphy.dev/chaos: enabled`) can be
+/// targeted.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSelector {
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Containers of each pod to act on (default: every container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
 }
 
 /// Role-aware selection of a cluster's members.
@@ -328,6 +345,8 @@ pub enum PickMode {
     One,
     Count,
     Percent,
+    /// A seeded random number of members, from one up to `percent` of them.
+    UpToPercent,
 }
 
 /// A probe samples one thing at an interval; every sample goes on the timeline.

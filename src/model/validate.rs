@@ -158,6 +158,25 @@ fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
     }
 }
 
+/// A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at
+/// most 63 characters (alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric).
+pub fn label_key(k: &str) -> bool {
+    let (prefix, name) = k.rsplit_once('/').map_or((None, k), |(p, n)| (Some(p), n));
+    let prefix_ok = prefix
+        .is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(|l| is_name(l, 63)));
+    prefix_ok && !name.is_empty() && label_value(name)
+}
+
+/// A Kubernetes label value: empty, or at most 63 characters as in [`label_key`]'s name.
+pub fn label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+}
+
 /// A share of packets: above 0, at most 100%.
 fn check_share(v: &mut V, path: FieldPath, p: crate::model::quantity::Percent) {
     if p.0 <= 0.0 || p.0 > 100.0 {
@@ -542,6 +561,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         }
         let l = &t.local;
         let n = [
+            t.pods.is_some(),
             l.lab.is_some(),
             !l.members.is_empty(),
             l.process.is_some(),
@@ -554,8 +574,42 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
         if n != 1 {
             v.err(
                 tp.clone(),
-                format!("needs exactly one of `lab`, `members`, `process`, `cgroup` or `netns` (found {n})"),
+                format!("needs exactly one of `pods`, `lab`, `members`, `process`, `cgroup` or `netns` (found {n})"),
             );
+        }
+        if let Some(p) = &t.pods {
+            let pp = tp.key("pods");
+            if !is_name(&p.namespace, 63) {
+                v.err(
+                    pp.key("namespace"),
+                    format!("{:?} is not a namespace name", p.namespace),
+                );
+            }
+            for (k, val) in &p.match_labels {
+                if !label_key(k) {
+                    v.err(
+                        pp.key("matchLabels").key(k),
+                        "is not a Kubernetes label key",
+                    );
+                }
+                if !label_value(val) {
+                    v.err(
+                        pp.key("matchLabels").key(k),
+                        format!("{val:?} is not a Kubernetes label value"),
+                    );
+                }
+            }
+            for (j, c) in p.containers.iter().enumerate() {
+                if !is_name(c, 63) {
+                    v.err(
+                        pp.key("containers").index(j),
+                        format!("{c:?} is not a container name"),
+                    );
+                }
+            }
+            if spec.lab.is_some() {
+                v.err(pp, "a `pods` target runs on a cluster; an experiment with a `lab` runs on this machine");
+            }
         }
         let mut refs: Vec<(FieldPath, &String)> = Vec::new();
         if let Some(r) = &l.lab {
@@ -696,8 +750,10 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
                 PickMode::Count if pick.count.unwrap_or(0) == 0 => {
                     v.err(pp.key("count"), "mode `count` needs a count of at least 1")
                 }
-                PickMode::Percent if pick.percent.is_none_or(|p| p.0 <= 0.0) => {
-                    v.err(pp.key("percent"), "mode `percent` needs a percent above 0%")
+                PickMode::Percent | PickMode::UpToPercent
+                    if pick.percent.is_none_or(|p| p.0 <= 0.0) =>
+                {
+                    v.err(pp.key("percent"), "this mode needs a percent above 0%")
                 }
                 _ => {}
             }

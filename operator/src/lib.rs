@@ -1,0 +1,17 @@
+//! Murphy's Kubernetes front door, as a library the `murphy-operator` binary wraps.
+//!
+//! - [`crd`]: the `Experiment` custom resource, derived from the core's spec types (the CRD
+//!   schema is generated, never written by hand), and its status.
+//! - [`schema`]: checks that the generated schema is structural, as the API server demands.
+//! - [`select`]: which pods a target means (opt-in namespaces, label selectors, seeded
+//!   picking, blast-radius caps), grouped by the node whose agent acts on them.
+//! - [`status`]: phases, conditions and the bounded status the controller writes.
+//!
+//! Everything here is a pure function of its inputs: the controller's I/O layer (watching,
+//! patching, calling agents) stays thin around it. Dependencies point one way: this crate
+//! uses the engine (`murphy`), the engine never uses this crate.
+
+pub mod crd;
+pub mod schema;
+pub mod select;
+pub mod status;

@@ -1,0 +1,266 @@
+//! The API server only accepts *structural* schemas for a CRD: every node has a `type`,
+//! `oneOf`/`anyOf`/`allOf` may only validate (never declare properties), no JSON-Schema
+//! `const` or type lists, no `properties` beside `additionalProperties`. schemars writes
+//! richer JSON Schema (tagged enums as `oneOf` of objects, `Option` as `[T, "null"]`), so
+//! [`make_structural`] rewrites the generated schema and [`violations`] checks the result.
+//! What the rewrite drops (which variant's fields go together) is still enforced: the
+//! controller validates every Experiment with the engine's own validator before acting.
+
+use serde_json::{Map, Value};
+
+/// Rewrite every version's `openAPIV3Schema` of a CRD (JSON) into a structural schema.
+pub fn make_structural(crd: &mut Value) {
+    if let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
+        for v in versions {
+            if let Some(s) = v.pointer_mut("/schema/openAPIV3Schema") {
+                fix(s);
+            }
+        }
+    }
+}
+
+fn merge_props(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            None => {
+                into.insert(k.clone(), v.clone());
+            }
+            Some(existing) => {
+                // The same field in two variants: keep the union of what each allows.
+                if let (Some(a), Some(b)) = (
+                    existing.get("enum").and_then(Value::as_array).cloned(),
+                    v.get("enum").and_then(Value::as_array),
+                ) {
+                    let mut all = a;
+                    for x in b {
+                        if !all.contains(x) {
+                            all.push(x.clone());
+                        }
+                    }
+                    existing["enum"] = Value::Array(all);
+                }
+            }
+        }
+    }
+}
+
+fn fix(node: &mut Value) {
+    let Some(obj) = node.as_object_mut() else {
+        return;
+    };
+    // `Option<T>`: ["T", "null"] → T, nullable.
+    if let Some(types) = obj.get("type").and_then(Value::as_array).cloned() {
+        let real: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
+        if real.len() == 1 {
+            obj.insert("type".into(), real[0].clone());
+        }
+        if types.iter().any(|t| t == "null") {
+            obj.insert("nullable".into(), Value::Bool(true));
+        }
+    }
+    if let Some(c) = obj.remove("const") {
+        obj.insert("enum".into(), Value::Array(vec![c]));
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        let Some(Value::Array(branches)) = obj.remove(key) else {
+            continue;
+        };
+        let mut enums: Vec<Value> = Vec::new();
+        for mut b in branches {
+            fix(&mut b);
+            if b.get("nullable") == Some(&Value::Bool(true))
+                || b.get("type").and_then(Value::as_str) == Some("null")
+            {
+                obj.insert("nullable".into(), Value::Bool(true));
+            }
+            if let Some(props) = b.get("properties").and_then(Value::as_object) {
+                let into = obj
+                    .entry("properties")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(into) = into.as_object_mut() {
+                    merge_props(into, props);
+                }
+                obj.entry("type").or_insert_with(|| "object".into());
+            }
+            if let Some(e) = b.get("enum").and_then(Value::as_array) {
+                enums.extend(e.iter().cloned());
+            }
+            if let Some(t) = b.get("type").filter(|t| *t != "null") {
+                obj.entry("type").or_insert_with(|| t.clone());
+            }
+            for k in [
+                "pattern",
+                "format",
+                "description",
+                "additionalProperties",
+                "items",
+            ] {
+                if let Some(x) = b.get(k) {
+                    obj.entry(k).or_insert_with(|| x.clone());
+                }
+            }
+        }
+        if !enums.is_empty() && !obj.contains_key("properties") {
+            obj.insert("enum".into(), Value::Array(enums));
+        }
+    }
+    if obj.get("type").and_then(Value::as_str) == Some("null") {
+        obj.remove("type");
+    }
+    // Variants' `required` lists would make every variant's fields mandatory: drop the
+    // ones that name properties not every variant has (the validator checks them).
+    if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
+        obj.remove("additionalProperties");
+    }
+    if obj.get("additionalProperties") == Some(&Value::Bool(false)) {
+        obj.remove("additionalProperties");
+    }
+    if !obj.contains_key("type") {
+        if obj.contains_key("properties") {
+            obj.insert("type".into(), "object".into());
+        } else if obj.contains_key("items") {
+            obj.insert("type".into(), "array".into());
+        } else if !obj.contains_key("x-kubernetes-preserve-unknown-fields")
+            && !obj.contains_key("x-kubernetes-int-or-string")
+        {
+            obj.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                Value::Bool(true),
+            );
+        }
+    }
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for v in props.values_mut() {
+            fix(v);
+        }
+    }
+    if let Some(items) = obj.get_mut("items") {
+        fix(items);
+    }
+    if let Some(ap) = obj.get_mut("additionalProperties") {
+        if ap.is_object() {
+            fix(ap);
+        }
+    }
+    // `required` may only name declared properties.
+    let declared: Vec<String> = obj
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(Value::Array(req)) = obj.get_mut("required") {
+        req.retain(|r| r.as_str().is_some_and(|r| declared.iter().any(|d| d == r)));
+    }
+}
+
+/// Every place where a CRD's schemas are not structural, as `path: problem`.
+pub fn violations(crd: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(versions) = crd.pointer("/spec/versions").and_then(Value::as_array) {
+        for (i, v) in versions.iter().enumerate() {
+            match v.pointer("/schema/openAPIV3Schema") {
+                Some(s) => check(s, &format!("versions[{i}]"), &mut out),
+                None => out.push(format!("versions[{i}]: no openAPIV3Schema")),
+            }
+        }
+    }
+    out
+}
+
+fn check(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(obj) = node.as_object() else {
+        out.push(format!("{path}: not an object"));
+        return;
+    };
+    let escape = obj.contains_key("x-kubernetes-preserve-unknown-fields")
+        || obj.contains_key("x-kubernetes-int-or-string");
+    match obj.get("type") {
+        Some(Value::String(_)) => {}
+        Some(_) => out.push(format!("{path}: type must be one string")),
+        None if escape => {}
+        None => out.push(format!("{path}: no type")),
+    }
+    for k in ["const", "$ref", "definitions", "$defs"] {
+        if obj.contains_key(k) {
+            out.push(format!("{path}: {k} is not allowed"));
+        }
+    }
+    for k in ["oneOf", "anyOf", "allOf"] {
+        if let Some(Value::Array(bs)) = obj.get(k) {
+            if bs
+                .iter()
+                .any(|b| b.get("properties").is_some() || b.get("type").is_some())
+            {
+                out.push(format!(
+                    "{path}: {k} may only validate, not declare types or properties"
+                ));
+            }
+        }
+    }
+    if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
+        out.push(format!("{path}: properties beside additionalProperties"));
+    }
+    if let Some(Value::Object(props)) = obj.get("properties") {
+        for (k, v) in props {
+            check(v, &format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        check(items, &format!("{path}[]"), out);
+    }
+    if let Some(ap) = obj.get("additionalProperties").filter(|a| a.is_object()) {
+        check(ap, &format!("{path}.*"), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn crd(schema: Value) -> Value {
+        json!({"spec": {"versions": [{"schema": {"openAPIV3Schema": schema}}]}})
+    }
+
+    #[test]
+    fn tagged_enums_become_one_object_and_options_nullable() {
+        let mut c = crd(json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": ["string", "null"]},
+                "fault": {"oneOf": [
+                    {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}}, "required": ["kind", "x"]},
+                    {"type": "object", "properties": {"kind": {"const": "b"}, "y": {"type": "string"}}, "required": ["kind"]}
+                ]}
+            }
+        }));
+        assert!(!violations(&c).is_empty());
+        make_structural(&mut c);
+        assert_eq!(violations(&c), Vec::<String>::new(), "{c:#}");
+        let f = &c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["fault"];
+        assert_eq!(f["type"], "object");
+        assert_eq!(f["properties"]["kind"]["enum"], json!(["a", "b"]));
+        assert!(f["properties"]["x"].is_object() && f["properties"]["y"].is_object());
+        let n = &c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["name"];
+        assert_eq!(
+            (n["type"].clone(), n["nullable"].clone()),
+            (json!("string"), json!(true))
+        );
+    }
+
+    #[test]
+    fn the_checker_names_what_is_wrong_and_where() {
+        let c = crd(
+            json!({"type": "object", "properties": {"a": {"properties": {}}, "b": {"type": "string", "const": "x"}}}),
+        );
+        let v = violations(&c);
+        assert!(v.iter().any(|x| x == "versions[0].a: no type"), "{v:?}");
+        assert!(
+            v.iter().any(|x| x == "versions[0].b: const is not allowed"),
+            "{v:?}"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Which pods a target means on a cluster: only namespaces that opted in (label
+//! `murphy.dev/chaos: enabled` on the Namespace), only running pods whose labels include
+//! the selector's, then the target's seeded `pick` (the engine's own picking, so a run
+//! replays), capped by `guardrails.maxTargets`. Then the pods are grouped by node: each
+//! node's agent acts on its own pods.
+
+use murphy::model::spec::{PodSelector, TargetSpec};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The label a namespace carries to allow experiments in it.
+pub const OPT_IN_LABEL: &str = "murphy.dev/chaos";
+pub const OPT_IN_VALUE: &str = "enabled";
+
+/// What the controller knows of a pod (from the API server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub running: bool,
+    pub containers: Vec<String>,
+    /// Set when the pod is being deleted.
+    pub terminating: bool,
+}
+
+/// One pod chosen, with the containers to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    pub pod: PodInfo,
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SelectError {
+    #[error("target {target:?}: namespace {namespace:?} has not opted in (label it {OPT_IN_LABEL}={OPT_IN_VALUE})")]
+    NotOptedIn { target: String, namespace: String },
+    #[error("target {target:?}: no running pod in {namespace:?} matches {selector}")]
+    NoPods {
+        target: String,
+        namespace: String,
+        selector: String,
+    },
+    #[error("target {target:?}: pod {pod} has no container named {container:?} (it has {have})")]
+    NoContainer {
+        target: String,
+        pod: String,
+        container: String,
+        have: String,
+    },
+    #[error("target {target:?} resolved to {found} pods, more than guardrails.maxTargets ({max})")]
+    TooMany {
+        target: String,
+        found: usize,
+        max: usize,
+    },
+    #[error(
+        "target {target:?} does not select pods (lab and process targets run with `murphy run`)"
+    )]
+    NotPods { target: String },
+}
+
+fn describe(sel: &PodSelector) -> String {
+    if sel.match_labels.is_empty() {
+        return "any labels".into();
+    }
+    sel.match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The pods a target means right now.
+pub fn select_pods(
+    target: &str,
+    spec: &TargetSpec,
+    pods: &[PodInfo],
+    opted_in: &BTreeSet<String>,
+    seed: u64,
+    max_targets: usize,
+) -> Result<Vec<Chosen>, SelectError> {
+    let sel = spec.pods.as_ref().ok_or_else(|| SelectError::NotPods {
+        target: target.into(),
+    })?;
+    if !opted_in.contains(&sel.namespace) {
+        return Err(SelectError::NotOptedIn {
+            target: target.into(),
+            namespace: sel.namespace.clone(),
+        });
+    }
+    let matching: Vec<&PodInfo> = pods
+        .iter()
+        .filter(|p| p.namespace == sel.namespace && p.running && !p.terminating)
+        .filter(|p| p.node.is_some())
+        .filter(|p| {
+            sel.match_labels
+                .iter()
+                .all(|(k, v)| p.labels.get(k) == Some(v))
+        })
+        .collect();
+    if matching.is_empty() {
+        return Err(SelectError::NoPods {
+            target: target.into(),
+            namespace: sel.namespace.clone(),
+            selector: describe(sel),
+        });
+    }
+    let picked = match &spec.pick {
+        Some(p) => murphy::target::pick_by(target, p, matching, |p| p.name.clone(), seed),
+        None => matching,
+    };
+    if picked.len() > max_targets {
+        return Err(SelectError::TooMany {
+            target: target.into(),
+            found: picked.len(),
+            max: max_targets,
+        });
+    }
+    picked
+        .into_iter()
+        .map(|p| {
+            let containers = if sel.containers.is_empty() {
+                p.containers.clone()
+            } else {
+                for c in &sel.containers {
+                    if !p.containers.contains(c) {
+                        return Err(SelectError::NoContainer {
+                            target: target.into(),
+                            pod: p.name.clone(),
+                            container: c.clone(),
+                            have: p.containers.join(", "),
+                        });
+                    }
+                }
+                sel.containers.clone()
+            };
+            Ok(Chosen {
+                pod: p.clone(),
+                containers,
+            })
+        })
+        .collect()
+}
+
+/// Chosen pods by node name: one agent call batch per node.
+pub fn by_node(chosen: &[Chosen]) -> BTreeMap<String, Vec<&Chosen>> {
+    let mut out: BTreeMap<String, Vec<&Chosen>> = BTreeMap::new();
+    for c in chosen {
+        if let Some(n) = &c.pod.node {
+            out.entry(n.clone()).or_default().push(c);
+        }
+    }
+    out
+}
+
+/// Pods that replaced a chosen one while the fault window is open: same owner labels,
+/// not already chosen, running. The controller injects into these too.
+pub fn replacements<'a>(
+    spec: &TargetSpec,
+    chosen: &[Chosen],
+    pods: &'a [PodInfo],
+) -> Vec<&'a PodInfo> {
+    let Some(sel) = &spec.pods else {
+        return Vec::new();
+    };
+    let gone = chosen
+        .iter()
+        .filter(|c| {
+            !pods
+                .iter()
+                .any(|p| p.uid == c.pod.uid && p.running && !p.terminating)
+        })
+        .count();
+    pods.iter()
+        .filter(|p| p.namespace == sel.namespace && p.running && !p.terminating && p.node.is_some())
+        .filter(|p| {
+            sel.match_labels
+                .iter()
+                .all(|(k, v)| p.labels.get(k) == Some(v))
+        })
+        .filter(|p| !chosen.iter().any(|c| c.pod.uid == p.uid))
+        .take(gone)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use murphy::model::spec::{Pick, PickMode};
+    use proptest::prelude::*;
+
+    fn pod(i: usize, node: &str, app: &str) -> PodInfo {
+        PodInfo {
+            namespace: "shop".into(),
+            name: format!("{app}-{i}"),
+            uid: format!("uid-{app}-{i}"),
+            node: Some(node.into()),
+            labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+            running: true,
+            containers: vec!["app".into(), "sidecar".into()],
+            terminating: false,
+        }
+    }
+
+    fn target(mode: PickMode, count: Option<u32>, percent: Option<f64>) -> TargetSpec {
+        TargetSpec {
+            pods: Some(PodSelector {
+                namespace: "shop".into(),
+                match_labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+                containers: vec![],
+            }),
+            pick: Some(Pick {
+                mode,
+                count,
+                percent: percent.map(murphy::model::Percent),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fleet() -> Vec<PodInfo> {
+        let mut v: Vec<PodInfo> = (0..10)
+            .map(|i| pod(i, if i % 2 == 0 { "n1" } else { "n2" }, "web"))
+            .collect();
+        v.push(pod(0, "n1", "db"));
+        v[3].running = false;
+        v
+    }
+
+    fn opted() -> BTreeSet<String> {
+        BTreeSet::from(["shop".to_string()])
+    }
+
+    #[test]
+    fn only_opted_in_namespaces_and_running_matching_pods() {
+        let t = target(PickMode::All, None, None);
+        let err = select_pods("web", &t, &fleet(), &BTreeSet::new(), 1, 100).expect_err("opt-in");
+        assert!(
+            err.to_string().contains("murphy.dev/chaos=enabled"),
+            "{err}"
+        );
+        let all = select_pods("web", &t, &fleet(), &opted(), 1, 100).expect("pods");
+        assert_eq!(
+            all.len(),
+            9,
+            "10 web pods, one not running, the db pod excluded"
+        );
+        assert!(all
+            .iter()
+            .all(|c| c.pod.labels["app"] == "web" && c.pod.running));
+        let nodes = by_node(&all);
+        assert_eq!(nodes.keys().collect::<Vec<_>>(), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn modes_pick_the_right_number_and_caps_refuse_more() {
+        let f = fleet();
+        let n = |t: &TargetSpec| select_pods("web", t, &f, &opted(), 7, 100).map(|v| v.len());
+        assert_eq!(n(&target(PickMode::One, None, None)), Ok(1));
+        assert_eq!(n(&target(PickMode::Count, Some(3), None)), Ok(3));
+        assert_eq!(n(&target(PickMode::Percent, None, Some(50.0))), Ok(5));
+        let up = n(&target(PickMode::UpToPercent, None, Some(50.0))).expect("up to");
+        assert!((1..=5).contains(&up), "{up}");
+        let err = select_pods(
+            "web",
+            &target(PickMode::All, None, None),
+            &f,
+            &opted(),
+            7,
+            4,
+        )
+        .expect_err("cap");
+        assert!(
+            matches!(
+                err,
+                SelectError::TooMany {
+                    found: 9,
+                    max: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_container_is_named() {
+        let mut t = target(PickMode::One, None, None);
+        if let Some(p) = t.pods.as_mut() {
+            p.containers = vec!["proxy".into()];
+        }
+        let err = select_pods("web", &t, &fleet(), &opted(), 1, 100).expect_err("container");
+        assert!(
+            err.to_string()
+                .contains("no container named \"proxy\" (it has app, sidecar)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_replacement_pod_is_targeted_while_the_window_is_open() {
+        let t = target(PickMode::Count, Some(2), None);
+        let mut f = fleet();
+        let chosen = select_pods("web", &t, &f, &opted(), 3, 100).expect("pods");
+        // One chosen pod is deleted and its ReplicaSet starts a new one.
+        let gone = chosen[0].pod.uid.clone();
+        f.retain(|p| p.uid != gone);
+        f.push(pod(42, "n2", "web"));
+        let r = replacements(&t, &chosen, &f);
+        assert_eq!(r.len(), 1);
+        assert!(!chosen.iter().any(|c| c.pod.uid == r[0].uid));
+    }
+
+    proptest! {
+        #[test]
+        fn picks_replay_whatever_order_the_api_lists_pods_in(seed in any::<u64>(), k in 1u32..9, rot in 0usize..10) {
+            let t = target(PickMode::Count, Some(k), None);
+            let f = fleet();
+            let mut g = f.clone();
+            g.rotate_left(rot);
+            let a: Vec<String> = select_pods("web", &t, &f, &opted(), seed, 100).expect("a").into_iter().map(|c| c.pod.uid).collect();
+            let b: Vec<String> = select_pods("web", &t, &g, &opted(), seed, 100).expect("b").into_iter().map(|c| c.pod.uid).collect();
+            prop_assert_eq!(a, b);
+        }
+    }
+}
