@@ -6,12 +6,17 @@
 //! - [`select`]: which pods a target means (opt-in namespaces, label selectors, seeded
 //!   picking, blast-radius caps), grouped by the node whose agent acts on them.
 //! - [`status`]: phases, conditions and the bounded status the controller writes.
+//! - [`pods`]: on a node, from a pod's UID to its containers' processes (kubelet's cgroup
+//!   layouts), which the engine's faults act on.
+//! - [`lease`]: the agent's lease table: which injections lapsed and must be reverted.
 //!
 //! Everything here is a pure function of its inputs: the controller's I/O layer (watching,
 //! patching, calling agents) stays thin around it. Dependencies point one way: this crate
 //! uses the engine (`murphy`), the engine never uses this crate.
 
 pub mod crd;
+pub mod lease;
+pub mod pods;
 pub mod schema;
 pub mod select;
 pub mod status;
