@@ -62,6 +62,18 @@ fn env() -> FaultEnv {
     }
 }
 
+/// The settings of a fault that acts from a lab host (the BGP speaker's).
+fn env_from(fx: &Fixture, host: &str) -> FaultEnv {
+    let mut e = env();
+    e.from = Some((
+        Netns::Named {
+            name: netns(fx, host),
+        },
+        fx.lab().addrs(host),
+    ));
+    e
+}
+
 fn member(fx: &Fixture, host: &str) -> Member {
     let (netns, _) = fx.lab().host(host).expect("host");
     Member {
@@ -435,13 +447,7 @@ fn site_failure_cuts_the_site_off_except_from_itself() {
 fn bgp_announce_puts_a_bogus_route_into_a_real_bird_router_and_withdraws_it() {
     let mut fx = Fixture::new("bgp", LAB);
     let a = netns(&fx, "a");
-    let mut e = env();
-    e.from = Some((
-        Netns::Named {
-            name: netns(&fx, "b"),
-        },
-        fx.lab().addrs("b"),
-    ));
+    let e = env_from(&fx, "b");
     let action = FaultAction::BgpAnnounce(BgpAnnounce {
         from: "b".into(),
         neighbor: "10.78.6.11".into(),
@@ -823,13 +829,7 @@ fn network_reorder_lets_a_share_overtake_the_held_rest() {
 #[test]
 fn bgp_reset_mode_keeps_reopening_the_session() {
     let mut fx = Fixture::new("bgpreset", LAB);
-    let mut e = env();
-    e.from = Some((
-        Netns::Named {
-            name: netns(&fx, "b"),
-        },
-        fx.lab().addrs("b"),
-    ));
+    let e = env_from(&fx, "b");
     let action = FaultAction::BgpAnnounce(BgpAnnounce {
         from: "b".into(),
         neighbor: "10.78.6.11".into(),
@@ -855,13 +855,7 @@ fn bgp_reset_mode_keeps_reopening_the_session() {
 #[test]
 fn bgp_announce_as_an_unexpected_peer_fails_with_the_routers_answer_and_leaves_nothing() {
     let mut fx = Fixture::new("bgpbad", LAB);
-    let mut e = env();
-    e.from = Some((
-        Netns::Named {
-            name: netns(&fx, "b"),
-        },
-        fx.lab().addrs("b"),
-    ));
+    let e = env_from(&fx, "b");
     // bird expects AS 65066 from b: it refuses the session.
     let action = FaultAction::BgpAnnounce(BgpAnnounce {
         from: "b".into(),

@@ -9,11 +9,15 @@
 //! - [`pods`]: on a node, from a pod's UID to its containers' processes (kubelet's cgroup
 //!   layouts), which the engine's faults act on.
 //! - [`lease`]: the agent's lease table: which injections lapsed and must be reverted.
+//! - [`agent`]: the node agent's engine side (inject, observe, renew, revert, lapse,
+//!   clean-up of a predecessor), transport-free.
 //!
-//! Everything here is a pure function of its inputs: the controller's I/O layer (watching,
-//! patching, calling agents) stays thin around it. Dependencies point one way: this crate
+//! Apart from [`agent`] and [`pods`] (which act on this node), everything here is a pure
+//! function of its inputs: the controller's I/O layer (watching, patching, calling agents)
+//! stays thin around it. Dependencies point one way: this crate
 //! uses the engine (`murphy`), the engine never uses this crate.
 
+pub mod agent;
 pub mod crd;
 pub mod lease;
 pub mod pods;

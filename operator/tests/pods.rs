@@ -4,53 +4,10 @@
 //! faults must act on them through the resulting members.
 
 use murphy_operator::pods::{member, resolve, ContainerRef, ResolveError};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
 
-struct Tree {
-    root: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Remove the tree deepest first.
-        let mut dirs = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(d) = stack.pop() {
-            if let Ok(rd) = std::fs::read_dir(&d) {
-                for e in rd.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push(e.path());
-                    }
-                }
-            }
-            dirs.push(d);
-        }
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in dirs {
-            let _ = std::fs::remove_dir(&d);
-        }
-    }
-}
-
-/// A process (in a new network namespace, as a container is) placed in `cgroup`.
-fn container(tree: &mut Tree, cgroup: &Path) -> i32 {
-    std::fs::create_dir_all(cgroup).expect("cgroup");
-    let child = Command::new("unshare")
-        .args(["--net", "sleep", "60"])
-        .spawn()
-        .expect("unshare");
-    let pid = child.id() as i32;
-    // unshare execs sleep in place: the pid stays the same.
-    std::fs::write(cgroup.join("cgroup.procs"), pid.to_string()).expect("move");
-    tree.children.push(child);
-    pid
-}
+mod common;
+use common::Tree;
 
 const UID: &str = "7d0e6f1a-2b3c-4d5e-8f90-a1b2c3d4e5f6";
 const APP: &str = "9e107d9d372bb6826bd81d3542a419d6a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -70,10 +27,10 @@ fn refs() -> Vec<ContainerRef> {
 }
 
 fn check(tree: &mut Tree, pod_dir: &Path, app_dir: &str, side_dir: &str) {
-    let app = container(tree, &pod_dir.join(app_dir));
-    let side = container(tree, &pod_dir.join(side_dir));
+    let app = tree.container(&pod_dir.join(app_dir));
+    let side = tree.container(&pod_dir.join(side_dir));
     // The pod's sandbox ("pause") has a cgroup of its own too.
-    container(tree, &pod_dir.join("0123456789abcdef0123"));
+    tree.container(&pod_dir.join("0123456789abcdef0123"));
     let found = resolve(std::slice::from_ref(&tree.root), UID, &refs()).expect("resolve");
     assert_eq!(found.len(), 2);
     assert_eq!(
@@ -84,7 +41,7 @@ fn check(tree: &mut Tree, pod_dir: &Path, app_dir: &str, side_dir: &str) {
         (found[1].name.as_str(), found[1].pids.clone()),
         ("sidecar", vec![side])
     );
-    // The engine acts on the member: pausing it stops exactly the app's process.
+    // The engine acts on this member (tests/agent.rs pauses it through the agent).
     let m = member("shop/web-0", &found[0]).expect("member");
     assert_eq!(m.procs[0].pid, app);
     assert!(
@@ -102,22 +59,11 @@ fn check(tree: &mut Tree, pod_dir: &Path, app_dir: &str, side_dir: &str) {
     );
 }
 
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "privileged test: run as root (CI does)"
-    );
-}
-
 #[test]
 fn cgroupfs_driver_on_cgroup_v1() {
-    require_root();
     let m = murphy::cgroup::Mounts::read();
     let base = m.v1_mount("pids").expect("v1 pids hierarchy").to_path_buf();
-    let mut tree = Tree {
-        root: base.join(format!("murphy-kubelet-{}", std::process::id())),
-        children: vec![],
-    };
+    let mut tree = Tree::new(&base, "v1");
     let pod = tree
         .root
         .join("kubepods/burstable")
@@ -130,13 +76,9 @@ fn cgroupfs_driver_on_cgroup_v1() {
 
 #[test]
 fn systemd_driver_on_cgroup_v2_with_containerd_and_cri_o() {
-    require_root();
     let m = murphy::cgroup::Mounts::read();
     let base = m.v2.clone().expect("a v2 hierarchy");
-    let mut tree = Tree {
-        root: base.join(format!("murphy-kubelet-{}", std::process::id())),
-        children: vec![],
-    };
+    let mut tree = Tree::new(&base, "v2");
     let pod = tree
         .root
         .join("kubepods.slice/kubepods-besteffort.slice")

@@ -94,6 +94,19 @@ impl Matcher {
         out
     }
 
+    /// The members' namespaces; the host's own only when peers narrow what is touched.
+    pub fn spaces(&self, members: &[Member], kind: &str) -> Result<Vec<Netns>, FaultError> {
+        let spaces = netutil::spaces(members, kind)?;
+        if self.nets.is_empty() {
+            netutil::no_root(
+                &spaces,
+                kind,
+                "act on all of the host's own traffic (name peers or cidrs)",
+            )?;
+        }
+        Ok(spaces)
+    }
+
     pub fn hook(&self) -> &'static str {
         match self.direction {
             PacketDirection::Ingress => "input",
@@ -229,13 +242,7 @@ impl Fault for NftPacket {
         self.kind
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = netutil::spaces(members, self.kind)?;
-        if spaces.contains(&Netns::Root) && self.matcher.nets.is_empty() {
-            return Err(FaultError::Refused(format!(
-                "{}: refusing to degrade all of the host's own traffic: name peers or cidrs",
-                self.kind
-            )));
-        }
+        let spaces = self.matcher.spaces(members, self.kind)?;
         for ns in spaces {
             let devices = netutil::interfaces(&ns)?;
             let doc = self.ruleset(&devices).to_string();
@@ -356,13 +363,7 @@ impl Fault for Engine {
         self.kind
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = netutil::spaces(members, self.kind)?;
-        if spaces.contains(&Netns::Root) && self.matcher.nets.is_empty() {
-            return Err(FaultError::Refused(format!(
-                "{}: refusing to queue all of the host's own traffic: name peers or cidrs",
-                self.kind
-            )));
-        }
+        let spaces = self.matcher.spaces(members, self.kind)?;
         let (chain, rules) = self.matcher.iptables(&self.tag, self.queue);
         let json = self.config.to_string();
         for ns in spaces {

@@ -1,0 +1,239 @@
+//! The node agent's engine side: what it does for each call the controller makes, with
+//! the transport left out (the gRPC service, with mTLS, wraps this; it is not built yet).
+//!
+//! Every injection is bound to an experiment, a fault and a pod UID. The agent resolves
+//! the pod to its containers' processes on this node ([`crate::pods`]), builds the fault
+//! with the engine ([`murphy::fault::build`], the same trait the CLI runner uses), journals
+//! it in the agent's state directory, and holds it under a lease ([`crate::lease`]). A call
+//! naming another pod UID is refused; a lapsed lease is reverted by [`Agent::tick`]; a new
+//! agent first reverts whatever a previous instance left in the journal.
+
+use crate::lease::{Key, LeaseError, Leases};
+use crate::pods::{self, ContainerRef, ResolveError};
+use murphy::fault::{self, Fault, FaultEnv, UndoLog};
+use murphy::journal::{Journal, NoLab, UndoAction};
+use murphy::model::spec::FaultAction;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One inject call.
+#[derive(Clone, Debug)]
+pub struct InjectRequest {
+    pub experiment: String,
+    pub fault: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub containers: Vec<ContainerRef>,
+    pub action: FaultAction,
+    pub lease_ms: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("injecting {fault}: {message} (rolled back)")]
+    Inject { fault: String, message: String },
+    #[error("reverting {fault}: {}", errors.join("; "))]
+    Revert { fault: String, errors: Vec<String> },
+    #[error("journal: {0}")]
+    Journal(#[from] std::io::Error),
+}
+
+struct Active {
+    fault: Box<dyn Fault>,
+    undo: Vec<UndoAction>,
+    group: String,
+}
+
+pub struct Agent {
+    exe: PathBuf,
+    roots: Vec<PathBuf>,
+    journal: Arc<Journal>,
+    leases: Leases,
+    active: BTreeMap<Key, Active>,
+    serial: u64,
+}
+
+impl Agent {
+    /// Start an agent: revert what earlier instances left in `state_dir`, then open a
+    /// journal of its own. Returns the agent and what was reverted.
+    pub fn start(
+        state_dir: &Path,
+        exe: PathBuf,
+        roots: Vec<PathBuf>,
+        instance: &str,
+    ) -> Result<(Agent, Vec<String>), AgentError> {
+        let mut cleaned = Vec::new();
+        for r in murphy::journal::recover(state_dir)? {
+            cleaned.extend(r.undone);
+            cleaned.extend(r.errors.into_iter().map(|e| format!("NOT reverted: {e}")));
+        }
+        let journal = Arc::new(Journal::create(state_dir, &format!("agent-{instance}"))?);
+        Ok((
+            Agent {
+                exe,
+                roots,
+                journal,
+                leases: Leases::default(),
+                active: BTreeMap::new(),
+                serial: 0,
+            },
+            cleaned,
+        ))
+    }
+
+    /// Inject a fault into a pod's containers on this node; returns the confirmation's
+    /// evidence. Nothing is left half-applied on error.
+    pub fn inject(&mut self, req: &InjectRequest, now_ms: u64) -> Result<String, AgentError> {
+        if matches!(req.action, FaultAction::BgpAnnounce(_)) {
+            return Err(AgentError::Refused(
+                "bgp-announce runs from a lab host; it is not available on a cluster".into(),
+            ));
+        }
+        let key = Key {
+            experiment: req.experiment.clone(),
+            fault: req.fault.clone(),
+            pod_uid: req.pod_uid.clone(),
+        };
+        if self.active.contains_key(&key) {
+            return Err(AgentError::Refused(format!(
+                "{} of {} is already injected into pod {}",
+                req.fault, req.experiment, req.pod_uid
+            )));
+        }
+        let resolved = pods::resolve(&self.roots, &req.pod_uid, &req.containers)?;
+        let members: Vec<_> = resolved
+            .iter()
+            .filter_map(|r| pods::member(&req.pod, r))
+            .collect();
+        self.serial += 1;
+        let group = format!("{}-{}-{}", req.experiment, req.fault, self.serial)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>();
+        let env = FaultEnv {
+            exe: self.exe.clone(),
+            lease: Duration::from_millis(req.lease_ms) + Duration::from_secs(30),
+            peer_addrs: Vec::new(),
+            seed: req.seed,
+            max_data_bytes: 1 << 30,
+            from: None,
+        };
+        let mut f = fault::build(&req.action, &env, &group);
+        let label = format!("{} ({}) on {}", req.fault, req.action.kind(), req.pod);
+        let mut undo = UndoLog::new(&self.journal, &group, &label)?;
+        let injected = f.inject(&members, &mut undo);
+        let actions = undo.into_actions();
+        let confirmed = injected.and_then(|()| f.confirm());
+        match confirmed {
+            Ok(ev) => {
+                self.leases.grant(key.clone(), now_ms, req.lease_ms)?;
+                self.active.insert(
+                    key,
+                    Active {
+                        fault: f,
+                        undo: actions,
+                        group,
+                    },
+                );
+                Ok(ev.0)
+            }
+            Err(e) => {
+                f.stop();
+                let _ = fault::revert(&actions, &NoLab);
+                let _ = self.journal.done(&group);
+                Err(AgentError::Inject {
+                    fault: req.fault.clone(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Fresh evidence that a live injection is still in effect.
+    pub fn observe(
+        &mut self,
+        experiment: &str,
+        fault: &str,
+        pod_uid: &str,
+    ) -> Result<Vec<String>, AgentError> {
+        let key = self.leases.check(experiment, fault, pod_uid)?;
+        Ok(self
+            .active
+            .get_mut(&key)
+            .map(|a| a.fault.observe())
+            .unwrap_or_default())
+    }
+
+    pub fn renew(
+        &mut self,
+        experiment: &str,
+        fault: &str,
+        pod_uid: &str,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<u64, AgentError> {
+        let key = self.leases.check(experiment, fault, pod_uid)?;
+        Ok(self.leases.renew(&key, now_ms, ttl_ms)?)
+    }
+
+    /// Revert on request.
+    pub fn revert(
+        &mut self,
+        experiment: &str,
+        fault: &str,
+        pod_uid: &str,
+    ) -> Result<Vec<String>, AgentError> {
+        let key = self.leases.check(experiment, fault, pod_uid)?;
+        self.leases.release(&key);
+        self.undo(&key)
+    }
+
+    fn undo(&mut self, key: &Key) -> Result<Vec<String>, AgentError> {
+        let Some(mut a) = self.active.remove(key) else {
+            return Ok(Vec::new());
+        };
+        a.fault.stop();
+        match fault::revert(&a.undo, &NoLab) {
+            Ok(msgs) => {
+                self.journal.done(&a.group)?;
+                Ok(msgs)
+            }
+            Err(errors) => Err(AgentError::Revert {
+                fault: key.fault.clone(),
+                errors,
+            }),
+        }
+    }
+
+    /// Revert every injection whose lease lapsed by `now` (call it every second or so).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        self.leases
+            .lapsed(now_ms)
+            .into_iter()
+            .map(|k| {
+                let r = self.undo(&k);
+                (k, r)
+            })
+            .collect()
+    }
+
+    /// Live injections.
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+}
