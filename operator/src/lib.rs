@@ -6,6 +6,8 @@
 //! - [`select`]: which pods a target means (opt-in namespaces, label selectors, seeded
 //!   picking, blast-radius caps), grouped by the node whose agent acts on them.
 //! - [`status`]: phases, conditions and the bounded status the controller writes.
+//! - [`controller`]: the reconcile decision (finalizer, reject, start, renew, revert,
+//!   evaluate) as one pure function.
 //! - [`pods`]: on a node, from a pod's UID to its containers' processes (kubelet's cgroup
 //!   layouts), which the engine's faults act on.
 //! - [`lease`]: the agent's lease table: which injections lapsed and must be reverted.
@@ -18,6 +20,7 @@
 //! uses the engine (`murphy`), the engine never uses this crate.
 
 pub mod agent;
+pub mod controller;
 pub mod crd;
 pub mod lease;
 pub mod pods;
