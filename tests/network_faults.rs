@@ -884,3 +884,64 @@ fn bgp_announce_as_an_unexpected_peer_fails_with_the_routers_answer_and_leaves_n
         .is_empty());
     fx.teardown_and_assert_clean();
 }
+
+const ROUTED: &str = r#"
+subnet: 10.78.7.0/24
+hosts:
+  - name: c
+    routes: [{to: 10.78.9.0/24, via: 10.78.8.1}]
+  - name: r
+    forwarding: true
+  - name: s
+    routes: [{to: 10.78.8.0/24, via: 10.78.9.1}]
+    processes:
+      - name: web
+        argv: [nginx, -p, ., -e, stderr, -c, experiments/quickstart/nginx.conf, -g, "daemon off; pid {data}/nginx.pid;"]
+        ready: {http: {url: "http://{address}/"}, timeout: 10s}
+networks:
+  - {name: left, subnet: 10.78.8.0/24, attach: {c: 10.78.8.10, r: 10.78.8.1}}
+  - {name: right, subnet: 10.78.9.0/24, attach: {r: 10.78.9.1, s: 10.78.9.10}}
+"#;
+
+/// Median TCP handshake time from inside a namespace.
+fn median_connect_from(ns: &str, addr: &str, n: usize) -> f64 {
+    use std::os::fd::AsFd;
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    let addr = addr.to_string();
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        median_connect_ms(&addr, n)
+    })
+    .join()
+    .expect("thread")
+}
+
+#[test]
+fn network_delay_on_a_forwarding_hop_delays_what_it_routes() {
+    let mut fx = Fixture::new("fwd", ROUTED);
+    let c = netns(&fx, "c");
+    let before = median_connect_from(&c, "10.78.9.10:80", 9);
+    assert!(before < 10.0, "routed baseline {before}ms");
+    let action = FaultAction::NetworkDelay(NetworkDelay {
+        delay: "30ms".parse().expect("d"),
+        filter: PacketFilter {
+            direction: Some(PacketDirection::Forward),
+            cidrs: vec!["10.78.9.10/32".into()],
+            protocol: Some(Protocol::Tcp),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (f, actions, ev) = inject(&fx, action, &env(), "fw", &[member(&fx, "r")]);
+    assert!(ev.contains("FORWARD"), "{ev}");
+    // The SYN (to s) and the SYN-ACK (from s) both cross r: two holds per handshake.
+    let during = median_connect_from(&c, "10.78.9.10:80", 9);
+    assert!(
+        (55.0..130.0).contains(&during),
+        "routed connect during delay {during}ms"
+    );
+    revert_twice(f, &actions);
+    assert!(median_connect_from(&c, "10.78.9.10:80", 9) < 10.0);
+    assert!(iptables_rules(&netns(&fx, "r")).is_empty());
+    fx.teardown_and_assert_clean();
+}
