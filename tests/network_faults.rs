@@ -136,6 +136,26 @@ fn in_ns(ns: &str, argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// curl's exit code for one request from inside a namespace (28: timed out).
+fn curl_exit(ns: &str, url: &str) -> Option<i32> {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "-m",
+            "1",
+            "-o",
+            "/dev/null",
+            url,
+        ])
+        .status()
+        .expect("curl")
+        .code()
+}
+
 fn iptables_rules(ns: &str) -> Vec<String> {
     ["INPUT", "FORWARD", "OUTPUT"]
         .iter()
@@ -489,44 +509,12 @@ fn bgp_session_drop_blocks_port_179_only() {
     let (f, actions, ev) = inject(&fx, action, &env(), "bd", &[member(&fx, "a")]);
     assert!(ev.contains("rule"), "{ev}");
     // From b: TCP 179 to a times out, HTTP still answers.
-    let conn179 = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b,
-            "curl",
-            "-s",
-            "-m",
-            "1",
-            "-o",
-            "/dev/null",
-            "http://10.78.6.11:179/",
-        ])
-        .status()
-        .expect("curl");
-    assert_eq!(
-        conn179.code(),
-        Some(28),
-        "connect to 179 timed out (curl 28)"
-    );
+    let conn179 = curl_exit(&b, "http://10.78.6.11:179/");
+    assert_eq!(conn179, Some(28), "connect to 179 timed out (curl 28)");
     assert!(in_ns(&b, &["curl", "-s", "-m", "2", "http://10.78.5.11/"]).contains("hello"));
     revert_twice(f, &actions);
-    let after = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b,
-            "curl",
-            "-s",
-            "-m",
-            "1",
-            "-o",
-            "/dev/null",
-            "http://10.78.6.11:179/",
-        ])
-        .status()
-        .expect("curl");
-    assert_ne!(after.code(), Some(28), "179 answers again");
+    let after = curl_exit(&b, "http://10.78.6.11:179/");
+    assert_ne!(after, Some(28), "179 answers again");
     assert!(murphy_tables(&netns(&fx, "a")).is_empty());
     fx.teardown_and_assert_clean();
 }
@@ -618,11 +606,8 @@ fn dns_query(name: &str) -> Vec<u8> {
 
 /// Send a query from inside a namespace to `server`; the reply's rcode, or None.
 fn ask_from(ns: &str, server: &str, name: &str) -> Option<u8> {
-    use std::os::fd::AsFd;
-    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
     let (server, q) = (server.to_string(), dns_query(name));
-    std::thread::spawn(move || {
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    on_thread_in(ns, move || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
         s.set_read_timeout(Some(Duration::from_millis(1500)))
             .expect("timeout");
@@ -630,6 +615,16 @@ fn ask_from(ns: &str, server: &str, name: &str) -> Option<u8> {
         let mut b = [0u8; 512];
         let n = s.recv(&mut b).ok()?;
         (n >= 12 && b[0..2] == [0x4d, 0x55]).then_some(b[3] & 0x0f)
+    })
+}
+
+/// Run `f` on a thread that has entered a lab host's network namespace.
+fn on_thread_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsFd;
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
     })
     .join()
     .expect("thread")
@@ -905,15 +900,8 @@ networks:
 
 /// Median TCP handshake time from inside a namespace.
 fn median_connect_from(ns: &str, addr: &str, n: usize) -> f64 {
-    use std::os::fd::AsFd;
-    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
     let addr = addr.to_string();
-    std::thread::spawn(move || {
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        median_connect_ms(&addr, n)
-    })
-    .join()
-    .expect("thread")
+    on_thread_in(ns, move || median_connect_ms(&addr, n))
 }
 
 #[test]

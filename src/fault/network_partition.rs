@@ -175,6 +175,16 @@ pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), String
     table_counters_in(netns, "inet", table)
 }
 
+/// Packets counted by a Murphy table, summed over the namespaces it was applied in
+/// (a namespace that is gone counts nothing).
+pub fn packets_in(spaces: &[Netns], family: &str, table: &str) -> u64 {
+    spaces
+        .iter()
+        .filter_map(|ns| table_counters_in(ns, family, table).ok())
+        .map(|(_, p)| p)
+        .sum()
+}
+
 /// [`table_counters`] for a table of another family (`ip`).
 pub fn table_counters_in(netns: &Netns, family: &str, table: &str) -> Result<(usize, u64), String> {
     let out = nft(netns, &["-j", "list", "table", family, table], None)?;
@@ -253,12 +263,7 @@ impl Fault for NetworkPartition {
     }
 
     fn observe(&mut self) -> Vec<String> {
-        let total: u64 = self
-            .applied
-            .iter()
-            .filter_map(|ns| table_counters(ns, &self.table).ok())
-            .map(|(_, p)| p)
-            .sum();
+        let total = packets_in(&self.applied, "inet", &self.table);
         vec![format!("dropped {total} packet(s) so far")]
     }
 }

@@ -12,7 +12,7 @@
 
 use super::hog::{Hog, Lines};
 use super::netutil;
-use super::network_partition::{nft, table_counters_in};
+use super::network_partition::{nft, packets_in, table_counters_in};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::{Netns, UndoAction};
 use crate::model::spec::{PacketDirection, PacketFilter};
@@ -282,12 +282,7 @@ impl Fault for NftPacket {
         Ok(Evidence(parts.join("; ")))
     }
     fn observe(&mut self) -> Vec<String> {
-        let total: u64 = self
-            .applied
-            .iter()
-            .filter_map(|ns| table_counters_in(ns, self.family, &self.table).ok())
-            .map(|(_, p)| p)
-            .sum();
+        let total = packets_in(&self.applied, self.family, &self.table);
         let verb = if self.kind == "network-loss" {
             "dropped"
         } else {
