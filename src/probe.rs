@@ -136,6 +136,9 @@ fn http(h: &HttpCheck, timeout: Duration) -> Result<String, String> {
                     break;
                 }
             }
+            // A signal caught by any thread ends a read with a timeout in EINTR even
+            // with SA_RESTART (signal(7)); the deadline still bounds the retry.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
                     e.kind(),
