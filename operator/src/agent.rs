@@ -164,7 +164,8 @@ impl Agent {
         }
     }
 
-    /// Fresh evidence that a live injection is still in effect.
+    /// Fresh evidence that a live injection is still in effect: what the fault reports
+    /// while active, else its confirmation read again from the system now.
     pub fn observe(
         &mut self,
         experiment: &str,
@@ -172,11 +173,20 @@ impl Agent {
         pod_uid: &str,
     ) -> Result<Vec<String>, AgentError> {
         let key = self.leases.check(experiment, fault, pod_uid)?;
-        Ok(self
-            .active
-            .get_mut(&key)
-            .map(|a| a.fault.observe())
-            .unwrap_or_default())
+        let Some(a) = self.active.get_mut(&key) else {
+            return Ok(Vec::new());
+        };
+        let seen = a.fault.observe();
+        if !seen.is_empty() {
+            return Ok(seen);
+        }
+        a.fault
+            .confirm()
+            .map(|ev| vec![ev.0])
+            .map_err(|e| AgentError::Inject {
+                fault: key.fault.clone(),
+                message: format!("no longer in effect: {e}"),
+            })
     }
 
     pub fn renew(

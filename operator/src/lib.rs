@@ -13,6 +13,8 @@
 //! - [`lease`]: the agent's lease table: which injections lapsed and must be reverted.
 //! - [`agent`]: the node agent's engine side (inject, observe, renew, revert, lapse,
 //!   clean-up of a predecessor), transport-free.
+//! - [`grpc`]: the agent's gRPC service over mTLS and the controller's pooled, bounded
+//!   fan-out to agents; [`certs`]: the CA and certificates for it.
 //!
 //! Apart from [`agent`] and [`pods`] (which act on this node), everything here is a pure
 //! function of its inputs: the controller's I/O layer (watching, patching, calling agents)
@@ -20,9 +22,12 @@
 //! uses the engine (`murphy`), the engine never uses this crate.
 
 pub mod agent;
+pub mod certs;
 pub mod controller;
 pub mod crd;
+pub mod grpc;
 pub mod lease;
+pub mod node;
 pub mod pods;
 pub mod schema;
 pub mod select;

@@ -1,7 +1,10 @@
-//! `murphy-operator`: the Kubernetes front door. For now it prints the CRD the Helm chart
-//! ships (`murphy-operator crd`); the controller and the node agent come next.
+//! `murphy-operator`: the Kubernetes front door. Subcommands: `crd` prints the CRD the
+//! Helm chart ships; `agent` runs the node agent; `certs` makes a CA and certificates for
+//! the controller ↔ agent mTLS when running outside a cluster.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +21,43 @@ struct Cli {
 enum Cmd {
     /// Print the Experiment CustomResourceDefinition (YAML), generated from the engine's types.
     Crd,
+    /// Run the node agent: a gRPC service (mTLS only) that injects and reverts faults on
+    /// pods of this node, with leases, and reverts what an earlier agent left.
+    Agent {
+        /// The node this agent serves (in a DaemonSet: from spec.nodeName).
+        #[arg(long, env = "NODE_NAME")]
+        node_name: String,
+        /// Address for gRPC (TLS with a required client certificate).
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        listen: SocketAddr,
+        /// Directory with ca.crt, tls.crt and tls.key (a mounted TLS secret).
+        #[arg(long)]
+        tls_dir: PathBuf,
+        /// The agent's journal: what is injected, so a successor can revert it.
+        #[arg(long, default_value = "/var/lib/murphy/agent")]
+        state_dir: PathBuf,
+        /// Plain-HTTP address for /healthz and /metrics only.
+        #[arg(long)]
+        health_addr: Option<SocketAddr>,
+        /// A cgroup hierarchy root to find pods under (repeatable; default: this machine's
+        /// cgroup mounts).
+        #[arg(long = "cgroup-root")]
+        cgroup_roots: Vec<PathBuf>,
+        /// The `murphy` binary the faults start their helpers from (default: beside this one).
+        #[arg(long)]
+        engine_exe: Option<PathBuf>,
+    },
+    /// Make a CA, a controller (client) certificate and an agent (server) certificate,
+    /// written as OUT/controller/{ca.crt,tls.crt,tls.key} and OUT/agent/{...}.
+    Certs {
+        #[arg(long)]
+        out: PathBuf,
+        /// The DNS name in the agent's certificate (the controller's --agent-server-name).
+        #[arg(long, default_value = "murphy-agent")]
+        agent_name: String,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +65,49 @@ fn main() -> anyhow::Result<()> {
         Cmd::Crd => {
             let yaml = murphy_operator::crd::crd_yaml().map_err(anyhow::Error::msg)?;
             print!("{yaml}");
+        }
+        Cmd::Agent {
+            node_name,
+            listen,
+            tls_dir,
+            state_dir,
+            health_addr,
+            cgroup_roots,
+            engine_exe,
+        } => {
+            let opts = murphy_operator::node::AgentOptions {
+                node_name,
+                listen,
+                tls_dir,
+                state_dir,
+                health: health_addr,
+                cgroup_roots,
+                engine_exe: engine_exe.unwrap_or_else(murphy_operator::node::sibling_engine),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(8)
+                .enable_all()
+                .build()?
+                .block_on(murphy_operator::node::run(opts))?;
+        }
+        Cmd::Certs {
+            out,
+            agent_name,
+            days,
+        } => {
+            let set = murphy_operator::certs::generate(
+                "murphy-ca",
+                "murphy-controller",
+                &agent_name,
+                days,
+            )?;
+            set.controller.write(&out.join("controller"))?;
+            set.agent.write(&out.join("agent"))?;
+            println!(
+                "wrote {0}/controller and {0}/agent (ca.crt, tls.crt, tls.key); the agent's name is {agent_name}",
+                out.display()
+            );
         }
     }
     Ok(())

@@ -1,0 +1,439 @@
+//! The agent's gRPC transport (tonic, mTLS only) and the controller's side of it.
+//!
+//! - [`AgentService`] serves the API in `proto/agent.proto` over any [`NodeEngine`]: the
+//!   node agent ([`crate::agent::Agent`], which builds faults through the engine's fault
+//!   trait) is the one used in production and in the tests. Engine calls block (they
+//!   change the kernel), so they run on tokio's blocking pool, one at a time per node.
+//! - [`serve`] listens with TLS and a client CA: a client without a certificate signed by
+//!   that CA fails the handshake; there is no plaintext listener.
+//! - [`Agents`] is the controller's pool: one HTTP/2 channel per agent address, reused by
+//!   every call, and [`Agents::fan_out`] runs calls in parallel with a bound.
+
+use crate::agent::{Agent, AgentError, InjectRequest};
+use crate::certs::Bundle;
+use crate::lease::{Key, LeaseError};
+use crate::pods::{ContainerRef, ResolveError};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
+use tonic::{Code, Request, Response, Status};
+
+/// Types and stubs generated from `proto/agent.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("murphy.agent.v1");
+}
+
+/// What a node agent does for each call, whatever carries the calls.
+pub trait NodeEngine: Send + 'static {
+    fn inject(&mut self, req: &InjectRequest, now_ms: u64) -> Result<String, AgentError>;
+    fn observe(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
+    fn renew(&mut self, key: &Key, now_ms: u64, ttl_ms: u64) -> Result<u64, AgentError>;
+    fn revert(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
+    /// Revert what lapsed by `now_ms`.
+    fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
+    fn active(&self) -> usize;
+}
+
+impl NodeEngine for Agent {
+    fn inject(&mut self, req: &InjectRequest, now_ms: u64) -> Result<String, AgentError> {
+        Agent::inject(self, req, now_ms)
+    }
+    fn observe(&mut self, k: &Key) -> Result<Vec<String>, AgentError> {
+        Agent::observe(self, &k.experiment, &k.fault, &k.pod_uid)
+    }
+    fn renew(&mut self, k: &Key, now_ms: u64, ttl_ms: u64) -> Result<u64, AgentError> {
+        Agent::renew(self, &k.experiment, &k.fault, &k.pod_uid, now_ms, ttl_ms)
+    }
+    fn revert(&mut self, k: &Key) -> Result<Vec<String>, AgentError> {
+        Agent::revert(self, &k.experiment, &k.fault, &k.pod_uid)
+    }
+    fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        Agent::tick(self, now_ms)
+    }
+    fn active(&self) -> usize {
+        Agent::active(self)
+    }
+}
+
+/// The gRPC status for an agent error: the caller tells a refusal from a failure by it.
+pub fn status_of(e: &AgentError) -> Status {
+    let code = match e {
+        AgentError::Lease(LeaseError::WrongPod { .. }) => Code::PermissionDenied,
+        AgentError::Lease(LeaseError::Unknown { .. }) => Code::NotFound,
+        AgentError::Lease(LeaseError::Lapsed { .. }) => Code::FailedPrecondition,
+        AgentError::Lease(LeaseError::BadDuration(_)) => Code::InvalidArgument,
+        AgentError::Resolve(ResolveError::NoPod { .. }) => Code::NotFound,
+        AgentError::Resolve(_) => Code::FailedPrecondition,
+        AgentError::Refused(_) => Code::FailedPrecondition,
+        AgentError::Inject { .. } => Code::Aborted,
+        AgentError::Revert { .. } | AgentError::Journal(_) => Code::Internal,
+    };
+    Status::new(code, e.to_string())
+}
+
+/// Counters an agent exposes on `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub calls_ok: AtomicU64,
+    pub calls_refused: AtomicU64,
+    pub calls_failed: AtomicU64,
+    pub lapsed_reverts: AtomicU64,
+    pub active: AtomicU64,
+}
+
+impl Metrics {
+    /// Prometheus text format.
+    pub fn render(&self, node: &str) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP murphy_agent_calls_total Calls the agent answered, by outcome.\n\
+             # TYPE murphy_agent_calls_total counter\n\
+             murphy_agent_calls_total{{node=\"{node}\",outcome=\"ok\"}} {}\n\
+             murphy_agent_calls_total{{node=\"{node}\",outcome=\"refused\"}} {}\n\
+             murphy_agent_calls_total{{node=\"{node}\",outcome=\"failed\"}} {}\n\
+             # HELP murphy_agent_lease_reverts_total Injections reverted because their lease lapsed.\n\
+             # TYPE murphy_agent_lease_reverts_total counter\n\
+             murphy_agent_lease_reverts_total{{node=\"{node}\"}} {}\n\
+             # HELP murphy_agent_active_injections Injections in effect.\n\
+             # TYPE murphy_agent_active_injections gauge\n\
+             murphy_agent_active_injections{{node=\"{node}\"}} {}\n",
+            g(&self.calls_ok),
+            g(&self.calls_refused),
+            g(&self.calls_failed),
+            g(&self.lapsed_reverts),
+            g(&self.active),
+        )
+    }
+}
+
+/// The gRPC service over an engine.
+pub struct AgentService<E> {
+    node: String,
+    engine: Arc<Mutex<E>>,
+    started: Instant,
+    cleaned: Vec<String>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<E> Clone for AgentService<E> {
+    fn clone(&self) -> Self {
+        AgentService {
+            node: self.node.clone(),
+            engine: self.engine.clone(),
+            started: self.started,
+            cleaned: self.cleaned.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+fn key(r: Option<pb::FaultRef>) -> Result<Key, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("fault: missing"))?;
+    for (field, v) in [
+        ("experiment", &r.experiment),
+        ("fault", &r.fault),
+        ("pod_uid", &r.pod_uid),
+    ] {
+        if v.is_empty() {
+            return Err(Status::invalid_argument(format!("{field}: empty")));
+        }
+    }
+    Ok(Key {
+        experiment: r.experiment,
+        fault: r.fault,
+        pod_uid: r.pod_uid,
+    })
+}
+
+/// Check and convert an inject call; errors name the field.
+pub fn inject_request(r: pb::InjectRequest) -> Result<InjectRequest, Status> {
+    let k = key(Some(pb::FaultRef {
+        experiment: r.experiment,
+        fault: r.fault,
+        pod_uid: r.pod_uid,
+    }))?;
+    let action = serde_json::from_str(&r.action_json)
+        .map_err(|e| Status::invalid_argument(format!("action_json: {e}")))?;
+    if r.containers.iter().any(|c| c.id.is_empty()) {
+        return Err(Status::invalid_argument(
+            "containers: a container id is empty",
+        ));
+    }
+    Ok(InjectRequest {
+        experiment: k.experiment,
+        fault: k.fault,
+        pod: r.pod,
+        pod_uid: k.pod_uid,
+        containers: r
+            .containers
+            .into_iter()
+            .map(|c| ContainerRef {
+                name: c.name,
+                id: c.id,
+            })
+            .collect(),
+        action,
+        lease_ms: r.lease_ms,
+        seed: r.seed,
+    })
+}
+
+impl<E: NodeEngine> AgentService<E> {
+    /// Serve `engine` as the agent of `node`; `cleaned` is what it reverted at start.
+    pub fn new(node: &str, engine: E, cleaned: Vec<String>) -> Self {
+        AgentService {
+            node: node.to_string(),
+            engine: Arc::new(Mutex::new(engine)),
+            started: Instant::now(),
+            cleaned,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Run `f` on the engine on the blocking pool and count the outcome.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut E, u64) -> Result<T, AgentError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let engine = self.engine.clone();
+        let now = self.now_ms();
+        let metrics = self.metrics.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+            let r = f(&mut e, now);
+            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            r
+        })
+        .await
+        .map_err(|e| Status::internal(format!("agent task: {e}")))?;
+        let counter = match &out {
+            Ok(_) => &self.metrics.calls_ok,
+            Err(AgentError::Lease(_) | AgentError::Refused(_) | AgentError::Resolve(_)) => {
+                &self.metrics.calls_refused
+            }
+            Err(_) => &self.metrics.calls_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        out.map_err(|e| status_of(&e))
+    }
+
+    /// Revert what lapsed; call it about once a second. Returns what it reverted.
+    pub async fn tick(&self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        let engine = self.engine.clone();
+        let now = self.now_ms();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+            let out = e.tick(now);
+            metrics
+                .lapsed_reverts
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            out
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+#[tonic::async_trait]
+impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
+    async fn inject(
+        &self,
+        req: Request<pb::InjectRequest>,
+    ) -> Result<Response<pb::InjectReply>, Status> {
+        let r = inject_request(req.into_inner())?;
+        let lease = r.lease_ms;
+        let evidence = self.call(move |e, now| e.inject(&r, now)).await?;
+        Ok(Response::new(pb::InjectReply {
+            evidence,
+            lease_ms_left: lease,
+        }))
+    }
+
+    async fn observe(
+        &self,
+        req: Request<pb::FaultRef>,
+    ) -> Result<Response<pb::ObserveReply>, Status> {
+        let k = key(Some(req.into_inner()))?;
+        let evidence = self.call(move |e, _| e.observe(&k)).await?;
+        Ok(Response::new(pb::ObserveReply { evidence }))
+    }
+
+    async fn renew(
+        &self,
+        req: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::RenewReply>, Status> {
+        let r = req.into_inner();
+        let k = key(r.fault)?;
+        let ttl = r.lease_ms;
+        let until = self.call(move |e, now| e.renew(&k, now, ttl)).await?;
+        Ok(Response::new(pb::RenewReply {
+            lease_ms_left: until.saturating_sub(self.now_ms()),
+        }))
+    }
+
+    async fn revert(
+        &self,
+        req: Request<pb::FaultRef>,
+    ) -> Result<Response<pb::RevertReply>, Status> {
+        let k = key(Some(req.into_inner()))?;
+        let undone = self.call(move |e, _| e.revert(&k)).await?;
+        Ok(Response::new(pb::RevertReply { undone }))
+    }
+
+    async fn node(&self, _: Request<pb::NodeRequest>) -> Result<Response<pb::NodeReply>, Status> {
+        let active = self.call(|e, _| Ok(e.active())).await?;
+        Ok(Response::new(pb::NodeReply {
+            node: self.node.clone(),
+            active: active as u32,
+            cleaned_at_start: self.cleaned.clone(),
+        }))
+    }
+}
+
+/// The agent's TLS: its certificate, and the CA a client's certificate must chain to.
+pub fn server_tls(b: &Bundle) -> ServerTlsConfig {
+    ServerTlsConfig::new()
+        .identity(Identity::from_pem(&b.cert, &b.key))
+        .client_ca_root(Certificate::from_pem(&b.ca))
+        .client_auth_optional(false)
+}
+
+/// The controller's TLS towards agents whose certificate names `server_name`.
+pub fn client_tls(b: &Bundle, server_name: &str) -> ClientTlsConfig {
+    ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&b.ca))
+        .identity(Identity::from_pem(&b.cert, &b.key))
+        .domain_name(server_name)
+}
+
+/// Serve `svc` on `listener` with mTLS until `shutdown` resolves, reverting lapsed leases
+/// every `tick`.
+pub async fn serve<E: NodeEngine>(
+    listener: tokio::net::TcpListener,
+    tls: ServerTlsConfig,
+    svc: AgentService<E>,
+    tick: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let ticker = svc.clone();
+    let ticks = tokio::spawn(async move {
+        let mut iv = tokio::time::interval(tick);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            iv.tick().await;
+            for (k, r) in ticker.tick().await {
+                match r {
+                    Ok(_) => eprintln!(
+                        "murphy-agent: lease of {} ({}) on pod {} lapsed: reverted",
+                        k.fault, k.experiment, k.pod_uid
+                    ),
+                    Err(e) => eprintln!(
+                        "murphy-agent: lease of {} ({}) lapsed; revert FAILED: {e}",
+                        k.fault, k.experiment
+                    ),
+                }
+            }
+        }
+    });
+    let out = Server::builder()
+        .tls_config(tls)?
+        .add_service(pb::agent_server::AgentServer::new(svc))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await;
+    ticks.abort();
+    out
+}
+
+/// The controller's connections to agents: one channel per address, reused.
+#[derive(Clone)]
+pub struct Agents {
+    tls: ClientTlsConfig,
+    timeout: Duration,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+pub type Client = pb::agent_client::AgentClient<Channel>;
+
+impl Agents {
+    pub fn new(tls: ClientTlsConfig, timeout: Duration) -> Self {
+        Agents {
+            tls,
+            timeout,
+            channels: Arc::default(),
+        }
+    }
+
+    /// A client for the agent at `addr` (host:port), on the channel already open to it if
+    /// there is one. Connects lazily; a dead agent shows as an error on the call.
+    pub fn client(&self, addr: &str) -> Result<Client, String> {
+        let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = chans.get(addr) {
+            return Ok(Client::new(c.clone()));
+        }
+        let ep = Endpoint::from_shared(format!("https://{addr}"))
+            .map_err(|e| format!("agent address {addr:?}: {e}"))?
+            .tls_config(self.tls.clone())
+            .map_err(|e| format!("agent {addr}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(self.timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let ch = ep.connect_lazy();
+        chans.insert(addr.to_string(), ch.clone());
+        Ok(Client::new(ch))
+    }
+
+    /// Open channels (one per agent address).
+    pub fn open(&self) -> usize {
+        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Run `call` for every item, at most `limit` at a time, each on its agent's reused
+    /// channel; results come back in the items' order.
+    pub async fn fan_out<T, R, F, Fut>(
+        &self,
+        items: Vec<(String, T)>,
+        limit: usize,
+        call: F,
+    ) -> Vec<Result<R, Status>>
+    where
+        F: Fn(Client, T) -> Fut,
+        Fut: std::future::Future<Output = Result<R, Status>>,
+    {
+        let mut out: Vec<(usize, Result<R, Status>)> =
+            futures_util::stream::iter(items.into_iter().enumerate().map(|(i, (addr, t))| {
+                let client = self.client(&addr);
+                let fut = client.map(|c| call(c, t));
+                async move {
+                    match fut {
+                        Ok(f) => (i, f.await),
+                        Err(e) => (i, Err(Status::unavailable(e))),
+                    }
+                }
+            }))
+            .buffer_unordered(limit.max(1))
+            .collect()
+            .await;
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, r)| r).collect()
+    }
+}

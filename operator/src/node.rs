@@ -1,0 +1,144 @@
+//! The agent binary's runtime (`murphy-operator agent`): load the TLS files, recover the
+//! journal, serve gRPC with mTLS, revert lapsed leases, and answer `/healthz` and
+//! `/metrics` on a separate plain-HTTP port (nothing else is served there).
+
+use crate::agent::Agent;
+use crate::certs::Bundle;
+use crate::grpc::{self, AgentService, Metrics};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What `murphy-operator agent` is told.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub node_name: String,
+    pub listen: SocketAddr,
+    pub tls_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub health: Option<SocketAddr>,
+    /// Where the node's cgroup hierarchies are (empty: this machine's mounts).
+    pub cgroup_roots: Vec<PathBuf>,
+    /// The `murphy` binary the faults start their helpers from.
+    pub engine_exe: PathBuf,
+}
+
+/// The hierarchies to search under each given root: a v2 root as it is; a v1 root (a
+/// tmpfs with one directory per controller) by its `pids` (else `memory`) hierarchy.
+pub fn roots_from(given: &[PathBuf]) -> Vec<PathBuf> {
+    if given.is_empty() {
+        return crate::pods::hierarchy_roots();
+    }
+    given
+        .iter()
+        .map(|r| {
+            if r.join("cgroup.controllers").exists() || r.join("cgroup.procs").exists() {
+                r.clone()
+            } else if r.join("pids").is_dir() {
+                r.join("pids")
+            } else {
+                r.join("memory")
+            }
+        })
+        .collect()
+}
+
+/// Run the agent until SIGTERM or SIGINT. Prints what it reverted at start.
+pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
+    if o.node_name.is_empty() {
+        anyhow::bail!("--node-name: empty (in a DaemonSet, set it from spec.nodeName)");
+    }
+    let tls = Bundle::read(&o.tls_dir).map_err(anyhow::Error::msg)?;
+    let roots = roots_from(&o.cgroup_roots);
+    let instance = format!("{}-{}", o.node_name, std::process::id());
+    let (agent, cleaned) = Agent::start(&o.state_dir, o.engine_exe.clone(), roots, &instance)
+        .map_err(|e| anyhow::anyhow!("starting the agent in {}: {e}", o.state_dir.display()))?;
+    for c in &cleaned {
+        eprintln!("murphy-agent: reverted what an earlier agent left: {c}");
+    }
+    let svc = AgentService::new(&o.node_name, agent, cleaned);
+    let listener = tokio::net::TcpListener::bind(o.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen {}: {e}", o.listen))?;
+    eprintln!(
+        "murphy-agent: node {} serving gRPC with mTLS on {}",
+        o.node_name,
+        listener.local_addr()?
+    );
+    if let Some(h) = o.health {
+        let hl = tokio::net::TcpListener::bind(h)
+            .await
+            .map_err(|e| anyhow::anyhow!("--health-addr {h}: {e}"))?;
+        tokio::spawn(health(hl, svc.metrics.clone(), o.node_name.clone()));
+    }
+    grpc::serve(
+        listener,
+        grpc::server_tls(&tls),
+        svc,
+        Duration::from_millis(500),
+        stopped(),
+    )
+    .await?;
+    eprintln!(
+        "murphy-agent: stopping; injections stay until their leases lapse under the next agent"
+    );
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn stopped() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// `/healthz` and `/metrics`, plain HTTP/1.0, one request per connection.
+pub async fn health(l: tokio::net::TcpListener, metrics: Arc<Metrics>, node: String) {
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            let line = String::from_utf8_lossy(&buf[..n]);
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = match path {
+                "/healthz" | "/readyz" => ("200 OK", "ok\n".to_string()),
+                "/metrics" => ("200 OK", metrics.render(&node)),
+                _ => ("404 Not Found", "not found\n".to_string()),
+            };
+            let resp = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+/// The `murphy` binary beside this one (the container image ships both).
+pub fn sibling_engine() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .map(|d| d.join("murphy"))
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/murphy"))
+}
