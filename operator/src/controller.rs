@@ -32,6 +32,9 @@ pub struct Observed {
     pub live_injections: usize,
     /// The lease the controller grants (and renews at a third of it).
     pub lease_ms: u64,
+    /// Running or Reverting, but this controller holds no run for it (it restarted, or
+    /// another replica led before): the agents revert at lease lapse on their own.
+    pub run_lost: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub enum Action {
     RevertAll(String),
     /// Evaluate the claims on the collected record; phase Completed or Aborted.
     Evaluate,
+    /// The run was lost (controller restart): phase Aborted with this reason; the
+    /// agents revert what they hold when its leases lapse.
+    Abandon(String),
     /// Come back after this long.
     Requeue(u64),
 }
@@ -72,6 +78,10 @@ pub fn plan(o: &Observed) -> Vec<Action> {
     }
     match o.phase {
         Phase::Completed | Phase::Aborted => vec![],
+        Phase::Running | Phase::Reverting if o.run_lost => vec![Abandon(format!(
+            "the controller lost this run (it restarted); the agents revert its faults when their leases lapse (within {} s)",
+            o.lease_ms.div_ceil(1000)
+        ))],
         Phase::Pending if !o.local_only.is_empty() => vec![Reject(format!(
             "{} only run with `murphy run` on one machine",
             o.local_only.join(", ")

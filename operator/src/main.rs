@@ -1,6 +1,7 @@
 //! `murphy-operator`: the Kubernetes front door. Subcommands: `crd` prints the CRD the
-//! Helm chart ships; `agent` runs the node agent; `certs` makes a CA and certificates for
-//! the controller ↔ agent mTLS when running outside a cluster.
+//! Helm chart ships; `controller` reconciles Experiments; `agent` runs the node agent;
+//! `certs` makes a CA and certificates for the controller ↔ agent mTLS when running
+//! outside a cluster.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -47,6 +48,41 @@ enum Cmd {
         #[arg(long)]
         engine_exe: Option<PathBuf>,
     },
+    /// Run the controller: reconcile Experiments (kubeconfig or in-cluster service
+    /// account), calling the agents over mTLS.
+    Controller {
+        /// Directory with ca.crt, tls.crt and tls.key (the controller's client certificate).
+        #[arg(long)]
+        tls_dir: PathBuf,
+        /// The DNS name in the agents' certificate.
+        #[arg(long, default_value = "murphy-agent")]
+        agent_server_name: String,
+        /// Namespace of the agent DaemonSet's pods (in a cluster).
+        #[arg(long)]
+        agent_namespace: Option<String>,
+        /// Label selector of the agent pods.
+        #[arg(long)]
+        agent_selector: Option<String>,
+        #[arg(long, default_value_t = 7443)]
+        agent_port: u16,
+        /// NODE=HOST:PORT: the agent serving a node, for running outside a cluster
+        /// (repeatable; wins over the agent pods).
+        #[arg(long = "agent-address", value_parser = parse_node_addr)]
+        agent_addresses: Vec<(String, String)>,
+        /// Plain-HTTP address for /healthz, /readyz and /metrics.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+        /// Take part in leader election (only the leader reconciles).
+        #[arg(long)]
+        leader_elect: bool,
+        #[arg(long, default_value = "default")]
+        leader_election_namespace: String,
+        #[arg(long, default_value = "murphy-controller")]
+        lease_name: String,
+        /// Lease the agents hold each injection under, in seconds (renewed at a third).
+        #[arg(long, default_value_t = 30)]
+        injection_lease_seconds: u64,
+    },
     /// Make a CA, a controller (client) certificate and an agent (server) certificate,
     /// written as OUT/controller/{ca.crt,tls.crt,tls.key} and OUT/agent/{...}.
     Certs {
@@ -58,6 +94,16 @@ enum Cmd {
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
+}
+
+fn parse_node_addr(s: &str) -> Result<(String, String), String> {
+    let (node, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NODE=HOST:PORT"))?;
+    if node.is_empty() || addr.parse::<SocketAddr>().is_err() && !addr.contains(':') {
+        return Err(format!("{s:?}: expected NODE=HOST:PORT"));
+    }
+    Ok((node.to_string(), addr.to_string()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +136,50 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(murphy_operator::node::run(opts))?;
+        }
+        Cmd::Controller {
+            tls_dir,
+            agent_server_name,
+            agent_namespace,
+            agent_selector,
+            agent_port,
+            agent_addresses,
+            metrics_addr,
+            leader_elect,
+            leader_election_namespace,
+            lease_name,
+            injection_lease_seconds,
+        } => {
+            if !(1..=3600).contains(&injection_lease_seconds) {
+                anyhow::bail!("--injection-lease-seconds: must be 1..=3600");
+            }
+            let identity = std::env::var("POD_NAME")
+                .ok()
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .unwrap_or_else(|| "murphy-controller".into());
+            let opts = murphy_operator::reconcile::ControllerOptions {
+                tls_dir,
+                agent_server_name,
+                directory: murphy_operator::reconcile::Directory {
+                    fixed: agent_addresses.into_iter().collect(),
+                    namespace: agent_namespace,
+                    selector: agent_selector,
+                    port: agent_port,
+                },
+                metrics_addr,
+                leader_election: leader_elect.then_some((leader_election_namespace, lease_name)),
+                lease_ms: injection_lease_seconds * 1000,
+                identity: format!("{identity}-{}", std::process::id()),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(murphy_operator::reconcile::run_controller(opts))?;
         }
         Cmd::Certs {
             out,

@@ -4,7 +4,7 @@
 
 use crate::agent::Agent;
 use crate::certs::Bundle;
-use crate::grpc::{self, AgentService, Metrics};
+use crate::grpc::{self, AgentService};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,7 +71,8 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
         let hl = tokio::net::TcpListener::bind(h)
             .await
             .map_err(|e| anyhow::anyhow!("--health-addr {h}: {e}"))?;
-        tokio::spawn(health(hl, svc.metrics.clone(), o.node_name.clone()));
+        let (metrics, node) = (svc.metrics.clone(), o.node_name.clone());
+        tokio::spawn(health(hl, Arc::new(move || metrics.render(&node))));
     }
     grpc::serve(
         listener,
@@ -103,14 +104,17 @@ pub async fn stopped() {
     }
 }
 
-/// `/healthz` and `/metrics`, plain HTTP/1.0, one request per connection.
-pub async fn health(l: tokio::net::TcpListener, metrics: Arc<Metrics>, node: String) {
+/// Renders the `/metrics` page.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// `/healthz`, `/readyz` and `/metrics`, plain HTTP/1.0, one request per connection;
+/// nothing else is served.
+pub async fn health(l: tokio::net::TcpListener, render: Render) {
     loop {
         let Ok((mut s, _)) = l.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
-        let node = node.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
@@ -122,7 +126,7 @@ pub async fn health(l: tokio::net::TcpListener, metrics: Arc<Metrics>, node: Str
             let path = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match path {
                 "/healthz" | "/readyz" => ("200 OK", "ok\n".to_string()),
-                "/metrics" => ("200 OK", metrics.render(&node)),
+                "/metrics" => ("200 OK", render()),
                 _ => ("404 Not Found", "not found\n".to_string()),
             };
             let resp = format!(

@@ -123,6 +123,11 @@ fn word(o: Outcome) -> &'static str {
     }
 }
 
+/// [`overall`] as the word the status shows.
+pub fn overall_word(verdicts: &[Verdict]) -> &'static str {
+    word(overall(verdicts))
+}
+
 /// The experiment's verdict: failed if any claim failed, inconclusive if any claim was
 /// (or there were none), held only when every claim held.
 pub fn overall(verdicts: &[Verdict]) -> Outcome {

@@ -5,9 +5,8 @@
 
 mod common;
 use common::{resumed, state, Tree};
-use murphy_operator::agent::Agent;
 use murphy_operator::certs::{self, Bundle};
-use murphy_operator::grpc::{self, pb, AgentService, Agents};
+use murphy_operator::grpc::{self, pb, Agents};
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -49,28 +48,7 @@ fn node(tag: &str) -> Node {
 
 /// Serve an in-process agent on a loopback port; returns its address and a stop switch.
 async fn serve(n: &Node, tick: Duration) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let (agent, _) = Agent::start(
-        &n.dir,
-        "/bin/false".into(),
-        vec![n.tree.root.clone()],
-        "grpc",
-    )
-    .expect("agent");
-    let svc = AgentService::new("node-a", agent, Vec::new());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr").to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let tls = grpc::server_tls(&n.certs.agent);
-    tokio::spawn(async move {
-        grpc::serve(l, tls, svc, tick, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
-    (addr, tx)
+    common::agent_on_loopback(&n.tree.root, &n.dir, &n.certs, tick).await
 }
 
 fn pause(lease_ms: u64, uid: &str) -> pb::InjectRequest {

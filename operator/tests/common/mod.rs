@@ -82,3 +82,36 @@ pub fn resumed(pid: i32) -> bool {
         !matches!(state(pid), Some('T' | 't'))
     })
 }
+
+/// An in-process agent (the real engine) on a loopback port with mTLS, over pods in
+/// `root`, journaling in `dir`. Returns its address and a stop switch.
+pub async fn agent_on_loopback(
+    root: &Path,
+    dir: &Path,
+    certs: &murphy_operator::certs::Set,
+    tick: std::time::Duration,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    use murphy_operator::grpc;
+    let (agent, _) = murphy_operator::agent::Agent::start(
+        dir,
+        "/bin/false".into(),
+        vec![root.to_path_buf()],
+        "loopback",
+    )
+    .expect("agent");
+    let svc = grpc::AgentService::new("node-a", agent, Vec::new());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tls = grpc::server_tls(&certs.agent);
+    tokio::spawn(async move {
+        grpc::serve(l, tls, svc, tick, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (addr, tx)
+}

@@ -1,0 +1,880 @@
+//! The controller's I/O: kube-runtime calls [`reconcile`] for each Experiment; it observes
+//! (the object, its run, the pods), asks [`crate::controller::plan`] what to do, and does it
+//! — finalizer patches, pod selection, agent calls, status patches, Events, the evidence
+//! ConfigMap. Decisions stay in the pure modules; this file only carries them out.
+
+use crate::controller::{self, Action, Observed, ABORT_ANNOTATION, FINALIZER};
+use crate::crd::{self, Experiment};
+use crate::grpc::Agents;
+use crate::run::{ClusterRun, Placed};
+use crate::select::{self, Chosen, PodInfo};
+use crate::status::{self, ExperimentStatus, Phase};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use murphy::claims::Verdict;
+use murphy::timeline::RunStatus;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Which address serves which node's agent.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    /// Fixed `node=host:port` entries (running outside a cluster; they win).
+    pub fixed: BTreeMap<String, String>,
+    /// Where the agent DaemonSet's pods are (in a cluster).
+    pub namespace: Option<String>,
+    pub selector: Option<String>,
+    pub port: u16,
+}
+
+/// Agent pods → node name → `podIP:port` (running pods with an IP only).
+pub fn agent_addresses(pods: &[Pod], port: u16) -> BTreeMap<String, String> {
+    pods.iter()
+        .filter_map(|p| {
+            let st = p.status.as_ref()?;
+            if st.phase.as_deref() != Some("Running") {
+                return None;
+            }
+            let ip = st.pod_ip.as_ref()?;
+            let node = p.spec.as_ref()?.node_name.clone()?;
+            let host = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.clone()
+            };
+            Some((node, format!("{host}:{port}")))
+        })
+        .collect()
+}
+
+impl Directory {
+    /// An address for each node, or the nodes that have no agent.
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        nodes: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut out: BTreeMap<String, String> = nodes
+            .iter()
+            .filter_map(|n| self.fixed.get(n).map(|a| (n.clone(), a.clone())))
+            .collect();
+        if out.len() < nodes.len() {
+            if let Some(ns) = &self.namespace {
+                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+                let mut lp = ListParams::default();
+                if let Some(s) = &self.selector {
+                    lp = lp.labels(s);
+                }
+                let pods = api
+                    .list(&lp)
+                    .await
+                    .map_err(|e| format!("listing agent pods in {ns}: {e}"))?;
+                for (n, a) in agent_addresses(&pods.items, self.port) {
+                    if nodes.contains(&n) {
+                        out.entry(n).or_insert(a);
+                    }
+                }
+            }
+        }
+        let missing: Vec<&String> = nodes.iter().filter(|n| !out.contains_key(*n)).collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "no Murphy agent serves node(s) {} (is the agent DaemonSet running there?)",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Counters the controller exposes on `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub reconciles: AtomicU64,
+    pub reconcile_errors: AtomicU64,
+    pub started: AtomicU64,
+    pub rejected: AtomicU64,
+    pub completed_held: AtomicU64,
+    pub completed_failed: AtomicU64,
+    pub completed_inconclusive: AtomicU64,
+    pub aborted: AtomicU64,
+    pub running: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (labels, v) in rows {
+                s.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        counter(
+            "murphy_controller_reconciles_total",
+            "Reconciles run, and those that failed (retried with backoff).",
+            &[
+                ("{result=\"ok\"}", g(&self.reconciles)),
+                ("{result=\"error\"}", g(&self.reconcile_errors)),
+            ],
+        );
+        counter(
+            "murphy_experiments_total",
+            "Experiments by how they ended (started counts every start).",
+            &[
+                ("{outcome=\"started\"}", g(&self.started)),
+                ("{outcome=\"rejected\"}", g(&self.rejected)),
+                ("{outcome=\"held\"}", g(&self.completed_held)),
+                ("{outcome=\"failed\"}", g(&self.completed_failed)),
+                (
+                    "{outcome=\"inconclusive\"}",
+                    g(&self.completed_inconclusive),
+                ),
+                ("{outcome=\"aborted\"}", g(&self.aborted)),
+            ],
+        );
+        s.push_str(&format!(
+            "# HELP murphy_experiments_running Experiments this controller is running.\n# TYPE murphy_experiments_running gauge\nmurphy_experiments_running {}\n",
+            g(&self.running)
+        ));
+        s
+    }
+}
+
+/// What every reconcile shares.
+pub struct Ctx {
+    pub client: Client,
+    pub agents: Agents,
+    pub directory: Directory,
+    pub recorder: Recorder,
+    pub lease_ms: u64,
+    pub runs: Mutex<HashMap<String, ClusterRun>>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The engine's view of the resource (for validation and the report).
+pub fn core_experiment(exp: &Experiment) -> murphy::model::spec::Experiment {
+    murphy::model::spec::Experiment {
+        api_version: murphy::model::spec::API_VERSION.into(),
+        kind: murphy::model::spec::KIND.into(),
+        metadata: murphy::model::spec::Metadata {
+            name: exp.name_any(),
+            namespace: exp.namespace(),
+            labels: exp.labels().clone(),
+            annotations: BTreeMap::new(),
+        },
+        spec: exp.spec.spec.clone(),
+    }
+}
+
+/// The pure observation of one Experiment.
+pub fn observe(exp: &Experiment, run: Option<&ClusterRun>, lease_ms: u64) -> Observed {
+    let phase = exp.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let core = core_experiment(exp);
+    Observed {
+        phase,
+        deleting: exp.meta().deletion_timestamp.is_some(),
+        has_finalizer: exp.finalizers().iter().any(|f| f == FINALIZER),
+        abort_requested: exp
+            .annotations()
+            .get(ABORT_ANNOTATION)
+            .is_some_and(|v| v != "false")
+            || run.is_some_and(|r| r.aborted.is_some()),
+        invalid: murphy::model::validate::validate(&core)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        local_only: crd::local_only_fields(&exp.spec.spec),
+        now_ms: run.map_or(0, |r| r.now_ms() as u64),
+        running_since_ms: run.map(|_| 0),
+        fault_phase_ms: ClusterRun::length_ms(&exp.spec.spec),
+        live_injections: run.map_or(0, ClusterRun::unexpired),
+        lease_ms,
+        run_lost: matches!(phase, Phase::Running | Phase::Reverting) && run.is_none(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// One reconcile: observe, plan, act.
+pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let uid = exp.uid().unwrap_or_default();
+    let mut runs = ctx.runs.lock().await;
+    let o = observe(&exp, runs.get(&uid), ctx.lease_ms);
+    let actions = controller::plan(&o);
+    let mut next = Requeue::await_change();
+    for a in actions {
+        match a {
+            Action::AddFinalizer => add_finalizer(&ctx.client, &exp).await?,
+            Action::RemoveFinalizer => {
+                runs.remove(&uid);
+                remove_finalizer(&ctx.client, &exp).await?;
+            }
+            Action::Reject(reason) => {
+                runs.remove(&uid);
+                ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
+                event(
+                    &ctx,
+                    &exp,
+                    EventType::Warning,
+                    "Rejected",
+                    "Validate",
+                    &reason,
+                )
+                .await;
+            }
+            Action::Abandon(reason) => {
+                ctx.metrics.aborted.fetch_add(1, Ordering::Relaxed);
+                set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
+                event(
+                    &ctx,
+                    &exp,
+                    EventType::Warning,
+                    "Abandoned",
+                    "Recover",
+                    &reason,
+                )
+                .await;
+            }
+            Action::Start => match start(&ctx, &exp, &uid).await {
+                Ok(run) => {
+                    let msg = run
+                        .targets
+                        .iter()
+                        .map(|(f, ps)| format!("{f}: {} pod(s)", ps.len()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    runs.insert(uid.clone(), run);
+                    ctx.metrics.started.fetch_add(1, Ordering::Relaxed);
+                    ctx.metrics
+                        .running
+                        .store(runs.len() as u64, Ordering::Relaxed);
+                    let msg = format!("targets resolved ({msg}); probes started");
+                    set_status(&ctx.client, &exp, Phase::Running, None, &msg, None).await?;
+                    event(&ctx, &exp, EventType::Normal, "Started", "Start", &msg).await;
+                }
+                Err(reason) => {
+                    ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                    set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
+                    event(
+                        &ctx,
+                        &exp,
+                        EventType::Warning,
+                        "TargetsFailed",
+                        "Start",
+                        &reason,
+                    )
+                    .await;
+                }
+            },
+            Action::Renew => {
+                if let Some(run) = runs.get_mut(&uid) {
+                    run.step(&ctx.agents).await;
+                    replacements(&ctx, run).await;
+                    if let Some(ms) = run.next_due_ms() {
+                        next = Requeue::requeue(Duration::from_millis(ms.max(50)));
+                    }
+                }
+            }
+            Action::RevertAll(reason) => {
+                let phase = exp.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                if let Some(run) = runs.get_mut(&uid) {
+                    if o.abort_requested && run.aborted.is_none() {
+                        run.aborted = Some(reason.clone());
+                    }
+                    run.revert(&ctx.agents, None, &reason).await;
+                }
+                if phase != Phase::Reverting && !o.deleting {
+                    set_status(&ctx.client, &exp, Phase::Reverting, None, &reason, None).await?;
+                    event(
+                        &ctx,
+                        &exp,
+                        EventType::Normal,
+                        "Reverting",
+                        "Revert",
+                        &reason,
+                    )
+                    .await;
+                }
+            }
+            Action::Evaluate => {
+                if let Some(mut run) = runs.remove(&uid) {
+                    ctx.metrics
+                        .running
+                        .store(runs.len() as u64, Ordering::Relaxed);
+                    finish(&ctx, &exp, &mut run).await?;
+                }
+            }
+            Action::Requeue(ms) => {
+                // The schedule's own next step may come sooner.
+                let want = Duration::from_millis(ms.max(50));
+                next = match runs.get(&uid).and_then(ClusterRun::next_due_ms) {
+                    Some(due) if Duration::from_millis(due.max(50)) < want => {
+                        Requeue::requeue(Duration::from_millis(due.max(50)))
+                    }
+                    _ => Requeue::requeue(want),
+                };
+            }
+        }
+    }
+    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
+    Ok(next)
+}
+
+/// Retry a failed reconcile after a pause (kube-runtime calls this).
+pub fn error_policy(_exp: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Requeue {
+    ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+    eprintln!("murphy-controller: reconcile failed: {err}");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+fn api(client: &Client, exp: &Experiment) -> Api<Experiment> {
+    Api::namespaced(client.clone(), &exp.namespace().unwrap_or_default())
+}
+
+/// Add the finalizer with a JSON patch that fails if someone else changed the list.
+async fn add_finalizer(client: &Client, exp: &Experiment) -> Result<(), Error> {
+    let patch: json_patch::Patch = match &exp.meta().finalizers {
+        None => serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])),
+        Some(f) => serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": f},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])),
+    }
+    .map_err(|e| Error::Other(e.to_string()))?;
+    api(client, exp)
+        .patch(
+            &exp.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(client: &Client, exp: &Experiment) -> Result<(), Error> {
+    let Some(i) = exp.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{i}");
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "remove", "path": path},
+    ]))
+    .map_err(|e| Error::Other(e.to_string()))?;
+    api(client, exp)
+        .patch(
+            &exp.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Write the status: phase, conditions, and (once evaluated) the verdicts.
+async fn set_status(
+    client: &Client,
+    exp: &Experiment,
+    phase: Phase,
+    verdicts: Option<&[Verdict]>,
+    reason: &str,
+    evidence: Option<String>,
+) -> Result<(), Error> {
+    let mut st: ExperimentStatus = exp.status.clone().unwrap_or_default();
+    st.phase = phase;
+    if let Some(v) = verdicts {
+        status::record_verdicts(&mut st, v);
+    }
+    if evidence.is_some() {
+        st.evidence = evidence;
+    }
+    st.observed_generation = exp.meta().generation;
+    st.conditions = status::conditions(
+        &st.conditions,
+        phase,
+        st.verdict.as_deref(),
+        reason,
+        &now_rfc3339(),
+        exp.meta().generation,
+    );
+    let patch = serde_json::json!({ "status": st });
+    api(client, exp)
+        .patch_status(
+            &exp.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn event(ctx: &Ctx, exp: &Experiment, t: EventType, reason: &str, action: &str, note: &str) {
+    let note: String = note.chars().take(1000).collect();
+    let ev = KEvent {
+        type_: t,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &exp.object_ref(&())).await {
+        eprintln!("murphy-controller: publishing event {reason}: {e}");
+    }
+}
+
+/// A pod as the selection sees it, and its containers' runtime ids.
+pub fn pod_info(p: &Pod) -> (PodInfo, Vec<(String, String)>) {
+    let st = p.status.as_ref();
+    let ids = st
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| {
+                    let id = c.container_id.as_deref()?;
+                    let bare = id.split_once("://").map_or(id, |(_, b)| b);
+                    Some((c.name.clone(), bare.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let info = PodInfo {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+        uid: p.uid().unwrap_or_default(),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+        labels: p.labels().clone(),
+        running: st.and_then(|s| s.phase.as_deref()) == Some("Running"),
+        containers: p
+            .spec
+            .as_ref()
+            .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        terminating: p.meta().deletion_timestamp.is_some(),
+    };
+    (info, ids)
+}
+
+/// The pods of a target's namespace matching its labels, with container ids by pod UID.
+async fn list_pods(
+    client: &Client,
+    sel: &murphy::model::spec::PodSelector,
+) -> Result<(Vec<PodInfo>, HashMap<String, Vec<(String, String)>>), String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &sel.namespace);
+    let labels = sel
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut lp = ListParams::default();
+    if !labels.is_empty() {
+        lp = lp.labels(&labels);
+    }
+    let list = api
+        .list(&lp)
+        .await
+        .map_err(|e| format!("listing pods in {}: {e}", sel.namespace))?;
+    let mut infos = Vec::new();
+    let mut ids = HashMap::new();
+    for p in &list.items {
+        let (i, c) = pod_info(p);
+        ids.insert(i.uid.clone(), c);
+        infos.push(i);
+    }
+    Ok((infos, ids))
+}
+
+/// Only the containers the fault names (or all), with their ids.
+fn placed(c: &Chosen, ids: &HashMap<String, Vec<(String, String)>>, addr: &str) -> Placed {
+    let all = ids.get(&c.pod.uid).cloned().unwrap_or_default();
+    Placed {
+        containers: all
+            .into_iter()
+            .filter(|(n, _)| c.containers.contains(n))
+            .collect(),
+        chosen: c.clone(),
+        addr: addr.to_string(),
+    }
+}
+
+fn seed_of(exp: &Experiment) -> u64 {
+    exp.spec.spec.seed.unwrap_or_else(|| {
+        exp.uid()
+            .unwrap_or_default()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+    })
+}
+
+/// Resolve every fault's pods and their agents, then start the run's clock and probes.
+async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, String> {
+    let spec = &exp.spec.spec;
+    let seed = seed_of(exp);
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    let opted: BTreeSet<String> = ns_api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            select::OPT_IN_LABEL,
+            select::OPT_IN_VALUE
+        )))
+        .await
+        .map_err(|e| format!("listing opted-in namespaces: {e}"))?
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    let mut chosen_by_target: BTreeMap<String, Vec<Chosen>> = BTreeMap::new();
+    let mut ids = HashMap::new();
+    for f in &spec.faults {
+        if chosen_by_target.contains_key(&f.target) {
+            continue;
+        }
+        let t = spec
+            .targets
+            .get(&f.target)
+            .ok_or_else(|| format!("fault {}: no target {:?}", f.name, f.target))?;
+        let sel = t.pods.as_ref().ok_or_else(|| {
+            select::SelectError::NotPods {
+                target: f.target.clone(),
+            }
+            .to_string()
+        })?;
+        if !opted.contains(&sel.namespace) {
+            return Err(select::SelectError::NotOptedIn {
+                target: f.target.clone(),
+                namespace: sel.namespace.clone(),
+            }
+            .to_string());
+        }
+        let (pods, pod_ids) = list_pods(&ctx.client, sel).await?;
+        let chosen = select::select_pods(
+            &f.target,
+            t,
+            &pods,
+            &opted,
+            seed,
+            spec.max_targets() as usize,
+        )
+        .map_err(|e| e.to_string())?;
+        ids.extend(pod_ids);
+        chosen_by_target.insert(f.target.clone(), chosen);
+    }
+    let nodes: BTreeSet<String> = chosen_by_target
+        .values()
+        .flatten()
+        .filter_map(|c| c.pod.node.clone())
+        .collect();
+    let addrs = ctx.directory.resolve(&ctx.client, &nodes).await?;
+    let targets = spec
+        .faults
+        .iter()
+        .map(|f| {
+            let ps = chosen_by_target
+                .get(&f.target)
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            let node = c.pod.node.clone().unwrap_or_default();
+                            placed(c, &ids, addrs.get(&node).map_or("", String::as_str))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (f.name.clone(), ps)
+        })
+        .collect();
+    let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
+    Ok(ClusterRun::start(
+        uid,
+        &name,
+        spec.clone(),
+        seed,
+        ctx.lease_ms,
+        targets,
+    ))
+}
+
+/// Faults whose window is open follow their pods: a replacement pod of a targeted
+/// workload gets the fault too.
+async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
+    for fault in run.active_faults() {
+        let Some(f) = run.spec.fault(&fault).cloned() else {
+            continue;
+        };
+        let Some(t) = run.spec.targets.get(&f.target).cloned() else {
+            continue;
+        };
+        let Some(sel) = t.pods.clone() else { continue };
+        let Ok((pods, ids)) = list_pods(&ctx.client, &sel).await else {
+            continue;
+        };
+        let chosen: Vec<Chosen> = run
+            .targets
+            .get(&fault)
+            .map(|ps| ps.iter().map(|p| p.chosen.clone()).collect())
+            .unwrap_or_default();
+        let new: Vec<PodInfo> = select::replacements(&t, &chosen, &pods)
+            .into_iter()
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        let nodes = new.iter().filter_map(|p| p.node.clone()).collect();
+        let Ok(addrs) = ctx.directory.resolve(&ctx.client, &nodes).await else {
+            continue;
+        };
+        let placed_new = new
+            .into_iter()
+            .map(|p| {
+                let containers = if sel.containers.is_empty() {
+                    p.containers.clone()
+                } else {
+                    sel.containers.clone()
+                };
+                let node = p.node.clone().unwrap_or_default();
+                let c = Chosen { pod: p, containers };
+                placed(&c, &ids, addrs.get(&node).map_or("", String::as_str))
+            })
+            .collect();
+        run.reinject(&ctx.agents, &fault, placed_new).await;
+    }
+}
+
+/// The evidence ConfigMap's name for an Experiment.
+pub fn evidence_name(exp: &Experiment) -> String {
+    format!("{}-evidence", exp.name_any())
+}
+
+/// ConfigMaps hold at most 1 MiB; the report keeps under this, dropping samples first.
+pub const EVIDENCE_BUDGET: usize = 900 * 1024;
+
+/// The report as JSON within [`EVIDENCE_BUDGET`]: when too big, probe samples are thinned
+/// (every other one, repeatedly) and the report says so.
+pub fn bounded_report(mut report: serde_json::Value) -> String {
+    let mut thinned = 0;
+    loop {
+        let s = serde_json::to_string(&report).unwrap_or_default();
+        if s.len() <= EVIDENCE_BUDGET || thinned > 20 {
+            return s;
+        }
+        if let Some(samples) = report
+            .pointer_mut("/record/samples")
+            .and_then(|v| v.as_array_mut())
+        {
+            let kept: Vec<_> = samples.iter().step_by(2).cloned().collect();
+            *samples = kept;
+        }
+        thinned += 1;
+        report["samplesThinned"] = serde_json::json!(thinned);
+    }
+}
+
+async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(), Error> {
+    let aborted = run.aborted.clone();
+    let status = if aborted.is_some() {
+        RunStatus::Aborted
+    } else {
+        RunStatus::Completed
+    };
+    let (record, verdicts) = run.finish(status, aborted.clone());
+    let core = core_experiment(exp);
+    let out = murphy::runner::RunOutput {
+        run_id: exp.uid().unwrap_or_default().chars().take(8).collect(),
+        seed: run.seed,
+        started_unix_ms: run.started_unix_ms,
+        record,
+        verdicts: verdicts.clone(),
+    };
+    let report = murphy::report::RunReport::new(&core, out);
+    let table = murphy::report::table(&report);
+    let json = bounded_report(serde_json::to_value(&report).unwrap_or_default());
+    let name = evidence_name(exp);
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: exp.namespace(),
+            owner_references: exp.controller_owner_ref(&()).map(|o| vec![o]),
+            labels: Some(BTreeMap::from([(
+                "murphy.dev/experiment".to_string(),
+                exp.name_any(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("summary.txt".to_string(), table),
+            ("report.json".to_string(), json),
+        ])),
+        ..Default::default()
+    };
+    let cms: Api<ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &exp.namespace().unwrap_or_default());
+    match cms.create(&PostParams::default(), &cm).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            cms.replace(&name, &PostParams::default(), &cm).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let word = status::overall_word(&verdicts);
+    let phase = if aborted.is_some() {
+        Phase::Aborted
+    } else {
+        Phase::Completed
+    };
+    let counts = summary(&verdicts);
+    let reason = match &aborted {
+        Some(r) => format!("aborted: {r}; {counts}"),
+        None => format!("verdict {word}: {counts}"),
+    };
+    set_status(
+        &ctx.client,
+        exp,
+        phase,
+        Some(&verdicts),
+        &reason,
+        Some(name),
+    )
+    .await?;
+    let m = &ctx.metrics;
+    match (phase, word) {
+        (Phase::Aborted, _) => m.aborted.fetch_add(1, Ordering::Relaxed),
+        (_, "held") => m.completed_held.fetch_add(1, Ordering::Relaxed),
+        (_, "failed") => m.completed_failed.fetch_add(1, Ordering::Relaxed),
+        _ => m.completed_inconclusive.fetch_add(1, Ordering::Relaxed),
+    };
+    let t = if word == "held" && phase == Phase::Completed {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    event(ctx, exp, t, &format!("{phase:?}"), "Evaluate", &reason).await;
+    Ok(())
+}
+
+fn summary(v: &[Verdict]) -> String {
+    use murphy::claims::Outcome;
+    let n = |o: Outcome| v.iter().filter(|x| x.outcome == o).count();
+    format!(
+        "{} held, {} failed, {} inconclusive",
+        n(Outcome::Held),
+        n(Outcome::Failed),
+        n(Outcome::Inconclusive)
+    )
+}
+
+/// What `murphy-operator controller` is told.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    pub tls_dir: std::path::PathBuf,
+    pub agent_server_name: String,
+    pub directory: Directory,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub leader_election: Option<(String, String)>,
+    pub lease_ms: u64,
+    pub identity: String,
+}
+
+/// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
+/// pod's service account), leader election when asked, then kube-runtime's Controller
+/// over every Experiment in the cluster.
+pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use kube::runtime::{watcher, Controller};
+    let tls = crate::certs::Bundle::read(&o.tls_dir).map_err(anyhow::Error::msg)?;
+    let client = Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("connecting to the API server (kubeconfig or in-cluster): {e}")
+    })?;
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = o.metrics_addr {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: {e}"))?;
+        let m = metrics.clone();
+        tokio::spawn(crate::node::health(l, Arc::new(move || m.render())));
+    }
+    let mut lost_leadership: std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> =
+        Box::pin(std::future::pending());
+    if let Some((ns, name)) = &o.leader_election {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(client.clone(), ns);
+        eprintln!(
+            "murphy-controller: {} waiting for lease {ns}/{name}",
+            o.identity
+        );
+        crate::leader::acquire(&leases, name, &o.identity, 15).await;
+        eprintln!("murphy-controller: {} leads", o.identity);
+        let (name, me) = (name.clone(), o.identity.clone());
+        lost_leadership =
+            Box::pin(async move { crate::leader::hold(&leases, &name, &me, 15).await });
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "murphy-controller".into(),
+            instance: Some(o.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        agents: crate::run::agents(&tls, &o.agent_server_name),
+        directory: o.directory.clone(),
+        recorder,
+        lease_ms: o.lease_ms,
+        runs: Mutex::new(HashMap::new()),
+        metrics,
+    });
+    let exps: Api<Experiment> = Api::all(client);
+    let controller = Controller::new(exps, watcher::Config::default())
+        .graceful_shutdown_on(crate::node::stopped())
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                eprintln!("murphy-controller: {e}");
+            }
+        });
+    tokio::select! {
+        _ = controller => {}
+        why = &mut lost_leadership => {
+            anyhow::bail!("stopping: {why}");
+        }
+    }
+    // Revert what this replica still holds before it goes.
+    let mut runs = ctx.runs.lock().await;
+    for run in runs.values_mut() {
+        run.revert(&ctx.agents, None, "the controller is stopping")
+            .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,568 @@
+//! One Experiment's run on a cluster, as the controller holds it between reconciles: the
+//! pods each fault chose, the probes sampling from the controller, the schedule of
+//! injections (each fault at `steadyState + at`, reverted at the end of its `duration` or
+//! of the fault phase), the injections live on agents with their leases, and the record
+//! the engine's claims are evaluated on. The same [`murphy::claims::evaluate`] judges a
+//! cluster run and a `murphy run`.
+//!
+//! The agent calls go through [`crate::grpc::Agents`] (pooled channels, bounded fan-out);
+//! everything that decides (what is due, which injections count as gone) is plain code
+//! over the clock this run started.
+
+use crate::grpc::{self, pb, Agents};
+use crate::lease::Key;
+use crate::select::Chosen;
+use murphy::claims::{self, Verdict};
+use murphy::model::spec::ExperimentSpec;
+use murphy::probe::{self, ProbeHandle, ProbeSample};
+use murphy::timeline::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+use tonic::Code;
+
+/// Most agent calls in flight at once, over all agents.
+pub const FAN_OUT: usize = 64;
+
+/// A live injection: where it is and until when its lease holds (run clock, ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Injection {
+    pub key: Key,
+    pub pod: String,
+    pub node: String,
+    pub addr: String,
+    pub lease_until_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Waiting,
+    Active,
+    Done,
+}
+
+/// One pod a fault will act on, with the agent serving its node.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub chosen: Chosen,
+    /// Container name → runtime id (without the `containerd://` prefix).
+    pub containers: Vec<(String, String)>,
+    pub addr: String,
+}
+
+pub struct ClusterRun {
+    pub uid: String,
+    pub experiment: String,
+    pub spec: ExperimentSpec,
+    pub seed: u64,
+    pub lease_ms: u64,
+    pub clock: Clock,
+    pub started_unix_ms: u64,
+    /// Pods per fault, in spec order.
+    pub targets: BTreeMap<String, Vec<Placed>>,
+    stages: BTreeMap<String, Stage>,
+    pub live: Vec<Injection>,
+    pub samples: Vec<Sample>,
+    pub events: Vec<Event>,
+    pub faults: Vec<FaultRecord>,
+    probes: Vec<ProbeHandle>,
+    rx: Option<Receiver<ProbeSample>>,
+    pub aborted: Option<String>,
+}
+
+impl ClusterRun {
+    /// Start the run's clock and its probes (sampled from the controller).
+    pub fn start(
+        uid: &str,
+        experiment: &str,
+        spec: ExperimentSpec,
+        seed: u64,
+        lease_ms: u64,
+        targets: BTreeMap<String, Vec<Placed>>,
+    ) -> ClusterRun {
+        let clock = Clock::start();
+        let (tx, rx) = channel();
+        let probes = spec
+            .probes
+            .iter()
+            .map(|p| {
+                probe::spawn(
+                    p.name.clone(),
+                    p.check.clone(),
+                    None,
+                    p.interval(),
+                    p.timeout(),
+                    clock,
+                    tx.clone(),
+                )
+            })
+            .collect();
+        let faults = spec
+            .faults
+            .iter()
+            .map(|f| FaultRecord {
+                name: f.name.clone(),
+                kind: f.action.kind().to_string(),
+                target: f.target.clone(),
+                members: targets
+                    .get(&f.name)
+                    .map(|ps| ps.iter().map(|p| pod_name(&p.chosen)).collect())
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect();
+        let stages = spec
+            .faults
+            .iter()
+            .map(|f| (f.name.clone(), Stage::Waiting))
+            .collect();
+        let mut run = ClusterRun {
+            uid: uid.into(),
+            experiment: experiment.into(),
+            started_unix_ms: clock.wall_start_ms(),
+            spec,
+            seed,
+            lease_ms,
+            clock,
+            targets,
+            stages,
+            live: Vec::new(),
+            samples: Vec::new(),
+            events: Vec::new(),
+            faults,
+            probes,
+            rx: Some(rx),
+            aborted: None,
+        };
+        run.event("phase", None, "steady state".into());
+        run
+    }
+
+    pub fn now_ms(&self) -> f64 {
+        self.clock.now_ms()
+    }
+
+    fn event(&mut self, kind: &str, fault: Option<&str>, message: String) {
+        self.events.push(Event {
+            t_ms: self.clock.now_ms(),
+            kind: kind.into(),
+            fault: fault.map(str::to_string),
+            message,
+        });
+    }
+
+    /// Move probe samples onto the record.
+    pub fn drain(&mut self) {
+        if let Some(rx) = &self.rx {
+            while let Ok(s) = rx.try_recv() {
+                self.samples.push(Sample {
+                    probe: s.probe,
+                    t_ms: s.t_ms,
+                    ok: s.outcome.ok,
+                    latency_ms: s.outcome.latency.as_secs_f64() * 1000.0,
+                    detail: s.outcome.detail,
+                });
+            }
+        }
+    }
+
+    fn steady_ms(&self) -> f64 {
+        self.spec.steady_duration().as_secs_f64() * 1000.0
+    }
+
+    fn fault_phase_end_ms(&self) -> f64 {
+        self.steady_ms() + self.spec.fault_phase().as_secs_f64() * 1000.0
+    }
+
+    /// How long the run lasts from its start: steady state, fault phase, observation.
+    pub fn length_ms(spec: &ExperimentSpec) -> u64 {
+        (spec.steady_duration() + spec.fault_phase() + spec.observe_after()).as_millis() as u64
+    }
+
+    /// (start, end) of a fault's window on the run clock.
+    fn window(&self, name: &str) -> Option<(f64, f64)> {
+        let f = self.spec.fault(name)?;
+        let start = self.steady_ms() + f.at.as_std().as_secs_f64() * 1000.0;
+        let end = f
+            .duration
+            .map_or(self.fault_phase_end_ms(), |d| {
+                start + d.as_std().as_secs_f64() * 1000.0
+            })
+            .min(self.fault_phase_end_ms());
+        Some((start, end))
+    }
+
+    /// Injections whose lease has not run out: the only ones that can still be in effect.
+    pub fn unexpired(&self) -> usize {
+        let now = self.now_ms();
+        self.live.iter().filter(|i| i.lease_until_ms > now).count()
+    }
+
+    /// When the schedule next needs a step (ms from now), for the requeue.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        let now = self.now_ms();
+        self.stages
+            .iter()
+            .filter_map(|(name, st)| {
+                let (s, e) = self.window(name)?;
+                match st {
+                    Stage::Waiting => Some(s),
+                    Stage::Active => Some(e),
+                    Stage::Done => None,
+                }
+            })
+            .map(|t| (t - now).max(0.0) as u64)
+            .min()
+    }
+
+    /// Inject what is due, revert what ended, renew leases due for renewal.
+    pub async fn step(&mut self, agents: &Agents) {
+        self.drain();
+        let now = self.now_ms();
+        let names: Vec<String> = self.stages.keys().cloned().collect();
+        for name in names {
+            let Some((start, end)) = self.window(&name) else {
+                continue;
+            };
+            let st = self.stages[&name];
+            if st == Stage::Waiting && now >= start && self.aborted.is_none() {
+                self.stages.insert(name.clone(), Stage::Active);
+                self.inject(agents, &name).await;
+            } else if st == Stage::Active && now >= end {
+                self.stages.insert(name.clone(), Stage::Done);
+                self.revert(agents, Some(&name), "its window ended").await;
+            }
+        }
+        self.renew(agents).await;
+    }
+
+    async fn inject(&mut self, agents: &Agents, fault: &str) {
+        let placed = self.targets.get(fault).cloned().unwrap_or_default();
+        self.inject_into(agents, fault, &placed, true).await;
+    }
+
+    /// Inject `fault` into `placed`; `first` for the fault's own start (a replacement
+    /// pod's injection adds to the record instead).
+    async fn inject_into(&mut self, agents: &Agents, fault: &str, placed: &[Placed], first: bool) {
+        let Some(spec) = self.spec.fault(fault).cloned() else {
+            return;
+        };
+        let action_json = serde_json::to_string(&spec.action).unwrap_or_default();
+        let calls: Vec<(String, pb::InjectRequest)> = placed
+            .iter()
+            .map(|p| {
+                (
+                    p.addr.clone(),
+                    pb::InjectRequest {
+                        experiment: self.experiment.clone(),
+                        fault: fault.to_string(),
+                        pod: pod_name(&p.chosen),
+                        pod_uid: p.chosen.pod.uid.clone(),
+                        containers: p
+                            .containers
+                            .iter()
+                            .map(|(n, id)| pb::Container {
+                                name: n.clone(),
+                                id: id.clone(),
+                            })
+                            .collect(),
+                        action_json: action_json.clone(),
+                        lease_ms: self.lease_ms,
+                        seed: self.seed,
+                    },
+                )
+            })
+            .collect();
+        let t0 = self.now_ms();
+        self.event(
+            "fault",
+            Some(fault),
+            format!(
+                "injecting {} into {} pod(s)",
+                spec.action.kind(),
+                calls.len()
+            ),
+        );
+        let results = agents
+            .fan_out(calls, FAN_OUT, |mut c, r| async move {
+                c.inject(r).await.map(|x| x.into_inner())
+            })
+            .await;
+        let t1 = self.now_ms();
+        let mut evidence = Vec::new();
+        let mut errors = Vec::new();
+        for (p, r) in placed.iter().zip(results) {
+            match r {
+                Ok(reply) => {
+                    evidence.push(format!("{}: {}", pod_name(&p.chosen), reply.evidence));
+                    self.live.push(Injection {
+                        key: Key {
+                            experiment: self.experiment.clone(),
+                            fault: fault.to_string(),
+                            pod_uid: p.chosen.pod.uid.clone(),
+                        },
+                        pod: pod_name(&p.chosen),
+                        node: p.chosen.pod.node.clone().unwrap_or_default(),
+                        addr: p.addr.clone(),
+                        lease_until_ms: t0 + self.lease_ms as f64,
+                    });
+                }
+                Err(e) => errors.push(format!("{}: {}", pod_name(&p.chosen), e.message())),
+            }
+        }
+        let ok = errors.is_empty() && !evidence.is_empty();
+        if let Some(rec) = self.faults.iter_mut().find(|f| f.name == fault) {
+            if first {
+                rec.injected_ms = Some(t0);
+                rec.confirmed = ok;
+                rec.confirmed_ms = ok.then_some(t1);
+                rec.inject_latency_ms = ok.then_some(t1 - t0);
+                rec.evidence = evidence.join("; ");
+                rec.error = (!errors.is_empty()).then(|| errors.join("; "));
+            } else {
+                rec.members
+                    .extend(placed.iter().map(|p| pod_name(&p.chosen)));
+                for e in &evidence {
+                    rec.evidence = format!("{}; {e}", rec.evidence);
+                }
+                if !errors.is_empty() {
+                    let prev = rec.error.take().map(|e| e + "; ").unwrap_or_default();
+                    rec.error = Some(prev + &errors.join("; "));
+                }
+            }
+        }
+        let msg = if ok {
+            format!(
+                "confirmed on {} pod(s) in {:.0} ms",
+                evidence.len(),
+                t1 - t0
+            )
+        } else {
+            format!(
+                "FAILED on {} of {} pod(s): {}",
+                errors.len(),
+                placed.len(),
+                errors.join("; ")
+            )
+        };
+        self.event("fault", Some(fault), msg.clone());
+        if !errors.is_empty() {
+            // A fault that did not take everywhere is not the experiment asked for.
+            self.aborted = Some(format!("fault {fault}: {msg}"));
+        }
+    }
+
+    /// Revert live injections (of one fault, or all). Injections whose agent says they are
+    /// unknown (reverted at lease lapse, or never there) count as reverted; a failure
+    /// stays live and is retried on the next call.
+    pub async fn revert(&mut self, agents: &Agents, fault: Option<&str>, why: &str) {
+        let (these, rest): (Vec<Injection>, Vec<Injection>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|i| fault.is_none_or(|f| i.key.fault == f));
+        self.live = rest;
+        if these.is_empty() {
+            if let Some(f) = fault {
+                self.mark_reverted(f, None);
+            }
+            return;
+        }
+        let calls = these
+            .iter()
+            .map(|i| (i.addr.clone(), fault_ref(&i.key)))
+            .collect();
+        let results = agents
+            .fan_out(calls, FAN_OUT, |mut c, r| async move {
+                c.revert(r).await.map(|x| x.into_inner())
+            })
+            .await;
+        let now = self.now_ms();
+        let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, r) in these.into_iter().zip(results) {
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) if i.lease_until_ms <= now => {
+                    // Unreachable, but its lease ran out: the agent reverted it, or its
+                    // node is gone with it.
+                    let _ = e;
+                }
+                Err(e) => {
+                    failed.entry(i.key.fault.clone()).or_default().push(format!(
+                        "{}: {}",
+                        i.pod,
+                        e.message()
+                    ));
+                    self.live.push(i);
+                }
+            }
+        }
+        let names: Vec<String> = match fault {
+            Some(f) => vec![f.to_string()],
+            None => self.faults.iter().map(|f| f.name.clone()).collect(),
+        };
+        for f in names {
+            let errs = failed.get(&f).cloned();
+            let was_injected = self
+                .faults
+                .iter()
+                .any(|r| r.name == f && r.injected_ms.is_some() && r.reverted_ms.is_none());
+            if !was_injected {
+                continue;
+            }
+            match &errs {
+                None => self.event("fault", Some(&f), format!("reverted ({why})")),
+                Some(e) => self.event(
+                    "fault",
+                    Some(&f),
+                    format!("revert FAILED, retrying: {}", e.join("; ")),
+                ),
+            }
+            self.mark_reverted(&f, errs);
+        }
+    }
+
+    fn mark_reverted(&mut self, fault: &str, errors: Option<Vec<String>>) {
+        let now = self.now_ms();
+        if let Some(rec) = self.faults.iter_mut().find(|r| r.name == fault) {
+            if errors.is_none() && rec.injected_ms.is_some() && rec.reverted_ms.is_none() {
+                rec.reverted_ms = Some(now);
+            }
+        }
+        if errors.is_none() {
+            self.stages.insert(fault.to_string(), Stage::Done);
+        }
+    }
+
+    /// Renew leases that are a third or more through.
+    pub async fn renew(&mut self, agents: &Agents) {
+        let now = self.now_ms();
+        let third = self.lease_ms as f64 / 3.0;
+        let due: Vec<usize> = (0..self.live.len())
+            .filter(|&i| {
+                let left = self.live[i].lease_until_ms - now;
+                left > 0.0 && left <= 2.0 * third
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let lease = self.lease_ms;
+        let calls = due
+            .iter()
+            .map(|&i| {
+                (
+                    self.live[i].addr.clone(),
+                    pb::RenewRequest {
+                        fault: Some(fault_ref(&self.live[i].key)),
+                        lease_ms: lease,
+                    },
+                )
+            })
+            .collect();
+        let results = agents
+            .fan_out(calls, FAN_OUT, |mut c, r| async move {
+                c.renew(r).await.map(|x| x.into_inner())
+            })
+            .await;
+        for (&i, r) in due.iter().zip(results) {
+            match r {
+                Ok(_) => self.live[i].lease_until_ms = now + lease as f64,
+                Err(e) => {
+                    let (pod, fault) = (self.live[i].pod.clone(), self.live[i].key.fault.clone());
+                    self.event(
+                        "fault",
+                        Some(&fault),
+                        format!("renewing the lease on {pod} failed: {}", e.message()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Re-apply a fault whose window is open to pods that replaced its chosen ones.
+    pub async fn reinject(&mut self, agents: &Agents, fault: &str, new: Vec<Placed>) {
+        if new.is_empty() || self.stages.get(fault) != Some(&Stage::Active) {
+            return;
+        }
+        let names: Vec<String> = new.iter().map(|p| pod_name(&p.chosen)).collect();
+        self.event(
+            "fault",
+            Some(fault),
+            format!("replacement pod(s) {}: injecting again", names.join(", ")),
+        );
+        self.targets
+            .entry(fault.to_string())
+            .or_default()
+            .extend(new.iter().cloned());
+        self.inject_into(agents, fault, &new, false).await;
+    }
+
+    /// Whether a fault's window is open (it has been injected and not reverted).
+    pub fn active_faults(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|(_, s)| **s == Stage::Active)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Stop the probes and evaluate the claims on the finished record.
+    pub fn finish(
+        &mut self,
+        status: RunStatus,
+        reason: Option<String>,
+    ) -> (RunRecord, Vec<Verdict>) {
+        for p in self.probes.drain(..) {
+            p.stop();
+        }
+        self.drain();
+        self.rx = None;
+        let now = self.now_ms();
+        let steady = self.steady_ms();
+        let rec = RunRecord {
+            samples: std::mem::take(&mut self.samples),
+            events: std::mem::take(&mut self.events),
+            faults: self.faults.clone(),
+            histories: Vec::new(),
+            watch_samples: Vec::new(),
+            phases: Phases {
+                steady_start_ms: 0.0,
+                faults_start_ms: Some(steady),
+                faults_end_ms: Some(self.fault_phase_end_ms().min(now)),
+                end_ms: now,
+            },
+            status,
+            status_reason: reason,
+        };
+        let verdicts = claims::evaluate(&self.spec.claims, &rec);
+        (rec, verdicts)
+    }
+}
+
+impl Drop for ClusterRun {
+    fn drop(&mut self) {
+        for p in self.probes.drain(..) {
+            p.stop();
+        }
+    }
+}
+
+pub fn pod_name(c: &Chosen) -> String {
+    format!("{}/{}", c.pod.namespace, c.pod.name)
+}
+
+pub fn fault_ref(k: &Key) -> pb::FaultRef {
+    pb::FaultRef {
+        experiment: k.experiment.clone(),
+        fault: k.fault.clone(),
+        pod_uid: k.pod_uid.clone(),
+    }
+}
+
+/// The timeout of one agent call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The controller's agent pool from its TLS files.
+pub fn agents(tls: &crate::certs::Bundle, server_name: &str) -> Agents {
+    Agents::new(grpc::client_tls(tls, server_name), CALL_TIMEOUT)
+}

@@ -1,0 +1,804 @@
+//! The controller's I/O against recorded Kubernetes API scenarios (tower-test stands in
+//! for the API server, the one part that cannot run here), one test per reconcile path.
+//! Each scenario lists the requests the reconcile must make, in order, with the API
+//! server's answers; a request out of order, or one too many, fails the test. Where a
+//! path calls agents, the agent is the real one (gRPC with mTLS on loopback, injecting into
+//! a real process in a kubelet-style pod cgroup).
+
+mod common;
+use common::{resumed, state, Tree};
+use http::{Method, Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use murphy_operator::controller::{ABORT_ANNOTATION, FINALIZER};
+use murphy_operator::crd::{Experiment, ExperimentSpec};
+use murphy_operator::grpc;
+use murphy_operator::reconcile::{self, Ctx, Directory, Metrics};
+use murphy_operator::status::{ExperimentStatus, Phase};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The API server's side of the mock, shared by the scenario steps of one test.
+type Handle = Arc<tokio::sync::Mutex<tower_test::mock::Handle<Request<Body>, Response<Body>>>>;
+
+const NS: &str = "shop";
+const NAME: &str = "pause-web";
+const EXP_UID: &str = "0f5d2a2e-1111-4c4c-8888-000000000001";
+const POD_UID: &str = "b1946ac9-2492-4f2e-9d4c-6f1e2d3c4b5a";
+const APP: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+/// One expected request and the API server's answer.
+struct Step {
+    method: Method,
+    path: String,
+    /// Expected query (`None`: don't care).
+    query: Option<String>,
+    reply: Reply,
+}
+
+enum Reply {
+    Json(Value),
+    /// Answer with the request's own body (a create or an event).
+    Echo,
+}
+
+fn step(method: Method, path: &str, reply: Reply) -> Step {
+    Step {
+        method,
+        path: path.into(),
+        query: None,
+        reply,
+    }
+}
+
+/// Serve `steps` in order; returns each request's body (JSON) for the test to inspect.
+/// Panics (failing the test) on a request out of order.
+fn api_server(handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Vec<Value>> {
+    tokio::spawn(async move {
+        let mut handle = handle.lock().await;
+        let mut bodies = Vec::new();
+        for (i, s) in steps.into_iter().enumerate() {
+            let next = tokio::time::timeout(Duration::from_secs(15), handle.next_request())
+                .await
+                .unwrap_or_else(|_| panic!("step {i}: no {} {} came", s.method, s.path));
+            let (req, send) = next.unwrap_or_else(|| panic!("step {i}: client gone"));
+            assert_eq!(
+                (req.method(), req.uri().path()),
+                (&s.method, s.path.as_str()),
+                "step {i}: unexpected request {}",
+                req.uri()
+            );
+            if let Some(q) = &s.query {
+                assert_eq!(req.uri().query(), Some(q.as_str()), "step {i}");
+            }
+            let bytes = req.into_body().collect_bytes().await.expect("body");
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).expect("json body")
+            };
+            let answer = match s.reply {
+                Reply::Json(v) => v,
+                Reply::Echo => body.clone(),
+            };
+            bodies.push(body);
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .expect("response"),
+            );
+        }
+        // Nothing more may come (the reconcile is over when the test joins).
+        bodies
+    })
+}
+
+/// After the scenario: no request beyond those listed.
+async fn no_more(handle: &Handle) {
+    let mut handle = handle.lock().await;
+    let extra = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    if let Ok(Some((req, _))) = extra {
+        panic!("unexpected extra request {} {}", req.method(), req.uri());
+    }
+}
+
+/// One reconcile, failing the test if it waits on a request the scenario does not answer.
+async fn reconcile_once(
+    exp: Arc<Experiment>,
+    c: Arc<Ctx>,
+) -> Result<kube::runtime::controller::Action, reconcile::Error> {
+    tokio::time::timeout(Duration::from_secs(20), reconcile::reconcile(exp, c))
+        .await
+        .expect("the reconcile waited on a request the scenario does not answer")
+}
+
+fn spec(yaml: &str) -> ExperimentSpec {
+    serde_saphyr::from_str(yaml).expect("spec")
+}
+
+const PAUSE_SPEC: &str = r#"
+targets:
+  web:
+    pods:
+      namespace: shop
+      matchLabels: {app: web}
+    pick: {mode: all}
+probes:
+  - name: web-running
+    interval: 100ms
+    command:
+      argv: ["/bin/true"]
+faults:
+  - name: pause
+    target: web
+    kind: process-pause
+    method: signal
+    at: 0s
+    duration: 1s
+steadyState:
+  duration: 200ms
+observeAfter: 1500ms
+claims:
+  - name: the probe keeps answering
+    availability:
+      probe: web-running
+      fault: pause
+      atLeast: 99%
+"#;
+
+fn experiment(
+    yaml: &str,
+    finalizer: bool,
+    phase: Option<Phase>,
+    annotations: &[(&str, &str)],
+) -> Experiment {
+    let mut e = Experiment::new(NAME, spec(yaml));
+    e.metadata.namespace = Some(NS.into());
+    e.metadata.uid = Some(EXP_UID.into());
+    e.metadata.generation = Some(1);
+    e.metadata.resource_version = Some("7".into());
+    if finalizer {
+        e.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    }
+    if !annotations.is_empty() {
+        e.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    e.status = phase.map(|p| ExperimentStatus {
+        phase: p,
+        ..Default::default()
+    });
+    e
+}
+
+fn exp_path() -> String {
+    format!("/apis/murphy.dev/v1alpha1/namespaces/{NS}/experiments/{NAME}")
+}
+
+fn events_path() -> String {
+    format!("/apis/events.k8s.io/v1/namespaces/{NS}/events")
+}
+
+fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx> {
+    Arc::new(Ctx {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "murphy-controller".into(),
+                instance: Some("test".into()),
+            },
+        ),
+        client,
+        agents,
+        directory: Directory {
+            fixed: fixed
+                .iter()
+                .map(|(n, a)| (n.to_string(), a.to_string()))
+                .collect(),
+            namespace: None,
+            selector: None,
+            port: 7443,
+        },
+        lease_ms: 5_000,
+        runs: tokio::sync::Mutex::new(HashMap::new()),
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+fn mock() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (
+        Client::new(svc, "default"),
+        Arc::new(tokio::sync::Mutex::new(handle)),
+    )
+}
+
+fn certs() -> murphy_operator::certs::Set {
+    murphy_operator::certs::generate("test-ca", "murphy-controller", "murphy-agent", 1)
+        .expect("certs")
+}
+
+fn no_agents() -> grpc::Agents {
+    let c = certs();
+    grpc::Agents::new(
+        grpc::client_tls(&c.controller, "murphy-agent"),
+        Duration::from_secs(5),
+    )
+}
+
+fn echo_exp(e: &Experiment) -> Reply {
+    Reply::Json(serde_json::to_value(e).expect("json"))
+}
+
+#[tokio::test]
+async fn a_new_experiment_gets_the_finalizer_first() {
+    let (client, handle) = mock();
+    let exp = experiment(PAUSE_SPEC, false, None, &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(Method::PATCH, &exp_path(), echo_exp(&exp))],
+    );
+    let c = ctx(client, no_agents(), &[]);
+    reconcile_once(Arc::new(exp), c).await.expect("reconcile");
+    let bodies = server.await.expect("server");
+    assert_eq!(
+        bodies[0],
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]),
+        "a JSON patch that fails if the finalizers changed meanwhile"
+    );
+    no_more(&handle).await;
+}
+
+#[tokio::test]
+async fn a_local_only_spec_is_rejected_naming_the_fields() {
+    let (client, handle) = mock();
+    let yaml = format!(
+        "{PAUSE_SPEC}lab:\n  hosts:\n    - name: a\n      processes:\n        - name: p\n          argv: [sleep, \"9\"]\n"
+    );
+    let exp = experiment(&yaml, true, None, &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&exp),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    let c = ctx(client, no_agents(), &[]);
+    reconcile_once(Arc::new(exp), c.clone())
+        .await
+        .expect("reconcile");
+    let bodies = server.await.expect("server");
+    let st = &bodies[0]["status"];
+    assert_eq!(st["phase"], "Aborted");
+    let aborted = st["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Aborted")
+        .expect("Aborted condition");
+    assert_eq!(aborted["status"], "True");
+    assert!(
+        aborted["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("spec.lab")),
+        "{aborted}"
+    );
+    assert_eq!(bodies[1]["type"], "Warning");
+    assert_eq!(bodies[1]["reason"], "Rejected");
+    assert_eq!(bodies[1]["regarding"]["name"], NAME);
+    assert!(c.metrics.render().contains("outcome=\"rejected\"} 1"));
+    no_more(&handle).await;
+}
+
+#[tokio::test]
+async fn a_namespace_that_did_not_opt_in_aborts_the_start_with_the_reason() {
+    let (client, handle) = mock();
+    let exp = experiment(PAUSE_SPEC, true, None, &[]);
+    let mut list_ns = step(
+        Method::GET,
+        "/api/v1/namespaces",
+        Reply::Json(
+            json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}, "items": []}),
+        ),
+    );
+    list_ns.query = Some("&labelSelector=murphy.dev%2Fchaos%3Denabled".into());
+    let server = api_server(
+        handle.clone(),
+        vec![
+            list_ns,
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&exp),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    let c = ctx(client, no_agents(), &[]);
+    reconcile_once(Arc::new(exp), c).await.expect("reconcile");
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[1]["status"]["phase"], "Aborted");
+    let text = bodies[1].to_string();
+    assert!(
+        text.contains("has not opted in") && text.contains("murphy.dev/chaos=enabled"),
+        "{text}"
+    );
+    assert_eq!(bodies[2]["reason"], "TargetsFailed");
+    no_more(&handle).await;
+}
+
+#[tokio::test]
+async fn a_run_lost_to_a_controller_restart_is_abandoned() {
+    let (client, handle) = mock();
+    let exp = experiment(PAUSE_SPEC, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&exp),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    let c = ctx(client, no_agents(), &[]);
+    reconcile_once(Arc::new(exp), c).await.expect("reconcile");
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[0]["status"]["phase"], "Aborted");
+    assert!(
+        bodies[0].to_string().contains("leases lapse"),
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(bodies[1]["reason"], "Abandoned");
+    no_more(&handle).await;
+}
+
+#[tokio::test]
+async fn a_completed_experiment_is_left_alone() {
+    let (client, handle) = mock();
+    let exp = experiment(PAUSE_SPEC, true, Some(Phase::Completed), &[]);
+    let c = ctx(client, no_agents(), &[]);
+    let next = reconcile_once(Arc::new(exp), c).await.expect("reconcile");
+    assert_eq!(next, kube::runtime::controller::Action::await_change());
+    no_more(&handle).await;
+}
+
+// --- Paths that reach an agent (privileged: real processes in pod cgroups). ---
+
+struct Pod {
+    tree: Tree,
+    pid: i32,
+    dir: std::path::PathBuf,
+}
+
+fn pod(tag: &str) -> Pod {
+    let m = murphy::cgroup::Mounts::read();
+    let base = m.v1_mount("pids").expect("v1 pids").to_path_buf();
+    let mut tree = Tree::new(&base, tag);
+    let pid = tree.container(
+        &tree
+            .root
+            .join("kubepods")
+            .join(format!("pod{POD_UID}"))
+            .join(APP),
+    );
+    let dir = std::env::temp_dir().join(format!("murphy-rec-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Pod { tree, pid, dir }
+}
+
+fn namespaces() -> Reply {
+    Reply::Json(json!({
+        "apiVersion": "v1", "kind": "NamespaceList", "metadata": {},
+        "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"murphy.dev/chaos": "enabled"}}}]
+    }))
+}
+
+fn pods() -> Reply {
+    Reply::Json(json!({
+        "apiVersion": "v1", "kind": "PodList", "metadata": {},
+        "items": [{
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-0", "namespace": NS, "uid": POD_UID, "labels": {"app": "web"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.5",
+                       "containerStatuses": [{"name": "app", "containerID": format!("containerd://{APP}"),
+                         "image": "web", "imageID": "", "ready": true, "restartCount": 0}]}
+        }]
+    }))
+}
+
+fn start_steps(exp: &Experiment) -> Vec<Step> {
+    vec![
+        step(Method::GET, "/api/v1/namespaces", namespaces()),
+        step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        ),
+        step(
+            Method::PATCH,
+            &format!("{}/status", exp_path()),
+            echo_exp(exp),
+        ),
+        step(Method::POST, &events_path(), Reply::Echo),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_inject_revert_and_evaluate_through_a_real_agent() {
+    let p = pod("life");
+    let certs = certs();
+    let (addr, stop) =
+        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
+    let agents = grpc::Agents::new(
+        grpc::client_tls(&certs.controller, "murphy-agent"),
+        Duration::from_secs(10),
+    );
+    let (client, handle) = mock();
+    let c = ctx(client, agents, &[("node-a", &addr)]);
+
+    // The probe reads the pod's process state: it fails while the process is paused.
+    let yaml = PAUSE_SPEC
+        .replace(
+            r#"argv: ["/bin/true"]"#,
+            &format!(
+                r#"argv: ["/usr/bin/grep", "-qE", "^State:\\s+[RS]", "/proc/{}/status"]"#,
+                p.pid
+            ),
+        )
+        .replace(
+            "claims:\n",
+            "claims:\n  - name: the process runs again within 2s\n    recovers: {probe: web-running, within: 2s, fault: pause, stableFor: 300ms}\n",
+        );
+    // 1. Start: opted-in namespaces, the target's pods, status Running, an Event.
+    let pending = experiment(&yaml, true, None, &[]);
+    let server = api_server(handle.clone(), start_steps(&pending));
+    reconcile_once(Arc::new(pending), c.clone())
+        .await
+        .expect("start");
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[2]["status"]["phase"], "Running");
+    assert_eq!(bodies[3]["reason"], "Started");
+    assert!(
+        bodies[3]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("pause: 1 pod(s)")),
+        "{}",
+        bodies[3]
+    );
+    no_more(&handle).await;
+
+    // 2. Past the steady state: the agent pauses the pod's process; the open window
+    // looks for replacement pods (there are none).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(&yaml, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        )],
+    );
+    reconcile_once(Arc::new(running.clone()), c.clone())
+        .await
+        .expect("inject");
+    server.await.expect("server");
+    assert_eq!(state(p.pid), Some('T'), "the pod's process is paused");
+    no_more(&handle).await;
+
+    // 3. Past the fault's 1 s: reverted by the schedule; no API call needed.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    reconcile_once(Arc::new(running.clone()), c.clone())
+        .await
+        .expect("revert");
+    assert!(resumed(p.pid), "the window closed: resumed");
+    no_more(&handle).await;
+
+    // 4. After observeAfter: Reverting (nothing left to revert), then 5. Evaluate.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&running),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    reconcile_once(Arc::new(running), c.clone())
+        .await
+        .expect("phase over");
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[0]["status"]["phase"], "Reverting");
+    no_more(&handle).await;
+
+    let reverting = experiment(&yaml, true, Some(Phase::Reverting), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::POST,
+                &format!("/api/v1/namespaces/{NS}/configmaps"),
+                Reply::Echo,
+            ),
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&reverting),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    reconcile_once(Arc::new(reverting), c.clone())
+        .await
+        .expect("evaluate");
+    let bodies = server.await.expect("server");
+    // The evidence ConfigMap: owned by the Experiment, the report inside.
+    let cm = &bodies[0];
+    assert_eq!(cm["metadata"]["name"], format!("{NAME}-evidence"));
+    assert_eq!(cm["metadata"]["ownerReferences"][0]["uid"], EXP_UID);
+    let summary = cm["data"]["summary.txt"].as_str().expect("summary");
+    assert!(
+        summary.contains("the probe keeps answering") && summary.contains("FAILED"),
+        "{summary}"
+    );
+    let report: Value =
+        serde_json::from_str(cm["data"]["report.json"].as_str().expect("report")).expect("json");
+    let fault = &report["record"]["faults"][0];
+    assert_eq!(fault["confirmed"], true, "{fault}");
+    assert!(
+        fault["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("shop/web-0")),
+        "{fault}"
+    );
+    assert!(fault["revertedMs"].as_f64().is_some(), "{fault}");
+    let failing = report["record"]["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter(|s| s["ok"] == false)
+        .count();
+    assert!(
+        failing >= 5,
+        "the probe saw the pause: {failing} failing samples"
+    );
+    // The status: Completed, the verdict and each claim's figure, from the evidence:
+    // the paused process fails availability, and it runs again in time.
+    let st = &bodies[1]["status"];
+    assert_eq!(st["phase"], "Completed");
+    assert_eq!(st["verdict"], "failed", "{st}");
+    assert_eq!(
+        (st["held"].as_u64(), st["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+    let outcome = |name: &str| {
+        st["claims"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+            .map(|c| c["outcome"].clone())
+    };
+    assert_eq!(outcome("the probe keeps answering"), Some(json!("failed")));
+    assert_eq!(
+        outcome("the process runs again within 2s"),
+        Some(json!("held"))
+    );
+    assert_eq!(st["evidence"], format!("{NAME}-evidence"));
+    let completed = st["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Completed")
+        .expect("Completed");
+    assert_eq!(
+        completed["status"], "True",
+        "kubectl wait --for=condition=Completed"
+    );
+    assert_eq!(bodies[2]["reason"], "Completed");
+    assert_eq!(
+        bodies[2]["type"], "Warning",
+        "a failed verdict is a warning"
+    );
+    assert!(c.metrics.render().contains("outcome=\"failed\"} 1"));
+    no_more(&handle).await;
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_reverts_first_then_drops_the_finalizer() {
+    let p = pod("delete");
+    let certs = certs();
+    let (addr, stop) =
+        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
+    let agents = grpc::Agents::new(
+        grpc::client_tls(&certs.controller, "murphy-agent"),
+        Duration::from_secs(10),
+    );
+    let (client, handle) = mock();
+    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
+    let pending = experiment(&long, true, None, &[]);
+    let server = api_server(handle.clone(), start_steps(&pending));
+    reconcile_once(Arc::new(pending), c.clone())
+        .await
+        .expect("start");
+    server.await.expect("server");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(&long, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        )],
+    );
+    reconcile_once(Arc::new(running.clone()), c.clone())
+        .await
+        .expect("inject");
+    server.await.expect("server");
+    assert_eq!(state(p.pid), Some('T'));
+
+    // kubectl delete: the agent reverts first (no API call), the finalizer stays.
+    let mut deleting = running.clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    reconcile_once(Arc::new(deleting.clone()), c.clone())
+        .await
+        .expect("revert on delete");
+    assert!(resumed(p.pid), "reverted before the object goes");
+    no_more(&handle).await;
+    // Then the finalizer goes, with a patch that checks it is the one removed.
+    let server = api_server(
+        handle.clone(),
+        vec![step(Method::PATCH, &exp_path(), echo_exp(&deleting))],
+    );
+    reconcile_once(Arc::new(deleting), c.clone())
+        .await
+        .expect("finalizer");
+    let bodies = server.await.expect("server");
+    assert_eq!(
+        bodies[0],
+        json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"},
+        ])
+    );
+    no_more(&handle).await;
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_abort_annotation_reverts_and_ends_aborted() {
+    let p = pod("abort");
+    let certs = certs();
+    let (addr, stop) =
+        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
+    let agents = grpc::Agents::new(
+        grpc::client_tls(&certs.controller, "murphy-agent"),
+        Duration::from_secs(10),
+    );
+    let (client, handle) = mock();
+    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
+    let pending = experiment(&long, true, None, &[]);
+    let server = api_server(handle.clone(), start_steps(&pending));
+    reconcile_once(Arc::new(pending), c.clone())
+        .await
+        .expect("start");
+    server.await.expect("server");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(&long, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        )],
+    );
+    reconcile_once(Arc::new(running), c.clone())
+        .await
+        .expect("inject");
+    server.await.expect("server");
+    assert_eq!(state(p.pid), Some('T'));
+
+    let aborting = experiment(
+        &long,
+        true,
+        Some(Phase::Running),
+        &[(ABORT_ANNOTATION, "true")],
+    );
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&aborting),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    reconcile_once(Arc::new(aborting), c.clone())
+        .await
+        .expect("abort");
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[0]["status"]["phase"], "Reverting");
+    assert!(resumed(p.pid), "aborting reverts at once");
+
+    let reverting = experiment(
+        &long,
+        true,
+        Some(Phase::Reverting),
+        &[(ABORT_ANNOTATION, "true")],
+    );
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::POST,
+                &format!("/api/v1/namespaces/{NS}/configmaps"),
+                Reply::Echo,
+            ),
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&reverting),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    reconcile_once(Arc::new(reverting), c.clone())
+        .await
+        .expect("evaluate");
+    let bodies = server.await.expect("server");
+    let st = &bodies[1]["status"];
+    assert_eq!(st["phase"], "Aborted", "{st}");
+    assert!(st.to_string().contains(ABORT_ANNOTATION), "{st}");
+    assert_eq!(bodies[2]["type"], "Warning");
+    no_more(&handle).await;
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[test]
+fn agent_addresses_come_from_running_agent_pods_with_an_ip() {
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> = serde_json::from_value(json!([
+        {"metadata": {"name": "a"}, "spec": {"nodeName": "n1", "containers": []}, "status": {"phase": "Running", "podIP": "10.1.0.4"}},
+        {"metadata": {"name": "b"}, "spec": {"nodeName": "n2", "containers": []}, "status": {"phase": "Pending"}},
+        {"metadata": {"name": "c"}, "spec": {"nodeName": "n3", "containers": []}, "status": {"phase": "Running", "podIP": "fd00::7"}}
+    ]))
+    .expect("pods");
+    assert_eq!(
+        reconcile::agent_addresses(&pods, 7443),
+        BTreeMap::from([
+            ("n1".to_string(), "10.1.0.4:7443".to_string()),
+            ("n3".to_string(), "[fd00::7]:7443".to_string()),
+        ])
+    );
+}
