@@ -1,5 +1,5 @@
 //! The node agent's engine side: what it does for each call the controller makes, with
-//! the transport left out (the gRPC service, with mTLS, wraps this; it is not built yet).
+//! the transport left out (the gRPC service in [`crate::grpc`], with mTLS, wraps this).
 //!
 //! Every injection is bound to an experiment, a fault and a pod UID. The agent resolves
 //! the pod to its containers' processes on this node ([`crate::pods`]), builds the fault

@@ -1,7 +1,8 @@
 //! The controller's decisions, as one pure function: from what a reconcile observed of an
 //! Experiment (and of its injections) to the actions to take, in order. The I/O layer
-//! (kube-runtime's watcher, the finalizer helper, status patches, agent calls) performs
-//! them; it is not built yet. Each path is a named test.
+//! (kube-runtime's watcher, finalizer patches, status patches, agent calls) performs
+//! them ([`crate::reconcile`]). Each path is a named test here, and a recorded API scenario in
+//! `tests/reconcile.rs`.
 
 use crate::status::Phase;
 
@@ -43,9 +44,10 @@ pub enum Action {
     RemoveFinalizer,
     /// Refuse the experiment: status Aborted with this reason, nothing injected.
     Reject(String),
-    /// Resolve targets and inject through the agents; phase Running.
+    /// Resolve the targets and their agents, start the run's clock and probes; phase Running.
     Start,
-    /// Renew every live injection's lease.
+    /// Step the run: inject faults whose window opened, revert those whose window closed,
+    /// renew leases a third through, and follow replacement pods.
     Renew,
     /// Revert every live injection; phase Reverting (reason for the condition/event).
     RevertAll(String),
@@ -226,6 +228,27 @@ mod tests {
                 ..running(99_000)
             };
             assert_eq!(plan(&o), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_run_the_controller_lost_is_abandoned_but_deletion_still_completes() {
+        for phase in [Phase::Running, Phase::Reverting] {
+            let o = Observed {
+                phase,
+                run_lost: true,
+                live_injections: 0,
+                ..running(20_000)
+            };
+            match &plan(&o)[..] {
+                [Abandon(why)] => assert!(why.contains("within 30 s"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            let o = Observed {
+                deleting: true,
+                ..o
+            };
+            assert_eq!(plan(&o), vec![RemoveFinalizer]);
         }
     }
 }

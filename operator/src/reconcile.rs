@@ -479,6 +479,9 @@ pub fn pod_info(p: &Pod) -> (PodInfo, Vec<(String, String)>) {
             .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default(),
         terminating: p.meta().deletion_timestamp.is_some(),
+        ip: st
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok()),
     };
     (info, ids)
 }
@@ -578,6 +581,30 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
             .to_string());
         }
         let (pods, pod_ids) = list_pods(&ctx.client, sel).await?;
+        // Role-aware targets (primary, replica, minority, ...) ask each matching pod
+        // first, from here (the probes block: off the async threads).
+        let pods = if t.select.is_some() {
+            let candidates: Vec<PodInfo> = pods
+                .into_iter()
+                .filter(|p| {
+                    p.running
+                        && !p.terminating
+                        && sel
+                            .match_labels
+                            .iter()
+                            .all(|(k, v)| p.labels.get(k) == Some(v))
+                })
+                .collect();
+            let (name, spec_t) = (f.target.clone(), t.clone());
+            let (narrowed, _how) = tokio::task::spawn_blocking(move || {
+                select::by_role(&name, &spec_t, candidates, seed)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            narrowed
+        } else {
+            pods
+        };
         let chosen = select::select_pods(
             &f.target,
             t,

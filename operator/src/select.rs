@@ -23,6 +23,8 @@ pub struct PodInfo {
     pub containers: Vec<String>,
     /// Set when the pod is being deleted.
     pub terminating: bool,
+    /// The pod's IPv4 address (role probes ask it).
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// One pod chosen, with the containers to act on.
@@ -144,6 +146,37 @@ pub fn select_pods(
         .collect()
 }
 
+/// Narrow a target's candidate pods by its role-aware `select` (primary, replica,
+/// minority, majority, all): the engine's own [`murphy::roles::select`], which asks each
+/// pod for its role through the target's `role` probe at the pod's IP. Runs the probes
+/// (blocking); without `select` the pods are returned as they are.
+pub fn by_role(
+    target: &str,
+    spec: &TargetSpec,
+    pods: Vec<PodInfo>,
+    seed: u64,
+) -> Result<(Vec<PodInfo>, String), String> {
+    if spec.select.is_none() {
+        return Ok((pods, String::new()));
+    }
+    let members = pods
+        .iter()
+        .map(|p| murphy::fault::Member {
+            label: p.uid.clone(),
+            procs: Vec::new(),
+            netns: murphy::journal::Netns::Root,
+            addrs: p.ip.into_iter().collect(),
+            lab: None,
+        })
+        .collect();
+    let (chosen, how) = murphy::roles::select(target, spec, members, seed)?;
+    let keep: BTreeSet<String> = chosen.into_iter().map(|m| m.label).collect();
+    Ok((
+        pods.into_iter().filter(|p| keep.contains(&p.uid)).collect(),
+        how,
+    ))
+}
+
 /// Chosen pods by node name: one agent call batch per node.
 pub fn by_node(chosen: &[Chosen]) -> BTreeMap<String, Vec<&Chosen>> {
     let mut out: BTreeMap<String, Vec<&Chosen>> = BTreeMap::new();
@@ -193,6 +226,7 @@ mod tests {
 
     fn pod(i: usize, node: &str, app: &str) -> PodInfo {
         PodInfo {
+            ip: None,
             namespace: "shop".into(),
             name: format!("{app}-{i}"),
             uid: format!("uid-{app}-{i}"),
@@ -227,6 +261,47 @@ mod tests {
         v.push(pod(0, "n1", "db"));
         v[3].running = false;
         v
+    }
+
+    #[test]
+    fn role_aware_targets_narrow_the_pods_first() {
+        use murphy::model::spec::{CommandCheck, RoleProbe, Select};
+        let pods: Vec<PodInfo> = (0..5)
+            .map(|i| PodInfo {
+                ip: Some(std::net::Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
+                ..pod(i, "n1", "web")
+            })
+            .collect();
+        // A size: a seeded minority, the same for the same seed.
+        let t = TargetSpec {
+            select: Some(Select::Minority),
+            ..target(PickMode::All, None, None)
+        };
+        let (a, how) = by_role("web", &t, pods.clone(), 9).expect("minority");
+        assert_eq!(a.len(), 2, "{how}");
+        let (b, _) = by_role("web", &t, pods.clone(), 9).expect("again");
+        assert_eq!(a, b);
+        // A role: the pod whose probe (a real program, given the pod's IP) says primary.
+        let t = TargetSpec {
+            select: Some(Select::Primary),
+            role: Some(RoleProbe {
+                command: Some(CommandCheck {
+                    argv: ["/usr/bin/test", "{address}", "=", "10.0.0.4"]
+                        .map(String::from)
+                        .to_vec(),
+                    exit_code: 0,
+                    stdout_contains: None,
+                }),
+                ..Default::default()
+            }),
+            ..target(PickMode::All, None, None)
+        };
+        let (p, how) = by_role("web", &t, pods, 9).expect("primary");
+        assert_eq!(
+            p.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+            ["web-3"],
+            "{how}"
+        );
     }
 
     fn opted() -> BTreeSet<String> {

@@ -75,3 +75,91 @@ fn every_repository_experiment_reads_as_a_resource_and_names_its_local_parts() {
         }
     }
 }
+
+#[test]
+fn the_cluster_experiments_are_valid_and_have_no_local_parts() {
+    let dir = root().join("experiments").join("kubernetes");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("experiments/kubernetes") {
+        let p = e.expect("entry").path();
+        if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read");
+        let exp: Experiment =
+            serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", p.display()));
+        let core = murphy_operator::reconcile::core_experiment(&exp);
+        let problems = murphy::model::validate::validate(&core);
+        assert!(problems.is_empty(), "{}: {problems:?}", p.display());
+        assert_eq!(
+            local_only_fields(&exp.spec.spec),
+            Vec::<String>::new(),
+            "{}",
+            p.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
+/// A reviewable outline of the CRD (names, columns, each spec field with its type and
+/// whether it is required): a change to the engine's spec types shows up here as a diff.
+#[test]
+fn crd_outline_snapshot() {
+    let yaml = crd_yaml().expect("crd");
+    let crd: serde_json::Value = serde_saphyr::from_str(&yaml).expect("yaml");
+    let v = &crd["spec"]["versions"][0];
+    let mut out = format!(
+        "{}.{} {} (short: {}, categories: {})\ncolumns: {}\n",
+        crd["spec"]["names"]["plural"].as_str().unwrap_or(""),
+        crd["spec"]["group"].as_str().unwrap_or(""),
+        v["name"].as_str().unwrap_or(""),
+        crd["spec"]["names"]["shortNames"],
+        crd["spec"]["names"]["categories"],
+        v["additionalPrinterColumns"]
+            .as_array()
+            .map(|cs| cs
+                .iter()
+                .map(|c| format!(
+                    "{}={}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["jsonPath"].as_str().unwrap_or("")
+                ))
+                .collect::<Vec<_>>()
+                .join(" "))
+            .unwrap_or_default()
+    );
+    fn walk(path: &str, s: &serde_json::Value, depth: usize, out: &mut String) {
+        let required: Vec<&str> = s["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        if let Some(props) = s["properties"].as_object() {
+            for (k, p) in props {
+                let ty = p["type"].as_str().unwrap_or("any");
+                let req = if required.contains(&k.as_str()) {
+                    " (required)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{path}.{k}: {ty}{req}\n"));
+                if depth < 2 {
+                    walk(&format!("{path}.{k}"), p, depth + 1, out);
+                }
+            }
+        }
+    }
+    walk(
+        "spec",
+        &v["schema"]["openAPIV3Schema"]["properties"]["spec"],
+        0,
+        &mut out,
+    );
+    walk(
+        "status",
+        &v["schema"]["openAPIV3Schema"]["properties"]["status"],
+        1,
+        &mut out,
+    );
+    insta::assert_snapshot!(out);
+}
