@@ -238,7 +238,19 @@ async fn one_round(
     let t2 = Instant::now();
     run.revert(agents, None, "bench").await;
     let revert_ms = t2.elapsed().as_secs_f64() * 1000.0;
-    assert!(run.live.is_empty(), "every pod reverted");
+    if !run.live.is_empty() {
+        let (rec, _) = run.finish(murphy::timeline::RunStatus::Completed, None);
+        panic!(
+            "{} not reverted: {:?}",
+            run.live.len(),
+            rec.events
+                .iter()
+                .rev()
+                .take(2)
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+        );
+    }
     (select_ms, inject_ms, revert_ms)
 }
 

@@ -52,25 +52,34 @@ impl Leases {
         Ok(until)
     }
 
-    /// The key recorded for (experiment, fault), if the asked pod matches it.
+    /// The key recorded for (experiment, fault, pod). One fault may hold several pods of
+    /// this node; a pod UID that none of them has is refused, naming the pods it was made
+    /// for.
     pub fn check(&self, experiment: &str, fault: &str, pod_uid: &str) -> Result<Key, LeaseError> {
-        let found = self
+        let of_fault: Vec<&Key> = self
             .live
             .keys()
-            .find(|k| k.experiment == experiment && k.fault == fault)
-            .ok_or_else(|| LeaseError::Unknown {
+            .filter(|k| k.experiment == experiment && k.fault == fault)
+            .collect();
+        if of_fault.is_empty() {
+            return Err(LeaseError::Unknown {
                 experiment: experiment.into(),
                 fault: fault.into(),
-            })?;
-        if found.pod_uid != pod_uid {
-            return Err(LeaseError::WrongPod {
-                experiment: experiment.into(),
-                fault: fault.into(),
-                bound: found.pod_uid.clone(),
-                asked: pod_uid.into(),
             });
         }
-        Ok(found.clone())
+        match of_fault.iter().find(|k| k.pod_uid == pod_uid) {
+            Some(k) => Ok((*k).clone()),
+            None => Err(LeaseError::WrongPod {
+                experiment: experiment.into(),
+                fault: fault.into(),
+                bound: of_fault
+                    .iter()
+                    .map(|k| k.pod_uid.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                asked: pod_uid.into(),
+            }),
+        }
     }
 
     /// Extend a live lease; a lapsed one cannot come back.
@@ -168,6 +177,29 @@ mod tests {
             Err(LeaseError::Unknown { .. })
         ));
         assert_eq!(l.grant(key("c"), 0, 10), Err(LeaseError::BadDuration(10)));
+    }
+
+    #[test]
+    fn one_fault_on_several_pods_of_a_node_answers_for_each() {
+        let mut l = Leases::default();
+        let on = |uid: &str| Key {
+            pod_uid: uid.into(),
+            ..key("a")
+        };
+        for uid in ["uid-1", "uid-2", "uid-3"] {
+            l.grant(on(uid), 0, 10_000).expect("grant");
+        }
+        for uid in ["uid-1", "uid-2", "uid-3"] {
+            assert_eq!(l.check("shop/redis-primary-loss", "a", uid), Ok(on(uid)));
+        }
+        let err = l
+            .check("shop/redis-primary-loss", "a", "uid-9")
+            .expect_err("not one of them");
+        assert!(
+            err.to_string()
+                .contains("made for pod uid-1, uid-2, uid-3, not uid-9"),
+            "{err}"
+        );
     }
 
     proptest! {

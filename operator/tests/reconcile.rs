@@ -802,3 +802,107 @@ fn agent_addresses_come_from_running_agent_pods_with_an_ip() {
         ])
     );
 }
+
+const NEW_UID: &str = "c4ca4238-a0b9-4382-8dcc-509a6f75849b";
+const NEW_APP: &str = "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13";
+
+/// The pod list after the targeted pod was replaced (its workload made web-1).
+fn replaced() -> Reply {
+    Reply::Json(json!({
+        "apiVersion": "v1", "kind": "PodList", "metadata": {},
+        "items": [{
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": NS, "uid": NEW_UID, "labels": {"app": "web"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.6",
+                       "containerStatuses": [{"name": "app", "containerID": format!("containerd://{NEW_APP}"),
+                         "image": "web", "imageID": "", "ready": true, "restartCount": 0}]}
+        }]
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
+    let mut p = pod("replace");
+    let new_pid = p.tree.container(
+        &p.tree
+            .root
+            .join("kubepods")
+            .join(format!("pod{NEW_UID}"))
+            .join(NEW_APP),
+    );
+    let certs = certs();
+    let (addr, stop) =
+        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
+    let agents = grpc::Agents::new(
+        grpc::client_tls(&certs.controller, "murphy-agent"),
+        Duration::from_secs(10),
+    );
+    let (client, handle) = mock();
+    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
+    let pending = experiment(&long, true, None, &[]);
+    let server = api_server(handle.clone(), start_steps(&pending));
+    reconcile_once(Arc::new(pending), c.clone())
+        .await
+        .expect("start");
+    server.await.expect("server");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(&long, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        )],
+    );
+    reconcile_once(Arc::new(running.clone()), c.clone())
+        .await
+        .expect("inject");
+    server.await.expect("server");
+    assert_eq!(state(p.pid), Some('T'));
+    assert_ne!(state(new_pid), Some('T'), "not targeted yet");
+
+    // The workload replaced web-0 with web-1: the next step finds it and injects there.
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            replaced(),
+        )],
+    );
+    reconcile_once(Arc::new(running), c.clone())
+        .await
+        .expect("follow");
+    server.await.expect("server");
+    assert_eq!(state(new_pid), Some('T'), "the replacement is paused too");
+    no_more(&handle).await;
+
+    // Ending it reverts both (abort: the quickest way to the end).
+    let aborting = experiment(
+        &long,
+        true,
+        Some(Phase::Running),
+        &[(ABORT_ANNOTATION, "true")],
+    );
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::PATCH,
+                &format!("{}/status", exp_path()),
+                echo_exp(&aborting),
+            ),
+            step(Method::POST, &events_path(), Reply::Echo),
+        ],
+    );
+    reconcile_once(Arc::new(aborting), c.clone())
+        .await
+        .expect("abort");
+    server.await.expect("server");
+    assert!(resumed(p.pid) && resumed(new_pid), "both reverted");
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
