@@ -229,10 +229,10 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     let mut next = Requeue::await_change();
     for a in actions {
         match a {
-            Action::AddFinalizer => add_finalizer(&ctx.client, &exp).await?,
+            Action::AddFinalizer => patch_finalizers(&ctx.client, &exp, true).await?,
             Action::RemoveFinalizer => {
                 runs.remove(&uid);
-                remove_finalizer(&ctx.client, &exp).await?;
+                patch_finalizers(&ctx.client, &exp, false).await?;
             }
             Action::Reject(reason) => {
                 runs.remove(&uid);
@@ -357,39 +357,36 @@ fn api(client: &Client, exp: &Experiment) -> Api<Experiment> {
     Api::namespaced(client.clone(), &exp.namespace().unwrap_or_default())
 }
 
-/// Add the finalizer with a JSON patch that fails if someone else changed the list.
-async fn add_finalizer(client: &Client, exp: &Experiment) -> Result<(), Error> {
-    let patch: json_patch::Patch = match &exp.meta().finalizers {
-        None => serde_json::from_value(serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ])),
-        Some(f) => serde_json::from_value(serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": f},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ])),
+/// The finalizer patches: JSON patches whose `test` op makes them fail if someone else
+/// changed the list meanwhile (the reconcile then retries on fresh data).
+pub fn finalizer_patch(finalizers: Option<&[String]>, add: bool) -> Option<serde_json::Value> {
+    use serde_json::json;
+    if add {
+        return Some(match finalizers {
+            None => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+            ]),
+            Some(f) => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": f},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+            ]),
+        });
     }
-    .map_err(|e| Error::Other(e.to_string()))?;
-    api(client, exp)
-        .patch(
-            &exp.name_any(),
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
-        .await?;
-    Ok(())
-}
-
-async fn remove_finalizer(client: &Client, exp: &Experiment) -> Result<(), Error> {
-    let Some(i) = exp.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
+    let i = finalizers?.iter().position(|f| f == FINALIZER)?;
     let path = format!("/metadata/finalizers/{i}");
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+    Some(json!([
         {"op": "test", "path": path, "value": FINALIZER},
         {"op": "remove", "path": path},
     ]))
-    .map_err(|e| Error::Other(e.to_string()))?;
+}
+
+async fn patch_finalizers(client: &Client, exp: &Experiment, add: bool) -> Result<(), Error> {
+    let Some(v) = finalizer_patch(exp.meta().finalizers.as_deref(), add) else {
+        return Ok(());
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(v).map_err(|e| Error::Other(e.to_string()))?;
     api(client, exp)
         .patch(
             &exp.name_any(),

@@ -13,19 +13,7 @@ const UID: &str = "3a6e1c2d-4f5b-4a7c-9d8e-0f1a2b3c4d5e";
 const APP: &str = "5d41402abc4b2a76b9719d911017c592a1b2c3d4e5f60718293a4b5c6d7e8f90";
 
 fn setup(tag: &str) -> (Tree, i32, std::path::PathBuf) {
-    let m = murphy::cgroup::Mounts::read();
-    let base = m.v1_mount("pids").expect("v1 pids").to_path_buf();
-    let mut tree = Tree::new(&base, tag);
-    let pid = tree.container(
-        &tree
-            .root
-            .join("kubepods")
-            .join(format!("pod{UID}"))
-            .join(APP),
-    );
-    let dir = std::env::temp_dir().join(format!("murphy-agent-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    (tree, pid, dir)
+    common::pod_tree(tag, UID, APP, None)
 }
 
 fn agent(tree: &Tree, dir: &std::path::Path, instance: &str) -> (Agent, Vec<String>) {

@@ -24,19 +24,7 @@ struct Node {
 }
 
 fn node(tag: &str) -> Node {
-    let m = murphy::cgroup::Mounts::read();
-    let base = m.v1_mount("pids").expect("v1 pids").to_path_buf();
-    let mut tree = Tree::new(&base, tag);
-    let pid = tree.container(
-        &tree
-            .root
-            .join("kubepods")
-            .join("burstable")
-            .join(format!("pod{UID}"))
-            .join(APP),
-    );
-    let dir = std::env::temp_dir().join(format!("murphy-grpc-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (tree, pid, dir) = common::pod_tree(tag, UID, APP, Some("burstable"));
     let certs = certs::generate("test-ca", "murphy-controller", "murphy-agent", 1).expect("certs");
     Node {
         tree,

@@ -388,18 +388,7 @@ struct Pod {
 }
 
 fn pod(tag: &str) -> Pod {
-    let m = murphy::cgroup::Mounts::read();
-    let base = m.v1_mount("pids").expect("v1 pids").to_path_buf();
-    let mut tree = Tree::new(&base, tag);
-    let pid = tree.container(
-        &tree
-            .root
-            .join("kubepods")
-            .join(format!("pod{POD_UID}"))
-            .join(APP),
-    );
-    let dir = std::env::temp_dir().join(format!("murphy-rec-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (tree, pid, dir) = common::pod_tree(tag, POD_UID, APP, None);
     Pod { tree, pid, dir }
 }
 
@@ -441,9 +430,9 @@ fn start_steps(exp: &Experiment) -> Vec<Step> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_inject_revert_and_evaluate_through_a_real_agent() {
-    let p = pod("life");
+/// An agent on loopback over `p`'s pod, and a controller context (mock API server) that
+/// reaches it as node-a's agent.
+async fn with_agent(p: &Pod) -> (Arc<Ctx>, Handle, tokio::sync::oneshot::Sender<()>) {
     let certs = certs();
     let (addr, stop) =
         common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
@@ -452,8 +441,41 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
         Duration::from_secs(10),
     );
     let (client, handle) = mock();
-    let c = ctx(client, agents, &[("node-a", &addr)]);
+    (ctx(client, agents, &[("node-a", &addr)]), handle, stop)
+}
 
+/// Start `yaml` (namespaces, pods, status Running, Event), then step it past the steady
+/// state, which injects (the open window lists the pods to look for replacements).
+/// Returns the start's request bodies and the Running experiment.
+async fn start_and_inject(c: &Arc<Ctx>, handle: &Handle, yaml: &str) -> (Vec<Value>, Experiment) {
+    let pending = experiment(yaml, true, None, &[]);
+    let server = api_server(handle.clone(), start_steps(&pending));
+    reconcile_once(Arc::new(pending), c.clone())
+        .await
+        .expect("start");
+    let started = server.await.expect("server");
+    no_more(handle).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(yaml, true, Some(Phase::Running), &[]);
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            pods(),
+        )],
+    );
+    reconcile_once(Arc::new(running.clone()), c.clone())
+        .await
+        .expect("inject");
+    server.await.expect("server");
+    (started, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_inject_revert_and_evaluate_through_a_real_agent() {
+    let p = pod("life");
+    let (c, handle, stop) = with_agent(&p).await;
     // The probe reads the pod's process state: it fails while the process is paused.
     let yaml = PAUSE_SPEC
         .replace(
@@ -467,13 +489,9 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
             "claims:\n",
             "claims:\n  - name: the process runs again within 2s\n    recovers: {probe: web-running, within: 2s, fault: pause, stableFor: 300ms}\n",
         );
-    // 1. Start: opted-in namespaces, the target's pods, status Running, an Event.
-    let pending = experiment(&yaml, true, None, &[]);
-    let server = api_server(handle.clone(), start_steps(&pending));
-    reconcile_once(Arc::new(pending), c.clone())
-        .await
-        .expect("start");
-    let bodies = server.await.expect("server");
+    // 1. Start: opted-in namespaces, the target's pods, status Running, an Event; 2. past
+    // the steady state the agent pauses the pod's process.
+    let (bodies, running) = start_and_inject(&c, &handle, &yaml).await;
     assert_eq!(bodies[2]["status"]["phase"], "Running");
     assert_eq!(bodies[3]["reason"], "Started");
     assert!(
@@ -483,24 +501,6 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
         "{}",
         bodies[3]
     );
-    no_more(&handle).await;
-
-    // 2. Past the steady state: the agent pauses the pod's process; the open window
-    // looks for replacement pods (there are none).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let running = experiment(&yaml, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            pods(),
-        )],
-    );
-    reconcile_once(Arc::new(running.clone()), c.clone())
-        .await
-        .expect("inject");
-    server.await.expect("server");
     assert_eq!(state(p.pid), Some('T'), "the pod's process is paused");
     no_more(&handle).await;
 
@@ -629,36 +629,9 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_reverts_first_then_drops_the_finalizer() {
     let p = pod("delete");
-    let certs = certs();
-    let (addr, stop) =
-        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
-    let agents = grpc::Agents::new(
-        grpc::client_tls(&certs.controller, "murphy-agent"),
-        Duration::from_secs(10),
-    );
-    let (client, handle) = mock();
-    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let (c, handle, stop) = with_agent(&p).await;
     let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
-    let pending = experiment(&long, true, None, &[]);
-    let server = api_server(handle.clone(), start_steps(&pending));
-    reconcile_once(Arc::new(pending), c.clone())
-        .await
-        .expect("start");
-    server.await.expect("server");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let running = experiment(&long, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            pods(),
-        )],
-    );
-    reconcile_once(Arc::new(running.clone()), c.clone())
-        .await
-        .expect("inject");
-    server.await.expect("server");
+    let (_, running) = start_and_inject(&c, &handle, &long).await;
     assert_eq!(state(p.pid), Some('T'));
 
     // kubectl delete: the agent reverts first (no API call), the finalizer stays.
@@ -695,36 +668,9 @@ async fn deletion_reverts_first_then_drops_the_finalizer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_abort_annotation_reverts_and_ends_aborted() {
     let p = pod("abort");
-    let certs = certs();
-    let (addr, stop) =
-        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
-    let agents = grpc::Agents::new(
-        grpc::client_tls(&certs.controller, "murphy-agent"),
-        Duration::from_secs(10),
-    );
-    let (client, handle) = mock();
-    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let (c, handle, stop) = with_agent(&p).await;
     let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
-    let pending = experiment(&long, true, None, &[]);
-    let server = api_server(handle.clone(), start_steps(&pending));
-    reconcile_once(Arc::new(pending), c.clone())
-        .await
-        .expect("start");
-    server.await.expect("server");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let running = experiment(&long, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            pods(),
-        )],
-    );
-    reconcile_once(Arc::new(running), c.clone())
-        .await
-        .expect("inject");
-    server.await.expect("server");
+    start_and_inject(&c, &handle, &long).await;
     assert_eq!(state(p.pid), Some('T'));
 
     let aborting = experiment(
@@ -831,36 +777,9 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
             .join(format!("pod{NEW_UID}"))
             .join(NEW_APP),
     );
-    let certs = certs();
-    let (addr, stop) =
-        common::agent_on_loopback(&p.tree.root, &p.dir, &certs, Duration::from_millis(200)).await;
-    let agents = grpc::Agents::new(
-        grpc::client_tls(&certs.controller, "murphy-agent"),
-        Duration::from_secs(10),
-    );
-    let (client, handle) = mock();
-    let c = ctx(client, agents, &[("node-a", &addr)]);
+    let (c, handle, stop) = with_agent(&p).await;
     let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
-    let pending = experiment(&long, true, None, &[]);
-    let server = api_server(handle.clone(), start_steps(&pending));
-    reconcile_once(Arc::new(pending), c.clone())
-        .await
-        .expect("start");
-    server.await.expect("server");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let running = experiment(&long, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            pods(),
-        )],
-    );
-    reconcile_once(Arc::new(running.clone()), c.clone())
-        .await
-        .expect("inject");
-    server.await.expect("server");
+    let (_, running) = start_and_inject(&c, &handle, &long).await;
     assert_eq!(state(p.pid), Some('T'));
     assert_ne!(state(new_pid), Some('T'), "not targeted yet");
 

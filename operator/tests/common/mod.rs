@@ -115,3 +115,20 @@ pub async fn agent_on_loopback(
     });
     (addr, tx)
 }
+
+/// A kubelet-style pod, `kubepods/[<qos>/]pod<uid>/<container-id>`, in a fresh tree in the
+/// v1 `pids` hierarchy with one process in it; and an empty scratch directory for the
+/// agent's journal. Returns the tree, the process and the directory.
+pub fn pod_tree(tag: &str, uid: &str, cid: &str, qos: Option<&str>) -> (Tree, i32, PathBuf) {
+    let m = murphy::cgroup::Mounts::read();
+    let base = m.v1_mount("pids").expect("v1 pids").to_path_buf();
+    let mut tree = Tree::new(&base, tag);
+    let mut dir = tree.root.join("kubepods");
+    if let Some(q) = qos {
+        dir = dir.join(q);
+    }
+    let pid = tree.container(&dir.join(format!("pod{uid}")).join(cid));
+    let scratch = std::env::temp_dir().join(format!("murphy-op-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    (tree, pid, scratch)
+}
