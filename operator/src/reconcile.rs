@@ -237,29 +237,11 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
             Action::Reject(reason) => {
                 runs.remove(&uid);
                 ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
-                event(
-                    &ctx,
-                    &exp,
-                    EventType::Warning,
-                    "Rejected",
-                    "Validate",
-                    &reason,
-                )
-                .await;
+                end_early(&ctx, &exp, "Rejected", "Validate", &reason).await?;
             }
             Action::Abandon(reason) => {
                 ctx.metrics.aborted.fetch_add(1, Ordering::Relaxed);
-                set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
-                event(
-                    &ctx,
-                    &exp,
-                    EventType::Warning,
-                    "Abandoned",
-                    "Recover",
-                    &reason,
-                )
-                .await;
+                end_early(&ctx, &exp, "Abandoned", "Recover", &reason).await?;
             }
             Action::Start => match start(&ctx, &exp, &uid).await {
                 Ok(run) => {
@@ -280,16 +262,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 }
                 Err(reason) => {
                     ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                    set_status(&ctx.client, &exp, Phase::Aborted, None, &reason, None).await?;
-                    event(
-                        &ctx,
-                        &exp,
-                        EventType::Warning,
-                        "TargetsFailed",
-                        "Start",
-                        &reason,
-                    )
-                    .await;
+                    end_early(&ctx, &exp, "TargetsFailed", "Start", &reason).await?;
                 }
             },
             Action::Renew => {
@@ -344,6 +317,19 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     }
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     Ok(next)
+}
+
+/// Status Aborted with `reason`, and a Warning Event saying so.
+async fn end_early(
+    ctx: &Ctx,
+    exp: &Experiment,
+    why: &str,
+    action: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    set_status(&ctx.client, exp, Phase::Aborted, None, reason, None).await?;
+    event(ctx, exp, EventType::Warning, why, action, reason).await;
+    Ok(())
 }
 
 /// Retry a failed reconcile after a pause (kube-runtime calls this).

@@ -96,6 +96,21 @@ fn api_server(handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Vec<V
     })
 }
 
+/// Run one reconcile of `exp` against a scenario; returns the requests' bodies.
+async fn play(
+    c: &Arc<Ctx>,
+    handle: &Handle,
+    exp: &Experiment,
+    steps: Vec<Step>,
+    what: &str,
+) -> Vec<Value> {
+    let server = api_server(handle.clone(), steps);
+    reconcile_once(Arc::new(exp.clone()), c.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    server.await.expect("server")
+}
+
 /// After the scenario: no request beyond those listed.
 async fn no_more(handle: &Handle) {
     let mut handle = handle.lock().await;
@@ -266,17 +281,7 @@ async fn a_local_only_spec_is_rejected_naming_the_fields() {
         "{PAUSE_SPEC}lab:\n  hosts:\n    - name: a\n      processes:\n        - name: p\n          argv: [sleep, \"9\"]\n"
     );
     let exp = experiment(&yaml, true, None, &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&exp),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
+    let server = api_server(handle.clone(), status_and_event(&exp));
     let c = ctx(client, no_agents(), &[]);
     reconcile_once(Arc::new(exp), c.clone())
         .await
@@ -345,17 +350,7 @@ async fn a_namespace_that_did_not_opt_in_aborts_the_start_with_the_reason() {
 async fn a_run_lost_to_a_controller_restart_is_abandoned() {
     let (client, handle) = mock();
     let exp = experiment(PAUSE_SPEC, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&exp),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
+    let server = api_server(handle.clone(), status_and_event(&exp));
     let c = ctx(client, no_agents(), &[]);
     reconcile_once(Arc::new(exp), c).await.expect("reconcile");
     let bodies = server.await.expect("server");
@@ -413,6 +408,38 @@ fn pods() -> Reply {
     }))
 }
 
+/// The status patch and the Event that go with it.
+fn status_and_event(exp: &Experiment) -> Vec<Step> {
+    vec![
+        step(
+            Method::PATCH,
+            &format!("{}/status", exp_path()),
+            echo_exp(exp),
+        ),
+        step(Method::POST, &events_path(), Reply::Echo),
+    ]
+}
+
+/// Evaluate: the evidence ConfigMap, the final status, the Event.
+fn evaluate_steps(exp: &Experiment) -> Vec<Step> {
+    let mut v = vec![step(
+        Method::POST,
+        &format!("/api/v1/namespaces/{NS}/configmaps"),
+        Reply::Echo,
+    )];
+    v.extend(status_and_event(exp));
+    v
+}
+
+/// The target namespace's pods listed (an open fault window looks for replacements).
+fn list_pods(reply: Reply) -> Vec<Step> {
+    vec![step(
+        Method::GET,
+        &format!("/api/v1/namespaces/{NS}/pods"),
+        reply,
+    )]
+}
+
 fn start_steps(exp: &Experiment) -> Vec<Step> {
     vec![
         step(Method::GET, "/api/v1/namespaces", namespaces()),
@@ -457,18 +484,7 @@ async fn start_and_inject(c: &Arc<Ctx>, handle: &Handle, yaml: &str) -> (Vec<Val
     no_more(handle).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let running = experiment(yaml, true, Some(Phase::Running), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            pods(),
-        )],
-    );
-    reconcile_once(Arc::new(running.clone()), c.clone())
-        .await
-        .expect("inject");
-    server.await.expect("server");
+    play(c, handle, &running, list_pods(pods()), "inject").await;
     (started, running)
 }
 
@@ -514,45 +530,26 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
 
     // 4. After observeAfter: Reverting (nothing left to revert), then 5. Evaluate.
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&running),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
-    reconcile_once(Arc::new(running), c.clone())
-        .await
-        .expect("phase over");
-    let bodies = server.await.expect("server");
+    let bodies = play(
+        &c,
+        &handle,
+        &running,
+        status_and_event(&running),
+        "phase over",
+    )
+    .await;
     assert_eq!(bodies[0]["status"]["phase"], "Reverting");
     no_more(&handle).await;
 
     let reverting = experiment(&yaml, true, Some(Phase::Reverting), &[]);
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::POST,
-                &format!("/api/v1/namespaces/{NS}/configmaps"),
-                Reply::Echo,
-            ),
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&reverting),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
-    reconcile_once(Arc::new(reverting), c.clone())
-        .await
-        .expect("evaluate");
-    let bodies = server.await.expect("server");
+    let bodies = play(
+        &c,
+        &handle,
+        &reverting,
+        evaluate_steps(&reverting),
+        "evaluate",
+    )
+    .await;
     // The evidence ConfigMap: owned by the Experiment, the report inside.
     let cm = &bodies[0];
     assert_eq!(cm["metadata"]["name"], format!("{NAME}-evidence"));
@@ -645,14 +642,14 @@ async fn deletion_reverts_first_then_drops_the_finalizer() {
     assert!(resumed(p.pid), "reverted before the object goes");
     no_more(&handle).await;
     // Then the finalizer goes, with a patch that checks it is the one removed.
-    let server = api_server(
-        handle.clone(),
+    let bodies = play(
+        &c,
+        &handle,
+        &deleting,
         vec![step(Method::PATCH, &exp_path(), echo_exp(&deleting))],
-    );
-    reconcile_once(Arc::new(deleting), c.clone())
-        .await
-        .expect("finalizer");
-    let bodies = server.await.expect("server");
+        "finalizer",
+    )
+    .await;
     assert_eq!(
         bodies[0],
         json!([
@@ -679,21 +676,7 @@ async fn the_abort_annotation_reverts_and_ends_aborted() {
         Some(Phase::Running),
         &[(ABORT_ANNOTATION, "true")],
     );
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&aborting),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
-    reconcile_once(Arc::new(aborting), c.clone())
-        .await
-        .expect("abort");
-    let bodies = server.await.expect("server");
+    let bodies = play(&c, &handle, &aborting, status_and_event(&aborting), "abort").await;
     assert_eq!(bodies[0]["status"]["phase"], "Reverting");
     assert!(resumed(p.pid), "aborting reverts at once");
 
@@ -703,26 +686,14 @@ async fn the_abort_annotation_reverts_and_ends_aborted() {
         Some(Phase::Reverting),
         &[(ABORT_ANNOTATION, "true")],
     );
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::POST,
-                &format!("/api/v1/namespaces/{NS}/configmaps"),
-                Reply::Echo,
-            ),
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&reverting),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
-    reconcile_once(Arc::new(reverting), c.clone())
-        .await
-        .expect("evaluate");
-    let bodies = server.await.expect("server");
+    let bodies = play(
+        &c,
+        &handle,
+        &reverting,
+        evaluate_steps(&reverting),
+        "evaluate",
+    )
+    .await;
     let st = &bodies[1]["status"];
     assert_eq!(st["phase"], "Aborted", "{st}");
     assert!(st.to_string().contains(ABORT_ANNOTATION), "{st}");
@@ -784,18 +755,7 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
     assert_ne!(state(new_pid), Some('T'), "not targeted yet");
 
     // The workload replaced web-0 with web-1: the next step finds it and injects there.
-    let server = api_server(
-        handle.clone(),
-        vec![step(
-            Method::GET,
-            &format!("/api/v1/namespaces/{NS}/pods"),
-            replaced(),
-        )],
-    );
-    reconcile_once(Arc::new(running), c.clone())
-        .await
-        .expect("follow");
-    server.await.expect("server");
+    play(&c, &handle, &running, list_pods(replaced()), "follow").await;
     assert_eq!(state(new_pid), Some('T'), "the replacement is paused too");
     no_more(&handle).await;
 
@@ -806,21 +766,7 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
         Some(Phase::Running),
         &[(ABORT_ANNOTATION, "true")],
     );
-    let server = api_server(
-        handle.clone(),
-        vec![
-            step(
-                Method::PATCH,
-                &format!("{}/status", exp_path()),
-                echo_exp(&aborting),
-            ),
-            step(Method::POST, &events_path(), Reply::Echo),
-        ],
-    );
-    reconcile_once(Arc::new(aborting), c.clone())
-        .await
-        .expect("abort");
-    server.await.expect("server");
+    play(&c, &handle, &aborting, status_and_event(&aborting), "abort").await;
     assert!(resumed(p.pid) && resumed(new_pid), "both reverted");
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&p.dir);
