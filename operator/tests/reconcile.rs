@@ -43,6 +43,8 @@ enum Reply {
     Json(Value),
     /// Answer with the request's own body (a create or an event).
     Echo,
+    /// An API error (e.g. 404 Not Found) with its Status object.
+    Error(u16, String),
 }
 
 fn step(method: Method, path: &str, reply: Reply) -> Step {
@@ -80,13 +82,19 @@ fn api_server(handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Vec<V
             } else {
                 serde_json::from_slice(&bytes).expect("json body")
             };
-            let answer = match s.reply {
-                Reply::Json(v) => v,
-                Reply::Echo => body.clone(),
+            let (code, answer) = match s.reply {
+                Reply::Json(v) => (200, v),
+                Reply::Echo => (200, body.clone()),
+                Reply::Error(code, reason) => (
+                    code,
+                    json!({"apiVersion": "v1", "kind": "Status", "metadata": {},
+                           "status": "Failure", "reason": reason, "code": code}),
+                ),
             };
             bodies.push(body);
             send.send_response(
                 Response::builder()
+                    .status(code)
                     .body(Body::from(serde_json::to_vec(&answer).expect("json")))
                     .expect("response"),
             );
@@ -770,4 +778,81 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
     assert!(resumed(p.pid) && resumed(new_pid), "both reverted");
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[tokio::test]
+async fn leader_election_creates_the_lease_renews_it_and_waits_for_another_holder() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use murphy_operator::leader;
+    let (client, handle) = mock();
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client, "murphy-system");
+    let path = "/apis/coordination.k8s.io/v1/namespaces/murphy-system/leases";
+    let held = |holder: &str| {
+        Reply::Json(json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "murphy-controller", "namespace": "murphy-system", "resourceVersion": "41"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                     "renewTime": k8s_openapi::jiff::Timestamp::now().to_string(), "leaseTransitions": 2}
+        }))
+    };
+    // No Lease yet: create it, held by us.
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::GET,
+                &format!("{path}/murphy-controller"),
+                Reply::Error(404, "NotFound".into()),
+            ),
+            step(Method::POST, path, Reply::Echo),
+        ],
+    );
+    let r = leader::round(&leases, "murphy-controller", "me", 15)
+        .await
+        .expect("round");
+    assert_eq!(r, Ok(()));
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[1]["spec"]["holderIdentity"], "me");
+    assert_eq!(bodies[1]["spec"]["leaseDurationSeconds"], 15);
+    // Ours: renewed with a replace that carries the read's resourceVersion.
+    let server = api_server(
+        handle.clone(),
+        vec![
+            step(
+                Method::GET,
+                &format!("{path}/murphy-controller"),
+                held("me"),
+            ),
+            step(
+                Method::PUT,
+                &format!("{path}/murphy-controller"),
+                Reply::Echo,
+            ),
+        ],
+    );
+    let r = leader::round(&leases, "murphy-controller", "me", 15)
+        .await
+        .expect("round");
+    assert_eq!(r, Ok(()));
+    let bodies = server.await.expect("server");
+    assert_eq!(bodies[1]["metadata"]["resourceVersion"], "41");
+    assert_eq!(
+        bodies[1]["spec"]["leaseTransitions"], 2,
+        "a renewal is no transition"
+    );
+    // Another replica's fresh Lease: wait, write nothing.
+    let server = api_server(
+        handle.clone(),
+        vec![step(
+            Method::GET,
+            &format!("{path}/murphy-controller"),
+            held("other"),
+        )],
+    );
+    let r = leader::round(&leases, "murphy-controller", "me", 15)
+        .await
+        .expect("round");
+    assert!(matches!(r, Err(d) if d > Duration::ZERO), "{r:?}");
+    server.await.expect("server");
+    no_more(&handle).await;
 }
