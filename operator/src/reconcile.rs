@@ -276,9 +276,13 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
             }
             Action::RevertAll(reason) => {
                 let phase = exp.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                let mut reason = reason;
                 if let Some(run) = runs.get_mut(&uid) {
-                    if o.abort_requested && run.aborted.is_none() {
-                        run.aborted = Some(reason.clone());
+                    match &run.aborted {
+                        // The run stopped itself (a fault did not take): say why.
+                        Some(why) => reason = format!("aborted: {why}"),
+                        None if o.abort_requested => run.aborted = Some(reason.clone()),
+                        None => {}
                     }
                     run.revert(&ctx.agents, None, &reason).await;
                 }

@@ -856,3 +856,43 @@ async fn leader_election_creates_the_lease_renews_it_and_waits_for_another_holde
     server.await.expect("server");
     no_more(&handle).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_that_does_not_take_aborts_the_run_saying_why() {
+    let p = pod("notake");
+    let (c, handle, stop) = with_agent(&p).await;
+    // The API lists a pod this node's agent has no cgroup for.
+    let pending = experiment(PAUSE_SPEC, true, None, &[]);
+    let mut steps = start_steps(&pending);
+    steps[1] = list_pods(replaced()).remove(0);
+    play(&c, &handle, &pending, steps, "start").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = experiment(PAUSE_SPEC, true, Some(Phase::Running), &[]);
+    play(&c, &handle, &running, list_pods(replaced()), "inject").await;
+    let bodies = play(&c, &handle, &running, status_and_event(&running), "abort").await;
+    let text = bodies[0].to_string();
+    assert_eq!(bodies[0]["status"]["phase"], "Reverting");
+    assert!(
+        text.contains("aborted: fault pause") && text.contains("has no cgroup"),
+        "the reason is the agent's: {text}"
+    );
+    let reverting = experiment(PAUSE_SPEC, true, Some(Phase::Reverting), &[]);
+    let bodies = play(
+        &c,
+        &handle,
+        &reverting,
+        evaluate_steps(&reverting),
+        "evaluate",
+    )
+    .await;
+    assert_eq!(bodies[1]["status"]["phase"], "Aborted", "{}", bodies[1]);
+    assert_eq!(
+        bodies[1]["status"]["verdict"], "inconclusive",
+        "a fault that never took proves nothing: {}",
+        bodies[1]
+    );
+    no_more(&handle).await;
+    assert_ne!(state(p.pid), Some('T'), "nothing was paused");
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
