@@ -116,9 +116,9 @@ async fn fleet(tag: &str, nodes: usize, pods: usize, set: &certs::Set) -> Fleet 
             .expect("bind");
         let addr = l.local_addr().expect("addr").to_string();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let tls = grpc::server_tls(&set.agent);
+        let tls = set.agent.clone();
         tokio::spawn(async move {
-            let _ = grpc::serve(l, tls, svc, Duration::from_secs(1), async {
+            let _ = grpc::serve(l, &tls, svc, Duration::from_secs(1), async {
                 let _ = rx.await;
             })
             .await;

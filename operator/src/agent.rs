@@ -60,6 +60,8 @@ pub struct Agent {
     leases: Leases,
     active: BTreeMap<Key, Active>,
     serial: u64,
+    /// The latest clock reading a call brought (for re-granting a failed revert).
+    now_ms: u64,
 }
 
 impl Agent {
@@ -85,6 +87,7 @@ impl Agent {
                 leases: Leases::default(),
                 active: BTreeMap::new(),
                 serial: 0,
+                now_ms: 0,
             },
             cleaned,
         ))
@@ -93,6 +96,11 @@ impl Agent {
     /// Inject a fault into a pod's containers on this node; returns the confirmation's
     /// evidence. Nothing is left half-applied on error.
     pub fn inject(&mut self, req: &InjectRequest, now_ms: u64) -> Result<String, AgentError> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if !(1000..=crate::lease::MAX_LEASE_MS).contains(&req.lease_ms) {
+            // Checked before anything is applied: a fault must never be left untracked.
+            return Err(crate::lease::LeaseError::BadDuration(req.lease_ms).into());
+        }
         if matches!(req.action, FaultAction::BgpAnnounce(_)) {
             return Err(AgentError::Refused(
                 "bgp-announce runs from a lab host; it is not available on a cluster".into(),
@@ -197,6 +205,7 @@ impl Agent {
         now_ms: u64,
         ttl_ms: u64,
     ) -> Result<u64, AgentError> {
+        self.now_ms = self.now_ms.max(now_ms);
         let key = self.leases.check(experiment, fault, pod_uid)?;
         Ok(self.leases.renew(&key, now_ms, ttl_ms)?)
     }
@@ -213,6 +222,10 @@ impl Agent {
         self.undo(&key)
     }
 
+    /// How soon a failed revert is tried again (by `tick`, or by the controller's retry,
+    /// which finds the injection still there).
+    pub const RETRY_MS: u64 = 2_000;
+
     fn undo(&mut self, key: &Key) -> Result<Vec<String>, AgentError> {
         let Some(mut a) = self.active.remove(key) else {
             return Ok(Vec::new());
@@ -223,15 +236,21 @@ impl Agent {
                 self.journal.done(&a.group)?;
                 Ok(msgs)
             }
-            Err(errors) => Err(AgentError::Revert {
-                fault: key.fault.clone(),
-                errors,
-            }),
+            Err(errors) => {
+                // Keep it, under a short lease: it is retried, never forgotten.
+                self.active.insert(key.clone(), a);
+                let _ = self.leases.grant(key.clone(), self.now_ms, Self::RETRY_MS);
+                Err(AgentError::Revert {
+                    fault: key.fault.clone(),
+                    errors,
+                })
+            }
         }
     }
 
     /// Revert every injection whose lease lapsed by `now` (call it every second or so).
     pub fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        self.now_ms = self.now_ms.max(now_ms);
         self.leases
             .lapsed(now_ms)
             .into_iter()
@@ -245,5 +264,17 @@ impl Agent {
     /// Live injections.
     pub fn active(&self) -> usize {
         self.active.len()
+    }
+
+    /// Revert everything (the agent is stopping): each key with its outcome.
+    pub fn revert_all(&mut self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        let keys: Vec<Key> = self.active.keys().cloned().collect();
+        keys.into_iter()
+            .map(|k| {
+                self.leases.release(&k);
+                let r = self.undo(&k);
+                (k, r)
+            })
+            .collect()
     }
 }

@@ -38,6 +38,18 @@ pub fn generate(
     agent_name: &str,
     days: u32,
 ) -> Result<Set, rcgen::Error> {
+    generate_with(ca_name, controller_name, agent_name, days, false)
+}
+
+/// [`generate`], optionally giving the agent's certificate client-auth use too (as Helm's
+/// Sprig `genSignedCert` does; the agent refuses calls made with its own certificate).
+pub fn generate_with(
+    ca_name: &str,
+    controller_name: &str,
+    agent_name: &str,
+    days: u32,
+    agent_also_client: bool,
+) -> Result<Set, rcgen::Error> {
     let now = time_now();
     let until = now + std::time::Duration::from_secs(u64::from(days) * 86_400);
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -49,14 +61,14 @@ pub fn generate(
     let ca_key = KeyPair::generate()?;
     let ca_key_pem = ca_key.serialize_pem();
     let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
-    let leaf = |cn: &str, dns: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+    let leaf = |cn: &str, dns: Vec<String>, usage: Vec<ExtendedKeyUsagePurpose>| {
         let mut p = CertificateParams::new(dns)?;
         p.distinguished_name.push(DnType::CommonName, cn);
         p.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        p.extended_key_usages = vec![usage];
+        p.extended_key_usages = usage;
         p.not_before = now.into();
         p.not_after = until.into();
         let key = KeyPair::generate()?;
@@ -70,12 +82,19 @@ pub fn generate(
     let controller = leaf(
         controller_name,
         Vec::new(),
-        ExtendedKeyUsagePurpose::ClientAuth,
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
     let agent = leaf(
         agent_name,
         vec![agent_name.to_string()],
-        ExtendedKeyUsagePurpose::ServerAuth,
+        if agent_also_client {
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        },
     )?;
     Ok(Set {
         ca_cert: issuer.pem(),

@@ -37,6 +37,8 @@ pub trait NodeEngine: Send + 'static {
     fn revert(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
     /// Revert what lapsed by `now_ms`.
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
+    /// Revert everything (the agent is stopping).
+    fn revert_all(&mut self) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
     fn active(&self) -> usize;
 }
 
@@ -55,6 +57,9 @@ impl NodeEngine for Agent {
     }
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
         Agent::tick(self, now_ms)
+    }
+    fn revert_all(&mut self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        Agent::revert_all(self)
     }
     fn active(&self) -> usize {
         Agent::active(self)
@@ -206,11 +211,13 @@ impl<E: NodeEngine> AgentService<E> {
         f: impl FnOnce(&mut E, u64) -> Result<T, AgentError> + Send + 'static,
     ) -> Result<T, Status> {
         let engine = self.engine.clone();
-        let now = self.now_ms();
+        let started = self.started;
         let metrics = self.metrics.clone();
         let out = tokio::task::spawn_blocking(move || {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-            let r = f(&mut e, now);
+            // Read the clock once the engine is ours: a lease starts when its call runs,
+            // not while it queued behind the node's other calls.
+            let r = f(&mut e, started.elapsed().as_millis() as u64);
             metrics.active.store(e.active() as u64, Ordering::Relaxed);
             r
         })
@@ -230,11 +237,11 @@ impl<E: NodeEngine> AgentService<E> {
     /// Revert what lapsed; call it about once a second. Returns what it reverted.
     pub async fn tick(&self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
         let engine = self.engine.clone();
-        let now = self.now_ms();
+        let started = self.started;
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-            let out = e.tick(now);
+            let out = e.tick(started.elapsed().as_millis() as u64);
             metrics
                 .lapsed_reverts
                 .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -247,6 +254,20 @@ impl<E: NodeEngine> AgentService<E> {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Revert everything the engine holds (the agent is stopping).
+    pub async fn revert_all(&self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
+        let engine = self.engine.clone();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+            let out = e.revert_all();
+            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            out
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 
@@ -322,15 +343,45 @@ pub fn client_tls(b: &Bundle, server_name: &str) -> ClientTlsConfig {
         .domain_name(server_name)
 }
 
-/// Serve `svc` on `listener` with mTLS until `shutdown` resolves, reverting lapsed leases
-/// every `tick`.
+/// The DER of the first certificate in a PEM text.
+pub fn first_cert_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|c| c.as_ref().to_vec())
+}
+
+/// Refuses a call made with the agent's own certificate: where one certificate is good for
+/// both server and client use (Helm's Sprig makes such), a node holding the agent secret
+/// must not be able to call the other nodes' agents.
+pub fn refuse_own(
+    own: Option<Vec<u8>>,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        if let (Some(own), Some(peer)) = (&own, req.peer_certs()) {
+            if peer.first().is_some_and(|c| c.as_ref() == own.as_slice()) {
+                return Err(Status::permission_denied(
+                    "this is an agent's certificate: only the controller calls agents",
+                ));
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// Serve `svc` on `listener` with mTLS (the agent's `tls` bundle: its certificate and the
+/// CA a client's must chain to) until `shutdown` resolves, reverting lapsed leases every
+/// `tick`, and everything at the end.
 pub async fn serve<E: NodeEngine>(
     listener: tokio::net::TcpListener,
-    tls: ServerTlsConfig,
+    tls: &Bundle,
     svc: AgentService<E>,
     tick: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let own = first_cert_der(&tls.cert);
+    let tls = server_tls(tls);
     let ticker = svc.clone();
     let ticks = tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
@@ -351,15 +402,32 @@ pub async fn serve<E: NodeEngine>(
             }
         }
     });
+    let last = svc.clone();
     let out = Server::builder()
         .tls_config(tls)?
-        .add_service(pb::agent_server::AgentServer::new(svc))
+        .add_service(pb::agent_server::AgentServer::with_interceptor(
+            svc,
+            refuse_own(own),
+        ))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,
         )
         .await;
     ticks.abort();
+    // Stopping (SIGTERM, uninstall, a rolling update): leave nothing behind.
+    for (k, r) in last.revert_all().await {
+        match r {
+            Ok(_) => eprintln!(
+                "murphy-agent: stopping: reverted {} ({}) on pod {}",
+                k.fault, k.experiment, k.pod_uid
+            ),
+            Err(e) => eprintln!(
+                "murphy-agent: stopping: revert of {} ({}) FAILED, left in the journal for the next agent: {e}",
+                k.fault, k.experiment
+            ),
+        }
+    }
     out
 }
 

@@ -148,20 +148,29 @@ pub async fn acquire(api: &Api<Lease>, name: &str, me: &str, duration_s: i32) {
     }
 }
 
-/// Keep renewing; returns when the Lease was lost (or could not be renewed for a whole
-/// lease duration), after which this replica must stop reconciling.
+/// Keep renewing; returns when the Lease was lost, or could not be renewed within the
+/// renew deadline (two thirds of the lease, measured from the last successful renewal's
+/// request), after which this replica must stop: a standby takes over only once the whole
+/// lease has passed, so the two never lead at once.
 pub async fn hold(api: &Api<Lease>, name: &str, me: &str, duration_s: i32) -> String {
-    let period = Duration::from_millis((duration_s.max(3) as u64 * 1000) / 3);
+    let lease = Duration::from_secs(duration_s.max(3) as u64);
+    let period = lease / 3;
+    let deadline = lease * 2 / 3;
     let mut last_ok = std::time::Instant::now();
     loop {
         tokio::time::sleep(period).await;
-        match round(api, name, me, duration_s).await {
-            Ok(Ok(())) => last_ok = std::time::Instant::now(),
-            Ok(Err(_)) => return format!("lease {name} is held by another replica"),
-            Err(e) if last_ok.elapsed() >= Duration::from_secs(duration_s as u64) => {
-                return format!("could not renew lease {name} for {duration_s}s: {e}");
+        let sent = std::time::Instant::now();
+        let left = deadline.saturating_sub(last_ok.elapsed());
+        match tokio::time::timeout(left, round(api, name, me, duration_s)).await {
+            Ok(Ok(Ok(()))) => last_ok = sent,
+            Ok(Ok(Err(_))) => return format!("lease {name} is held by another replica"),
+            Ok(Err(_)) | Err(_) if last_ok.elapsed() >= deadline => {
+                return format!(
+                    "could not renew lease {name} within {}s",
+                    deadline.as_secs()
+                );
             }
-            Err(_) => {}
+            Ok(Err(_)) | Err(_) => {}
         }
     }
 }

@@ -74,14 +74,7 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
         let (metrics, node) = (svc.metrics.clone(), o.node_name.clone());
         tokio::spawn(health(hl, Arc::new(move || metrics.render(&node))));
     }
-    grpc::serve(
-        listener,
-        grpc::server_tls(&tls),
-        svc,
-        Duration::from_millis(500),
-        stopped(),
-    )
-    .await?;
+    grpc::serve(listener, &tls, svc, Duration::from_millis(500), stopped()).await?;
     eprintln!(
         "murphy-agent: stopping; injections stay until their leases lapse under the next agent"
     );

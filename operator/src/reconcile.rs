@@ -159,7 +159,8 @@ pub struct Ctx {
     pub directory: Directory,
     pub recorder: Recorder,
     pub lease_ms: u64,
-    pub runs: Mutex<HashMap<String, ClusterRun>>,
+    /// The runs this controller holds, by Experiment UID, each behind its own lock.
+    pub runs: Mutex<HashMap<String, Arc<Mutex<ClusterRun>>>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -223,19 +224,26 @@ fn now_rfc3339() -> String {
 /// One reconcile: observe, plan, act.
 pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     let uid = exp.uid().unwrap_or_default();
-    let mut runs = ctx.runs.lock().await;
-    let o = observe(&exp, runs.get(&uid), ctx.lease_ms);
+    // The map is locked only to look up or change entries; each run has its own lock, held
+    // through this reconcile (kube-runtime never reconciles one object twice at once), so
+    // one experiment's slow agent does not hold up the others.
+    let entry = ctx.runs.lock().await.get(&uid).cloned();
+    let mut run = match &entry {
+        Some(r) => Some(r.clone().lock_owned().await),
+        None => None,
+    };
+    let o = observe(&exp, run.as_deref(), ctx.lease_ms);
     let actions = controller::plan(&o);
     let mut next = Requeue::await_change();
     for a in actions {
         match a {
             Action::AddFinalizer => patch_finalizers(&ctx.client, &exp, true).await?,
             Action::RemoveFinalizer => {
-                runs.remove(&uid);
+                forget(&ctx, &uid).await;
                 patch_finalizers(&ctx.client, &exp, false).await?;
             }
             Action::Reject(reason) => {
-                runs.remove(&uid);
+                forget(&ctx, &uid).await;
                 ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
                 end_early(&ctx, &exp, "Rejected", "Validate", &reason).await?;
             }
@@ -244,18 +252,22 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 end_early(&ctx, &exp, "Abandoned", "Recover", &reason).await?;
             }
             Action::Start => match start(&ctx, &exp, &uid).await {
-                Ok(run) => {
-                    let msg = run
+                Ok(started) => {
+                    let msg = started
                         .targets
                         .iter()
                         .map(|(f, ps)| format!("{f}: {} pod(s)", ps.len()))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    runs.insert(uid.clone(), run);
+                    let shared = Arc::new(Mutex::new(started));
+                    run = Some(shared.clone().lock_owned().await);
+                    let n = {
+                        let mut runs = ctx.runs.lock().await;
+                        runs.insert(uid.clone(), shared);
+                        runs.len()
+                    };
                     ctx.metrics.started.fetch_add(1, Ordering::Relaxed);
-                    ctx.metrics
-                        .running
-                        .store(runs.len() as u64, Ordering::Relaxed);
+                    ctx.metrics.running.store(n as u64, Ordering::Relaxed);
                     let msg = format!("targets resolved ({msg}); probes started");
                     set_status(&ctx.client, &exp, Phase::Running, None, &msg, None).await?;
                     event(&ctx, &exp, EventType::Normal, "Started", "Start", &msg).await;
@@ -266,10 +278,10 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 }
             },
             Action::Renew => {
-                if let Some(run) = runs.get_mut(&uid) {
-                    run.step(&ctx.agents).await;
-                    replacements(&ctx, run).await;
-                    if let Some(ms) = run.next_due_ms() {
+                if let Some(r) = run.as_deref_mut() {
+                    r.step(&ctx.agents).await;
+                    replacements(&ctx, r).await;
+                    if let Some(ms) = r.next_due_ms() {
                         next = Requeue::requeue(Duration::from_millis(ms.max(50)));
                     }
                 }
@@ -277,14 +289,14 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
             Action::RevertAll(reason) => {
                 let phase = exp.status.as_ref().map(|s| s.phase).unwrap_or_default();
                 let mut reason = reason;
-                if let Some(run) = runs.get_mut(&uid) {
-                    match &run.aborted {
+                if let Some(r) = run.as_deref_mut() {
+                    match &r.aborted {
                         // The run stopped itself (a fault did not take): say why.
                         Some(why) => reason = format!("aborted: {why}"),
-                        None if o.abort_requested => run.aborted = Some(reason.clone()),
+                        None if o.abort_requested => r.aborted = Some(reason.clone()),
                         None => {}
                     }
-                    run.revert(&ctx.agents, None, &reason).await;
+                    r.revert(&ctx.agents, None, &reason).await;
                 }
                 if phase != Phase::Reverting && !o.deleting {
                     set_status(&ctx.client, &exp, Phase::Reverting, None, &reason, None).await?;
@@ -300,17 +312,17 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 }
             }
             Action::Evaluate => {
-                if let Some(mut run) = runs.remove(&uid) {
-                    ctx.metrics
-                        .running
-                        .store(runs.len() as u64, Ordering::Relaxed);
-                    finish(&ctx, &exp, &mut run).await?;
+                if let Some(r) = run.as_deref_mut() {
+                    // The run is forgotten only once its result is written: a failed
+                    // write is retried with the same record, not lost.
+                    finish(&ctx, &exp, r).await?;
+                    forget(&ctx, &uid).await;
                 }
             }
             Action::Requeue(ms) => {
                 // The schedule's own next step may come sooner.
                 let want = Duration::from_millis(ms.max(50));
-                next = match runs.get(&uid).and_then(ClusterRun::next_due_ms) {
+                next = match run.as_deref().and_then(ClusterRun::next_due_ms) {
                     Some(due) if Duration::from_millis(due.max(50)) < want => {
                         Requeue::requeue(Duration::from_millis(due.max(50)))
                     }
@@ -321,6 +333,15 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     }
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     Ok(next)
+}
+
+/// Drop an experiment's run (its probes stop).
+async fn forget(ctx: &Ctx, uid: &str) {
+    let mut runs = ctx.runs.lock().await;
+    runs.remove(uid);
+    ctx.metrics
+        .running
+        .store(runs.len() as u64, Ordering::Relaxed);
 }
 
 /// Status Aborted with `reason`, and a Warning Event saying so.
@@ -665,6 +686,17 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
         if new.is_empty() {
             continue;
         }
+        // The chosen pods that are gone, as many as there are replacements.
+        let gone: Vec<String> = chosen
+            .iter()
+            .filter(|c| {
+                !pods
+                    .iter()
+                    .any(|p| p.uid == c.pod.uid && p.running && !p.terminating)
+            })
+            .map(|c| c.pod.uid.clone())
+            .take(new.len())
+            .collect();
         let nodes = new.iter().filter_map(|p| p.node.clone()).collect();
         let Ok(addrs) = ctx.directory.resolve(&ctx.client, &nodes).await else {
             continue;
@@ -682,7 +714,7 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
                 placed(&c, &ids, addrs.get(&node).map_or("", String::as_str))
             })
             .collect();
-        run.reinject(&ctx.agents, &fault, placed_new).await;
+        run.reinject(&ctx.agents, &fault, placed_new, &gone).await;
     }
 }
 
@@ -722,7 +754,12 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
     } else {
         RunStatus::Completed
     };
-    let (record, verdicts) = run.finish(status, aborted.clone());
+    if run.result.is_none() {
+        run.result = Some(run.finish(status, aborted.clone()));
+    }
+    let Some((record, verdicts)) = run.result.clone() else {
+        return Ok(());
+    };
     let core = core_experiment(exp);
     let out = murphy::runner::RunOutput {
         run_id: exp.uid().unwrap_or_default().chars().take(8).collect(),
@@ -885,9 +922,11 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         }
     }
     // Revert what this replica still holds before it goes.
-    let mut runs = ctx.runs.lock().await;
-    for run in runs.values_mut() {
-        run.revert(&ctx.agents, None, "the controller is stopping")
+    let runs: Vec<_> = ctx.runs.lock().await.values().cloned().collect();
+    for run in runs {
+        run.lock()
+            .await
+            .revert(&ctx.agents, None, "the controller is stopping")
             .await;
     }
     Ok(())

@@ -68,6 +68,8 @@ pub struct ClusterRun {
     probes: Vec<ProbeHandle>,
     rx: Option<Receiver<ProbeSample>>,
     pub aborted: Option<String>,
+    /// The evaluated record, kept until it is written (a failed write is retried).
+    pub result: Option<(RunRecord, Vec<Verdict>)>,
 }
 
 impl ClusterRun {
@@ -133,6 +135,7 @@ impl ClusterRun {
             probes,
             rx: Some(rx),
             aborted: None,
+            result: None,
         };
         run.event("phase", None, "steady state".into());
         run
@@ -215,9 +218,11 @@ impl ClusterRun {
             .min()
     }
 
-    /// Inject what is due, revert what ended, renew leases due for renewal.
+    /// Renew leases due for renewal (first: a slow injection must not let them lapse),
+    /// inject what is due, revert what ended, and retry reverts that failed.
     pub async fn step(&mut self, agents: &Agents) {
         self.drain();
+        self.renew(agents).await;
         let now = self.now_ms();
         let names: Vec<String> = self.stages.keys().cloned().collect();
         for name in names {
@@ -231,9 +236,26 @@ impl ClusterRun {
             } else if st == Stage::Active && now >= end {
                 self.stages.insert(name.clone(), Stage::Done);
                 self.revert(agents, Some(&name), "its window ended").await;
+            } else if st == Stage::Done && self.live.iter().any(|i| i.key.fault == name) {
+                self.revert(agents, Some(&name), "retrying a failed revert")
+                    .await;
             }
         }
-        self.renew(agents).await;
+    }
+
+    /// The record of `fault` injected into `p` at `t0` (its lease counted from then).
+    fn injection(&self, fault: &str, p: &Placed, t0: f64) -> Injection {
+        Injection {
+            key: Key {
+                experiment: self.experiment.clone(),
+                fault: fault.to_string(),
+                pod_uid: p.chosen.pod.uid.clone(),
+            },
+            pod: pod_name(&p.chosen),
+            node: p.chosen.pod.node.clone().unwrap_or_default(),
+            addr: p.addr.clone(),
+            lease_until_ms: t0 + self.lease_ms as f64,
+        }
     }
 
     async fn inject(&mut self, agents: &Agents, fault: &str) {
@@ -295,19 +317,24 @@ impl ClusterRun {
             match r {
                 Ok(reply) => {
                     evidence.push(format!("{}: {}", pod_name(&p.chosen), reply.evidence));
-                    self.live.push(Injection {
-                        key: Key {
-                            experiment: self.experiment.clone(),
-                            fault: fault.to_string(),
-                            pod_uid: p.chosen.pod.uid.clone(),
-                        },
-                        pod: pod_name(&p.chosen),
-                        node: p.chosen.pod.node.clone().unwrap_or_default(),
-                        addr: p.addr.clone(),
-                        lease_until_ms: t0 + self.lease_ms as f64,
-                    });
+                    let i = self.injection(fault, p, t0);
+                    self.live.push(i);
                 }
-                Err(e) => errors.push(format!("{}: {}", pod_name(&p.chosen), e.message())),
+                Err(e) => {
+                    if matches!(
+                        e.code(),
+                        Code::DeadlineExceeded
+                            | Code::Cancelled
+                            | Code::Unknown
+                            | Code::Unavailable
+                    ) {
+                        // The call may have run on the agent after all: keep it so it is
+                        // reverted (an agent that has nothing answers NotFound).
+                        let i = self.injection(fault, p, t0);
+                        self.live.push(i);
+                    }
+                    errors.push(format!("{}: {}", pod_name(&p.chosen), e.message()))
+                }
             }
         }
         let ok = errors.is_empty() && !evidence.is_empty();
@@ -437,10 +464,13 @@ impl ClusterRun {
     pub async fn renew(&mut self, agents: &Agents) {
         let now = self.now_ms();
         let third = self.lease_ms as f64 / 3.0;
+        // A fault whose window closed is never renewed (its revert is being retried).
         let due: Vec<usize> = (0..self.live.len())
             .filter(|&i| {
                 let left = self.live[i].lease_until_ms - now;
-                left > 0.0 && left <= 2.0 * third
+                left > 0.0
+                    && left <= 2.0 * third
+                    && self.stages.get(&self.live[i].key.fault) != Some(&Stage::Done)
             })
             .collect();
         if due.is_empty() {
@@ -480,7 +510,15 @@ impl ClusterRun {
     }
 
     /// Re-apply a fault whose window is open to pods that replaced its chosen ones.
-    pub async fn reinject(&mut self, agents: &Agents, fault: &str, new: Vec<Placed>) {
+    /// `gone` are the UIDs of the pods they replace: those leave the fault's targets, so
+    /// each replaced pod is followed once and the blast radius stays what was chosen.
+    pub async fn reinject(
+        &mut self,
+        agents: &Agents,
+        fault: &str,
+        new: Vec<Placed>,
+        gone: &[String],
+    ) {
         if new.is_empty() || self.stages.get(fault) != Some(&Stage::Active) {
             return;
         }
@@ -490,10 +528,9 @@ impl ClusterRun {
             Some(fault),
             format!("replacement pod(s) {}: injecting again", names.join(", ")),
         );
-        self.targets
-            .entry(fault.to_string())
-            .or_default()
-            .extend(new.iter().cloned());
+        let targets = self.targets.entry(fault.to_string()).or_default();
+        targets.retain(|p| !gone.contains(&p.chosen.pod.uid));
+        targets.extend(new.iter().cloned());
         self.inject_into(agents, fault, &new, false).await;
     }
 
@@ -559,8 +596,9 @@ pub fn fault_ref(k: &Key) -> pb::FaultRef {
     }
 }
 
-/// The timeout of one agent call.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The timeout of one agent call: under a third of the shortest sensible lease (leases
+/// are renewed when a third has passed, so a hung agent cannot make others lapse).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The controller's agent pool from its TLS files.
 pub fn agents(tls: &crate::certs::Bundle, server_name: &str) -> Agents {

@@ -364,3 +364,51 @@ async fn a_restarted_agent_binary_reverts_its_predecessors_fault() {
     );
     let _ = std::fs::remove_dir_all(&n.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_with_an_agents_own_certificate_is_refused() {
+    let mut n = node("owncert");
+    // As Helm's Sprig makes them: the agent's certificate is good for client use too.
+    n.certs = certs::generate_with("test-ca", "murphy-controller", "murphy-agent", 1, true)
+        .expect("certs");
+    let (addr, stop) = serve(&n, Duration::from_secs(1)).await;
+    // A node that holds the agent secret calls another node's agent with it.
+    let stolen = Agents::new(
+        grpc::client_tls(&n.certs.agent, "murphy-agent"),
+        Duration::from_secs(5),
+    );
+    let err = stolen
+        .client(&addr)
+        .expect("client")
+        .inject(pause(60_000, UID))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    assert_ne!(state(n.pid), Some('T'), "nothing injected");
+    let info = controller(&n)
+        .client(&addr)
+        .expect("client")
+        .node(pb::NodeRequest {})
+        .await
+        .expect("the controller's certificate still works")
+        .into_inner();
+    assert_eq!(info.active, 0);
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&n.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_agent_reverts_what_it_holds() {
+    let n = node("stopping");
+    let (addr, stop) = serve(&n, Duration::from_secs(1)).await;
+    let mut c = controller(&n).client(&addr).expect("client");
+    c.inject(pause(60_000, UID)).await.expect("inject");
+    assert_eq!(state(n.pid), Some('T'));
+    // SIGTERM, uninstall, a rolling update: the agent goes, and takes its faults with it.
+    let _ = stop.send(());
+    let back = murphy::fault::wait_for(Duration::from_secs(3), || {
+        !matches!(state(n.pid), Some('T' | 't'))
+    });
+    assert!(back, "the agent reverted on its way out");
+    let _ = std::fs::remove_dir_all(&n.dir);
+}

@@ -766,6 +766,34 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
     play(&c, &handle, &running, list_pods(replaced()), "follow").await;
     assert_eq!(state(new_pid), Some('T'), "the replacement is paused too");
     no_more(&handle).await;
+    // web-0 was followed once: a later list with a third pod changes nothing (the blast
+    // radius stays one pod).
+    let more = match replaced() {
+        Reply::Json(mut v) => {
+            let mut third = v["items"][0].clone();
+            third["metadata"]["name"] = json!("web-2");
+            third["metadata"]["uid"] = json!("d3d9446802a44259b55d38e044b4b2a3");
+            if let Some(items) = v["items"].as_array_mut() {
+                items.push(third);
+            }
+            Reply::Json(v)
+        }
+        other => other,
+    };
+    play(&c, &handle, &running, list_pods(more), "no more").await;
+    let held = c.runs.lock().await.get(EXP_UID).cloned().expect("run");
+    let run = held.lock().await;
+    assert_eq!(
+        run.targets["pause"]
+            .iter()
+            .map(|p| p.chosen.pod.name.as_str())
+            .collect::<Vec<_>>(),
+        ["web-1"],
+        "the gone pod left the targets, the replacement took its place"
+    );
+    assert_eq!(run.live.len(), 2, "web-0's injection and web-1's: no third");
+    assert!(run.aborted.is_none());
+    drop(run);
 
     // Ending it reverts both (abort: the quickest way to the end).
     let aborting = experiment(

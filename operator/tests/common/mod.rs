@@ -105,9 +105,9 @@ pub async fn agent_on_loopback(
         .expect("bind");
     let addr = l.local_addr().expect("addr").to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let tls = grpc::server_tls(&certs.agent);
+    let tls = certs.agent.clone();
     tokio::spawn(async move {
-        grpc::serve(l, tls, svc, tick, async {
+        grpc::serve(l, &tls, svc, tick, async {
             let _ = rx.await;
         })
         .await
