@@ -402,18 +402,24 @@ fn namespaces() -> Reply {
     }))
 }
 
+/// A running pod on node-a with one container `app` (`cid` its runtime id).
+fn pod_json(name: &str, uid: &str, cid: &str, ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": uid, "labels": {"app": "web"}},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
+        "status": {"phase": "Running", "podIP": ip,
+                   "containerStatuses": [{"name": "app", "containerID": format!("containerd://{cid}"),
+                     "image": "web", "imageID": "", "ready": true, "restartCount": 0}]}
+    })
+}
+
+fn pod_list(items: Vec<Value>) -> Reply {
+    Reply::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}))
+}
+
 fn pods() -> Reply {
-    Reply::Json(json!({
-        "apiVersion": "v1", "kind": "PodList", "metadata": {},
-        "items": [{
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web-0", "namespace": NS, "uid": POD_UID, "labels": {"app": "web"}},
-            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.5",
-                       "containerStatuses": [{"name": "app", "containerID": format!("containerd://{APP}"),
-                         "image": "web", "imageID": "", "ready": true, "restartCount": 0}]}
-        }]
-    }))
+    pod_list(vec![pod_json("web-0", POD_UID, APP, "10.0.0.5")])
 }
 
 /// The status patch and the Event that go with it.
@@ -733,17 +739,7 @@ const NEW_APP: &str = "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c
 
 /// The pod list after the targeted pod was replaced (its workload made web-1).
 fn replaced() -> Reply {
-    Reply::Json(json!({
-        "apiVersion": "v1", "kind": "PodList", "metadata": {},
-        "items": [{
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web-1", "namespace": NS, "uid": NEW_UID, "labels": {"app": "web"}},
-            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.6",
-                       "containerStatuses": [{"name": "app", "containerID": format!("containerd://{NEW_APP}"),
-                         "image": "web", "imageID": "", "ready": true, "restartCount": 0}]}
-        }]
-    }))
+    pod_list(vec![pod_json("web-1", NEW_UID, NEW_APP, "10.0.0.6")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -768,18 +764,15 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
     no_more(&handle).await;
     // web-0 was followed once: a later list with a third pod changes nothing (the blast
     // radius stays one pod).
-    let more = match replaced() {
-        Reply::Json(mut v) => {
-            let mut third = v["items"][0].clone();
-            third["metadata"]["name"] = json!("web-2");
-            third["metadata"]["uid"] = json!("d3d9446802a44259b55d38e044b4b2a3");
-            if let Some(items) = v["items"].as_array_mut() {
-                items.push(third);
-            }
-            Reply::Json(v)
-        }
-        other => other,
-    };
+    let more = pod_list(vec![
+        pod_json("web-1", NEW_UID, NEW_APP, "10.0.0.6"),
+        pod_json(
+            "web-2",
+            "d3d94468-02a4-4259-b55d-38e044b4b2a3",
+            NEW_APP,
+            "10.0.0.7",
+        ),
+    ]);
     play(&c, &handle, &running, list_pods(more), "no more").await;
     let held = c.runs.lock().await.get(EXP_UID).cloned().expect("run");
     let run = held.lock().await;
