@@ -794,7 +794,7 @@ impl SpeakerConfig {
 // Session and plans
 // ---------------------------------------------------------------------------------------
 
-/// xorshift64: deterministic jitter from the configured seed.
+/// Deterministic jitter from the configured seed ([`crate::rand`]).
 struct XorShift(u64);
 
 impl XorShift {
@@ -806,12 +806,7 @@ impl XorShift {
         })
     }
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        crate::rand::next(&mut self.0)
     }
 }
 

@@ -568,7 +568,7 @@ pub fn decide(msg: &[u8], cfg: &DnsConfig, rng: &mut XorShift) -> Action {
     }
 }
 
-/// xorshift64* generator for the probability draws.
+/// The probability draws: the engine's seeded source ([`crate::rand`]).
 #[derive(Debug, Clone)]
 pub struct XorShift(u64);
 
@@ -584,12 +584,7 @@ impl XorShift {
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        crate::rand::next(&mut self.0)
     }
 
     /// Uniform in [0, 1).

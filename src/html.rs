@@ -7,9 +7,10 @@
 //!
 //! It renders a [`RunReport`] and never recomputes a verdict.
 
-use crate::claims::{Outcome, Verdict};
-use crate::history::{History, OpResult};
+use crate::record::history::{History, OpResult};
+use crate::record::{FaultRecord, RunRecord};
 use crate::report::RunReport;
+use crate::verdict::{Outcome, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -119,11 +120,65 @@ impl Scale {
     }
 }
 
+/// The lanes of the timeline, top to bottom: a label, an SVG body and a height each, and
+/// the `y` where the next lane starts.
+struct Lanes {
+    rows: Vec<(String, String)>,
+    heights: Vec<f64>,
+    y: f64,
+}
+
+impl Lanes {
+    /// Add a lane of height `h` below the others.
+    fn push(&mut self, label: String, svg: String, h: f64) {
+        self.rows.push((label, svg));
+        self.heights.push(h);
+        self.y += h;
+    }
+}
+
+/// Height of one timeline lane.
+const LANE: f64 = 34.0;
+/// Where the first lane starts (event ticks go above it).
+const TOP: f64 = 28.0;
+
 /// The timeline as inline SVG.
 pub fn timeline_svg(r: &RunReport) -> String {
     let rec = &r.record;
-    let end = rec
-        .phases
+    let sc = Scale {
+        x0: 170.0,
+        w: 790.0,
+        end: timeline_end(rec),
+    };
+    let mut lanes = Lanes {
+        rows: Vec::new(),
+        heights: Vec::new(),
+        y: TOP,
+    };
+    let bands = fault_lanes(rec, &sc, &mut lanes);
+    probe_lanes(rec, &sc, &mut lanes);
+    let workloads_top = lanes.y;
+    workload_lanes(rec, &sc, &mut lanes);
+    watch_lanes(rec, &sc, &mut lanes);
+    let lanes_bottom = lanes.y;
+    let mut body = split_brain_svg(r, &sc, workloads_top, lanes_bottom);
+    let ev = events_svg(rec, &sc);
+    let height = lanes_bottom + 30.0;
+    let axis = axis_svg(rec, &sc, lanes_bottom);
+    let labels = lane_labels(&lanes, &sc, &mut body);
+    let bands = bands.replace("BANDH", &format!("{:.1}", lanes_bottom - TOP));
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 970 {height:.0}" role="img" aria-label="timeline">
+<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cf222e" fill-opacity="0.08"/><line x1="0" y1="0" x2="0" y2="6" stroke="#cf222e" stroke-opacity="0.45" stroke-width="2"/></pattern></defs>
+<style>.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}.tick{{font:11px system-ui,sans-serif;fill:#656d76;text-anchor:middle}}.note{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.inbar{{font:11px system-ui,sans-serif;fill:#1f2328}}.grid{{stroke:#eaeef2}}.sep{{stroke:#f0f2f4}}</style>
+{axis}{bands}{labels}{body}{ev}
+</svg>"##
+    )
+}
+
+/// Where the timeline ends: the run's end or the last workload's stop, at least 1 ms.
+fn timeline_end(rec: &RunRecord) -> f64 {
+    rec.phases
         .end_ms
         .max(
             rec.histories
@@ -131,161 +186,154 @@ pub fn timeline_svg(r: &RunReport) -> String {
                 .map(|h| h.stopped_ms)
                 .fold(0.0, f64::max),
         )
-        .max(1.0);
-    let sc = Scale {
-        x0: 170.0,
-        w: 790.0,
-        end,
-    };
-    let probes: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for s in &rec.samples {
-            if !v.contains(&s.probe) {
-                v.push(s.probe.clone());
-            }
-        }
-        v
-    };
-    let lane = 34.0;
-    let top = 28.0;
-    let mut rows: Vec<(String, String)> = Vec::new(); // (label, svg body)
-    let mut heights: Vec<f64> = Vec::new();
-    let mut y = top;
-    let mut body = String::new();
+        .max(1.0)
+}
 
-    // Fault windows: a row each, and a light band across every lane.
+/// Fault windows: a lane each, and a light band across every lane. Returns the bands, with
+/// `BANDH` in place of their height (known only once every lane is laid out).
+fn fault_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) -> String {
     let mut bands = String::new();
     for (i, f) in rec.faults.iter().enumerate() {
         let color = FAULT_COLORS[i % FAULT_COLORS.len()];
-        let (Some(a), b) = (f.injected_ms, f.reverted_ms.unwrap_or(end)) else {
-            continue;
-        };
-        let (xa, xb) = (sc.x(a), sc.x(b).max(sc.x(a) + 1.0));
-        let _ = write!(
-            bands,
-            r#"<rect class="band" x="{xa:.1}" y="{top}" width="{:.1}" height="BANDH" fill="{color}" fill-opacity="0.13"/>"#,
-            xb - xa
-        );
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{color}" fill-opacity="{}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" class="inbar">{}</text>"#,
-            y + 6.0,
-            xb - xa,
-            lane - 12.0,
-            if f.confirmed { "0.85" } else { "0.35" },
-            esc(&format!(
-                "{} ({}) on {}: {} → {}; {}",
-                f.name,
-                f.kind,
-                f.members.join(", "),
-                secs(a),
-                secs(b),
-                if f.confirmed {
-                    format!("confirmed: {}", f.evidence)
-                } else {
-                    format!("NOT confirmed: {}", f.error.clone().unwrap_or_default())
-                }
-            )),
-            xa + 4.0,
-            y + lane / 2.0 + 4.0,
-            esc(&format!("{} on {}", f.kind, f.members.join(", ")))
-        );
-        rows.push((format!("fault {}", f.name), s));
-        heights.push(lane);
-        y += lane;
+        if let Some((band, bar)) = fault_window(f, color, sc, lanes.y) {
+            bands.push_str(&band);
+            lanes.push(format!("fault {}", f.name), bar, LANE);
+        }
     }
+    bands
+}
 
-    // Probes: health ticks and a latency line.
+/// One fault's band and its bar (at `y`, evidence in the tooltip); none if it was never
+/// injected.
+fn fault_window(f: &FaultRecord, color: &str, sc: &Scale, y: f64) -> Option<(String, String)> {
+    let (Some(a), b) = (f.injected_ms, f.reverted_ms.unwrap_or(sc.end)) else {
+        return None;
+    };
+    let (xa, xb) = (sc.x(a), sc.x(b).max(sc.x(a) + 1.0));
+    let band = format!(
+        r#"<rect class="band" x="{xa:.1}" y="{TOP}" width="{:.1}" height="BANDH" fill="{color}" fill-opacity="0.13"/>"#,
+        xb - xa
+    );
+    let bar = format!(
+        r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{color}" fill-opacity="{}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" class="inbar">{}</text>"#,
+        y + 6.0,
+        xb - xa,
+        LANE - 12.0,
+        if f.confirmed { "0.85" } else { "0.35" },
+        esc(&format!(
+            "{} ({}) on {}: {} → {}; {}",
+            f.name,
+            f.kind,
+            f.members.join(", "),
+            secs(a),
+            secs(b),
+            if f.confirmed {
+                format!("confirmed: {}", f.evidence)
+            } else {
+                format!("NOT confirmed: {}", f.error.clone().unwrap_or_default())
+            }
+        )),
+        xa + 4.0,
+        y + LANE / 2.0 + 4.0,
+        esc(&format!("{} on {}", f.kind, f.members.join(", ")))
+    );
+    Some((band, bar))
+}
+
+/// Probes: a lane each, in order of first sample.
+fn probe_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
+    let mut probes: Vec<String> = Vec::new();
+    for s in &rec.samples {
+        if !probes.contains(&s.probe) {
+            probes.push(s.probe.clone());
+        }
+    }
     for p in &probes {
-        let samples: Vec<_> = rec.samples.iter().filter(|s| &s.probe == p).collect();
-        let maxlat = samples
-            .iter()
-            .filter(|s| s.ok)
-            .map(|s| s.latency_ms)
-            .fold(1.0, f64::max);
-        let mut s = String::new();
-        for (i, smp) in samples.iter().enumerate() {
-            let xa = sc.x(smp.t_ms);
-            let xb = samples
-                .get(i + 1)
-                .map_or(xa + 2.0, |n| sc.x(n.t_ms))
-                .max(xa + 1.0);
-            let _ = write!(
-                s,
-                r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="8" fill="{}"><title>{} at {}: {}</title></rect>"#,
-                y + lane - 12.0,
-                xb - xa,
-                if smp.ok { "#2da44e" } else { "#cf222e" },
-                esc(p),
-                secs(smp.t_ms),
-                esc(&if smp.ok {
-                    format!("ok, {:.1}ms", smp.latency_ms)
-                } else {
-                    smp.detail.clone()
-                })
-            );
-        }
-        let pts: Vec<String> = samples
-            .iter()
-            .filter(|s| s.ok)
-            .map(|s| {
-                format!(
-                    "{:.1},{:.1}",
-                    sc.x(s.t_ms),
-                    y + lane - 14.0 - (s.latency_ms / maxlat) * (lane - 20.0)
-                )
-            })
-            .collect();
-        if pts.len() > 1 {
-            let _ = write!(
-                s,
-                r##"<polyline points="{}" fill="none" stroke="#0969da" stroke-width="1"/>"##,
-                pts.join(" ")
-            );
-        }
+        let s = probe_lane(rec, p, sc, lanes.y);
+        lanes.push(format!("probe {p}"), s, LANE);
+    }
+}
+
+/// One probe's lane: health ticks and a latency line.
+fn probe_lane(rec: &RunRecord, p: &str, sc: &Scale, y: f64) -> String {
+    let lane = LANE;
+    let samples: Vec<_> = rec.samples.iter().filter(|s| s.probe == p).collect();
+    let maxlat = samples
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| s.latency_ms)
+        .fold(1.0, f64::max);
+    let mut s = String::new();
+    for (i, smp) in samples.iter().enumerate() {
+        let xa = sc.x(smp.t_ms);
+        let xb = samples
+            .get(i + 1)
+            .map_or(xa + 2.0, |n| sc.x(n.t_ms))
+            .max(xa + 1.0);
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" class="note">max {:.1}ms</text>"#,
-            sc.x0 + sc.w - 2.0,
-            y + 9.0,
-            maxlat
+            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="8" fill="{}"><title>{} at {}: {}</title></rect>"#,
+            y + lane - 12.0,
+            xb - xa,
+            if smp.ok { "#2da44e" } else { "#cf222e" },
+            esc(p),
+            secs(smp.t_ms),
+            esc(&if smp.ok {
+                format!("ok, {:.1}ms", smp.latency_ms)
+            } else {
+                smp.detail.clone()
+            })
         );
-        rows.push((format!("probe {p}"), s));
-        heights.push(lane);
-        y += lane;
     }
+    let pts: Vec<String> = samples
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| {
+            format!(
+                "{:.1},{:.1}",
+                sc.x(s.t_ms),
+                y + lane - 14.0 - (s.latency_ms / maxlat) * (lane - 20.0)
+            )
+        })
+        .collect();
+    if pts.len() > 1 {
+        let _ = write!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#0969da" stroke-width="1"/>"##,
+            pts.join(" ")
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" class="note">max {:.1}ms</text>"#,
+        sc.x0 + sc.w - 2.0,
+        y + 9.0,
+        maxlat
+    );
+    s
+}
 
-    // Workloads: throughput per bucket (ok up, failed/unknown stacked), and who acknowledged.
-    let bucket = (end / 160.0).max(100.0);
-    let mut splits: Vec<(f64, f64, String)> = Vec::new();
-    for v in &r.verdicts {
-        if let (Some(s), Some(d)) = (v.figures.get("overlapStartMs"), v.figures.get("overlapMs")) {
-            splits.push((*s, s + d, v.claim.clone()));
-        }
-    }
-    let workloads_top = y;
+/// Workloads: throughput per bucket (ok up, failed/unknown stacked), latency, and who
+/// acknowledged, each a lane when it has something to show.
+fn workload_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
+    let lane = LANE;
+    let bucket = (sc.end / 160.0).max(100.0);
     for h in &rec.histories {
-        rows.push((
-            format!("{} ops", h.workload),
-            workload_lane(h, &sc, y, lane, bucket),
-        ));
-        heights.push(lane);
-        y += lane;
-        if let Some(svg) = latency_lane(h, &sc, y, lane, bucket) {
-            rows.push((format!("{} latency", h.workload), svg));
-            heights.push(lane);
-            y += lane;
+        let s = workload_lane(h, sc, lanes.y, lane, bucket);
+        lanes.push(format!("{} ops", h.workload), s, lane);
+        if let Some(svg) = latency_lane(h, sc, lanes.y, lane, bucket) {
+            lanes.push(format!("{} latency", h.workload), svg, lane);
         }
-        let (s, n) = ack_lane(h, &sc, y);
+        let (s, n) = ack_lane(h, sc, lanes.y);
         if n > 0 {
             let hh = lane.max(n as f64 * 12.0 + 8.0);
-            rows.push((format!("{} acked by", h.workload), s));
-            heights.push(hh);
-            y += hh;
+            lanes.push(format!("{} acked by", h.workload), s, hh);
         }
     }
-    // Watches: each balancer backend's view of its servers, up or down over time.
+}
+
+/// Watches: each balancer backend's view of its servers, up or down over time.
+fn watch_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
     let mut groups: Vec<(String, String)> = rec
         .watch_samples
         .iter()
@@ -295,13 +343,22 @@ pub fn timeline_svg(r: &RunReport) -> String {
     groups.sort();
     groups.dedup();
     for (watch, proxy) in groups {
-        let (svg, n) = watch_lane(&rec.watch_samples, &watch, &proxy, &sc, y);
-        let hh = lane.max(n as f64 * 12.0 + 8.0);
-        rows.push((format!("{watch}: {proxy}"), svg));
-        heights.push(hh);
-        y += hh;
+        let (svg, n) = watch_lane(&rec.watch_samples, &watch, &proxy, sc, lanes.y);
+        let hh = LANE.max(n as f64 * 12.0 + 8.0);
+        lanes.push(format!("{watch}: {proxy}"), svg, hh);
     }
-    let lanes_bottom = y;
+}
+
+/// Split-brain windows (from the verdicts' overlap figures), hatched across the workload
+/// and watch lanes.
+fn split_brain_svg(r: &RunReport, sc: &Scale, workloads_top: f64, lanes_bottom: f64) -> String {
+    let mut splits: Vec<(f64, f64, String)> = Vec::new();
+    for v in &r.verdicts {
+        if let (Some(s), Some(d)) = (v.figures.get("overlapStartMs"), v.figures.get("overlapMs")) {
+            splits.push((*s, s + d, v.claim.clone()));
+        }
+    }
+    let mut body = String::new();
     for (a, b, claim) in &splits {
         let _ = write!(
             body,
@@ -314,8 +371,11 @@ pub fn timeline_svg(r: &RunReport) -> String {
             secs(*b)
         );
     }
+    body
+}
 
-    // Events: ticks along the top.
+/// Events: ticks along the top, coloured by kind (only the kinds worth a tick).
+fn events_svg(rec: &RunRecord, sc: &Scale) -> String {
     let mut ev = String::new();
     for e in &rec.events {
         if !matches!(
@@ -345,16 +405,20 @@ pub fn timeline_svg(r: &RunReport) -> String {
         let _ = write!(
             ev,
             r#"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="{color}" stroke-width="2"><title>{} {}: {}</title></line>"#,
-            top - 10.0,
-            top - 2.0,
+            TOP - 10.0,
+            TOP - 2.0,
             secs(e.t_ms),
             esc(&e.kind),
             esc(&e.message)
         );
     }
+    ev
+}
 
-    // Axis.
-    let height = lanes_bottom + 30.0;
+/// The time axis: grid lines with seconds below, and a dashed line where faults start.
+fn axis_svg(rec: &RunRecord, sc: &Scale, lanes_bottom: f64) -> String {
+    let top = TOP;
+    let end = sc.end;
     let mut axis = String::new();
     let step = nice_step(end / 1000.0 / 10.0);
     let mut t = 0.0;
@@ -368,8 +432,7 @@ pub fn timeline_svg(r: &RunReport) -> String {
         );
         t += step;
     }
-    let phases = &rec.phases;
-    if let Some(fs) = phases.faults_start_ms {
+    if let Some(fs) = rec.phases.faults_start_ms {
         let x = sc.x(fs);
         let _ = write!(
             axis,
@@ -378,9 +441,14 @@ pub fn timeline_svg(r: &RunReport) -> String {
             secs(fs)
         );
     }
+    axis
+}
+
+/// Each lane's label and separator line; appends the lanes' bodies to `body` in order.
+fn lane_labels(lanes: &Lanes, sc: &Scale, body: &mut String) -> String {
     let mut labels = String::new();
-    let mut ly = top;
-    for ((label, s), hh) in rows.iter().zip(&heights) {
+    let mut ly = TOP;
+    for ((label, s), hh) in lanes.rows.iter().zip(&lanes.heights) {
         let _ = write!(
             labels,
             r#"<text x="8" y="{:.1}" class="lbl">{}</text><line x1="0" x2="{:.1}" y1="{:.1}" y2="{:.1}" class="sep"/>"#,
@@ -393,14 +461,7 @@ pub fn timeline_svg(r: &RunReport) -> String {
         body.push_str(s);
         ly += hh;
     }
-    let bands = bands.replace("BANDH", &format!("{:.1}", lanes_bottom - top));
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 970 {height:.0}" role="img" aria-label="timeline">
-<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cf222e" fill-opacity="0.08"/><line x1="0" y1="0" x2="0" y2="6" stroke="#cf222e" stroke-opacity="0.45" stroke-width="2"/></pattern></defs>
-<style>.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}.tick{{font:11px system-ui,sans-serif;fill:#656d76;text-anchor:middle}}.note{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.inbar{{font:11px system-ui,sans-serif;fill:#1f2328}}.grid{{stroke:#eaeef2}}.sep{{stroke:#f0f2f4}}</style>
-{axis}{bands}{labels}{body}{ev}
-</svg>"##
-    )
+    labels
 }
 
 fn shorten(s: &str, n: usize) -> String {
@@ -683,7 +744,11 @@ fn card(v: &Verdict) -> String {
     )
 }
 
-fn writes_table(title: &str, rows: &[crate::history::WriteRef], present_col: bool) -> String {
+fn writes_table(
+    title: &str,
+    rows: &[crate::verdict::history::WriteRef],
+    present_col: bool,
+) -> String {
     let mut s = format!(
         "<h3>{}</h3><div class=\"scroll\"><table><thead><tr><th>#</th><th>value</th><th>acknowledged / answered at</th><th>endpoint</th>{}</tr></thead><tbody>",
         esc(title),
@@ -710,12 +775,33 @@ fn writes_table(title: &str, rows: &[crate::history::WriteRef], present_col: boo
 
 /// The whole report as one HTML document.
 pub fn render(r: &RunReport) -> String {
-    let name = &r.experiment.metadata.name;
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for v in &r.verdicts {
-        *counts.entry(class(v.outcome)).or_default() += 1;
-    }
     let mut h = String::new();
+    head_and_header(&mut h, r);
+    summary_section(&mut h, r);
+    h.push_str("<section id=\"claims\"><h2>Claims</h2><div class=\"cards\">");
+    for v in &r.verdicts {
+        h.push_str(&card(v));
+    }
+    h.push_str("</div></section>");
+
+    h.push_str("<section id=\"timeline\"><h2>Timeline</h2><div class=\"chart\">");
+    h.push_str(&timeline_svg(r));
+    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain</span><span>ticks on top: events (hover for details)</span></div></section>"##);
+
+    writes_section(&mut h, r);
+    workloads_section(&mut h, r);
+    faults_section(&mut h, r);
+    events_section(&mut h, r);
+    spec_section(&mut h, r);
+    h.push_str("<footer><p class=\"sub\">Generated by Murphy from the run's JSON; verdicts are computed once, by the run, and only rendered here.</p></footer></main>");
+    // The one script: marks whether the page fits its width (read by the render test).
+    h.push_str("<script>addEventListener('load',function(){var d=document.documentElement;document.body.setAttribute('data-fits',String(d.scrollWidth<=window.innerWidth+1));document.body.setAttribute('data-cards',String(document.querySelectorAll('.card').length));});</script></body></html>\n");
+    h
+}
+
+/// The document's head (title, inline CSS) and the header: experiment, run and host.
+fn head_and_header(h: &mut String, r: &RunReport) {
+    let name = &r.experiment.metadata.name;
     let _ = write!(
         h,
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Murphy run {}</title><style>{CSS}</style></head><body><main>"#,
@@ -735,6 +821,14 @@ pub fn render(r: &RunReport) -> String {
         esc(&r.murphy_version),
         r.exit_code
     );
+}
+
+/// Verdict counts and the run's status as pills, and why the run ended if it says.
+fn summary_section(h: &mut String, r: &RunReport) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &r.verdicts {
+        *counts.entry(class(v.outcome)).or_default() += 1;
+    }
     h.push_str(r#"<section class="summary">"#);
     for (k, label) in [
         ("held", "held"),
@@ -753,77 +847,79 @@ pub fn render(r: &RunReport) -> String {
     if let Some(reason) = &r.record.status_reason {
         let _ = write!(h, "<p class=\"reason\">{}</p>", esc(reason));
     }
-    h.push_str("<section id=\"claims\"><h2>Claims</h2><div class=\"cards\">");
-    for v in &r.verdicts {
-        h.push_str(&card(v));
-    }
-    h.push_str("</div></section>");
+}
 
-    h.push_str("<section id=\"timeline\"><h2>Timeline</h2><div class=\"chart\">");
-    h.push_str(&timeline_svg(r));
-    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain</span><span>ticks on top: events (hover for details)</span></div></section>"##);
-
+/// Lost and indeterminate writes, a table per claim that has any (nothing if none has).
+fn writes_section(h: &mut String, r: &RunReport) {
     let lost: Vec<&Verdict> = r
         .verdicts
         .iter()
         .filter(|v| !v.lost_writes.is_empty() || !v.indeterminate_writes.is_empty())
         .collect();
-    if !lost.is_empty() {
-        h.push_str("<section id=\"writes\"><h2>Lost and indeterminate writes</h2>");
-        for v in lost {
-            if !v.lost_writes.is_empty() {
-                h.push_str(&writes_table(
-                    &format!(
-                        "Lost: acknowledged, missing from the final read — {} ({})",
-                        v.claim,
-                        v.lost_writes.len()
-                    ),
-                    &v.lost_writes,
-                    false,
-                ));
-            }
-            if !v.indeterminate_writes.is_empty() {
-                h.push_str(&writes_table(
-                    &format!(
-                        "Indeterminate (outcome unknown, not counted as lost) — {} ({})",
-                        v.claim,
-                        v.indeterminate_writes.len()
-                    ),
-                    &v.indeterminate_writes,
-                    true,
-                ));
-            }
-        }
-        h.push_str("</section>");
+    if lost.is_empty() {
+        return;
     }
-
-    if !r.record.histories.is_empty() {
-        h.push_str("<section id=\"workloads\"><h2>Workloads</h2><table><thead><tr><th>workload</th><th>client</th><th>ok</th><th>failed</th><th>unknown</th><th>final read</th></tr></thead><tbody>");
-        for w in &r.record.histories {
-            let fr = match &w.final_read {
-                Some(f) if f.ok => format!(
-                    "{} values from {} ({} attempt(s))",
-                    f.values.len(),
-                    f.endpoint,
-                    f.attempts
+    h.push_str("<section id=\"writes\"><h2>Lost and indeterminate writes</h2>");
+    for v in lost {
+        if !v.lost_writes.is_empty() {
+            h.push_str(&writes_table(
+                &format!(
+                    "Lost: acknowledged, missing from the final read — {} ({})",
+                    v.claim,
+                    v.lost_writes.len()
                 ),
-                Some(f) => format!("failed: {}", f.error.clone().unwrap_or_default()),
-                None => "—".into(),
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                esc(&w.workload),
-                esc(&w.client),
-                w.count(OpResult::Ok),
-                w.count(OpResult::Fail),
-                w.count(OpResult::Info),
-                esc(&fr)
-            );
+                &v.lost_writes,
+                false,
+            ));
         }
-        h.push_str("</tbody></table></section>");
+        if !v.indeterminate_writes.is_empty() {
+            h.push_str(&writes_table(
+                &format!(
+                    "Indeterminate (outcome unknown, not counted as lost) — {} ({})",
+                    v.claim,
+                    v.indeterminate_writes.len()
+                ),
+                &v.indeterminate_writes,
+                true,
+            ));
+        }
     }
+    h.push_str("</section>");
+}
 
+/// One row per workload: its operation counts and final read (nothing if none ran).
+fn workloads_section(h: &mut String, r: &RunReport) {
+    if r.record.histories.is_empty() {
+        return;
+    }
+    h.push_str("<section id=\"workloads\"><h2>Workloads</h2><table><thead><tr><th>workload</th><th>client</th><th>ok</th><th>failed</th><th>unknown</th><th>final read</th></tr></thead><tbody>");
+    for w in &r.record.histories {
+        let fr = match &w.final_read {
+            Some(f) if f.ok => format!(
+                "{} values from {} ({} attempt(s))",
+                f.values.len(),
+                f.endpoint,
+                f.attempts
+            ),
+            Some(f) => format!("failed: {}", f.error.clone().unwrap_or_default()),
+            None => "—".into(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&w.workload),
+            esc(&w.client),
+            w.count(OpResult::Ok),
+            w.count(OpResult::Fail),
+            w.count(OpResult::Info),
+            esc(&fr)
+        );
+    }
+    h.push_str("</tbody></table></section>");
+}
+
+/// One row per fault: members, when it was injected and reverted, and its evidence.
+fn faults_section(h: &mut String, r: &RunReport) {
     h.push_str("<section id=\"faults\"><h2>Faults</h2><table><thead><tr><th>fault</th><th>kind</th><th>members</th><th>injected</th><th>reverted</th><th>evidence</th></tr></thead><tbody>");
     for f in &r.record.faults {
         let _ = write!(
@@ -842,7 +938,10 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     h.push_str("</tbody></table></section>");
+}
 
+/// Every event of the run, in a scrolling table.
+fn events_section(h: &mut String, r: &RunReport) {
     h.push_str("<section id=\"events\"><h2>Events</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>kind</th><th>what happened</th></tr></thead><tbody>");
     for e in &r.record.events {
         let _ = write!(
@@ -857,7 +956,10 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     h.push_str("</tbody></table></div></section>");
+}
 
+/// The experiment as it ran, as JSON in a collapsed block.
+fn spec_section(h: &mut String, r: &RunReport) {
     let spec = serde_json::to_string_pretty(&r.experiment).unwrap_or_default();
     let _ = write!(
         h,
@@ -866,10 +968,6 @@ pub fn render(r: &RunReport) -> String {
         spec.len(),
         esc(&spec)
     );
-    h.push_str("<footer><p class=\"sub\">Generated by Murphy from the run's JSON; verdicts are computed once, by the run, and only rendered here.</p></footer></main>");
-    // The one script: marks whether the page fits its width (read by the render test).
-    h.push_str("<script>addEventListener('load',function(){var d=document.documentElement;document.body.setAttribute('data-fits',String(d.scrollWidth<=window.innerWidth+1));document.body.setAttribute('data-cards',String(document.querySelectorAll('.card').length));});</script></body></html>\n");
-    h
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! or `{"group":..,"done":true}`, in `<state-dir>/journal/<run-id>.jsonl`.
 
 use crate::cgroup;
+pub use crate::netns::Netns;
 use crate::procfs::ProcId;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -17,42 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// A network namespace, recorded so that it can be found again after a crash.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
-pub enum Netns {
-    /// The namespace Murphy itself runs in.
-    Root,
-    /// A named namespace under /run/netns.
-    Named { name: String },
-    /// The namespace of a process.
-    Process { proc: ProcId },
-}
-
-impl Netns {
-    /// Open the namespace; `Ok(None)` means "the current one", `Err` that it is gone.
-    pub fn open(&self) -> io::Result<Option<OwnedFd>> {
-        match self {
-            Netns::Root => Ok(None),
-            Netns::Named { name } => Ok(Some(File::open(format!("/run/netns/{name}"))?.into())),
-            Netns::Process { proc } => {
-                let f = File::open(crate::procfs::netns_path(proc.pid))?;
-                if !proc.exists() {
-                    return Err(io::Error::new(io::ErrorKind::NotFound, "process is gone"));
-                }
-                Ok(Some(f.into()))
-            }
-        }
-    }
-    pub fn describe(&self) -> String {
-        match self {
-            Netns::Root => "the host namespace".into(),
-            Netns::Named { name } => format!("netns {name}"),
-            Netns::Process { proc } => format!("netns of pid {}", proc.pid),
-        }
-    }
-}
 
 /// One step that undoes one change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -210,129 +175,36 @@ impl UndoAction {
     /// Apply the action. Idempotent: a second call, or a call for a change that never
     /// happened, succeeds and says there was nothing to do.
     pub fn apply(&self, env: &dyn RevertEnv) -> Result<String, String> {
-        use nix::sys::signal::Signal;
         match self {
+            // nftables, links, routes and other network state
             UndoAction::DeleteNftTable {
                 netns,
                 family,
                 table,
-            } => {
-                let fd = match netns.open() {
-                    Ok(fd) => fd,
-                    Err(_) => {
-                        return Ok(format!(
-                            "{} is gone; table {table} went with it",
-                            netns.describe()
-                        ))
-                    }
-                };
-                let fd2 = netns.open().ok().flatten();
-                let listed = run_quiet(&["nft", "list", "table", family, table], fd2);
-                if listed.is_err() {
-                    return Ok(format!(
-                        "nft table {family} {table} already absent in {}",
-                        netns.describe()
-                    ));
-                }
-                run_quiet(&["nft", "delete", "table", family, table], fd)
-                    .map(|_| format!("deleted nft table {family} {table} in {}", netns.describe()))
-                    .map_err(|e| format!("reverting partition in {}: {e}", netns.describe()))
+            } => delete_nft_table(netns, family, table),
+            UndoAction::DeleteNetns { name } => delete_netns(name),
+            UndoAction::DeleteLink { name } => delete_link(name),
+            UndoAction::DeleteRoute { netns, route } => delete_route(netns, route),
+            UndoAction::RestoreRoute { netns, route } => restore_route(netns, route),
+            UndoAction::LinkUp { netns, dev, routes } => link_up(netns, dev, routes),
+            UndoAction::DeleteQdisc { netns, dev } => delete_qdisc(netns, dev),
+            UndoAction::DeleteIptablesRule { netns, chain, rule } => {
+                delete_iptables_rule(netns, chain, rule)
             }
-            UndoAction::Thaw { cgroup } => {
-                if !cgroup.exists() {
-                    return Ok(format!("cgroup {} is gone", cgroup.display()));
-                }
-                cgroup::set_frozen(cgroup, false)
-                    .map(|_| format!("thawed {}", cgroup.display()))
-                    .map_err(|e| format!("thawing {}: {e}", cgroup.display()))
-            }
-            UndoAction::MoveBack { procs, cgroup } => {
-                let mut moved = 0;
-                for p in procs.iter().filter(|p| p.alive()) {
-                    match cgroup::add_pid(cgroup, p.pid) {
-                        Ok(()) => moved += 1,
-                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                        Err(e) => {
-                            return Err(format!(
-                                "moving pid {} back to {}: {e}",
-                                p.pid,
-                                cgroup.display()
-                            ))
-                        }
-                    }
-                }
-                Ok(format!(
-                    "moved {moved} process(es) back to {}",
-                    cgroup.display()
-                ))
-            }
-            UndoAction::RemoveCgroup { cgroup } => cgroup::remove(cgroup)
-                .map(|_| format!("removed cgroup {}", cgroup.display()))
-                .map_err(|e| format!("removing cgroup {}: {e}", cgroup.display())),
-            UndoAction::KillCgroup { cgroup } => {
-                let deadline = Instant::now() + Duration::from_secs(3);
-                let mut killed = 0;
-                loop {
-                    let pids = cgroup::pids(cgroup);
-                    if pids.is_empty() {
-                        return Ok(format!(
-                            "killed {killed} process(es) in {}",
-                            cgroup.display()
-                        ));
-                    }
-                    if Instant::now() > deadline {
-                        return Err(format!(
-                            "processes {pids:?} in {} survived SIGKILL",
-                            cgroup.display()
-                        ));
-                    }
-                    for pid in pids {
-                        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
-                            .is_ok()
-                        {
-                            killed += 1;
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            UndoAction::Continue { proc } => signal(proc, Signal::SIGCONT).map(|sent| {
-                if sent {
-                    format!("resumed pid {}", proc.pid)
-                } else {
-                    format!("pid {} is gone", proc.pid)
-                }
-            }),
-            UndoAction::Kill { proc } => {
-                if !signal(proc, Signal::SIGKILL)? {
-                    return Ok(format!("pid {} already gone", proc.pid));
-                }
-                if wait_gone(proc, Duration::from_secs(3)) {
-                    Ok(format!("killed pid {}", proc.pid))
-                } else {
-                    Err(format!("pid {} survived SIGKILL", proc.pid))
-                }
-            }
-            UndoAction::RestartLabProcess { host, process } => {
-                env.restart_lab_process(host, process)
-            }
-            UndoAction::DeleteNetns { name } => {
-                let path = PathBuf::from(format!("/run/netns/{name}"));
-                if !path.exists() {
-                    return Ok(format!("netns {name} already absent"));
-                }
-                run_quiet(&["ip", "netns", "delete", name], None)
-                    .map(|_| format!("deleted netns {name}"))
-                    .map_err(|e| format!("deleting netns {name}: {e}"))
-            }
-            UndoAction::DeleteLink { name } => {
-                if !Path::new("/sys/class/net").join(name).exists() {
-                    return Ok(format!("link {name} already absent"));
-                }
-                run_quiet(&["ip", "link", "delete", name], None)
-                    .map(|_| format!("deleted link {name}"))
-                    .map_err(|e| format!("deleting link {name}: {e}"))
-            }
+            // cgroups and processes
+            UndoAction::Thaw { cgroup } => thaw(cgroup),
+            UndoAction::MoveBack { procs, cgroup } => move_back(procs, cgroup),
+            UndoAction::RemoveCgroup { cgroup } => remove_cgroup(cgroup),
+            UndoAction::KillCgroup { cgroup } => kill_cgroup(cgroup),
+            UndoAction::WriteCgroupFile { path, value } => write_cgroup_file(path, value),
+            UndoAction::Continue { proc } => resume(proc),
+            UndoAction::Kill { proc } => kill(proc),
+            UndoAction::Signal {
+                proc,
+                signal: signo,
+            } => resend_signal(proc, *signo),
+            UndoAction::Unmap { proc, addr, len } => unmap(proc, *addr, *len),
+            // files and data
             UndoAction::RestoreFile {
                 path,
                 backup,
@@ -340,180 +212,375 @@ impl UndoAction {
                 uid,
                 gid,
                 on_revert,
-            } => {
-                if !on_revert && env.in_run() {
-                    return Ok(format!(
-                        "left {} as the experiment's recovery made it",
-                        path.display()
-                    ));
-                }
-                let Some(backup) = backup else {
-                    return Ok(format!(
-                        "{} cannot be restored: it was wiped without a journal copy (journalCopy: false)",
-                        path.display()
-                    ));
-                };
-                restore_file(path, backup, *mode, *uid, *gid).map_err(|e| {
-                    format!(
-                        "restoring {} (the original is kept at {}): {e}",
-                        path.display(),
-                        backup.display()
-                    )
-                })
-            }
-            UndoAction::Unmount { path } => {
-                let mounted = fs::read_to_string("/proc/self/mounts")
-                    .unwrap_or_default()
-                    .lines()
-                    .any(|l| l.split_whitespace().nth(1) == Some(&*path.to_string_lossy()));
-                if !mounted {
-                    return Ok(format!("{} not mounted", path.display()));
-                }
-                nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
-                    .map(|_| format!("unmounted {}", path.display()))
-                    .map_err(|e| format!("unmounting {}: {e}", path.display()))
-            }
-            UndoAction::DetachLoop { backing } => {
-                let b = backing.to_string_lossy().into_owned();
-                let list = run_quiet(&["losetup", "--noheadings", "-O", "NAME", "-j", &b], None)
-                    .unwrap_or_default();
-                let mut done = Vec::new();
-                for dev in list.split_whitespace() {
-                    run_quiet(&["losetup", "-d", dev], None)?;
-                    done.push(dev.to_string());
-                }
-                if backing.exists() {
-                    fs::remove_file(backing)
-                        .map_err(|e| format!("removing {}: {e}", backing.display()))?;
-                }
-                Ok(if done.is_empty() {
-                    format!("removed {}", backing.display())
-                } else {
-                    format!(
-                        "detached {} and removed {}",
-                        done.join(", "),
-                        backing.display()
-                    )
-                })
-            }
-            UndoAction::WriteCgroupFile { path, value } => {
-                if !path.exists() {
-                    return Ok(format!("{} is gone", path.display()));
-                }
-                fs::write(path, value)
-                    .map(|_| format!("wrote {value:?} to {}", path.display()))
-                    .map_err(|e| format!("writing {}: {e}", path.display()))
-            }
-            UndoAction::Unmap { proc, addr, len } => {
-                if !proc.alive() {
-                    return Ok(format!("pid {} is gone; nothing to unmap", proc.pid));
-                }
-                let r = crate::ptrace::Injector::attach(proc.pid).and_then(|mut inj| {
-                    let r = inj.syscall(crate::ptrace::nr::MUNMAP, &[*addr, *len])?;
-                    inj.detach()?;
-                    Ok(r)
-                });
-                match r {
-                    Ok(0) => Ok(format!(
-                        "unmapped {} MiB at {addr:#x} in pid {}",
-                        len >> 20,
-                        proc.pid
-                    )),
-                    Ok(e) => Err(format!("munmap in pid {} returned {e}", proc.pid)),
-                    Err(crate::ptrace::PtraceError::Gone) => {
-                        Ok(format!("pid {} is gone; nothing to unmap", proc.pid))
-                    }
-                    Err(e) => Err(format!("unmapping in pid {}: {e}", proc.pid)),
-                }
-            }
-            UndoAction::Signal {
-                proc,
-                signal: signo,
-            } => {
-                let sig = Signal::try_from(*signo).map_err(|e| format!("signal {signo}: {e}"))?;
-                signal(proc, sig).map(|sent| {
-                    if sent {
-                        format!("sent {sig} to pid {}", proc.pid)
-                    } else {
-                        format!("pid {} is gone; no {sig} sent", proc.pid)
-                    }
-                })
-            }
+            } => undo_file(
+                path,
+                backup.as_deref(),
+                (*mode, *uid, *gid),
+                *on_revert,
+                env,
+            ),
             UndoAction::RestoreDir {
                 path,
                 mode,
                 uid,
                 gid,
                 on_revert,
-            } => {
-                if !on_revert && env.in_run() {
-                    return Ok(format!("left directory {} as it is", path.display()));
-                }
-                fs::create_dir_all(path)
-                    .and_then(|_| set_meta(path, *mode, *uid, *gid))
-                    .map(|_| format!("directory {} is back", path.display()))
-                    .map_err(|e| format!("restoring directory {}: {e}", path.display()))
-            }
-            UndoAction::DeleteRoute { netns, route } => {
-                let r = route.join(" ");
-                net_undo(netns, &["ip", "route", "del"], route, &["No such process"]).map(|done| {
-                    match done {
-                        true => format!("deleted route {r} in {}", netns.describe()),
-                        false => format!("route {r} already absent in {}", netns.describe()),
-                    }
-                })
-            }
-            UndoAction::RestoreRoute { netns, route } => {
-                let r = route.join(" ");
-                net_undo(netns, &["ip", "route", "replace"], route, &[])
-                    .map(|_| format!("route {r} is back in {}", netns.describe()))
-            }
-            UndoAction::LinkUp { netns, dev, routes } => {
-                net_undo(
-                    netns,
-                    &["ip", "link", "set", "dev"],
-                    &[dev.clone(), "up".into()],
-                    &[],
-                )?;
-                let mut back = 0;
-                for r in routes {
-                    net_undo(netns, &["ip", "route", "replace"], r, &[])?;
-                    back += 1;
-                }
-                Ok(format!(
-                    "{dev} is up in {} ({back} static route(s) put back)",
-                    netns.describe()
-                ))
-            }
-            UndoAction::DeleteQdisc { netns, dev } => net_undo(
-                netns,
-                &["tc", "qdisc", "del", "dev"],
-                &[dev.clone(), "root".into()],
-                &["handle of zero", "No such file", "Cannot find device"],
-            )
-            .map(|done| match done {
-                true => format!("deleted the root qdisc of {dev} in {}", netns.describe()),
-                false => format!("no qdisc of Murphy's left on {dev} in {}", netns.describe()),
-            }),
-            UndoAction::DeleteIptablesRule { netns, chain, rule } => {
-                let mut args = vec![chain.clone()];
-                args.extend(rule.iter().cloned());
-                net_undo(
-                    netns,
-                    &["iptables", "-w", "-D"],
-                    &args,
-                    &["does a matching rule exist", "Bad rule", "No chain"],
-                )
-                .map(|done| match done {
-                    true => format!("deleted iptables rule in {chain} in {}", netns.describe()),
-                    false => format!(
-                        "iptables rule in {chain} already absent in {}",
-                        netns.describe()
-                    ),
-                })
+            } => undo_dir(path, (*mode, *uid, *gid), *on_revert, env),
+            // mounts and the lab
+            UndoAction::Unmount { path } => unmount(path),
+            UndoAction::DetachLoop { backing } => detach_loop(backing),
+            UndoAction::RestartLabProcess { host, process } => {
+                env.restart_lab_process(host, process)
             }
         }
     }
+}
+
+// Undoing network changes: nftables, namespaces, links, routes, qdiscs, iptables.
+
+/// Delete an nftables table, unless its namespace or the table is already gone.
+fn delete_nft_table(netns: &Netns, family: &str, table: &str) -> Result<String, String> {
+    let fd = match netns.open() {
+        Ok(fd) => fd,
+        Err(_) => {
+            return Ok(format!(
+                "{} is gone; table {table} went with it",
+                netns.describe()
+            ))
+        }
+    };
+    let fd2 = netns.open().ok().flatten();
+    let listed = run_quiet(&["nft", "list", "table", family, table], fd2);
+    if listed.is_err() {
+        return Ok(format!(
+            "nft table {family} {table} already absent in {}",
+            netns.describe()
+        ));
+    }
+    run_quiet(&["nft", "delete", "table", family, table], fd)
+        .map(|_| format!("deleted nft table {family} {table} in {}", netns.describe()))
+        .map_err(|e| format!("reverting partition in {}: {e}", netns.describe()))
+}
+
+/// Delete a named network namespace, unless it is already absent.
+fn delete_netns(name: &str) -> Result<String, String> {
+    let path = PathBuf::from(format!("/run/netns/{name}"));
+    if !path.exists() {
+        return Ok(format!("netns {name} already absent"));
+    }
+    run_quiet(&["ip", "netns", "delete", name], None)
+        .map(|_| format!("deleted netns {name}"))
+        .map_err(|e| format!("deleting netns {name}: {e}"))
+}
+
+/// Delete a network link, unless it is already absent.
+fn delete_link(name: &str) -> Result<String, String> {
+    if !Path::new("/sys/class/net").join(name).exists() {
+        return Ok(format!("link {name} already absent"));
+    }
+    run_quiet(&["ip", "link", "delete", name], None)
+        .map(|_| format!("deleted link {name}"))
+        .map_err(|e| format!("deleting link {name}: {e}"))
+}
+
+/// Delete a route Murphy added (`ip route del`); an absent route is nothing to do.
+fn delete_route(netns: &Netns, route: &[String]) -> Result<String, String> {
+    let r = route.join(" ");
+    net_undo(netns, &["ip", "route", "del"], route, &["No such process"]).map(|done| match done {
+        true => format!("deleted route {r} in {}", netns.describe()),
+        false => format!("route {r} already absent in {}", netns.describe()),
+    })
+}
+
+/// Put a withdrawn route back (`ip route replace`).
+fn restore_route(netns: &Netns, route: &[String]) -> Result<String, String> {
+    let r = route.join(" ");
+    net_undo(netns, &["ip", "route", "replace"], route, &[])
+        .map(|_| format!("route {r} is back in {}", netns.describe()))
+}
+
+/// Bring an interface back up, then put back its static routes.
+fn link_up(netns: &Netns, dev: &str, routes: &[Vec<String>]) -> Result<String, String> {
+    net_undo(
+        netns,
+        &["ip", "link", "set", "dev"],
+        &[dev.to_string(), "up".into()],
+        &[],
+    )?;
+    let mut back = 0;
+    for r in routes {
+        net_undo(netns, &["ip", "route", "replace"], r, &[])?;
+        back += 1;
+    }
+    Ok(format!(
+        "{dev} is up in {} ({back} static route(s) put back)",
+        netns.describe()
+    ))
+}
+
+/// Delete the root qdisc Murphy put on an interface; none left is nothing to do.
+fn delete_qdisc(netns: &Netns, dev: &str) -> Result<String, String> {
+    net_undo(
+        netns,
+        &["tc", "qdisc", "del", "dev"],
+        &[dev.to_string(), "root".into()],
+        &["handle of zero", "No such file", "Cannot find device"],
+    )
+    .map(|done| match done {
+        true => format!("deleted the root qdisc of {dev} in {}", netns.describe()),
+        false => format!("no qdisc of Murphy's left on {dev} in {}", netns.describe()),
+    })
+}
+
+/// Delete an iptables rule Murphy inserted (`iptables -D`); an absent rule is nothing to do.
+fn delete_iptables_rule(netns: &Netns, chain: &str, rule: &[String]) -> Result<String, String> {
+    let mut args = vec![chain.to_string()];
+    args.extend(rule.iter().cloned());
+    net_undo(
+        netns,
+        &["iptables", "-w", "-D"],
+        &args,
+        &["does a matching rule exist", "Bad rule", "No chain"],
+    )
+    .map(|done| match done {
+        true => format!("deleted iptables rule in {chain} in {}", netns.describe()),
+        false => format!(
+            "iptables rule in {chain} already absent in {}",
+            netns.describe()
+        ),
+    })
+}
+
+// Undoing changes to cgroups and processes.
+
+/// Thaw a frozen cgroup, unless it is gone.
+fn thaw(cgroup: &Path) -> Result<String, String> {
+    if !cgroup.exists() {
+        return Ok(format!("cgroup {} is gone", cgroup.display()));
+    }
+    cgroup::set_frozen(cgroup, false)
+        .map(|_| format!("thawed {}", cgroup.display()))
+        .map_err(|e| format!("thawing {}: {e}", cgroup.display()))
+}
+
+/// Move the processes that are still alive back into the cgroup they came from.
+fn move_back(procs: &[ProcId], cgroup: &Path) -> Result<String, String> {
+    let mut moved = 0;
+    for p in procs.iter().filter(|p| p.alive()) {
+        match cgroup::add_pid(cgroup, p.pid) {
+            Ok(()) => moved += 1,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => {
+                return Err(format!(
+                    "moving pid {} back to {}: {e}",
+                    p.pid,
+                    cgroup.display()
+                ))
+            }
+        }
+    }
+    Ok(format!(
+        "moved {moved} process(es) back to {}",
+        cgroup.display()
+    ))
+}
+
+/// Remove a cgroup Murphy created.
+fn remove_cgroup(cgroup: &Path) -> Result<String, String> {
+    cgroup::remove(cgroup)
+        .map(|_| format!("removed cgroup {}", cgroup.display()))
+        .map_err(|e| format!("removing cgroup {}: {e}", cgroup.display()))
+}
+
+/// SIGKILL every process in a cgroup until it is empty (for at most three seconds).
+fn kill_cgroup(cgroup: &Path) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut killed = 0;
+    loop {
+        let pids = cgroup::pids(cgroup);
+        if pids.is_empty() {
+            return Ok(format!(
+                "killed {killed} process(es) in {}",
+                cgroup.display()
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "processes {pids:?} in {} survived SIGKILL",
+                cgroup.display()
+            ));
+        }
+        for pid in pids {
+            if nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
+            {
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Write a value back into a cgroup file, unless the file is gone.
+fn write_cgroup_file(path: &Path, value: &str) -> Result<String, String> {
+    if !path.exists() {
+        return Ok(format!("{} is gone", path.display()));
+    }
+    fs::write(path, value)
+        .map(|_| format!("wrote {value:?} to {}", path.display()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Resume a stopped process (SIGCONT), unless it is gone.
+fn resume(proc: &ProcId) -> Result<String, String> {
+    signal(proc, nix::sys::signal::Signal::SIGCONT).map(|sent| {
+        if sent {
+            format!("resumed pid {}", proc.pid)
+        } else {
+            format!("pid {} is gone", proc.pid)
+        }
+    })
+}
+
+/// SIGKILL a process Murphy started and wait (up to three seconds) until it is gone.
+fn kill(proc: &ProcId) -> Result<String, String> {
+    if !signal(proc, nix::sys::signal::Signal::SIGKILL)? {
+        return Ok(format!("pid {} already gone", proc.pid));
+    }
+    if wait_gone(proc, Duration::from_secs(3)) {
+        Ok(format!("killed pid {}", proc.pid))
+    } else {
+        Err(format!("pid {} survived SIGKILL", proc.pid))
+    }
+}
+
+/// Send signal number `signo` to a process again, unless it is gone.
+fn resend_signal(proc: &ProcId, signo: i32) -> Result<String, String> {
+    let sig =
+        nix::sys::signal::Signal::try_from(signo).map_err(|e| format!("signal {signo}: {e}"))?;
+    signal(proc, sig).map(|sent| {
+        if sent {
+            format!("sent {sig} to pid {}", proc.pid)
+        } else {
+            format!("pid {} is gone; no {sig} sent", proc.pid)
+        }
+    })
+}
+
+/// Unmap `len` bytes at `addr` inside a live process by running `munmap` in it.
+fn unmap(proc: &ProcId, addr: u64, len: u64) -> Result<String, String> {
+    if !proc.alive() {
+        return Ok(format!("pid {} is gone; nothing to unmap", proc.pid));
+    }
+    let r = crate::ptrace::Injector::attach(proc.pid).and_then(|mut inj| {
+        let r = inj.syscall(crate::ptrace::nr::MUNMAP, &[addr, len])?;
+        inj.detach()?;
+        Ok(r)
+    });
+    match r {
+        Ok(0) => Ok(format!(
+            "unmapped {} MiB at {addr:#x} in pid {}",
+            len >> 20,
+            proc.pid
+        )),
+        Ok(e) => Err(format!("munmap in pid {} returned {e}", proc.pid)),
+        Err(crate::ptrace::PtraceError::Gone) => {
+            Ok(format!("pid {} is gone; nothing to unmap", proc.pid))
+        }
+        Err(e) => Err(format!("unmapping in pid {}: {e}", proc.pid)),
+    }
+}
+
+// Undoing changes to files and data.
+
+/// Put a file back from the journal's copy, with its `(mode, uid, gid)`; during a run, a
+/// file not marked `on_revert` is left to the experiment's own recovery.
+fn undo_file(
+    path: &Path,
+    backup: Option<&Path>,
+    (mode, uid, gid): (u32, u32, u32),
+    on_revert: bool,
+    env: &dyn RevertEnv,
+) -> Result<String, String> {
+    if !on_revert && env.in_run() {
+        return Ok(format!(
+            "left {} as the experiment's recovery made it",
+            path.display()
+        ));
+    }
+    let Some(backup) = backup else {
+        return Ok(format!(
+            "{} cannot be restored: it was wiped without a journal copy (journalCopy: false)",
+            path.display()
+        ));
+    };
+    restore_file(path, backup, mode, uid, gid).map_err(|e| {
+        format!(
+            "restoring {} (the original is kept at {}): {e}",
+            path.display(),
+            backup.display()
+        )
+    })
+}
+
+/// Recreate a directory with its `(mode, uid, gid)`; during a run, a directory not marked
+/// `on_revert` is left as it is.
+fn undo_dir(
+    path: &Path,
+    (mode, uid, gid): (u32, u32, u32),
+    on_revert: bool,
+    env: &dyn RevertEnv,
+) -> Result<String, String> {
+    if !on_revert && env.in_run() {
+        return Ok(format!("left directory {} as it is", path.display()));
+    }
+    fs::create_dir_all(path)
+        .and_then(|_| set_meta(path, mode, uid, gid))
+        .map(|_| format!("directory {} is back", path.display()))
+        .map_err(|e| format!("restoring directory {}: {e}", path.display()))
+}
+
+// Undoing mounts and the lab's loop devices.
+
+/// Unmount a filesystem lazily, unless it is not mounted.
+fn unmount(path: &Path) -> Result<String, String> {
+    let mounted = fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(&*path.to_string_lossy()));
+    if !mounted {
+        return Ok(format!("{} not mounted", path.display()));
+    }
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        .map(|_| format!("unmounted {}", path.display()))
+        .map_err(|e| format!("unmounting {}: {e}", path.display()))
+}
+
+/// Detach every loop device backed by `backing`, then delete the file.
+fn detach_loop(backing: &Path) -> Result<String, String> {
+    let b = backing.to_string_lossy().into_owned();
+    let list =
+        run_quiet(&["losetup", "--noheadings", "-O", "NAME", "-j", &b], None).unwrap_or_default();
+    let mut done = Vec::new();
+    for dev in list.split_whitespace() {
+        run_quiet(&["losetup", "-d", dev], None)?;
+        done.push(dev.to_string());
+    }
+    if backing.exists() {
+        fs::remove_file(backing).map_err(|e| format!("removing {}: {e}", backing.display()))?;
+    }
+    Ok(if done.is_empty() {
+        format!("removed {}", backing.display())
+    } else {
+        format!(
+            "detached {} and removed {}",
+            done.join(", "),
+            backing.display()
+        )
+    })
 }
 
 /// Run `fixed` + `args` inside `netns` to undo a network change. `Ok(true)`: done;

@@ -6,8 +6,9 @@
 //! Links and namespaces are set up with iproute2 (`ip`, argv only, never a shell).
 
 use crate::cgroup::{self, Mounts};
-use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
-use crate::model::local::{LabProcess, LabSpec};
+use crate::journal::{Journal, RevertEnv, UndoAction};
+use crate::model::local::{LabHost, LabProcess, LabSpec};
+use crate::netns::Netns;
 use crate::procfs::ProcId;
 use std::fs::{self, File};
 use std::net::Ipv4Addr;
@@ -126,6 +127,11 @@ fn ip(args: &[&str]) -> Result<(), LabError> {
     }
 }
 
+/// The run id's first six characters, which name the lab's links and namespaces.
+fn short_id(run_id: &str) -> String {
+    run_id.chars().take(6).collect()
+}
+
 /// Run a program inside a named network namespace (`ip netns exec`, argv only).
 fn run_in(netns: &str, argv: &[&str]) -> Result<(), LabError> {
     let mut args = vec!["netns", "exec", netns];
@@ -195,16 +201,34 @@ impl Lab {
             .ok_or_else(|| LabError::Setup(format!("bad subnet {subnet}")))?;
         let o = net.octets();
         let bridge_addr = Ipv4Addr::new(o[0], o[1], o[2], 1);
-        let short: String = run_id.chars().take(6).collect();
-        let bridge = format!("mb{short}");
+        let short = short_id(run_id);
         fs::create_dir_all(log_dir)?;
         journal.begin(LAB_GROUP, "lab")?;
-        let lab = Lab {
+        let lab = Lab::new(spec, run_id, journal, base_dir, log_dir, bridge_addr);
+        lab.add_bridge()?;
+        lab.add_cgroup_parents()?;
+        lab.add_hosts(spec, &short, net)?;
+        lab.networks(spec, &short)?;
+        lab.prepare_data_dirs(spec)?;
+        lab.start_processes(spec)?;
+        Ok(lab)
+    }
+
+    /// The lab before anything is created: no hosts yet, its bridge named after the run.
+    fn new(
+        spec: &LabSpec,
+        run_id: &str,
+        journal: Arc<Journal>,
+        base_dir: &Path,
+        log_dir: &Path,
+        bridge_addr: Ipv4Addr,
+    ) -> Lab {
+        Lab {
             run_id: run_id.to_string(),
-            bridge: bridge.clone(),
+            bridge: format!("mb{}", short_id(run_id)),
             bridge_addr,
             hosts: Mutex::new(Vec::new()),
-            journal: journal.clone(),
+            journal,
             base_dir: base_dir.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
             data_root: log_dir
@@ -224,21 +248,35 @@ impl Lab {
                 .collect(),
             mounts: Mounts::read(),
             cgroup_root: format!("murphy-{run_id}"),
-        };
-        journal.record(
+        }
+    }
+
+    /// The lab's bridge, with the first address of the subnet (journaled first).
+    fn add_bridge(&self) -> Result<(), LabError> {
+        let bridge = &self.bridge;
+        self.journal.record(
             LAB_GROUP,
             &UndoAction::DeleteLink {
                 name: bridge.clone(),
             },
         )?;
-        ip(&["link", "add", &bridge, "type", "bridge"])?;
-        ip(&["addr", "add", &format!("{bridge_addr}/24"), "dev", &bridge])?;
-        ip(&["link", "set", &bridge, "up"])?;
-        // Murphy's own cgroup parents, removed last.
+        ip(&["link", "add", bridge, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", self.bridge_addr),
+            "dev",
+            bridge,
+        ])?;
+        ip(&["link", "set", bridge, "up"])
+    }
+
+    /// Murphy's own cgroup parents, one per controller (journaled, so removed last).
+    fn add_cgroup_parents(&self) -> Result<(), LabError> {
         for c in CONTROLLERS {
-            if let Some(base) = lab.mounts.base_for(c) {
-                let dir = base.join(&lab.cgroup_root);
-                journal.record(
+            if let Some(base) = self.mounts.base_for(c) {
+                let dir = base.join(&self.cgroup_root);
+                self.journal.record(
                     LAB_GROUP,
                     &UndoAction::RemoveCgroup {
                         cgroup: dir.clone(),
@@ -247,13 +285,20 @@ impl Lab {
                 cgroup::create(&dir).map_err(|e| {
                     LabError::Setup(format!("creating cgroup {}: {e}", dir.display()))
                 })?;
-                if lab.mounts.is_v2(c) && lab.mounts.v2_controllers.iter().any(|x| x == c) {
+                if self.mounts.is_v2(c) && self.mounts.v2_controllers.iter().any(|x| x == c) {
                     // cgroup v2: let the per-process children use the controller (freezing
                     // needs none: cgroup.freeze is built in).
                     let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Every host: its address (given, or the next free one in `net` from .10 up), then
+    /// its namespace on the bridge.
+    fn add_hosts(&self, spec: &LabSpec, short: &str, net: Ipv4Addr) -> Result<(), LabError> {
+        let o = net.octets();
         let mut next = 10u8;
         for (i, h) in spec.hosts.iter().enumerate() {
             let addr = match &h.address {
@@ -272,65 +317,95 @@ impl Lab {
                     a
                 }
             };
-            let netns = format!("murphy-{short}-{}", h.name);
-            let veth = format!("mv{short}{i}");
-            let peer = format!("mp{short}{i}");
-            journal.record(
-                LAB_GROUP,
-                &UndoAction::DeleteNetns {
-                    name: netns.clone(),
-                },
-            )?;
-            ip(&["netns", "add", &netns])?;
-            journal.record(LAB_GROUP, &UndoAction::DeleteLink { name: veth.clone() })?;
-            ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
-            ip(&["link", "set", &peer, "netns", &netns])?;
-            ip(&["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
-            ip(&[
-                "-n",
-                &netns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-            ip(&[
-                "-n",
-                &netns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &bridge_addr.to_string(),
-            ])?;
-            ip(&["link", "set", &veth, "master", &bridge])?;
-            ip(&["link", "set", &veth, "up"])?;
-            lab.hosts
-                .lock()
-                .map_err(|_| LabError::Setup("lock".into()))?
-                .push(HostRt {
-                    name: h.name.clone(),
-                    netns,
-                    addr,
-                    extra: Vec::new(),
-                    procs: h
-                        .processes
-                        .iter()
-                        .map(|p| ProcRt {
-                            spec: p.clone(),
-                            child: None,
-                            id: None,
-                            cgroups: Vec::new(),
-                            restarts: 0,
-                        })
-                        .collect(),
-                });
+            self.add_host(h, i, short, addr)?;
         }
-        lab.networks(spec, &short)?;
-        // Start processes host by host, each ready before the next starts.
+        Ok(())
+    }
+
+    /// One host: a namespace with `eth0` at `addr` on a veth to the bridge, loopback up
+    /// and a default route through the bridge (each resource journaled before it exists).
+    fn add_host(&self, h: &LabHost, i: usize, short: &str, addr: Ipv4Addr) -> Result<(), LabError> {
+        let netns = format!("murphy-{short}-{}", h.name);
+        let veth = format!("mv{short}{i}");
+        let peer = format!("mp{short}{i}");
+        self.journal.record(
+            LAB_GROUP,
+            &UndoAction::DeleteNetns {
+                name: netns.clone(),
+            },
+        )?;
+        ip(&["netns", "add", &netns])?;
+        self.journal
+            .record(LAB_GROUP, &UndoAction::DeleteLink { name: veth.clone() })?;
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
+        ip(&["link", "set", &peer, "netns", &netns])?;
+        ip(&["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            &netns,
+            "route",
+            "add",
+            "default",
+            "via",
+            &self.bridge_addr.to_string(),
+        ])?;
+        ip(&["link", "set", &veth, "master", &self.bridge])?;
+        ip(&["link", "set", &veth, "up"])?;
+        self.hosts
+            .lock()
+            .map_err(|_| LabError::Setup("lock".into()))?
+            .push(HostRt {
+                name: h.name.clone(),
+                netns,
+                addr,
+                extra: Vec::new(),
+                procs: h
+                    .processes
+                    .iter()
+                    .map(|p| ProcRt {
+                        spec: p.clone(),
+                        child: None,
+                        id: None,
+                        cgroups: Vec::new(),
+                        restarts: 0,
+                    })
+                    .collect(),
+            });
+        Ok(())
+    }
+
+    /// Every host's data directory, before any process starts (another host's processes
+    /// may use it as `{data:<host>}`): on its volume if it has one, owned by its data owner.
+    fn prepare_data_dirs(&self, spec: &LabSpec) -> Result<(), LabError> {
+        for h in &spec.hosts {
+            let dir = self.data_dir(&h.name);
+            fs::create_dir_all(&dir)
+                .map_err(|e| LabError::Setup(format!("creating {}: {e}", dir.display())))?;
+            if let Some(size) = h.volume {
+                self.mount_volume(&h.name, size.0, &dir)?;
+            }
+            if let Some(u) = self.data_owner(&h.name)? {
+                nix::unistd::chown(&dir, Some(u.uid), Some(u.gid))
+                    .map_err(|e| LabError::Setup(format!("chown {}: {e}", dir.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Start processes host by host, each ready before the next starts (one-shot steps
+    /// run to completion); with `start: together`, wait for readiness once all started.
+    fn start_processes(&self, spec: &LabSpec) -> Result<(), LabError> {
         let names: Vec<(String, Vec<String>)> = spec
             .hosts
             .iter()
@@ -342,39 +417,25 @@ impl Lab {
             })
             .collect();
         let together = spec.start == Some(crate::model::local::StartOrder::Together);
-        // Every host's data directory exists before any process starts (another host's
-        // processes may use it as `{data:<host>}`).
-        for h in &spec.hosts {
-            let dir = lab.data_dir(&h.name);
-            fs::create_dir_all(&dir)
-                .map_err(|e| LabError::Setup(format!("creating {}: {e}", dir.display())))?;
-            if let Some(size) = h.volume {
-                lab.mount_volume(&h.name, size.0, &dir)?;
-            }
-            if let Some(u) = lab.data_owner(&h.name)? {
-                nix::unistd::chown(&dir, Some(u.uid), Some(u.gid))
-                    .map_err(|e| LabError::Setup(format!("chown {}: {e}", dir.display())))?;
-            }
-        }
         for (host, procs) in &names {
             for p in procs {
-                lab.prepare(host, p)?;
-                lab.start(host, p)?;
-                if lab.is_oneshot(host, p) {
-                    lab.wait_exit(host, p)?;
+                self.prepare(host, p)?;
+                self.start(host, p)?;
+                if self.is_oneshot(host, p) {
+                    self.wait_exit(host, p)?;
                 } else if !together {
-                    lab.wait_ready(host, p)?;
+                    self.wait_ready(host, p)?;
                 }
             }
         }
         for (host, procs) in &names {
             for p in procs {
-                if together && !lab.is_oneshot(host, p) {
-                    lab.wait_ready(host, p)?;
+                if together && !self.is_oneshot(host, p) {
+                    self.wait_ready(host, p)?;
                 }
             }
         }
-        Ok(lab)
+        Ok(())
     }
 
     /// Extra networks (a bridge each, no address on Murphy's side), then forwarding and

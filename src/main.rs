@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use murphy::model::parse_experiment;
+use murphy::model::{parse_experiment, Experiment};
 use murphy::report::{self, exit, RunReport};
 use murphy::runner::{self, Progress, RunOptions};
 use murphy::timeline::Sample;
@@ -204,52 +204,13 @@ fn real_main() -> anyhow::Result<i32> {
     }
     init_tracing(&cli.log_format);
     match cli.command {
-        Cmd::Validate { files } => {
-            let mut code = 0;
-            for f in files {
-                match load(&f) {
-                    Ok(exp) => println!(
-                        "{}: valid ({} probes, {} faults, {} claims)",
-                        f.display(),
-                        exp.spec.probes.len(),
-                        exp.spec.faults.len(),
-                        exp.spec.claims.len()
-                    ),
-                    Err(c) => code = c,
-                }
-            }
-            Ok(code)
-        }
+        Cmd::Validate { files } => Ok(validate(files)),
         Cmd::Report {
             run_json,
             output,
             markdown,
             junit,
-        } => {
-            let text = std::fs::read_to_string(&run_json)
-                .with_context(|| format!("reading {}", run_json.display()))?;
-            let rep: RunReport = match serde_json::from_str(&text) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!(
-                        "{}: not a Murphy run report (from `murphy run --json`): {e}",
-                        run_json.display()
-                    );
-                    return Ok(exit::INVALID);
-                }
-            };
-            if output.is_none() && markdown.is_none() && junit.is_none() {
-                print!("{}", report::table(&rep));
-            }
-            write_outputs(
-                &rep,
-                None,
-                junit.as_deref(),
-                output.as_deref(),
-                markdown.as_deref(),
-            )?;
-            Ok(0)
-        }
+        } => report_cmd(&run_json, output, markdown, junit),
         Cmd::Run {
             file,
             json,
@@ -260,132 +221,20 @@ fn real_main() -> anyhow::Result<i32> {
             state_dir,
             seed,
             quiet,
-        } => {
-            let exp = match load(&file) {
-                Ok(e) => e,
-                Err(c) => return Ok(c),
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, stop.clone())
-                    .context("installing signal handlers")?;
-            }
-            let base_dir = file
-                .parent()
-                .map(Path::to_path_buf)
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from("."));
-            let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-            let opts = RunOptions {
-                state_dir,
-                base_dir,
-                exe: std::env::current_exe().context("finding murphy's own executable")?,
-                seed,
-            };
-            if trials == 1 {
-                let live = Live::new(quiet);
-                let out = match runner::run(&exp, &opts, &live, stop) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        eprintln!("murphy: {e}");
-                        return Ok(exit::INTERNAL);
-                    }
-                };
-                if let Some(b) = &live.bar {
-                    b.finish_and_clear();
-                }
-                let rep = RunReport::new(&exp, out);
-                print!("{}", report::table(&rep));
-                write_outputs(
-                    &rep,
-                    json.as_deref(),
-                    junit.as_deref(),
-                    html.as_deref(),
-                    summary.as_deref(),
-                )?;
-                return Ok(rep.exit_code);
-            }
-            // Repeated trials: seed, seed+1, ... so each trial replays on its own.
-            let base = seed.or(exp.spec.seed).unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64)
-            });
-            let mut reps = Vec::new();
-            for i in 0..u64::from(trials) {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                eprintln!(
-                    "== trial {} of {trials} (seed {})",
-                    i + 1,
-                    base.wrapping_add(i)
-                );
-                let mut o = opts.clone();
-                o.seed = Some(base.wrapping_add(i));
-                let live = Live::new(quiet);
-                let out = match runner::run(&exp, &o, &live, stop.clone()) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        eprintln!("murphy: {e}");
-                        return Ok(exit::INTERNAL);
-                    }
-                };
-                if let Some(b) = &live.bar {
-                    b.finish_and_clear();
-                }
-                let rep = RunReport::new(&exp, out);
-                if !quiet {
-                    print!("{}", report::table(&rep));
-                }
-                if let Some(h) = &html {
-                    let stem = h
-                        .file_stem()
-                        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
-                    let p = h.with_file_name(format!("{stem}-{}.html", i + 1));
-                    std::fs::write(&p, murphy::html::render(&rep))
-                        .with_context(|| format!("writing {}", p.display()))?;
-                }
-                reps.push(rep);
-            }
-            let tr = murphy::trials::TrialsReport::new(reps);
-            print!("{}", murphy::trials::table(&tr));
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&tr)?)
-                    .with_context(|| format!("writing {}", p.display()))?;
-            }
-            if let Some(p) = summary {
-                append(&p, &murphy::trials::markdown(&tr))?;
-            }
-            if let Some(p) = junit {
-                std::fs::write(&p, murphy::trials::junit(&tr))
-                    .with_context(|| format!("writing {}", p.display()))?;
-            }
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                return Ok(exit::INCONCLUSIVE.max(tr.exit_code));
-            }
-            Ok(tr.exit_code)
-        }
-        Cmd::Recover { state_dir } => {
-            let recs = murphy::journal::recover(&state_dir)
-                .with_context(|| format!("reading journals in {}", state_dir.display()))?;
-            if recs.is_empty() {
-                println!("nothing to recover in {}", state_dir.display());
-                return Ok(0);
-            }
-            let mut code = 0;
-            for r in recs {
-                println!("{}:", r.journal.display());
-                for u in &r.undone {
-                    println!("  undone: {u}");
-                }
-                for e in &r.errors {
-                    println!("  FAILED: {e}");
-                    code = exit::INTERNAL;
-                }
-            }
-            Ok(code)
-        }
+        } => run_cmd(
+            &file,
+            trials,
+            state_dir,
+            seed,
+            RunOutputs {
+                json,
+                junit,
+                html,
+                summary,
+                quiet,
+            },
+        ),
+        Cmd::Recover { state_dir } => recover(&state_dir),
         Cmd::Doctor => Ok(doctor()),
         Cmd::Schema => {
             println!(
@@ -396,6 +245,238 @@ fn real_main() -> anyhow::Result<i32> {
         }
         Cmd::Hog { .. } => Ok(0),
     }
+}
+
+/// `murphy validate`: check each file; the exit code is the last failure's, else 0.
+fn validate(files: Vec<PathBuf>) -> i32 {
+    let mut code = 0;
+    for f in files {
+        match load(&f) {
+            Ok(exp) => println!(
+                "{}: valid ({} probes, {} faults, {} claims)",
+                f.display(),
+                exp.spec.probes.len(),
+                exp.spec.faults.len(),
+                exp.spec.claims.len()
+            ),
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+/// `murphy report`: render a run's JSON; the claims table when no output is asked for.
+fn report_cmd(
+    run_json: &Path,
+    output: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(run_json)
+        .with_context(|| format!("reading {}", run_json.display()))?;
+    let rep: RunReport = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "{}: not a Murphy run report (from `murphy run --json`): {e}",
+                run_json.display()
+            );
+            return Ok(exit::INVALID);
+        }
+    };
+    if output.is_none() && markdown.is_none() && junit.is_none() {
+        print!("{}", report::table(&rep));
+    }
+    write_outputs(
+        &rep,
+        None,
+        junit.as_deref(),
+        output.as_deref(),
+        markdown.as_deref(),
+    )?;
+    Ok(0)
+}
+
+/// Where `murphy run` writes its reports, and whether it shows live progress.
+struct RunOutputs {
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    html: Option<PathBuf>,
+    summary: Option<PathBuf>,
+    quiet: bool,
+}
+
+/// `murphy run`: load the experiment, then run it once or `trials` times.
+fn run_cmd(
+    file: &Path,
+    trials: u32,
+    state_dir: PathBuf,
+    seed: Option<u64>,
+    out: RunOutputs,
+) -> anyhow::Result<i32> {
+    let exp = match load(file) {
+        Ok(e) => e,
+        Err(c) => return Ok(c),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let base_dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+    let opts = RunOptions {
+        state_dir,
+        base_dir,
+        exe: std::env::current_exe().context("finding murphy's own executable")?,
+        seed,
+    };
+    if trials == 1 {
+        run_once(&exp, &opts, stop, &out)
+    } else {
+        run_trials(&exp, &opts, stop, trials, &out)
+    }
+}
+
+/// Run the experiment with live progress in `live`; `None` (the error already printed)
+/// if the run could not be carried out.
+fn run_with(
+    exp: &Experiment,
+    opts: &RunOptions,
+    live: &Live,
+    stop: Arc<AtomicBool>,
+) -> Option<RunReport> {
+    let out = match runner::run(exp, opts, live, stop) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("murphy: {e}");
+            return None;
+        }
+    };
+    if let Some(b) = &live.bar {
+        b.finish_and_clear();
+    }
+    Some(RunReport::new(exp, out))
+}
+
+/// One run: print the claims table, write the reports; the exit code is the run's.
+fn run_once(
+    exp: &Experiment,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    out: &RunOutputs,
+) -> anyhow::Result<i32> {
+    let live = Live::new(out.quiet);
+    let Some(rep) = run_with(exp, opts, &live, stop) else {
+        return Ok(exit::INTERNAL);
+    };
+    print!("{}", report::table(&rep));
+    write_outputs(
+        &rep,
+        out.json.as_deref(),
+        out.junit.as_deref(),
+        out.html.as_deref(),
+        out.summary.as_deref(),
+    )?;
+    Ok(rep.exit_code)
+}
+
+/// Repeated trials with seed, seed+1, ... so each trial replays on its own; stops early
+/// when interrupted, and then exits at least inconclusive.
+fn run_trials(
+    exp: &Experiment,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    trials: u32,
+    out: &RunOutputs,
+) -> anyhow::Result<i32> {
+    let base = opts.seed.or(exp.spec.seed).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let mut reps = Vec::new();
+    for i in 0..u64::from(trials) {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        eprintln!(
+            "== trial {} of {trials} (seed {})",
+            i + 1,
+            base.wrapping_add(i)
+        );
+        let mut o = opts.clone();
+        o.seed = Some(base.wrapping_add(i));
+        let live = Live::new(out.quiet);
+        let Some(rep) = run_with(exp, &o, &live, stop.clone()) else {
+            return Ok(exit::INTERNAL);
+        };
+        if !out.quiet {
+            print!("{}", report::table(&rep));
+        }
+        if let Some(h) = &out.html {
+            write_trial_html(h, i + 1, &rep)?;
+        }
+        reps.push(rep);
+    }
+    let tr = murphy::trials::TrialsReport::new(reps);
+    print!("{}", murphy::trials::table(&tr));
+    write_trials_outputs(&tr, out)?;
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(exit::INCONCLUSIVE.max(tr.exit_code));
+    }
+    Ok(tr.exit_code)
+}
+
+/// Write trial `n`'s HTML report beside `html`, as `<stem>-<n>.html`.
+fn write_trial_html(html: &Path, n: u64, rep: &RunReport) -> anyhow::Result<()> {
+    let stem = html
+        .file_stem()
+        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
+    let p = html.with_file_name(format!("{stem}-{n}.html"));
+    std::fs::write(&p, murphy::html::render(rep))
+        .with_context(|| format!("writing {}", p.display()))
+}
+
+/// Write whichever reports of all trials were asked for (JSON, Markdown summary, JUnit).
+fn write_trials_outputs(tr: &murphy::trials::TrialsReport, out: &RunOutputs) -> anyhow::Result<()> {
+    if let Some(p) = &out.json {
+        std::fs::write(p, serde_json::to_string_pretty(tr)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &out.summary {
+        append(p, &murphy::trials::markdown(tr))?;
+    }
+    if let Some(p) = &out.junit {
+        std::fs::write(p, murphy::trials::junit(tr))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// `murphy recover`: replay what crashed runs left behind and say what was undone.
+fn recover(state_dir: &Path) -> anyhow::Result<i32> {
+    let recs = murphy::journal::recover(state_dir)
+        .with_context(|| format!("reading journals in {}", state_dir.display()))?;
+    if recs.is_empty() {
+        println!("nothing to recover in {}", state_dir.display());
+        return Ok(0);
+    }
+    let mut code = 0;
+    for r in recs {
+        println!("{}:", r.journal.display());
+        for u in &r.undone {
+            println!("  undone: {u}");
+        }
+        for e in &r.errors {
+            println!("  FAILED: {e}");
+            code = exit::INTERNAL;
+        }
+    }
+    Ok(code)
 }
 
 fn append(p: &Path, text: &str) -> anyhow::Result<()> {

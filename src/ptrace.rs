@@ -12,6 +12,7 @@
 //! The cost is two stops per syscall of the traced processes while the fault is active
 //! (measured in `benches/`); nothing is traced before or after.
 
+pub use crate::model::io::{errno_by_name, IoOp, ERRNOS};
 use nix::errno::Errno;
 use nix::sys::ptrace::{self, AddressType, Options};
 use nix::sys::signal::Signal;
@@ -65,28 +66,6 @@ pub mod nr {
     pub const PWRITEV2: u64 = 328;
     pub const STATX: u64 = 332;
     pub const OPENAT2: u64 = 437;
-}
-
-/// Classes of file operations a storage fault can filter on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum IoOp {
-    Open,
-    Read,
-    Write,
-    Fsync,
-    /// stat, rename, unlink, mkdir, directory listing.
-    Metadata,
-}
-
-impl IoOp {
-    pub const ALL: [IoOp; 5] = [
-        IoOp::Open,
-        IoOp::Read,
-        IoOp::Write,
-        IoOp::Fsync,
-        IoOp::Metadata,
-    ];
 }
 
 /// Where a syscall's file is named: a descriptor argument, a path argument, or a path
@@ -147,26 +126,6 @@ pub struct TraceConfig {
     pub lease_ms: u64,
 }
 
-/// Errno names a storage fault may use.
-pub const ERRNOS: &[(&str, i32)] = &[
-    ("EIO", libc::EIO),
-    ("ENOSPC", libc::ENOSPC),
-    ("EDQUOT", libc::EDQUOT),
-    ("EROFS", libc::EROFS),
-    ("EACCES", libc::EACCES),
-    ("EPERM", libc::EPERM),
-    ("EAGAIN", libc::EAGAIN),
-    ("EINTR", libc::EINTR),
-    ("ENOMEM", libc::ENOMEM),
-    ("EBUSY", libc::EBUSY),
-    ("ENOENT", libc::ENOENT),
-    ("EBADF", libc::EBADF),
-];
-
-pub fn errno_by_name(name: &str) -> Option<i32> {
-    ERRNOS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
-}
-
 /// Does `path` (absolute, normalized) or a directory above it match one of `patterns`?
 pub fn path_matches(patterns: &[String], path: &str) -> bool {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
@@ -176,7 +135,7 @@ pub fn path_matches(patterns: &[String], path: &str) -> bool {
             && pc
                 .iter()
                 .zip(&comps)
-                .all(|(a, b)| crate::fault::data::wildcard(a, b))
+                .all(|(a, b)| crate::glob::wildcard(a, b))
     })
 }
 
@@ -502,13 +461,7 @@ fn task_ids(pid: i32) -> Vec<i32> {
 
 impl Tracer {
     fn next_rand(&mut self) -> f64 {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        crate::rand::unit(&mut self.rng)
     }
 
     /// Seize every thread of every target process (repeat until no new thread appears).

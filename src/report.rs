@@ -1,11 +1,12 @@
 //! Reports: the claims table for terminals, the whole run as JSON, and JUnit XML (one test
 //! case per claim). Reports render verdicts; they never recompute them.
 
-use crate::claims::{Outcome, Verdict};
-use crate::history::{OpResult, WriteRef};
+use crate::verdict::{Outcome, Verdict};
+use crate::record::history::OpResult;
+use crate::verdict::history::WriteRef;
 use crate::model::spec::Experiment;
-use crate::runner::RunOutput;
-use crate::timeline::{RunRecord, RunStatus};
+use crate::output::RunOutput;
+use crate::record::{RunRecord, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// Exit codes, documented in the README.

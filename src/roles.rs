@@ -80,14 +80,11 @@ fn command(
 
 /// Seeded Fisher-Yates over a stable order; returns the first `k`.
 pub fn seeded_subset(name: &str, mut members: Vec<Member>, k: usize, seed: u64) -> Vec<Member> {
-    let mut state = seed
-        ^ name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let mut state = seed ^ crate::rand::hash(name);
     members.sort_by(|a, b| a.label.cmp(&b.label));
     let n = members.len();
     for i in (1..n).rev() {
-        let j = (crate::target::next_random(&mut state) % (i as u64 + 1)) as usize;
+        let j = (crate::rand::next(&mut state) % (i as u64 + 1)) as usize;
         members.swap(i, j);
     }
     members.truncate(k.min(n));
@@ -166,7 +163,7 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Netns;
+    use crate::netns::Netns;
     use crate::model::spec::CommandCheck;
 
     fn m(label: &str, ip: [u8; 4]) -> Member {

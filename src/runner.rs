@@ -3,14 +3,16 @@
 //! lab down → claims evaluated on the finished record. Ctrl-C and SIGTERM (via the `stop`
 //! flag) revert everything before returning. A crash leaves the journal for `recover`.
 
-use crate::claims::{self, Verdict};
+use crate::verdict;
 use crate::fault::{self, Fault, FaultEnv, Member, UndoLog};
-use crate::journal::{Journal, Netns, NoLab, RevertEnv, UndoAction};
+use crate::journal::{Journal, NoLab, RevertEnv, UndoAction};
+use crate::netns::Netns;
 use crate::lab::Lab;
 use crate::model::spec::Experiment;
 use crate::probe::{self, ProbeHandle, ProbeSample};
+use crate::plan::{self, Plan};
 use crate::target;
-use crate::timeline::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
+use crate::record::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,29 +40,9 @@ pub trait Progress {
     fn sample(&self, _s: &Sample) {}
 }
 
-/// Everything a run produced.
-#[derive(Clone, Debug)]
-pub struct RunOutput {
-    pub run_id: String,
-    pub seed: u64,
-    pub started_unix_ms: u64,
-    pub record: RunRecord,
-    pub verdicts: Vec<Verdict>,
-}
+pub use crate::output::RunOutput;
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        return t ^ u64::from(std::process::id());
-    }
-    u64::from_le_bytes(b)
-}
+use crate::rand::fresh as random_u64;
 
 /// Undoing a failed injection: everything goes back, including data a fault would
 /// otherwise leave to the experiment's recovery steps.
@@ -69,27 +51,6 @@ impl RevertEnv for Rollback<'_> {
     fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
         self.0.restart_lab_process(host, process)
     }
-}
-
-/// Lab placeholders (`{data:<host>}`) in a data fault's paths.
-fn localize(
-    action: &crate::model::spec::FaultAction,
-    lab: &Lab,
-) -> crate::model::spec::FaultAction {
-    use crate::model::spec::FaultAction as A;
-    let sub = |v: &[String]| v.iter().map(|p| lab.substitute_for("", p)).collect();
-    let mut a = action.clone();
-    match &mut a {
-        A::DataWipe(d) => d.paths = sub(&d.paths),
-        A::DataCorrupt(d) => d.paths = sub(&d.paths),
-        A::ConfigCorrupt(c) => c.path = lab.substitute_for("", &c.path),
-        A::StorageStall(f) => f.paths = sub(&f.paths),
-        A::IoThrottle(t) => t.path = lab.substitute_for("", &t.path),
-        A::IoLatency(f) => f.paths = sub(&f.paths),
-        A::IoError(f) => f.paths = sub(&f.paths),
-        _ => {}
-    }
-    a
 }
 
 /// An `argv` recovery step in progress.
@@ -118,6 +79,7 @@ struct Active {
 
 struct Ctx<'a> {
     exp: &'a Experiment,
+    plan: Plan,
     opts: &'a RunOptions,
     progress: &'a dyn Progress,
     stop: Arc<AtomicBool>,
@@ -141,6 +103,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn event(&mut self, kind: &str, fault: Option<&str>, message: String) {
         let t = self.clock.now_ms();
+        tracing::info!(kind, fault, t_ms = t, "{message}");
         self.progress.event(
             t,
             &match fault {
@@ -386,7 +349,7 @@ impl Ctx<'_> {
             for line in String::from_utf8_lossy(&buf[..whole]).lines() {
                 if line.contains(text.as_str()) && *hits < 10 {
                     *hits += 1;
-                    found.push(crate::claims::detection_message(log, line.trim()));
+                    found.push(crate::verdict::detection_message(log, line.trim()));
                 }
             }
         }
@@ -495,59 +458,15 @@ impl Ctx<'_> {
         Ok((picked, how))
     }
 
-    /// Addresses of a partition's peers, without the fault's own members (a member is
-    /// cut off from the rest of its cluster, not from itself).
-    fn peer_addrs(&self, fault_idx: usize, own: &[Member]) -> Vec<std::net::Ipv4Addr> {
-        use crate::model::spec::FaultAction as A;
-        let f = &self.exp.spec.faults[fault_idx];
-        let peers: &[String] = match &f.action {
-            A::NetworkPartition(p) => &p.peers,
-            A::BgpSessionDrop(b) => &b.peers,
-            A::SiteFailure(s) => &s.allow_targets,
-            A::NetworkDelay(d) => &d.filter.peers,
-            A::NetworkLoss(l) => &l.filter.peers,
-            A::NetworkCorrupt(c) => &c.filter.peers,
-            A::NetworkDuplicate(d) => &d.filter.peers,
-            A::NetworkReorder(r) => &r.filter.peers,
-            _ => return Vec::new(),
-        };
-        let mut out = Vec::new();
-        for peer in peers {
-            if let Some(t) = self.exp.spec.targets.get(peer) {
-                if let Ok(ms) = target::matches(peer, t, self.lab.as_ref()) {
-                    for m in ms {
-                        for a in m.addrs {
-                            if !out.contains(&a) && !own.iter().any(|o| o.addrs.contains(&a)) {
-                                out.push(a);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The lab host a fault acts from (`bgp-announce`'s speaker).
-    fn fault_from(
-        &self,
-        fault_idx: usize,
-    ) -> Option<(crate::journal::Netns, Vec<std::net::Ipv4Addr>)> {
-        let crate::model::spec::FaultAction::BgpAnnounce(b) =
-            &self.exp.spec.faults[fault_idx].action
-        else {
-            return None;
-        };
-        let lab = self.lab.as_ref()?;
-        let (netns, _) = lab.host(&b.from)?;
-        Some((
-            crate::journal::Netns::Named { name: netns },
-            lab.addrs(&b.from),
-        ))
-    }
-
     fn inject(&mut self, idx: usize, faults_start: Instant) -> Option<Active> {
         let spec = self.exp.spec.faults[idx].clone();
+        let _span = tracing::info_span!(
+            "fault",
+            fault = %spec.name,
+            kind = spec.action.kind(),
+            target = %spec.target
+        )
+        .entered();
         let group = format!("f{idx}-{}", self.run_id);
         let t0 = self.clock.now_ms();
         let started = Instant::now();
@@ -577,19 +496,30 @@ impl Ctx<'_> {
         };
         rec.members = members.iter().map(|m| m.label.clone()).collect();
         let lease = self.exp.spec.max_duration() + Duration::from_secs(30);
+        let own: Vec<std::net::Ipv4Addr> =
+            members.iter().flat_map(|m| m.addrs.iter().copied()).collect();
+        let view = target::LocalResolver {
+            spec: &self.exp.spec,
+            lab: self.lab.as_ref(),
+        };
+        let resolved = match plan::resolve(&spec, &own, &view) {
+            Ok(r) => r,
+            Err(e) => {
+                rec.error = Some(e.to_string());
+                self.faults.push(rec);
+                self.event("fault", Some(&spec.name), format!("not injected: {e}"));
+                return None;
+            }
+        };
         let env = FaultEnv {
             exe: self.opts.exe.clone(),
             lease,
-            peer_addrs: self.peer_addrs(idx, &members),
+            peer_addrs: resolved.peers,
             seed: self.seed,
             max_data_bytes: self.exp.spec.max_data_bytes(),
-            from: self.fault_from(idx),
+            from: resolved.from.map(|p| (p.netns, p.addrs)),
         };
-        let action = match &self.lab {
-            Some(l) => localize(&spec.action, l),
-            None => spec.action.clone(),
-        };
-        let mut fault = fault::build(&action, &env, &group);
+        let mut fault = fault::build(&resolved.action, &env, &group);
         let label = format!(
             "{} ({} on {})",
             spec.name,
@@ -654,10 +584,11 @@ impl Ctx<'_> {
                 );
             }
         }
-        let phase_end = faults_start + self.exp.spec.fault_phase();
-        let revert_at = match spec.duration {
-            Some(d) => started + d.as_std(),
-            None => phase_end,
+        let revert_at = match self.plan.window(&spec.name) {
+            Some(w) => {
+                faults_start + self.plan.revert_at(w, started.saturating_duration_since(faults_start))
+            }
+            None => faults_start + self.plan.fault_phase,
         };
         Some(Active {
             idx,
@@ -670,6 +601,7 @@ impl Ctx<'_> {
 
     fn revert(&mut self, mut a: Active) {
         let name = self.exp.spec.faults[a.idx].name.clone();
+        let _span = tracing::info_span!("fault", fault = %name).entered();
         a.fault.stop();
         let result = fault::revert(&a.undo, self.revert_env());
         let t = self.clock.now_ms();
@@ -699,6 +631,36 @@ impl Ctx<'_> {
     }
 }
 
+/// What runs beside the faults from the steady state to the end: probes, watches and
+/// workloads, all on the run's clock.
+#[derive(Default)]
+struct Observers {
+    probes: Vec<ProbeHandle>,
+    watches: Vec<(String, crate::watch::WatchHandle)>,
+    workloads: Vec<(
+        crate::model::spec::WorkloadSpec,
+        Option<Netns>,
+        crate::workload::Handle,
+    )>,
+}
+
+/// How the run is going: the status it will end with, and why.
+struct Outcome {
+    status: RunStatus,
+    reason: Option<String>,
+    phases: Phases,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.status == RunStatus::Completed
+    }
+    fn end(&mut self, status: RunStatus, reason: String) {
+        self.status = status;
+        self.reason = Some(reason);
+    }
+}
+
 /// Run an experiment that has already been validated.
 pub fn run(
     exp: &Experiment,
@@ -708,6 +670,13 @@ pub fn run(
 ) -> Result<RunOutput, String> {
     let seed = opts.seed.or(exp.spec.seed).unwrap_or_else(random_u64);
     let run_id = format!("{:08x}", random_u64() as u32);
+    let _span = tracing::info_span!(
+        "experiment",
+        name = %exp.metadata.name,
+        run = %run_id,
+        seed
+    )
+    .entered();
     let journal = Arc::new(
         Journal::create(&opts.state_dir, &run_id)
             .map_err(|e| format!("creating journal in {}: {e}", opts.state_dir.display()))?,
@@ -715,6 +684,7 @@ pub fn run(
     let clock = Clock::start();
     let mut cx = Ctx {
         exp,
+        plan: Plan::new(&exp.spec),
         opts,
         progress,
         stop,
@@ -732,17 +702,71 @@ pub fn run(
         watches: Vec::new(),
         abort: None,
     };
-    let mut status = RunStatus::Completed;
-    let mut reason: Option<String> = None;
-    let mut phases = Phases::default();
+    let mut out = Outcome {
+        status: RunStatus::Completed,
+        reason: None,
+        phases: Phases::default(),
+    };
+    cx.lab_up(&mut out);
+    if out.ok() {
+        cx.preflight(&mut out);
+    }
+    let mut obs = Observers::default();
+    if out.ok() {
+        obs = cx.start_observers();
+        cx.steady_state(&mut out);
+    }
+    if out.ok() {
+        cx.fault_phase(&mut out);
+    }
+    let histories = cx.stop_workloads(std::mem::take(&mut obs.workloads), &out.status);
+    let watch_samples = cx.stop_watches(std::mem::take(&mut obs.watches));
+    cx.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    // Stop probes and drain.
+    for h in obs.probes {
+        h.stop();
+    }
+    if let Some(rx) = cx.rx.take() {
+        while let Ok(s) = rx.try_recv() {
+            cx.take_sample(s, false);
+        }
+    }
+    out.phases.end_ms = clock.now_ms();
+    cx.lab_down();
+    let record = RunRecord::assemble(
+        cx.samples,
+        cx.events,
+        cx.faults,
+        histories,
+        watch_samples,
+        out.phases,
+        out.status,
+        out.reason,
+    );
+    let verdicts = verdict::evaluate(&exp.spec.claims, &record);
+    let _ = journal.finish();
+    Ok(RunOutput {
+        run_id,
+        seed,
+        started_unix_ms: clock.wall_start_ms(),
+        record,
+        verdicts,
+    })
+}
 
-    // Lab.
-    if let Some(lab_spec) = &exp.spec.lab {
-        progress.phase(clock.now_ms(), "bringing the lab up");
-        let log_dir = opts.state_dir.join("runs").join(&run_id).join("logs");
-        match Lab::up(lab_spec, &run_id, journal.clone(), &opts.base_dir, &log_dir) {
+impl Ctx<'_> {
+    /// Bring the lab up (when the spec has one) and start watching the logs `detects`
+    /// claims read. A lab that fails comes down again through its journal.
+    fn lab_up(&mut self, out: &mut Outcome) {
+        let (exp, opts, journal) = (self.exp, self.opts, self.journal.clone());
+        let Some(lab_spec) = &exp.spec.lab else {
+            return;
+        };
+        self.progress.phase(self.clock.now_ms(), "bringing the lab up");
+        let log_dir = opts.state_dir.join("runs").join(&self.run_id).join("logs");
+        match Lab::up(lab_spec, &self.run_id, journal.clone(), &opts.base_dir, &log_dir) {
             Ok(l) => {
-                cx.event(
+                self.event(
                     "lab",
                     None,
                     format!(
@@ -757,17 +781,16 @@ pub fn run(
                         if let Some((h, p)) = d.log.split_once('/') {
                             let path = l.log_path(h, p);
                             let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-                            cx.watches
+                            self.watches
                                 .push((d.log.clone(), d.contains.clone(), path, offset, 0));
                         }
                     }
                 }
-                cx.lab = Some(l);
+                self.lab = Some(l);
             }
             Err(e) => {
-                status = RunStatus::Error;
-                reason = Some(e.to_string());
-                cx.event("lab", None, format!("failed: {e}"));
+                out.end(RunStatus::Error, e.to_string());
+                self.event("lab", None, format!("failed: {e}"));
                 // Tear down what exists via the journal.
                 let groups = crate::journal::read_groups(journal.path()).unwrap_or_default();
                 let actions: Vec<UndoAction> = groups
@@ -782,180 +805,231 @@ pub fn run(
         }
     }
 
-    // Preflight: every target resolves.
-    if status == RunStatus::Completed {
-        for (name, t) in &exp.spec.targets {
-            if let Err(e) = target::matches(name, t, cx.lab.as_ref()) {
-                status = RunStatus::Error;
-                reason = Some(format!("preflight: {e}"));
-                break;
+    /// Every target resolves before anything starts.
+    fn preflight(&mut self, out: &mut Outcome) {
+        for (name, t) in &self.exp.spec.targets {
+            if let Err(e) = target::matches(name, t, self.lab.as_ref()) {
+                out.end(RunStatus::Error, format!("preflight: {e}"));
+                return;
             }
         }
     }
 
-    // Probes.
-    let mut handles: Vec<ProbeHandle> = Vec::new();
-    let mut workloads = Vec::new();
-    let mut watches = Vec::new();
-    if status == RunStatus::Completed {
+    /// The lab namespace a probe, workload or step runs from (`from: <host>`).
+    fn netns_of(&self, from: Option<&String>) -> Option<Netns> {
+        from.and_then(|h| self.lab.as_ref().and_then(|l| l.host(h)))
+            .map(|(ns, _)| Netns::Named { name: ns })
+    }
+
+    /// Start probes, watches and workloads; wait (up to 30 s) for workload set-up.
+    fn start_observers(&mut self) -> Observers {
+        let exp = self.exp;
+        let mut obs = Observers::default();
         let (tx, rx) = channel();
         for p in &exp.spec.probes {
-            let netns = p
-                .from
-                .as_ref()
-                .and_then(|h| cx.lab.as_ref().and_then(|l| l.host(h)))
-                .map(|(ns, _)| Netns::Named { name: ns });
-            handles.push(probe::spawn(
+            obs.probes.push(probe::spawn(
                 p.name.clone(),
                 p.check.clone(),
-                netns,
+                self.netns_of(p.from.as_ref()),
                 p.interval(),
                 p.timeout(),
-                clock,
+                self.clock,
                 tx.clone(),
             ));
         }
-        cx.rx = Some(rx);
-
+        self.rx = Some(rx);
         // Watches sample components' own view on the same clock.
         for w in &exp.spec.watches {
             if let Some(h) = &w.haproxy {
-                let socket = match cx.lab.as_ref() {
+                let socket = match self.lab.as_ref() {
                     Some(l) => l.substitute_for("", &h.socket),
                     None => h.socket.clone(),
                 };
-                watches.push((
+                obs.watches.push((
                     w.name.clone(),
                     crate::watch::spawn_haproxy(
                         w.name.clone(),
                         socket.into(),
                         Duration::from_millis(250),
-                        clock,
+                        self.clock,
                     ),
                 ));
             }
         }
-
         // Workloads run from the steady state to the end, on the same clock.
         for w in &exp.spec.workloads {
-            let netns = w
-                .from
-                .as_ref()
-                .and_then(|h| cx.lab.as_ref().and_then(|l| l.host(h)))
-                .map(|(ns, _)| Netns::Named { name: ns });
-            let h = crate::workload::spawn(w.clone(), netns.clone(), clock);
-            cx.live.push((w.name.clone(), h.live.clone(), None));
-            workloads.push((w.clone(), netns, h));
+            let netns = self.netns_of(w.from.as_ref());
+            let h = crate::workload::spawn(w.clone(), netns.clone(), self.clock);
+            self.live.push((w.name.clone(), h.live.clone(), None));
+            obs.workloads.push((w.clone(), netns, h));
         }
-
         // Workload set-up (e.g. creating a table on the primary) comes before the steady state.
-        if !cx.live.is_empty() {
+        if !self.live.is_empty() {
             let until = Instant::now() + Duration::from_secs(30);
             while Instant::now() < until
-                && !cx
+                && !self
                     .live
                     .iter()
                     .all(|(_, l, _)| l.started.load(Ordering::SeqCst))
-                && !cx.stop.load(Ordering::SeqCst)
+                && !self.stop.load(Ordering::SeqCst)
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        obs
+    }
 
-        // Steady state.
-        progress.phase(clock.now_ms(), "checking the steady state");
-        phases.steady_start_ms = clock.now_ms();
-        let ok = cx.pump(Instant::now() + exp.spec.steady_duration(), false);
-        if !ok {
-            status = RunStatus::Interrupted;
-            reason = Some("interrupted during the steady state".into());
+    /// Sample through the steady state; no fault is injected unless it held.
+    fn steady_state(&mut self, out: &mut Outcome) {
+        let exp = self.exp;
+        self.progress
+            .phase(self.clock.now_ms(), "checking the steady state");
+        out.phases.steady_start_ms = self.clock.now_ms();
+        if !self.pump(Instant::now() + self.plan.steady, false) {
+            out.end(
+                RunStatus::Interrupted,
+                "interrupted during the steady state".into(),
+            );
+            return;
+        }
+        let problems = self.steady_problems(out.phases.steady_start_ms);
+        if problems.is_empty() {
+            self.event(
+                "phase",
+                None,
+                format!("steady state held for {:?}", exp.spec.steady_duration()),
+            );
         } else {
-            let need = exp.spec.steady_state.at_least.map_or(1.0, |p| p.ratio());
-            let names: Vec<String> = if exp.spec.steady_state.probes.is_empty() {
-                exp.spec.probes.iter().map(|p| p.name.clone()).collect()
-            } else {
-                exp.spec.steady_state.probes.clone()
-            };
-            let mut problems = Vec::new();
-            for n in &names {
-                let ss: Vec<&Sample> = cx
-                    .samples
+            let why = format!(
+                "the steady state did not hold, so no fault was injected: {}",
+                problems.join("; ")
+            );
+            out.end(RunStatus::SteadyStateFailed, why.clone());
+            self.event("phase", None, why);
+        }
+    }
+
+    /// What kept the steady state from holding: probes below their share, workloads that
+    /// never succeeded.
+    fn steady_problems(&self, since_ms: f64) -> Vec<String> {
+        let exp = self.exp;
+        let need = exp.spec.steady_state.at_least.map_or(1.0, |p| p.ratio());
+        let names: Vec<String> = if exp.spec.steady_state.probes.is_empty() {
+            exp.spec.probes.iter().map(|p| p.name.clone()).collect()
+        } else {
+            exp.spec.steady_state.probes.clone()
+        };
+        let mut problems = Vec::new();
+        for n in &names {
+            let ss: Vec<&Sample> = self
+                .samples
+                .iter()
+                .filter(|s| &s.probe == n && s.t_ms >= since_ms)
+                .collect();
+            let good = ss.iter().filter(|s| s.ok).count();
+            if ss.is_empty() {
+                problems.push(format!("{n} produced no samples"));
+            } else if (good as f64) < need * ss.len() as f64 {
+                let err = ss
                     .iter()
-                    .filter(|s| &s.probe == n && s.t_ms >= phases.steady_start_ms)
-                    .collect();
-                let good = ss.iter().filter(|s| s.ok).count();
-                if ss.is_empty() {
-                    problems.push(format!("{n} produced no samples"));
-                } else if (good as f64) < need * ss.len() as f64 {
-                    let err = ss
-                        .iter()
-                        .find(|s| !s.ok)
-                        .map(|s| s.detail.clone())
-                        .unwrap_or_default();
-                    problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
-                }
+                    .find(|s| !s.ok)
+                    .map(|s| s.detail.clone())
+                    .unwrap_or_default();
+                problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
             }
-            for (name, live, _) in &cx.live {
-                if live.ok.load(Ordering::SeqCst) == 0 {
-                    let why = match live.last() {
-                        Some(Err(e)) => e,
-                        _ => "no operation completed".into(),
-                    };
-                    problems.push(format!(
-                        "workload {name} had no successful operation ({why})"
-                    ));
-                }
-            }
-            if problems.is_empty() {
-                cx.event(
-                    "phase",
-                    None,
-                    format!("steady state held for {:?}", exp.spec.steady_duration()),
-                );
-            } else {
-                status = RunStatus::SteadyStateFailed;
-                reason = Some(format!(
-                    "the steady state did not hold, so no fault was injected: {}",
-                    problems.join("; ")
+        }
+        for (name, live, _) in &self.live {
+            if live.ok.load(Ordering::SeqCst) == 0 {
+                let why = match live.last() {
+                    Some(Err(e)) => e,
+                    _ => "no operation completed".into(),
+                };
+                problems.push(format!(
+                    "workload {name} had no successful operation ({why})"
                 ));
-                cx.event("phase", None, reason.clone().unwrap_or_default());
+            }
+        }
+        problems
+    }
+
+    /// The fault phase: faults and recovery steps on the plan's schedule under the
+    /// guardrails, everything reverted at its end (or at an abort or interrupt), then the
+    /// observation after the faults.
+    fn fault_phase(&mut self, out: &mut Outcome) {
+        self.progress.phase(self.clock.now_ms(), "injecting faults");
+        let faults_start = Instant::now();
+        out.phases.faults_start_ms = Some(self.clock.now_ms());
+        let (active, running) = self.schedule_loop(faults_start);
+        // A step still running is stopped; whatever is still active is reverted now
+        // (abort, interrupt or normal end).
+        if let Some(mut r) = running {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+            let name = self.exp.spec.steps[r.idx].name.clone();
+            self.event("step", None, format!("{name}: stopped before it finished"));
+        }
+        for a in active {
+            self.revert(a);
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            out.end(
+                RunStatus::Interrupted,
+                "interrupted (signal); every fault was reverted".into(),
+            );
+        } else if let Some(a) = self.abort.clone() {
+            out.end(
+                RunStatus::Aborted,
+                format!("aborted by guardrail: {a}; every fault was reverted"),
+            );
+        }
+        out.phases.faults_end_ms = Some(self.clock.now_ms());
+        if !out.ok() {
+            return;
+        }
+        self.progress
+            .phase(self.clock.now_ms(), "observing after the faults");
+        if !self.pump(Instant::now() + self.plan.observe_after, true) {
+            if self.stop.load(Ordering::SeqCst) {
+                out.end(
+                    RunStatus::Interrupted,
+                    "interrupted while observing after the faults".into(),
+                );
+            } else if let Some(a) = self.abort.clone() {
+                out.end(RunStatus::Aborted, format!("aborted by guardrail: {a}"));
             }
         }
     }
 
-    // Faults.
-    if status == RunStatus::Completed {
-        progress.phase(clock.now_ms(), "injecting faults");
-        let faults_start = Instant::now();
-        phases.faults_start_ms = Some(clock.now_ms());
-        let mut pending: Vec<usize> = (0..exp.spec.faults.len()).collect();
-        pending.sort_by_key(|i| exp.spec.faults[*i].at);
+    /// Carry out the plan's schedule until every fault and step is done and the fault
+    /// phase is over, or the run must stop. Returns what is still active or running.
+    fn schedule_loop(&mut self, faults_start: Instant) -> (Vec<Active>, Option<RunningStep>) {
+        let mut pending: Vec<usize> = self.plan.windows.iter().map(|w| w.index).collect();
         let mut active: Vec<Active> = Vec::new();
-        let phase_end = faults_start + exp.spec.fault_phase();
-        let mut steps: Vec<usize> = (0..exp.spec.steps.len()).collect();
-        steps.sort_by_key(|i| exp.spec.steps[*i].at);
+        let phase_end = faults_start + self.plan.fault_phase;
+        let mut steps: Vec<usize> = self.plan.steps.iter().map(|(i, _)| *i).collect();
         let mut running: Option<RunningStep> = None;
+        let at = |cx: &Self, i: usize| faults_start + cx.exp.spec.faults[i].at.as_std();
+        let step_at = |cx: &Self, i: usize| faults_start + cx.exp.spec.steps[i].at.as_std();
         loop {
             // Recovery steps, one at a time, in order.
             if let Some(r) = running.take() {
-                running = cx.poll_step(r);
+                running = self.poll_step(r);
             }
             if running.is_none() {
                 if let Some(&i) = steps.first() {
-                    if faults_start + exp.spec.steps[i].at.as_std() <= Instant::now() {
+                    if step_at(self, i) <= Instant::now() {
                         steps.remove(0);
-                        running = cx.start_step(i);
+                        running = self.start_step(i);
                     }
                 }
             }
             // Due injections and reverts.
-            let now = Instant::now();
             while let Some(&i) = pending.first() {
-                if faults_start + exp.spec.faults[i].at.as_std() > now {
+                if at(self, i) > Instant::now() {
                     break;
                 }
                 pending.remove(0);
-                if let Some(a) = cx.inject(i, faults_start) {
+                if let Some(a) = self.inject(i, faults_start) {
                     active.push(a);
                 }
             }
@@ -964,7 +1038,7 @@ pub fn run(
                 active.into_iter().partition(|a| a.revert_at <= now);
             active = keep;
             for a in due {
-                cx.revert(a);
+                self.revert(a);
             }
             if pending.is_empty()
                 && active.is_empty()
@@ -976,14 +1050,10 @@ pub fn run(
             }
             let next = pending
                 .first()
-                .map(|i| faults_start + exp.spec.faults[*i].at.as_std())
+                .map(|&i| at(self, i))
                 .into_iter()
                 .chain(active.iter().map(|a| a.revert_at))
-                .chain(
-                    steps
-                        .first()
-                        .map(|i| faults_start + exp.spec.steps[*i].at.as_std()),
-                )
+                .chain(steps.first().map(|&i| step_at(self, i)))
                 .chain(
                     running
                         .as_ref()
@@ -991,165 +1061,116 @@ pub fn run(
                 )
                 .min()
                 .unwrap_or(phase_end);
-            // Observations from active faults, then wait for the next deadline.
-            for a in active.iter_mut() {
-                let name = exp.spec.faults[a.idx].name.clone();
-                for o in a.fault.observe() {
-                    if o.starts_with("OOM") || o.contains("died") {
-                        cx.event("observation", Some(&name), o);
-                    }
-                }
-            }
+            self.observe_active(&mut active);
             let until = next.min(Instant::now() + Duration::from_millis(250));
-            if !cx.pump(until, true) {
+            if !self.pump(until, true) {
                 break;
             }
         }
-        // A step still running is stopped; whatever is still active is reverted now
-        // (abort, interrupt or normal end).
-        if let Some(mut r) = running.take() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-            let name = exp.spec.steps[r.idx].name.clone();
-            cx.event("step", None, format!("{name}: stopped before it finished"));
-        }
-        for a in active {
-            cx.revert(a);
-        }
-        if cx.stop.load(Ordering::SeqCst) {
-            status = RunStatus::Interrupted;
-            reason = Some("interrupted (signal); every fault was reverted".into());
-        } else if let Some(a) = cx.abort.clone() {
-            status = RunStatus::Aborted;
-            reason = Some(format!(
-                "aborted by guardrail: {a}; every fault was reverted"
-            ));
-        }
-        phases.faults_end_ms = Some(clock.now_ms());
-        if status == RunStatus::Completed {
-            progress.phase(clock.now_ms(), "observing after the faults");
-            if !cx.pump(Instant::now() + exp.spec.observe_after(), true) {
-                if cx.stop.load(Ordering::SeqCst) {
-                    status = RunStatus::Interrupted;
-                    reason = Some("interrupted while observing after the faults".into());
-                } else if let Some(a) = cx.abort.clone() {
-                    status = RunStatus::Aborted;
-                    reason = Some(format!("aborted by guardrail: {a}"));
+        (active, running)
+    }
+
+    /// Observations from active faults that belong on the timeline (OOMs, deaths).
+    fn observe_active(&mut self, active: &mut [Active]) {
+        for a in active.iter_mut() {
+            let name = self.exp.spec.faults[a.idx].name.clone();
+            for o in a.fault.observe() {
+                if o.starts_with("OOM") || o.contains("died") {
+                    self.event("observation", Some(&name), o);
                 }
             }
         }
     }
 
-    // Workloads stop, then read back what the system holds, while the lab is still up.
-    let mut histories = Vec::new();
-    if !workloads.is_empty() {
-        progress.phase(
-            clock.now_ms(),
-            "stopping workloads and reading back their writes",
-        );
-    }
-    let mut stopped = Vec::new();
-    for (spec, netns, h) in workloads {
-        stopped.push((spec, netns, h.stop()));
-    }
-    for (spec, netns, mut hist) in stopped {
-        if status == RunStatus::Completed || status == RunStatus::Aborted {
-            let acked: Vec<String> = hist
-                .ops
-                .iter()
-                .filter(|o| o.result == crate::history::OpResult::Ok && o.is_write())
-                .map(|o| o.value.clone())
-                .collect();
-            hist.final_read = crate::workload::final_read(&spec, netns.as_ref(), clock, &acked);
-        }
-        let fr = match &hist.final_read {
-            Some(f) if f.ok => format!(
-                "; final read: {} value(s) from {} after {} attempt(s)",
-                f.values.len(),
-                f.endpoint,
-                f.attempts
-            ),
-            Some(f) => format!(
-                "; final read FAILED after {} attempt(s): {}",
-                f.attempts,
-                f.error.as_deref().unwrap_or("?")
-            ),
-            None => String::new(),
-        };
-        cx.event(
-            "workload",
-            None,
-            format!(
-                "{}: {} ok, {} failed, {} unknown{}{fr}{}",
-                hist.workload,
-                hist.count(crate::history::OpResult::Ok),
-                hist.count(crate::history::OpResult::Fail),
-                hist.count(crate::history::OpResult::Info),
-                hist.latency()
-                    .map(|l| format!(
-                        "; latency from scheduled start p50 {:.1}ms, p99 {:.1}ms, max {:.1}ms",
-                        l.p50_ms, l.p99_ms, l.max_ms
-                    ))
-                    .unwrap_or_default(),
-                hist.notes
-                    .iter()
-                    .map(|n| format!("; {n}"))
-                    .collect::<String>()
-            ),
-        );
-        histories.push(hist);
-    }
-
-    // Watches stop; status changes go on the timeline.
-    let mut watch_samples = Vec::new();
-    for (name, h) in watches {
-        let (samples, err) = h.stop();
-        if samples.is_empty() {
-            cx.event(
-                "watch",
-                None,
-                format!(
-                    "{name}: no samples{}",
-                    err.map(|e| format!(" ({e})")).unwrap_or_default()
-                ),
+    /// Stop the workloads, then read back what the system holds (while the lab is still
+    /// up) and put each history's summary on the timeline.
+    fn stop_workloads(
+        &mut self,
+        workloads: Vec<(
+            crate::model::spec::WorkloadSpec,
+            Option<Netns>,
+            crate::workload::Handle,
+        )>,
+        status: &RunStatus,
+    ) -> Vec<crate::record::history::History> {
+        let mut histories = Vec::new();
+        if !workloads.is_empty() {
+            self.progress.phase(
+                self.clock.now_ms(),
+                "stopping workloads and reading back their writes",
             );
         }
-        let mut backends: Vec<&str> = samples
-            .iter()
-            .filter(|s| s.server != "BACKEND" && s.server != "FRONTEND")
-            .map(|s| s.proxy.as_str())
-            .collect();
-        backends.sort();
-        backends.dedup();
-        for b in backends {
-            for f in crate::load::server_flips(&samples, &name, b, &[]) {
-                cx.events.push(crate::timeline::Event {
-                    t_ms: f.t_ms,
-                    kind: "watch".into(),
-                    fault: None,
-                    message: format!("{name}: {b}/{} marked {}", f.who, f.to),
-                });
+        let mut stopped = Vec::new();
+        for (spec, netns, h) in workloads {
+            stopped.push((spec, netns, h.stop()));
+        }
+        for (spec, netns, mut hist) in stopped {
+            if *status == RunStatus::Completed || *status == RunStatus::Aborted {
+                let acked: Vec<String> = hist
+                    .ops
+                    .iter()
+                    .filter(|o| o.result == crate::record::history::OpResult::Ok && o.is_write())
+                    .map(|o| o.value.clone())
+                    .collect();
+                hist.final_read =
+                    crate::workload::final_read(&spec, netns.as_ref(), self.clock, &acked);
             }
+            self.event("workload", None, workload_summary(&hist));
+            histories.push(hist);
         }
-        watch_samples.extend(samples);
+        histories
     }
-    cx.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
 
-    // Stop probes and drain.
-    for h in handles {
-        h.stop();
-    }
-    if let Some(rx) = cx.rx.take() {
-        while let Ok(s) = rx.try_recv() {
-            cx.take_sample(s, false);
+    /// Stop the watches; a balancer's status changes go on the timeline.
+    fn stop_watches(
+        &mut self,
+        watches: Vec<(String, crate::watch::WatchHandle)>,
+    ) -> Vec<crate::record::watch::WatchSample> {
+        let mut watch_samples = Vec::new();
+        for (name, h) in watches {
+            let (samples, err) = h.stop();
+            if samples.is_empty() {
+                self.event(
+                    "watch",
+                    None,
+                    format!(
+                        "{name}: no samples{}",
+                        err.map(|e| format!(" ({e})")).unwrap_or_default()
+                    ),
+                );
+            }
+            let mut backends: Vec<&str> = samples
+                .iter()
+                .filter(|s| s.server != "BACKEND" && s.server != "FRONTEND")
+                .map(|s| s.proxy.as_str())
+                .collect();
+            backends.sort();
+            backends.dedup();
+            for b in backends {
+                for f in crate::verdict::load::server_flips(&samples, &name, b, &[]) {
+                    self.events.push(crate::record::Event {
+                        t_ms: f.t_ms,
+                        kind: "watch".into(),
+                        fault: None,
+                        message: format!("{name}: {b}/{} marked {}", f.who, f.to),
+                    });
+                }
+            }
+            watch_samples.extend(samples);
         }
+        watch_samples
     }
-    phases.end_ms = clock.now_ms();
-    if let Some(lab) = cx.lab.take() {
-        progress.phase(clock.now_ms(), "tearing the lab down");
+
+    /// Tear the lab down (when there is one).
+    fn lab_down(&mut self) {
+        let Some(lab) = self.lab.take() else {
+            return;
+        };
+        self.progress
+            .phase(self.clock.now_ms(), "tearing the lab down");
         match lab.teardown() {
-            Ok(_) => cx.event("lab", None, "torn down".into()),
-            Err(e) => cx.event(
+            Ok(_) => self.event("lab", None, "torn down".into()),
+            Err(e) => self.event(
                 "lab",
                 None,
                 format!(
@@ -1159,24 +1180,40 @@ pub fn run(
             ),
         }
     }
-    cx.samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-    let record = RunRecord {
-        samples: cx.samples,
-        events: cx.events,
-        faults: cx.faults,
-        histories,
-        watch_samples,
-        phases,
-        status,
-        status_reason: reason,
+}
+
+/// One line on a workload's history: counts, final read, latency, notes.
+fn workload_summary(hist: &crate::record::history::History) -> String {
+    use crate::record::history::OpResult;
+    let fr = match &hist.final_read {
+        Some(f) if f.ok => format!(
+            "; final read: {} value(s) from {} after {} attempt(s)",
+            f.values.len(),
+            f.endpoint,
+            f.attempts
+        ),
+        Some(f) => format!(
+            "; final read FAILED after {} attempt(s): {}",
+            f.attempts,
+            f.error.as_deref().unwrap_or("?")
+        ),
+        None => String::new(),
     };
-    let verdicts = claims::evaluate(&exp.spec.claims, &record);
-    let _ = journal.finish();
-    Ok(RunOutput {
-        run_id,
-        seed,
-        started_unix_ms: clock.wall_start_ms(),
-        record,
-        verdicts,
-    })
+    format!(
+        "{}: {} ok, {} failed, {} unknown{}{fr}{}",
+        hist.workload,
+        hist.count(OpResult::Ok),
+        hist.count(OpResult::Fail),
+        hist.count(OpResult::Info),
+        hist.latency()
+            .map(|l| format!(
+                "; latency from scheduled start p50 {:.1}ms, p99 {:.1}ms, max {:.1}ms",
+                l.p50_ms, l.p99_ms, l.max_ms
+            ))
+            .unwrap_or_default(),
+        hist.notes
+            .iter()
+            .map(|n| format!("; {n}"))
+            .collect::<String>()
+    )
 }

@@ -4,7 +4,7 @@
 
 use crate::cgroup::Mounts;
 use crate::fault::Member;
-use crate::journal::Netns;
+use crate::netns::Netns;
 use crate::lab::Lab;
 use crate::model::spec::{PickMode, TargetSpec};
 use crate::procfs::{self, ProcId};
@@ -26,6 +26,45 @@ fn process_member(id: ProcId) -> Member {
         netns,
         addrs: Vec::new(),
         lab: None,
+    }
+}
+
+/// The local front door's view for the run plan ([`crate::plan::Resolver`]): targets
+/// resolved through the lab (when there is one) and the host, placeholders through the
+/// lab, places as lab hosts.
+pub struct LocalResolver<'a> {
+    pub spec: &'a crate::model::spec::ExperimentSpec,
+    pub lab: Option<&'a Lab>,
+}
+
+impl crate::plan::Resolver for LocalResolver<'_> {
+    fn target_addrs(&self, target: &str) -> Vec<std::net::Ipv4Addr> {
+        let Some(t) = self.spec.targets.get(target) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in matches(target, t, self.lab).unwrap_or_default() {
+            for a in m.addrs {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+    fn substitute(&self, s: &str) -> String {
+        match self.lab {
+            Some(l) => l.substitute_for("", s),
+            None => s.to_string(),
+        }
+    }
+    fn place(&self, name: &str) -> Option<crate::plan::Place> {
+        let lab = self.lab?;
+        let (netns, _) = lab.host(name)?;
+        Some(crate::plan::Place {
+            netns: Netns::Named { name: netns },
+            addrs: lab.addrs(name),
+        })
     }
 }
 
@@ -185,13 +224,9 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
     Err(format!("target {name:?} selects nothing"))
 }
 
-/// splitmix64: small, seeded, reproducible.
+/// splitmix64 (kept at this path for callers; the engine's one source is [`crate::rand`]).
 pub fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rand::next(state)
 }
 
 /// Apply `pick` to the matches, deterministically for a given seed and target name.
@@ -212,10 +247,7 @@ pub fn pick_by<T>(
     seed: u64,
 ) -> Vec<T> {
     let n = items.len();
-    let mut state = seed
-        ^ name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let mut state = seed ^ crate::rand::hash(name);
     let share = |p: &crate::model::spec::Pick| {
         ((p.percent.map_or(100.0, |x| x.0) / 100.0) * n as f64).ceil() as usize
     };

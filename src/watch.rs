@@ -2,8 +2,8 @@
 //! haproxy is read through its stats socket (`show stat`): each server's status as the
 //! balancer sees it, and the sessions it has served.
 
-use crate::timeline::Clock;
-use serde::{Deserialize, Serialize};
+pub use crate::record::watch::WatchSample;
+use crate::record::Clock;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -11,24 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// One row of one sample.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchSample {
-    pub watch: String,
-    pub t_ms: f64,
-    /// The proxy (backend or frontend) name.
-    pub proxy: String,
-    /// The server name, or `FRONTEND` / `BACKEND`.
-    pub server: String,
-    /// `UP`, `DOWN`, `MAINT`, `no check`, `OPEN`, ... (the first word of haproxy's status).
-    pub status: String,
-    /// Sessions served so far (a counter).
-    pub total: u64,
-    /// Sessions in progress.
-    pub current: u64,
-}
 
 /// Parse haproxy's `show stat` CSV.
 pub fn parse_haproxy_stat(watch: &str, t_ms: f64, csv: &str) -> Vec<WatchSample> {

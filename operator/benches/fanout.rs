@@ -224,7 +224,9 @@ async fn one_round(
         7,
         60_000,
         BTreeMap::from([("pause".to_string(), placed)]),
-    );
+        &murphy_operator::run::PodView::default(),
+    )
+    .expect("a pause fault resolves");
     let select_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let t1 = Instant::now();
     run.step(agents).await;

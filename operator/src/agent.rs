@@ -29,6 +29,8 @@ pub struct InjectRequest {
     pub action: FaultAction,
     pub lease_ms: u64,
     pub seed: u64,
+    /// The fault's peers, resolved by the controller's run plan.
+    pub peer_addrs: Vec<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +138,19 @@ impl Agent {
         let env = FaultEnv {
             exe: self.exe.clone(),
             lease: Duration::from_millis(req.lease_ms) + Duration::from_secs(30),
-            peer_addrs: Vec::new(),
+            peer_addrs: req.peer_addrs.clone(),
             seed: req.seed,
             max_data_bytes: 1 << 30,
             from: None,
         };
+        let _span = tracing::info_span!(
+            "inject",
+            experiment = %req.experiment,
+            fault = %req.fault,
+            kind = req.action.kind(),
+            pod = %req.pod
+        )
+        .entered();
         let mut f = fault::build(&req.action, &env, &group);
         let label = format!("{} ({}) on {}", req.fault, req.action.kind(), req.pod);
         let mut undo = UndoLog::new(&self.journal, &group, &label)?;

@@ -80,31 +80,11 @@ pub fn crd_yaml() -> Result<String, String> {
     serde_saphyr::to_string(&crd_json()?).map_err(|e| e.to_string())
 }
 
-/// Parts of a spec only `murphy run` can do: the cluster front door refuses them, naming
-/// each field.
+/// Parts of a spec the cluster front door cannot run (the engine's
+/// [`murphy::plan::unsupported`]): it refuses them, naming each field.
 pub fn local_only_fields(spec: &murphy::model::ExperimentSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    if spec.lab.is_some() {
-        out.push("spec.lab".to_string());
-    }
-    for (name, t) in &spec.targets {
-        let l = &t.local;
-        for (set, field) in [
-            (l.lab.is_some(), "lab"),
-            (!l.members.is_empty(), "members"),
-            (l.process.is_some(), "process"),
-            (l.cgroup.is_some(), "cgroup"),
-            (l.netns.is_some(), "netns"),
-        ] {
-            if set {
-                out.push(format!("spec.targets.{name}.{field}"));
-            }
-        }
-    }
-    for (i, p) in spec.probes.iter().enumerate() {
-        if p.from.is_some() {
-            out.push(format!("spec.probes[{i}].from"));
-        }
-    }
-    out
+    murphy::plan::unsupported(spec, murphy::plan::Door::Cluster)
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect()
 }

@@ -170,6 +170,16 @@ pub fn inject_request(r: pb::InjectRequest) -> Result<InjectRequest, Status> {
             "containers: a container id is empty",
         ));
     }
+    let peer_addrs = r
+        .peer_addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.parse().map_err(|_| {
+                Status::invalid_argument(format!("peer_addrs[{i}]: {a:?} is not an IPv4 address"))
+            })
+        })
+        .collect::<Result<Vec<std::net::Ipv4Addr>, Status>>()?;
     Ok(InjectRequest {
         experiment: k.experiment,
         fault: k.fault,
@@ -186,6 +196,7 @@ pub fn inject_request(r: pb::InjectRequest) -> Result<InjectRequest, Status> {
         action,
         lease_ms: r.lease_ms,
         seed: r.seed,
+        peer_addrs,
     })
 }
 
@@ -390,13 +401,13 @@ pub async fn serve<E: NodeEngine>(
             iv.tick().await;
             for (k, r) in ticker.tick().await {
                 match r {
-                    Ok(_) => eprintln!(
-                        "murphy-agent: lease of {} ({}) on pod {} lapsed: reverted",
-                        k.fault, k.experiment, k.pod_uid
+                    Ok(_) => tracing::warn!(
+                        fault = %k.fault, experiment = %k.experiment, pod_uid = %k.pod_uid,
+                        "lease lapsed: reverted"
                     ),
-                    Err(e) => eprintln!(
-                        "murphy-agent: lease of {} ({}) lapsed; revert FAILED: {e}",
-                        k.fault, k.experiment
+                    Err(e) => tracing::error!(
+                        fault = %k.fault, experiment = %k.experiment, pod_uid = %k.pod_uid,
+                        "lease lapsed; revert FAILED: {e}"
                     ),
                 }
             }
@@ -418,13 +429,13 @@ pub async fn serve<E: NodeEngine>(
     // Stopping (SIGTERM, uninstall, a rolling update): leave nothing behind.
     for (k, r) in last.revert_all().await {
         match r {
-            Ok(_) => eprintln!(
-                "murphy-agent: stopping: reverted {} ({}) on pod {}",
-                k.fault, k.experiment, k.pod_uid
+            Ok(_) => tracing::info!(
+                fault = %k.fault, experiment = %k.experiment, pod_uid = %k.pod_uid,
+                "stopping: reverted"
             ),
-            Err(e) => eprintln!(
-                "murphy-agent: stopping: revert of {} ({}) FAILED, left in the journal for the next agent: {e}",
-                k.fault, k.experiment
+            Err(e) => tracing::error!(
+                fault = %k.fault, experiment = %k.experiment, pod_uid = %k.pod_uid,
+                "stopping: revert FAILED, left in the journal for the next agent: {e}"
             ),
         }
     }

@@ -141,7 +141,7 @@ pub async fn acquire(api: &Api<Lease>, name: &str, me: &str, duration_s: i32) {
             Ok(Ok(())) => return,
             Ok(Err(wait)) => tokio::time::sleep(wait).await,
             Err(e) => {
-                eprintln!("murphy-controller: leader election: {e}");
+                tracing::warn!("leader election: {e}");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }

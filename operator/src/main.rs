@@ -14,8 +14,26 @@ use std::path::PathBuf;
     about = "Murphy's Kubernetes front door"
 )]
 struct Cli {
+    /// Log format: `text` or `json` (one object per line). The level comes from RUST_LOG
+    /// (default `info`), e.g. `info,murphy_operator=debug`.
+    #[arg(long, global = true, env = "MURPHY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// Logs go to stderr through `tracing`, filtered by RUST_LOG (the chart's `logLevel`).
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().with_current_span(true).init();
+    } else {
+        b.init();
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,7 +125,9 @@ fn parse_node_addr(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match cli.command {
         Cmd::Crd => {
             let yaml = murphy_operator::crd::crd_yaml().map_err(anyhow::Error::msg)?;
             print!("{yaml}");

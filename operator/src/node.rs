@@ -56,15 +56,15 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
     let (agent, cleaned) = Agent::start(&o.state_dir, o.engine_exe.clone(), roots, &instance)
         .map_err(|e| anyhow::anyhow!("starting the agent in {}: {e}", o.state_dir.display()))?;
     for c in &cleaned {
-        eprintln!("murphy-agent: reverted what an earlier agent left: {c}");
+        tracing::warn!("reverted what an earlier agent left: {c}");
     }
     let svc = AgentService::new(&o.node_name, agent, cleaned);
     let listener = tokio::net::TcpListener::bind(o.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen {}: {e}", o.listen))?;
-    eprintln!(
-        "murphy-agent: node {} serving gRPC with mTLS on {}",
-        o.node_name,
+    tracing::info!(
+        node = %o.node_name,
+        "serving gRPC with mTLS on {}",
         listener.local_addr()?
     );
     if let Some(h) = o.health {
@@ -75,9 +75,7 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
         tokio::spawn(health(hl, Arc::new(move || metrics.render(&node))));
     }
     grpc::serve(listener, &tls, svc, Duration::from_millis(500), stopped()).await?;
-    eprintln!(
-        "murphy-agent: stopping; injections stay until their leases lapse under the next agent"
-    );
+    tracing::info!(node = %o.node_name, "stopped: every injection it held was reverted (any failure is logged above and stays in the journal for the next agent)");
     Ok(())
 }
 

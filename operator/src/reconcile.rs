@@ -6,7 +6,7 @@
 use crate::controller::{self, Action, Observed, ABORT_ANNOTATION, FINALIZER};
 use crate::crd::{self, Experiment};
 use crate::grpc::Agents;
-use crate::run::{ClusterRun, Placed};
+use crate::run::{ClusterRun, Placed, PodView};
 use crate::select::{self, Chosen, PodInfo};
 use crate::status::{self, ExperimentStatus, Phase};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -222,6 +222,7 @@ fn now_rfc3339() -> String {
 }
 
 /// One reconcile: observe, plan, act.
+#[tracing::instrument(skip_all, fields(experiment = %format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any())))]
 pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     let uid = exp.uid().unwrap_or_default();
     // The map is locked only to look up or change entries; each run has its own lock, held
@@ -360,7 +361,7 @@ async fn end_early(
 /// Retry a failed reconcile after a pause (kube-runtime calls this).
 pub fn error_policy(_exp: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Requeue {
     ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
-    eprintln!("murphy-controller: reconcile failed: {err}");
+    tracing::warn!("reconcile failed: {err}");
     Requeue::requeue(Duration::from_secs(5))
 }
 
@@ -455,7 +456,7 @@ async fn event(ctx: &Ctx, exp: &Experiment, t: EventType, reason: &str, action: 
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &exp.object_ref(&())).await {
-        eprintln!("murphy-controller: publishing event {reason}: {e}");
+        tracing::warn!(reason, "publishing an event failed: {e}");
     }
 }
 
@@ -539,12 +540,7 @@ fn placed(c: &Chosen, ids: &HashMap<String, Vec<(String, String)>>, addr: &str) 
 
 fn seed_of(exp: &Experiment) -> u64 {
     exp.spec.spec.seed.unwrap_or_else(|| {
-        exp.uid()
-            .unwrap_or_default()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
+        murphy::rand::hash(&exp.uid().unwrap_or_default())
     })
 }
 
@@ -649,6 +645,7 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
             (f.name.clone(), ps)
         })
         .collect();
+    let view = pod_view(ctx, spec, &opted, &chosen_by_target).await?;
     let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
     Ok(ClusterRun::start(
         uid,
@@ -657,7 +654,57 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         seed,
         ctx.lease_ms,
         targets,
-    ))
+        &view,
+    )
+    .map_err(|e| e.to_string())?)
+}
+
+/// The addresses the run plan resolves faults against: each fault target's chosen pods,
+/// and every running pod of each target a fault names as its peers (in opted-in
+/// namespaces only, like any target).
+async fn pod_view(
+    ctx: &Ctx,
+    spec: &murphy::model::ExperimentSpec,
+    opted: &BTreeSet<String>,
+    chosen_by_target: &BTreeMap<String, Vec<Chosen>>,
+) -> Result<PodView, String> {
+    let mut view = PodView::default();
+    for (t, cs) in chosen_by_target {
+        let ips = cs.iter().filter_map(|c| c.pod.ip).collect();
+        view.addrs.insert(t.clone(), ips);
+    }
+    for f in &spec.faults {
+        for peer in f.action.peer_targets() {
+            if view.addrs.contains_key(peer) {
+                continue;
+            }
+            let sel = spec
+                .targets
+                .get(peer)
+                .and_then(|t| t.pods.as_ref())
+                .ok_or_else(|| {
+                    select::SelectError::NotPods {
+                        target: peer.clone(),
+                    }
+                    .to_string()
+                })?;
+            if !opted.contains(&sel.namespace) {
+                return Err(select::SelectError::NotOptedIn {
+                    target: peer.clone(),
+                    namespace: sel.namespace.clone(),
+                }
+                .to_string());
+            }
+            let (pods, _) = list_pods(&ctx.client, sel).await?;
+            let ips = pods
+                .iter()
+                .filter(|p| p.running && !p.terminating)
+                .filter_map(|p| p.ip)
+                .collect();
+            view.addrs.insert(peer.clone(), ips);
+        }
+    }
+    Ok(view)
 }
 
 /// Faults whose window is open follow their pods: a replacement pod of a targeted
@@ -880,12 +927,9 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
     if let Some((ns, name)) = &o.leader_election {
         let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
             Api::namespaced(client.clone(), ns);
-        eprintln!(
-            "murphy-controller: {} waiting for lease {ns}/{name}",
-            o.identity
-        );
+        tracing::info!(identity = %o.identity, "waiting for lease {ns}/{name}");
         crate::leader::acquire(&leases, name, &o.identity, 15).await;
-        eprintln!("murphy-controller: {} leads", o.identity);
+        tracing::info!(identity = %o.identity, "leads");
         let (name, me) = (name.clone(), o.identity.clone());
         lost_leadership =
             Box::pin(async move { crate::leader::hold(&leases, &name, &me, 15).await });
@@ -912,7 +956,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
-                eprintln!("murphy-controller: {e}");
+                tracing::warn!("{e}");
             }
         });
     tokio::select! {

@@ -1,8 +1,10 @@
 //! One Experiment's run on a cluster, as the controller holds it between reconciles: the
-//! pods each fault chose, the probes sampling from the controller, the schedule of
-//! injections (each fault at `steadyState + at`, reverted at the end of its `duration` or
-//! of the fault phase), the injections live on agents with their leases, and the record
-//! the engine's claims are evaluated on. The same [`murphy::claims::evaluate`] judges a
+//! pods each fault chose, the probes sampling from the controller, the engine's run plan
+//! ([`murphy::plan::Plan`]: each fault at `steadyState + at`, reverted after its
+//! `duration` or at the end of the fault phase — the same windows `murphy run` keeps),
+//! each fault resolved through the plan against the pods ([`PodView`]: its peers'
+//! addresses), the injections live on agents with their leases, and the record the
+//! engine's claims are evaluated on. The same [`murphy::verdict::evaluate`] judges a
 //! cluster run and a `murphy run`.
 //!
 //! The agent calls go through [`crate::grpc::Agents`] (pooled channels, bounded fan-out);
@@ -14,6 +16,7 @@ use crate::lease::Key;
 use crate::select::Chosen;
 use murphy::claims::{self, Verdict};
 use murphy::model::spec::ExperimentSpec;
+use murphy::plan::{self, Plan, Resolved, Resolver};
 use murphy::probe::{self, ProbeHandle, ProbeSample};
 use murphy::timeline::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
 use std::collections::BTreeMap;
@@ -41,6 +44,19 @@ enum Stage {
     Done,
 }
 
+/// The cluster's view for the run plan: the IPv4 addresses of each target's pods (the
+/// fault targets' chosen pods and every running pod of a `peers` target).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodView {
+    pub addrs: BTreeMap<String, Vec<std::net::Ipv4Addr>>,
+}
+
+impl Resolver for PodView {
+    fn target_addrs(&self, target: &str) -> Vec<std::net::Ipv4Addr> {
+        self.addrs.get(target).cloned().unwrap_or_default()
+    }
+}
+
 /// One pod a fault will act on, with the agent serving its node.
 #[derive(Clone, Debug)]
 pub struct Placed {
@@ -54,6 +70,10 @@ pub struct ClusterRun {
     pub uid: String,
     pub experiment: String,
     pub spec: ExperimentSpec,
+    /// The schedule, shared with `murphy run`.
+    pub plan: Plan,
+    /// Each fault resolved through the plan (its action and peers), by name.
+    pub resolved: BTreeMap<String, Resolved>,
     pub seed: u64,
     pub lease_ms: u64,
     pub clock: Clock,
@@ -73,7 +93,9 @@ pub struct ClusterRun {
 }
 
 impl ClusterRun {
-    /// Start the run's clock and its probes (sampled from the controller).
+    /// Resolve every fault through the run plan against `view`, then start the run's clock
+    /// and its probes (sampled from the controller). A fault that cannot be resolved (its
+    /// peers have no address) refuses the whole run before anything is injected.
     pub fn start(
         uid: &str,
         experiment: &str,
@@ -81,7 +103,21 @@ impl ClusterRun {
         seed: u64,
         lease_ms: u64,
         targets: BTreeMap<String, Vec<Placed>>,
-    ) -> ClusterRun {
+        view: &PodView,
+    ) -> Result<ClusterRun, plan::PlanError> {
+        let resolved = spec
+            .faults
+            .iter()
+            .map(|f| {
+                let own: Vec<std::net::Ipv4Addr> = targets
+                    .get(&f.name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.chosen.pod.ip)
+                    .collect();
+                plan::resolve(f, &own, view).map(|r| (f.name.clone(), r))
+            })
+            .collect::<Result<_, _>>()?;
         let clock = Clock::start();
         let (tx, rx) = channel();
         let probes = spec
@@ -122,6 +158,8 @@ impl ClusterRun {
             uid: uid.into(),
             experiment: experiment.into(),
             started_unix_ms: clock.wall_start_ms(),
+            plan: Plan::new(&spec),
+            resolved,
             spec,
             seed,
             lease_ms,
@@ -138,7 +176,7 @@ impl ClusterRun {
             result: None,
         };
         run.event("phase", None, "steady state".into());
-        run
+        Ok(run)
     }
 
     pub fn now_ms(&self) -> f64 {
@@ -170,29 +208,27 @@ impl ClusterRun {
     }
 
     fn steady_ms(&self) -> f64 {
-        self.spec.steady_duration().as_secs_f64() * 1000.0
+        self.plan.steady.as_secs_f64() * 1000.0
     }
 
+    /// When the fault phase ends: when it is over and every window has closed (the plan).
     fn fault_phase_end_ms(&self) -> f64 {
-        self.steady_ms() + self.spec.fault_phase().as_secs_f64() * 1000.0
+        self.steady_ms() + self.plan.faults_end().as_secs_f64() * 1000.0
     }
 
     /// How long the run lasts from its start: steady state, fault phase, observation.
     pub fn length_ms(spec: &ExperimentSpec) -> u64 {
-        (spec.steady_duration() + spec.fault_phase() + spec.observe_after()).as_millis() as u64
+        Plan::new(spec).length().as_millis() as u64
     }
 
-    /// (start, end) of a fault's window on the run clock.
-    fn window(&self, name: &str) -> Option<(f64, f64)> {
-        let f = self.spec.fault(name)?;
-        let start = self.steady_ms() + f.at.as_std().as_secs_f64() * 1000.0;
-        let end = f
-            .duration
-            .map_or(self.fault_phase_end_ms(), |d| {
-                start + d.as_std().as_secs_f64() * 1000.0
-            })
-            .min(self.fault_phase_end_ms());
-        Some((start, end))
+    /// (start, end) of a fault's scheduled window on the run clock, from the plan.
+    pub fn window(&self, name: &str) -> Option<(f64, f64)> {
+        let (start, end) = self.plan.span(self.plan.window(name)?);
+        let steady = self.steady_ms();
+        Some((
+            steady + start.as_secs_f64() * 1000.0,
+            steady + end.as_secs_f64() * 1000.0,
+        ))
     }
 
     /// Injections whose lease has not run out: the only ones that can still be in effect.
@@ -269,7 +305,11 @@ impl ClusterRun {
         let Some(spec) = self.spec.fault(fault).cloned() else {
             return;
         };
-        let action_json = serde_json::to_string(&spec.action).unwrap_or_default();
+        let (action, peers) = match self.resolved.get(fault) {
+            Some(r) => (&r.action, r.peers.iter().map(|a| a.to_string()).collect()),
+            None => (&spec.action, Vec::new()),
+        };
+        let action_json = serde_json::to_string(action).unwrap_or_default();
         let calls: Vec<(String, pb::InjectRequest)> = placed
             .iter()
             .map(|p| {
@@ -291,6 +331,7 @@ impl ClusterRun {
                         action_json: action_json.clone(),
                         lease_ms: self.lease_ms,
                         seed: self.seed,
+                        peer_addrs: peers.clone(),
                     },
                 )
             })
@@ -556,21 +597,21 @@ impl ClusterRun {
         self.rx = None;
         let now = self.now_ms();
         let steady = self.steady_ms();
-        let rec = RunRecord {
-            samples: std::mem::take(&mut self.samples),
-            events: std::mem::take(&mut self.events),
-            faults: self.faults.clone(),
-            histories: Vec::new(),
-            watch_samples: Vec::new(),
-            phases: Phases {
+        let rec = RunRecord::assemble(
+            std::mem::take(&mut self.samples),
+            std::mem::take(&mut self.events),
+            self.faults.clone(),
+            Vec::new(),
+            Vec::new(),
+            Phases {
                 steady_start_ms: 0.0,
                 faults_start_ms: Some(steady),
                 faults_end_ms: Some(self.fault_phase_end_ms().min(now)),
                 end_ms: now,
             },
             status,
-            status_reason: reason,
-        };
+            reason,
+        );
         let verdicts = claims::evaluate(&self.spec.claims, &rec);
         (rec, verdicts)
     }
@@ -603,4 +644,62 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 /// The controller's agent pool from its TLS files.
 pub fn agents(tls: &crate::certs::Bundle, server_name: &str) -> Agents {
     Agents::new(grpc::client_tls(tls, server_name), CALL_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec as both doors read it (deserialized; the plan needs no rules of its own).
+    fn spec() -> ExperimentSpec {
+        serde_json::from_value(serde_json::json!({
+            "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+            "duration": "5s",
+            "steadyState": {"duration": "2s"},
+            "faults": [
+                {"name": "pause", "target": "web", "kind": "process-pause", "at": "1s", "duration": "2s"},
+                {"name": "kill", "target": "web", "kind": "process-kill", "at": "3s"},
+                {"name": "long", "target": "web", "kind": "process-pause", "at": "4s", "duration": "6s"}
+            ]
+        }))
+        .expect("spec")
+    }
+
+    #[test]
+    fn the_cluster_keeps_the_windows_of_the_shared_plan_that_murphy_run_keeps() {
+        let spec = spec();
+        let run = ClusterRun::start(
+            "uid",
+            "shop/x",
+            spec.clone(),
+            1,
+            30_000,
+            BTreeMap::new(),
+            &PodView::default(),
+        )
+        .expect("start");
+        // What `murphy run` does with the same spec: the plan's windows, injected at `at`
+        // and reverted at `revert_at` (from the steady state's end).
+        let local = Plan::new(&spec);
+        let steady_ms = spec.steady_duration().as_secs_f64() * 1000.0;
+        for f in &spec.faults {
+            let w = local.window(&f.name).expect("window");
+            let (s, e) = local.span(w);
+            let want = (
+                steady_ms + s.as_secs_f64() * 1000.0,
+                steady_ms + local.revert_at(w, s).as_secs_f64() * 1000.0,
+            );
+            assert_eq!(run.window(&f.name), Some(want), "{}", f.name);
+            assert_eq!(e, local.revert_at(w, s));
+        }
+        // A window past `spec.duration` is kept whole on both doors (it was cut on a
+        // cluster before), and the run lasts until it closes.
+        assert_eq!(run.window("long"), Some((6_000.0, 12_000.0)));
+        assert_eq!(run.window("kill"), Some((5_000.0, 7_000.0)));
+        assert_eq!(
+            ClusterRun::length_ms(&spec),
+            (spec.steady_duration() + Duration::from_secs(10) + spec.observe_after()).as_millis()
+                as u64
+        );
+    }
 }

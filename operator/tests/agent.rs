@@ -35,6 +35,7 @@ fn pause(lease_ms: u64) -> InjectRequest {
         }),
         lease_ms,
         seed: 1,
+        peer_addrs: Vec::new(),
     }
 }
 
@@ -112,4 +113,114 @@ fn a_restarted_agent_reverts_what_its_predecessor_left() {
     );
     assert_eq!(b.active(), 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two peer "pods" (network namespaces) wired to the target pod's namespace by veth
+/// pairs, removed in Drop.
+struct Peers {
+    names: Vec<String>,
+}
+
+impl Peers {
+    /// Peer `i` gets 10.211.<i>.2/30, the pod's side 10.211.<i>.1/30.
+    fn wire(pod_pid: i32, n: u8) -> Peers {
+        let mut names = Vec::new();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("spawn");
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        for i in 1..=n {
+            let ns = format!("murphy-peer{i}-{}", std::process::id());
+            run(&["ip", "netns", "add", &ns]);
+            names.push(ns.clone());
+            let (pod_if, peer_if) = (format!("mp{i}"), format!("mq{i}"));
+            run(&[
+                "ip", "link", "add", &pod_if, "netns", &pod_pid.to_string(), "type", "veth",
+                "peer", "name", &peer_if, "netns", &ns,
+            ]);
+            let pid = pod_pid.to_string();
+            let pod_ip = format!("10.211.{i}.1/30");
+            let peer_ip = format!("10.211.{i}.2/30");
+            run(&["nsenter", "-t", &pid, "-n", "ip", "addr", "add", &pod_ip, "dev", &pod_if]);
+            run(&["nsenter", "-t", &pid, "-n", "ip", "link", "set", &pod_if, "up"]);
+            run(&["nsenter", "-t", &pid, "-n", "ip", "link", "set", "lo", "up"]);
+            run(&["ip", "-n", &ns, "addr", "add", &peer_ip, "dev", &peer_if]);
+            run(&["ip", "-n", &ns, "link", "set", &peer_if, "up"]);
+        }
+        Peers { names }
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+    }
+}
+
+/// Whether the pod's namespace reaches `ip` (one ping, 1 s).
+fn reaches(pod_pid: i32, ip: &str) -> bool {
+    std::process::Command::new("nsenter")
+        .args(["-t", &pod_pid.to_string(), "-n", "ping", "-c1", "-W1", "-q", ip])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The nftables tables in the pod's namespace.
+fn tables(pod_pid: i32) -> String {
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pod_pid.to_string(), "-n", "nft", "list", "tables"])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_cluster_partition_with_peers_cuts_only_those_peers() {
+    let (tree, pid, dir) = setup("peers");
+    let _peers = Peers::wire(pid, 2);
+    assert!(reaches(pid, "10.211.1.2") && reaches(pid, "10.211.2.2"), "wired");
+    let (mut a, _) = agent(&tree, &dir, "one");
+    let req = InjectRequest {
+        fault: "cut-db".into(),
+        action: FaultAction::NetworkPartition(murphy::model::spec::NetworkPartition {
+            peers: vec!["db".into()],
+            ..Default::default()
+        }),
+        // What the controller's run plan resolved the `db` target to.
+        peer_addrs: vec!["10.211.1.2".parse().expect("ip")],
+        ..pause(60_000)
+    };
+    let ev = a.inject(&req, 0).expect("inject");
+    assert!(ev.contains("murphy_"), "the evidence is the nft table: {ev}");
+    assert!(!reaches(pid, "10.211.1.2"), "the named peer is cut off");
+    assert!(reaches(pid, "10.211.2.2"), "any other address still answers");
+    a.revert("shop/pause-web", "cut-db", UID).expect("revert");
+    assert!(reaches(pid, "10.211.1.2"), "the peer is back after revert");
+    assert!(!tables(pid).contains("murphy_"), "no table left: {}", tables(pid));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn peers_that_resolved_to_nothing_are_refused_by_the_plan_not_cut_as_everything() {
+    // The controller resolves through the engine's plan; an empty peer set is an error
+    // there, so no request ever asks the agent to cut a pod off from everything.
+    use murphy::plan::{resolve, PlanError, Resolver};
+    struct Nobody;
+    impl Resolver for Nobody {
+        fn target_addrs(&self, _: &str) -> Vec<std::net::Ipv4Addr> {
+            Vec::new()
+        }
+    }
+    let f: murphy::model::spec::FaultSpec = serde_json::from_value(serde_json::json!({
+        "name": "cut-db", "target": "web", "kind": "network-partition", "peers": ["db"]
+    }))
+    .expect("fault");
+    assert!(matches!(resolve(&f, &[], &Nobody), Err(PlanError::NoPeers { .. })));
 }

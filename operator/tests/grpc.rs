@@ -52,6 +52,7 @@ fn pause(lease_ms: u64, uid: &str) -> pb::InjectRequest {
         action_json: r#"{"kind":"process-pause","method":"signal"}"#.into(),
         lease_ms,
         seed: 1,
+        peer_addrs: Vec::new(),
     }
 }
 

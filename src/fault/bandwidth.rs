@@ -5,7 +5,8 @@
 
 use super::netutil;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
-use crate::journal::{Netns, UndoAction};
+use crate::journal::UndoAction;
+use crate::netns::Netns;
 use serde_json::Value;
 
 pub struct Bandwidth {

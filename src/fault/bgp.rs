@@ -7,7 +7,7 @@
 
 use super::hog::{Hog, Lines};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
-use crate::journal::Netns;
+use crate::netns::Netns;
 use crate::model::spec::{BgpAnnounce, BgpMode};
 use serde_json::json;
 use std::net::Ipv4Addr;

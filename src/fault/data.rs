@@ -32,21 +32,6 @@ pub fn root_of(m: &Member) -> PathBuf {
     }
 }
 
-pub(crate) fn wildcard(pat: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pat.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
 /// Expand an absolute pattern (`*` and `?` within components) under `root`.
 pub fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
     let mut current = vec![root.to_path_buf()];
@@ -57,7 +42,7 @@ pub fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
                 let Ok(rd) = fs::read_dir(dir) else { continue };
                 let mut names: Vec<String> = rd
                     .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .filter(|n| wildcard(comp, n))
+                    .filter(|n| crate::glob::wildcard(comp, n))
                     .collect();
                 names.sort();
                 next.extend(names.into_iter().map(|n| dir.join(n)));
@@ -315,7 +300,7 @@ impl Fault for Wipe {
 
 /// splitmix64 over a seed.
 fn rng(state: &mut u64) -> u64 {
-    crate::target::next_random(state)
+    crate::rand::next(state)
 }
 
 fn seed_for(seed: u64, path: &Path) -> u64 {

@@ -39,7 +39,7 @@ impl Hog {
     pub fn spawn_in(
         exe: &Path,
         args: &[String],
-        netns: &crate::journal::Netns,
+        netns: &crate::netns::Netns,
     ) -> Result<(Hog, Lines), String> {
         let fd = netns
             .open()
@@ -140,7 +140,7 @@ impl Drop for Hog {
 pub fn start_in(
     exe: &Path,
     args: &[String],
-    netns: &crate::journal::Netns,
+    netns: &crate::netns::Netns,
     undo: &mut super::UndoLog<'_>,
     ready: &str,
     within: Duration,

@@ -6,7 +6,8 @@
 
 use super::netutil::{self, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
-use crate::journal::{Netns, UndoAction};
+use crate::journal::UndoAction;
+use crate::netns::Netns;
 
 pub struct LinkDown {
     asked: Vec<String>,

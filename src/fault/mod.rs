@@ -25,7 +25,8 @@ pub mod process_pause;
 pub mod route;
 pub mod storage;
 
-use crate::journal::{Journal, Netns, RevertEnv, UndoAction};
+use crate::journal::{Journal, RevertEnv, UndoAction};
+use crate::netns::Netns;
 use crate::model::spec::FaultAction;
 use crate::procfs::ProcId;
 use serde::{Deserialize, Serialize};

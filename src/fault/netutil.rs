@@ -3,7 +3,8 @@
 //! caller runs a changing command through [`ip`].
 
 use super::{FaultError, Member};
-use crate::journal::{run_in_netns, Netns};
+use crate::journal::run_in_netns;
+use crate::netns::Netns;
 use serde_json::Value;
 
 /// Distinct network namespaces of the members, in order.

@@ -4,7 +4,8 @@
 //! touched. Rules are fed to `nft -j -f -` as JSON on stdin, never as a command string.
 
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
-use crate::journal::{Netns, UndoAction};
+use crate::journal::UndoAction;
+use crate::netns::Netns;
 use crate::model::spec::Direction;
 use crate::model::validate::parse_cidr;
 use serde_json::{json, Value};

@@ -6,7 +6,8 @@
 
 use super::netutil::{self, first_addr, route_get, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
-use crate::journal::{run_in_netns, Netns, UndoAction};
+use crate::journal::{run_in_netns, UndoAction};
+use crate::netns::Netns;
 use crate::model::spec::BlackholeKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,12 +164,9 @@ fn set_routes(routes: &[(Netns, Vec<String>)], present: bool) -> Result<(), Stri
     Ok(())
 }
 
-/// A seeded xorshift step: the next jitter draw in [-1, 1).
+/// The next seeded jitter draw in [-1, 1).
 fn draw(state: &mut u64) -> f64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    crate::rand::unit(state) * 2.0 - 1.0
 }
 
 impl Fault for RouteFlap {

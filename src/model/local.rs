@@ -158,19 +158,19 @@ pub struct LabProcess {
 #[serde(rename_all = "camelCase")]
 pub struct Readiness {
     #[serde(flatten)]
-    pub check: super::spec::Check,
+    pub check: super::check::Check,
     /// Give up after this long (default 15s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
 }
 
 impl Readiness {
-    pub fn check(&self) -> super::spec::Check {
+    pub fn check(&self) -> super::check::Check {
         self.check.clone()
     }
     /// The check with `{address}` replaced by the host's address (so one process
     /// definition can be shared by every host of a cluster through a YAML anchor).
-    pub fn check_at(&self, address: &str) -> super::spec::Check {
+    pub fn check_at(&self, address: &str) -> super::check::Check {
         let mut c = self.check.clone();
         if let Some(h) = c.http.as_mut() {
             h.url = h.url.replace("{address}", address);

@@ -1,5 +1,8 @@
 //! Experiment model: the manifest types, typed quantities, parsing with located errors,
 //! and semantic validation. Pure data: nothing here touches the system.
+pub mod check;
+pub mod diag;
+pub mod io;
 pub mod local;
 pub mod parse;
 pub mod quantity;

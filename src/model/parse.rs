@@ -5,95 +5,11 @@
 //! against the schema derived from the types (every unknown key is reported, not only the
 //! first) → typed value (type errors carry a path) → semantic validation ([`super::validate`]).
 
+pub use super::diag::{Diagnostic, FieldPath, Seg};
 use super::spec::Experiment;
 use serde_json::Value;
 use serde_saphyr::granit_parser::{Event, Parser};
 use std::collections::HashMap;
-use std::fmt;
-
-/// One segment of a field path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A field path such as `spec.faults[0].target`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FieldPath(pub Vec<Seg>);
-
-impl FieldPath {
-    pub fn root() -> Self {
-        FieldPath(Vec::new())
-    }
-    pub fn key(&self, k: &str) -> Self {
-        let mut v = self.0.clone();
-        v.push(Seg::Key(k.to_string()));
-        FieldPath(v)
-    }
-    pub fn index(&self, i: usize) -> Self {
-        let mut v = self.0.clone();
-        v.push(Seg::Index(i));
-        FieldPath(v)
-    }
-    /// Parse the display form (`spec.faults[0].target`).
-    pub fn parse(s: &str) -> Self {
-        let mut segs = Vec::new();
-        for part in s.split('.').filter(|p| !p.is_empty()) {
-            let mut rest = part;
-            if let Some(b) = rest.find('[') {
-                if b > 0 {
-                    segs.push(Seg::Key(rest[..b].to_string()));
-                }
-                rest = &rest[b..];
-                while let Some(stripped) = rest.strip_prefix('[') {
-                    let Some(end) = stripped.find(']') else { break };
-                    if let Ok(i) = stripped[..end].parse() {
-                        segs.push(Seg::Index(i));
-                    }
-                    rest = &stripped[end + 1..];
-                }
-            } else {
-                segs.push(Seg::Key(rest.to_string()));
-            }
-        }
-        FieldPath(segs)
-    }
-}
-
-impl fmt::Display for FieldPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return write!(f, "(document)");
-        }
-        for (i, s) in self.0.iter().enumerate() {
-            match s {
-                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
-                Seg::Key(k) => write!(f, ".{k}")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A problem with an experiment file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagnostic {
-    pub path: FieldPath,
-    pub message: String,
-    /// 1-based line and column of the offending node, when known.
-    pub location: Option<(usize, usize)>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((l, c)) => write!(f, "{}:{}: {}: {}", l, c, self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
 
 /// Locations of every node in a YAML document, by field path. Mapping entries point at
 /// their key, so "unknown field" and "wrong value" both land on the right line.
@@ -320,17 +236,6 @@ fn walk(value: &Value, schema: &Value, root: &Value, path: &FieldPath, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn field_paths_display_and_parse() {
-        let p = FieldPath::root()
-            .key("spec")
-            .key("faults")
-            .index(2)
-            .key("target");
-        assert_eq!(p.to_string(), "spec.faults[2].target");
-        assert_eq!(FieldPath::parse("spec.faults[2].target"), p);
-    }
 
     #[test]
     fn source_map_points_at_keys_and_items() {

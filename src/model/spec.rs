@@ -7,6 +7,7 @@
 //!
 //! This module must never perform I/O or depend on Kubernetes crates.
 
+pub use super::check::{Check, CommandCheck, HttpCheck, TcpCheck};
 use super::local::{LabSpec, LocalTarget};
 use super::quantity::{BitRate, ByteRate, ByteSize, Duration, Percent, Rate};
 use schemars::JsonSchema;
@@ -367,51 +368,6 @@ pub struct ProbeSpec {
     pub check: Check,
 }
 
-/// One check: exactly one of `http`, `tcp` or `command`.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Check {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpCheck>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<TcpCheck>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<CommandCheck>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpCheck {
-    /// `http://host:port/path` (plain HTTP/1.1).
-    pub url: String,
-    /// Accepted status codes (default: any 2xx or 3xx).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub status: Vec<u16>,
-    /// The body must contain this text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_contains: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TcpCheck {
-    /// `ip:port` to connect to.
-    pub address: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CommandCheck {
-    /// Program and arguments; never passed through a shell.
-    pub argv: Vec<String>,
-    /// Exit code that counts as healthy (default 0).
-    #[serde(default)]
-    pub exit_code: i32,
-    /// Standard output must also contain this text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_contains: Option<String>,
-}
-
 /// One fault: what, where, when, for how long.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -499,6 +455,48 @@ pub enum FaultAction {
 }
 
 impl FaultAction {
+    /// The targets whose members' addresses this fault acts on, besides its own target:
+    /// the peers a partition cuts, a packet filter's peers, a site's allowed targets.
+    pub fn peer_targets(&self) -> &[String] {
+        use FaultAction as A;
+        match self {
+            A::NetworkPartition(p) => &p.peers,
+            A::BgpSessionDrop(b) => &b.peers,
+            A::SiteFailure(s) => &s.allow_targets,
+            A::NetworkDelay(d) => &d.filter.peers,
+            A::NetworkLoss(l) => &l.filter.peers,
+            A::NetworkCorrupt(c) => &c.filter.peers,
+            A::NetworkDuplicate(d) => &d.filter.peers,
+            A::NetworkReorder(r) => &r.filter.peers,
+            _ => &[],
+        }
+    }
+
+    /// The file paths this fault touches (data, config and storage faults), to be
+    /// resolved by the front door (a lab's `{data:<host>}` placeholders).
+    pub fn paths_mut(&mut self) -> Vec<&mut String> {
+        use FaultAction as A;
+        match self {
+            A::DataWipe(d) => d.paths.iter_mut().collect(),
+            A::DataCorrupt(d) => d.paths.iter_mut().collect(),
+            A::ConfigCorrupt(c) => vec![&mut c.path],
+            A::StorageStall(f) => f.paths.iter_mut().collect(),
+            A::IoThrottle(t) => vec![&mut t.path],
+            A::IoLatency(f) => f.paths.iter_mut().collect(),
+            A::IoError(f) => f.paths.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The place this fault acts from when that is not its target: the lab host of
+    /// `bgp-announce`'s speaker.
+    pub fn acts_from(&self) -> Option<&str> {
+        match self {
+            FaultAction::BgpAnnounce(b) => Some(&b.from),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             FaultAction::ProcessKill(_) => "process-kill",
@@ -714,7 +712,7 @@ pub struct ConfigSet {
 pub struct StorageStall {
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ops: Vec<crate::ptrace::IoOp>,
+    pub ops: Vec<super::io::IoOp>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -722,7 +720,7 @@ pub struct StorageStall {
 pub struct IoLatency {
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ops: Vec<crate::ptrace::IoOp>,
+    pub ops: Vec<super::io::IoOp>,
     /// Added to every matching operation, e.g. "20ms".
     pub delay: Duration,
     /// Uniform ± spread around `delay` (default none).
@@ -735,7 +733,7 @@ pub struct IoLatency {
 pub struct IoError {
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ops: Vec<crate::ptrace::IoOp>,
+    pub ops: Vec<super::io::IoOp>,
     /// Errno name: EIO, ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EAGAIN, EINTR, ENOMEM, EBUSY,
     /// ENOENT, EBADF.
     pub errno: String,

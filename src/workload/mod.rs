@@ -13,10 +13,10 @@ pub mod net;
 pub mod pg;
 pub mod redis;
 
-use crate::history::{FinalRead, History, Op, OpResult};
-use crate::journal::Netns;
+use crate::record::history::{FinalRead, History, Op, OpResult};
+use crate::netns::Netns;
 use crate::model::spec::WorkloadSpec;
-use crate::timeline::Clock;
+use crate::record::Clock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};

@@ -1,5 +1,10 @@
-//! One clock and one record for a run: probe samples, fault stages, lab and guardrail
-//! events. Claims are evaluated on a finished [`RunRecord`]; reports render it.
+//! The record of a run: one clock and plain data — probe samples, fault stages, lab and
+//! guardrail events, workload histories, watch samples. Claims are evaluated on a
+//! finished [`RunRecord`] ([`crate::verdict`]); reports render it. This layer imports
+//! nothing of Murphy above it: no faults, runner, lab, probes, workloads or I/O.
+
+pub mod history;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -120,10 +125,10 @@ pub struct RunRecord {
     pub faults: Vec<FaultRecord>,
     /// Workload histories (operations and final reads).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub histories: Vec<crate::history::History>,
+    pub histories: Vec<history::History>,
     /// Samples of `spec.watches` (e.g. a balancer's view of its backends).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub watch_samples: Vec<crate::watch::WatchSample>,
+    pub watch_samples: Vec<watch::WatchSample>,
     pub phases: Phases,
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +136,32 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The finished record from its parts, as both front doors build it: samples in time
+    /// order, everything else as recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        mut samples: Vec<Sample>,
+        events: Vec<Event>,
+        faults: Vec<FaultRecord>,
+        histories: Vec<history::History>,
+        watch_samples: Vec<watch::WatchSample>,
+        phases: Phases,
+        status: RunStatus,
+        status_reason: Option<String>,
+    ) -> RunRecord {
+        samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        RunRecord {
+            samples,
+            events,
+            faults,
+            histories,
+            watch_samples,
+            phases,
+            status,
+            status_reason,
+        }
+    }
+
     pub fn samples_of<'a>(&'a self, probe: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.probe == probe)
     }
@@ -152,7 +183,7 @@ impl RunRecord {
                 }),
         }
     }
-    pub fn history(&self, workload: &str) -> Option<&crate::history::History> {
+    pub fn history(&self, workload: &str) -> Option<&history::History> {
         self.histories.iter().find(|h| h.workload == workload)
     }
 }

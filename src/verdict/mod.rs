@@ -3,12 +3,19 @@
 //!
 //! No data is never a pass: an empty window, a fault that was not confirmed, or a run that
 //! stopped early makes a claim inconclusive rather than held.
+//!
+//! The verdict layer reads the record ([`crate::record`]) and the model; it never imports
+//! the fault engine, the runner, the lab, probes or workloads. Probe claims live here,
+//! history claims in [`history`], load and balancer claims in [`load`].
+
+pub mod history;
+pub mod load;
 
 use crate::model::spec::{
     AvailabilityClaim, ClaimCheck, ClaimSpec, IndependentOfClaim, LatencyClaim, RecoversClaim,
     Window,
 };
-use crate::timeline::{RunRecord, RunStatus, Sample};
+use crate::record::{RunRecord, RunStatus, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -44,10 +51,10 @@ pub struct Verdict {
     pub figures: BTreeMap<String, f64>,
     /// Acknowledged writes missing from the final read, one by one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lost_writes: Vec<crate::history::WriteRef>,
+    pub lost_writes: Vec<self::history::WriteRef>,
     /// Writes whose outcome the client could not know (not losses).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub indeterminate_writes: Vec<crate::history::WriteRef>,
+    pub indeterminate_writes: Vec<self::history::WriteRef>,
 }
 
 pub(crate) fn verdict(
@@ -108,7 +115,7 @@ pub fn window_span(
         }
     }
     let injected: Vec<f64> = faults.iter().filter_map(|f| f.injected_ms).collect();
-    let reverted = |f: &&crate::timeline::FaultRecord| {
+    let reverted = |f: &&crate::record::FaultRecord| {
         f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end)
     };
     match window {
@@ -684,22 +691,22 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 ClaimCheck::Availability(a) => availability(c, a, rec),
                 ClaimCheck::Recovers(r) => recovers(c, r, rec),
                 ClaimCheck::Latency(l) if l.workload.is_some() => {
-                    crate::load::workload_latency(c, l, rec)
+                    self::load::workload_latency(c, l, rec)
                 }
                 ClaimCheck::Latency(l) => latency(c, l, rec),
-                ClaimCheck::ErrorRate(e) => crate::load::error_rate(c, e, rec),
-                ClaimCheck::NoFlapping(n) => crate::load::no_flapping(c, n, rec),
-                ClaimCheck::CapacityShare(x) => crate::load::capacity_share(c, x, rec),
+                ClaimCheck::ErrorRate(e) => self::load::error_rate(c, e, rec),
+                ClaimCheck::NoFlapping(n) => self::load::no_flapping(c, n, rec),
+                ClaimCheck::CapacityShare(x) => self::load::capacity_share(c, x, rec),
                 ClaimCheck::NoAckedWriteLoss(w) => {
-                    crate::history::no_acked_write_loss(c, &w.workload, rec)
+                    self::history::no_acked_write_loss(c, &w.workload, rec)
                 }
-                ClaimCheck::WriteAvailability(w) => crate::history::write_availability(c, w, rec),
-                ClaimCheck::SinglePrimary(s) => crate::history::single_primary(c, s, rec),
-                ClaimCheck::BlastRadius(b) => crate::history::blast_radius(c, b, rec),
+                ClaimCheck::WriteAvailability(w) => self::history::write_availability(c, w, rec),
+                ClaimCheck::SinglePrimary(s) => self::history::single_primary(c, s, rec),
+                ClaimCheck::BlastRadius(b) => self::history::blast_radius(c, b, rec),
                 ClaimCheck::Restores(r) => restores(c, r, rec),
-                ClaimCheck::RecoveryPoint(r) => crate::history::recovery_point(c, r, rec),
+                ClaimCheck::RecoveryPoint(r) => self::history::recovery_point(c, r, rec),
                 ClaimCheck::EventuallyDelivered(w) => {
-                    crate::history::eventually_delivered(c, &w.workload, rec)
+                    self::history::eventually_delivered(c, &w.workload, rec)
                 }
                 ClaimCheck::Detects(d) => detects(c, d, rec),
                 ClaimCheck::IndependentOf(i) => independent_of(c, i, rec),
@@ -736,7 +743,7 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
 mod tests {
     use super::*;
     use crate::model::quantity::{Duration, Percent};
-    use crate::timeline::{FaultRecord, Phases};
+    use crate::record::{FaultRecord, Phases};
     use proptest::prelude::*;
 
     #[test]
@@ -759,7 +766,7 @@ mod tests {
         r.phases.end_ms = 20_000.0;
         // Nothing logged: failed, the window passed.
         assert_eq!(detects(&claim, &d, &r).outcome, Outcome::Failed);
-        let ev = |t: f64, line: &str| crate::timeline::Event {
+        let ev = |t: f64, line: &str| crate::record::Event {
             t_ms: t,
             kind: "detected".into(),
             fault: None,
@@ -775,7 +782,7 @@ mod tests {
         assert_eq!(v.figures["detectedAfterMs"], 2000.0);
         // Another process's log does not count; too late fails.
         r.events.clear();
-        r.events.push(crate::timeline::Event {
+        r.events.push(crate::record::Event {
             t_ms: 2000.0,
             kind: "detected".into(),
             fault: None,

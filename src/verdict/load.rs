@@ -2,15 +2,15 @@
 //! balancer's backends (or of a probe), and how evenly instances share the load. Pure
 //! functions of the finished run record; no data is never a pass.
 
-use crate::claims::{
+use crate::verdict::{
     no_verdict, percentile, span_or_verdict, verdict, window_name, Outcome, Verdict,
 };
-use crate::history::{History, Op, OpResult};
+use crate::record::history::{History, Op, OpResult};
 use crate::model::spec::{
     CapacityShareClaim, ClaimSpec, ErrorRateClaim, LatencyClaim, NoFlappingClaim,
 };
-use crate::timeline::RunRecord;
-use crate::watch::WatchSample;
+use crate::record::RunRecord;
+use crate::record::watch::WatchSample;
 use std::collections::BTreeMap;
 
 fn ops_in(h: &History, span: (f64, f64)) -> Vec<&Op> {
@@ -134,7 +134,7 @@ pub fn workload_latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) ->
         return inconclusive(format!("workload {name:?} made no operations {wname}"));
     };
     let bound = l.below.as_millis_f64();
-    let hdr = crate::history::LatencySummary::of(&lat);
+    let hdr = crate::record::history::LatencySummary::of(&lat);
     let mut figures = BTreeMap::from([
         ("percentileMs".to_string(), p),
         ("boundMs".to_string(), bound),
@@ -433,7 +433,7 @@ mod tests {
     }
 
     fn record(ops: Vec<Op>) -> RunRecord {
-        use crate::timeline::{FaultRecord, Phases, RunStatus};
+        use crate::record::{FaultRecord, Phases, RunStatus};
         RunRecord {
             samples: vec![],
             events: vec![],

@@ -1,0 +1,50 @@
+//! Checks: what a probe, a role probe or a lab process's readiness asks of a system
+//! (`http`, `tcp` or `command`). Shared by the experiment spec and the lab spec.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One check: exactly one of `http`, `tcp` or `command`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandCheck>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    /// `http://host:port/path` (plain HTTP/1.1).
+    pub url: String,
+    /// Accepted status codes (default: any 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+    /// The body must contain this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpCheck {
+    /// `ip:port` to connect to.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandCheck {
+    /// Program and arguments; never passed through a shell.
+    pub argv: Vec<String>,
+    /// Exit code that counts as healthy (default 0).
+    #[serde(default)]
+    pub exit_code: i32,
+    /// Standard output must also contain this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_contains: Option<String>,
+}

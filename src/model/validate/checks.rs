@@ -1,0 +1,111 @@
+//! Rules on checks, what asks a system whether it is healthy: a check itself (`http`,
+//! `tcp` or `command`), the probes of `spec.probes`, and the role probes that tell a
+//! target's primary from its replicas.
+
+use super::common::{check_argv, unique};
+use super::values::parse_http_url;
+use super::{Ctx, V};
+use crate::model::diag::FieldPath;
+use crate::model::spec::{Check, ProbeSpec, RoleProbe, TargetSpec};
+use std::net::SocketAddr;
+
+/// One check: exactly one of `http`, `tcp` or `command`, each well formed.
+pub(super) fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
+    let n = [c.http.is_some(), c.tcp.is_some(), c.command.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if n != 1 {
+        v.err(
+            path.clone(),
+            format!("needs exactly one of `http`, `tcp` or `command` (found {n})"),
+        );
+    }
+    if let Some(h) = &c.http {
+        if let Err(e) = parse_http_url(&h.url) {
+            v.err(path.key("http").key("url"), e);
+        }
+        for (i, s) in h.status.iter().enumerate() {
+            if !(100..=599).contains(s) {
+                v.err(
+                    path.key("http").key("status").index(i),
+                    format!("{s} is not an HTTP status code"),
+                );
+            }
+        }
+    }
+    if let Some(t) = &c.tcp {
+        if t.address.parse::<SocketAddr>().is_err() {
+            v.err(
+                path.key("tcp").key("address"),
+                format!("{:?} is not an ip:port address", t.address),
+            );
+        }
+    }
+    if let Some(cmd) = &c.command {
+        check_argv(v, path.key("command").key("argv"), &cmd.argv);
+    }
+}
+
+/// `spec.probes`: unique names, then each probe.
+pub(super) fn check_probes(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
+    let spec = ctx.spec;
+    unique(
+        v,
+        sp.key("probes"),
+        spec.probes.iter().map(|p| p.name.as_str()),
+        "probe",
+    );
+    for (i, p) in spec.probes.iter().enumerate() {
+        check_probe(v, ctx, &sp.key("probes").index(i), p);
+    }
+}
+
+fn check_probe(v: &mut V, ctx: &Ctx, pp: &FieldPath, p: &ProbeSpec) {
+    check_check(v, pp, &p.check);
+    if let Some(iv) = p.interval {
+        if iv.as_std() < std::time::Duration::from_millis(10) {
+            v.err(pp.key("interval"), "must be at least 10ms");
+        }
+    }
+    if let Some(t) = p.timeout {
+        if t.as_std().is_zero() {
+            v.err(pp.key("timeout"), "must be above 0");
+        }
+    }
+    if let Some(from) = &p.from {
+        if !ctx.is_lab_host(from) {
+            v.err(pp.key("from"), format!("no lab host named {from:?}"));
+        }
+    }
+}
+
+/// A target's `role` (at `tp.role`): exactly one way to ask a member its role, with real
+/// ports, and only with `select`.
+pub(super) fn check_role(v: &mut V, tp: &FieldPath, t: &TargetSpec, r: &RoleProbe) {
+    let rp = tp.key("role");
+    if r.probes_set() != 1 {
+        v.err(
+            rp.clone(),
+            format!(
+                "needs exactly one of `redis`, `postgres`, `etcd` or `command` (found {})",
+                r.probes_set()
+            ),
+        );
+    }
+    if let Some(c) = &r.command {
+        check_argv(v, rp.key("command").key("argv"), &c.argv);
+    }
+    for (k, port) in [
+        ("redis", r.redis.as_ref().map(|p| p.port)),
+        ("etcd", r.etcd.as_ref().map(|p| p.port)),
+        ("postgres", r.postgres.as_ref().map(|p| p.port)),
+    ] {
+        if port == Some(0) {
+            v.err(rp.key(k).key("port"), "must be a port number above 0");
+        }
+    }
+    if t.select.is_none() {
+        v.err(tp.key("select"), "`role` is only used with `select`");
+    }
+}

@@ -1,0 +1,104 @@
+//! The syntax of single values: names, signals, CIDRs and netmasks, `http://` URLs,
+//! Kubernetes label keys and values, SQL identifiers. Pure predicates and parsers; the
+//! public ones are also used by the faults that act on these values.
+
+use std::net::Ipv4Addr;
+
+/// A DNS-label-like name: 1 to `max` lowercase letters, digits and '-', not starting or
+/// ending with '-'.
+pub(super) fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Signals accepted by `process-kill`, by name.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    let n = s.strip_prefix("SIG").unwrap_or(s);
+    Some(match n {
+        "KILL" => libc::SIGKILL,
+        "TERM" => libc::SIGTERM,
+        "INT" => libc::SIGINT,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "ABRT" => libc::SIGABRT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "SEGV" => libc::SIGSEGV,
+        _ => return None,
+    })
+}
+
+/// Parse `a.b.c.d/len` (IPv4 only for now).
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    (len <= 32).then_some((addr, len))
+}
+
+/// The netmask of a prefix length.
+pub fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+/// Split `http://host[:port]/path` into (host, port, path).
+pub fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url:?} is not an http:// URL (https is not supported yet)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?} has an invalid port"))?,
+        ),
+        None => (authority, 80),
+    };
+    if host.is_empty() || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(format!("{url:?} is not a valid URL"));
+    }
+    Ok((host.to_string(), port, path.to_string()))
+}
+
+/// A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at
+/// most 63 characters (alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric).
+pub fn label_key(k: &str) -> bool {
+    let (prefix, name) = k.rsplit_once('/').map_or((None, k), |(p, n)| (Some(p), n));
+    let prefix_ok = prefix
+        .is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(|l| is_name(l, 63)));
+    prefix_ok && !name.is_empty() && label_value(name)
+}
+
+/// A Kubernetes label value: empty, or at most 63 characters as in [`label_key`]'s name.
+pub fn label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+}
+
+/// A plain SQL identifier: lowercase letters, digits and '_', not starting with a digit.
+pub(super) fn sql_identifier(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 63
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !t.as_bytes()[0].is_ascii_digit()
+}
