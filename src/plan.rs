@@ -297,7 +297,10 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(10))
         );
         let late = p.window("late").expect("late");
-        assert_eq!(p.span(late), (Duration::from_secs(4), Duration::from_secs(6)));
+        assert_eq!(
+            p.span(late),
+            (Duration::from_secs(4), Duration::from_secs(6))
+        );
         // A slow injection moves the revert with it, by the same rule on both doors.
         assert_eq!(
             p.revert_at(late, Duration::from_millis(4300)),
@@ -329,7 +332,10 @@ mod tests {
             "",
         );
         let a = |x: u8| Ipv4Addr::new(10, 0, 0, x);
-        let r = Fixed(BTreeMap::from([("web", vec![a(1), a(2)]), ("db", vec![a(3), a(4)])]));
+        let r = Fixed(BTreeMap::from([
+            ("web", vec![a(1), a(2)]),
+            ("db", vec![a(3), a(4)]),
+        ]));
         let got = resolve(&s.faults[0], &[a(1)], &r).expect("resolves");
         assert_eq!(got.peers, vec![a(3), a(4), a(2)]);
         assert_eq!(got.from, None);
@@ -351,7 +357,10 @@ mod tests {
         );
         s.workloads = more.workloads;
         s.steps = more.steps;
-        let fields: Vec<String> = unsupported(&s, Door::Cluster).into_iter().map(|(f, _)| f).collect();
+        let fields: Vec<String> = unsupported(&s, Door::Cluster)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         assert_eq!(fields, ["spec.workloads", "spec.steps"]);
         assert!(unsupported(&s, Door::Local).is_empty());
     }

@@ -3,8 +3,8 @@
 //! time it started on the run's clock and how long it took. Probes only observe; they never
 //! change the system.
 
-use crate::netns::Netns;
 use crate::model::spec::{Check, CommandCheck, HttpCheck};
+use crate::netns::Netns;
 use crate::record::Clock;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

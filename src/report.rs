@@ -1,12 +1,12 @@
 //! Reports: the claims table for terminals, the whole run as JSON, and JUnit XML (one test
 //! case per claim). Reports render verdicts; they never recompute them.
 
-use crate::verdict::{Outcome, Verdict};
-use crate::record::history::OpResult;
-use crate::verdict::history::WriteRef;
 use crate::model::spec::Experiment;
 use crate::output::RunOutput;
+use crate::record::history::OpResult;
 use crate::record::{RunRecord, RunStatus};
+use crate::verdict::history::WriteRef;
+use crate::verdict::{Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// Exit codes, documented in the README.

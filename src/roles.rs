@@ -163,8 +163,8 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netns::Netns;
     use crate::model::spec::CommandCheck;
+    use crate::netns::Netns;
 
     fn m(label: &str, ip: [u8; 4]) -> Member {
         Member {

@@ -3,16 +3,16 @@
 //! lab down → claims evaluated on the finished record. Ctrl-C and SIGTERM (via the `stop`
 //! flag) revert everything before returning. A crash leaves the journal for `recover`.
 
-use crate::verdict;
 use crate::fault::{self, Fault, FaultEnv, Member, UndoLog};
 use crate::journal::{Journal, NoLab, RevertEnv, UndoAction};
-use crate::netns::Netns;
 use crate::lab::Lab;
 use crate::model::spec::Experiment;
-use crate::probe::{self, ProbeHandle, ProbeSample};
+use crate::netns::Netns;
 use crate::plan::{self, Plan};
-use crate::target;
+use crate::probe::{self, ProbeHandle, ProbeSample};
 use crate::record::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
+use crate::target;
+use crate::verdict;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -496,8 +496,10 @@ impl Ctx<'_> {
         };
         rec.members = members.iter().map(|m| m.label.clone()).collect();
         let lease = self.exp.spec.max_duration() + Duration::from_secs(30);
-        let own: Vec<std::net::Ipv4Addr> =
-            members.iter().flat_map(|m| m.addrs.iter().copied()).collect();
+        let own: Vec<std::net::Ipv4Addr> = members
+            .iter()
+            .flat_map(|m| m.addrs.iter().copied())
+            .collect();
         let view = target::LocalResolver {
             spec: &self.exp.spec,
             lab: self.lab.as_ref(),
@@ -586,7 +588,10 @@ impl Ctx<'_> {
         }
         let revert_at = match self.plan.window(&spec.name) {
             Some(w) => {
-                faults_start + self.plan.revert_at(w, started.saturating_duration_since(faults_start))
+                faults_start
+                    + self
+                        .plan
+                        .revert_at(w, started.saturating_duration_since(faults_start))
             }
             None => faults_start + self.plan.fault_phase,
         };
@@ -762,9 +767,16 @@ impl Ctx<'_> {
         let Some(lab_spec) = &exp.spec.lab else {
             return;
         };
-        self.progress.phase(self.clock.now_ms(), "bringing the lab up");
+        self.progress
+            .phase(self.clock.now_ms(), "bringing the lab up");
         let log_dir = opts.state_dir.join("runs").join(&self.run_id).join("logs");
-        match Lab::up(lab_spec, &self.run_id, journal.clone(), &opts.base_dir, &log_dir) {
+        match Lab::up(
+            lab_spec,
+            &self.run_id,
+            journal.clone(),
+            &opts.base_dir,
+            &log_dir,
+        ) {
             Ok(l) => {
                 self.event(
                     "lab",

@@ -4,9 +4,9 @@
 
 use crate::cgroup::Mounts;
 use crate::fault::Member;
-use crate::netns::Netns;
 use crate::lab::Lab;
 use crate::model::spec::{PickMode, TargetSpec};
+use crate::netns::Netns;
 use crate::procfs::{self, ProcId};
 
 fn root_netns() -> Option<u64> {

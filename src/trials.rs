@@ -2,8 +2,8 @@
 //! how often it held, failed or was inconclusive, with the spread of its measured figures.
 //! A claim that holds in some trials and fails in others is **flaky**, never held.
 
-use crate::verdict::{percentile, Outcome, Verdict};
 use crate::report::{exit, figure, RunReport};
+use crate::verdict::{percentile, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

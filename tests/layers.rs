@@ -205,7 +205,11 @@ fn no_import_circle_among_engine_files() {
         "files that import each other (directly or round a circle): {:?}",
         t.circles
     );
-    assert!(g.len() > 40, "the source tree was not read ({} files)", g.len());
+    assert!(
+        g.len() > 40,
+        "the source tree was not read ({} files)",
+        g.len()
+    );
 }
 
 #[test]
@@ -238,11 +242,15 @@ fn engine_files_use_the_layer_paths_not_the_compatibility_aliases() {
     let mut bad = Vec::new();
     for (m, f) in modules(&root) {
         let text = code(&std::fs::read_to_string(&f).expect("read"));
-        for alias in ["crate::timeline", "crate::claims", "crate::history", "crate::load"] {
-            if text
-                .match_indices(alias)
-                .any(|(i, _)| !text[i + alias.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
-            {
+        for alias in [
+            "crate::timeline",
+            "crate::claims",
+            "crate::history",
+            "crate::load",
+        ] {
+            if text.match_indices(alias).any(|(i, _)| {
+                !text[i + alias.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            }) {
                 bad.push(format!("{} uses {alias}", name(&m)));
             }
         }

@@ -72,7 +72,102 @@ pub fn crd_json() -> Result<serde_json::Value, String> {
         v["schema"] = serde_json::json!({ "openAPIV3Schema": root.clone() });
     }
     crate::schema::make_structural(&mut crd);
+    add_cluster_rules(&mut crd);
     Ok(crd)
+}
+
+/// Admission rules (CEL) for what the cluster door cannot run: the API server refuses such
+/// an Experiment when it is applied, naming the field, instead of storing it for the
+/// controller to abort. Each rule mirrors a field of [`murphy::plan::unsupported`] (a
+/// test pairs them).
+pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
+    // (schema path under spec, rule, message)
+    ("", "!has(self.lab)", "spec.lab only runs with `murphy run` on one machine"),
+    (
+        "",
+        "!has(self.workloads) || size(self.workloads) == 0",
+        "spec.workloads does not run on a cluster yet (it runs with `murphy run`)",
+    ),
+    (
+        "",
+        "!has(self.watches) || size(self.watches) == 0",
+        "spec.watches does not run on a cluster yet (it runs with `murphy run`)",
+    ),
+    (
+        "",
+        "!has(self.steps) || size(self.steps) == 0",
+        "spec.steps does not run on a cluster yet (it runs with `murphy run`)",
+    ),
+    (
+        "/properties/probes/items",
+        "!has(self.from)",
+        "spec.probes[].from (a lab host) only runs with `murphy run` on one machine",
+    ),
+    (
+        "/properties/faults/items",
+        "!has(self.from)",
+        "spec.faults[].from (a lab host) only runs with `murphy run` on one machine",
+    ),
+    (
+        "/properties/claims/items",
+        "!has(self.detects)",
+        "spec.claims[].detects (a lab process's log) only runs with `murphy run` on one machine",
+    ),
+    // One rule per field: the API server's cost budget for a rule over an unbounded map.
+    (
+        "/properties/targets/additionalProperties",
+        "!has(self.lab)",
+        "spec.targets.*.lab: lab targets only run with `murphy run` on one machine; use pods",
+    ),
+    (
+        "/properties/targets/additionalProperties",
+        "!has(self.members)",
+        "spec.targets.*.members: lab members only run with `murphy run` on one machine; use pods",
+    ),
+    (
+        "/properties/targets/additionalProperties",
+        "!has(self.process)",
+        "spec.targets.*.process: process targets only run with `murphy run` on one machine; use pods",
+    ),
+    (
+        "/properties/targets/additionalProperties",
+        "!has(self.cgroup)",
+        "spec.targets.*.cgroup: cgroup targets only run with `murphy run` on one machine; use pods",
+    ),
+    (
+        "/properties/targets/additionalProperties",
+        "!has(self.netns)",
+        "spec.targets.*.netns: netns targets only run with `murphy run` on one machine; use pods",
+    ),
+];
+
+fn add_cluster_rules(crd: &mut serde_json::Value) {
+    let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for v in versions {
+        let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
+            continue;
+        };
+        for (path, rule, message) in CLUSTER_RULES {
+            let Some(node) = spec.pointer_mut(path).and_then(|n| n.as_object_mut()) else {
+                continue;
+            };
+            let list = node
+                .entry("x-kubernetes-validations")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(l) = list.as_array_mut() {
+                l.push(serde_json::json!({
+                    "rule": rule,
+                    "message": message,
+                    "reason": "FieldValueForbidden",
+                }));
+            }
+        }
+    }
 }
 
 /// The CRD as YAML, as `murphy-operator crd` prints it and the Helm chart ships it.
@@ -87,4 +182,64 @@ pub fn local_only_fields(spec: &murphy::model::ExperimentSpec) -> Vec<String> {
         .into_iter()
         .map(|(field, _)| field)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each admission rule refuses a field the controller also refuses, and names it.
+    #[test]
+    fn every_admission_rule_names_a_field_the_cluster_door_refuses() {
+        let base = serde_json::json!({
+            "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+            "faults": [{"name": "kill", "target": "web", "kind": "process-kill"}],
+        });
+        let with = |patch: serde_json::Value| {
+            let mut v = base.clone();
+            json_patch::merge(&mut v, &patch);
+            let spec: murphy::model::ExperimentSpec = serde_json::from_value(v).expect("spec");
+            local_only_fields(&spec)
+        };
+        assert!(with(serde_json::json!({})).is_empty());
+        let cases = [
+            (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
+            (
+                serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["10.0.0.1:80"], "http": {"path": "/"}}]}),
+                "spec.workloads",
+            ),
+            (
+                serde_json::json!({"steps": [{"name": "s", "argv": ["true"]}]}),
+                "spec.steps",
+            ),
+            (
+                serde_json::json!({"probes": [{"name": "p", "from": "h", "tcp": {"address": "10.0.0.1:80"}}]}),
+                "spec.probes[",
+            ),
+            (
+                serde_json::json!({"targets": {"web": {"netns": "blue"}}}),
+                "spec.targets.",
+            ),
+        ];
+        for (patch, field) in cases {
+            let refused = with(patch.clone());
+            assert!(
+                refused.iter().any(|f| f.starts_with(field)),
+                "{patch}: {refused:?}"
+            );
+            assert!(
+                CLUSTER_RULES.iter().any(|(_, _, m)| m.starts_with(field)),
+                "no admission rule names {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_sets_no_server_side_defaults() {
+        let crd = serde_json::to_string(&crd_json().expect("crd")).expect("json");
+        assert!(
+            !crd.contains("\"default\":"),
+            "a default the engine may reject"
+        );
+    }
 }

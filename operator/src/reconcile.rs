@@ -539,9 +539,10 @@ fn placed(c: &Chosen, ids: &HashMap<String, Vec<(String, String)>>, addr: &str) 
 }
 
 fn seed_of(exp: &Experiment) -> u64 {
-    exp.spec.spec.seed.unwrap_or_else(|| {
-        murphy::rand::hash(&exp.uid().unwrap_or_default())
-    })
+    exp.spec
+        .spec
+        .seed
+        .unwrap_or_else(|| murphy::rand::hash(&exp.uid().unwrap_or_default()))
 }
 
 /// Resolve every fault's pods and their agents, then start the run's clock and probes.
@@ -647,16 +648,8 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         .collect();
     let view = pod_view(ctx, spec, &opted, &chosen_by_target).await?;
     let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
-    Ok(ClusterRun::start(
-        uid,
-        &name,
-        spec.clone(),
-        seed,
-        ctx.lease_ms,
-        targets,
-        &view,
-    )
-    .map_err(|e| e.to_string())?)
+    ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
+        .map_err(|e| e.to_string())
 }
 
 /// The addresses the run plan resolves faults against: each fault target's chosen pods,

@@ -51,6 +51,10 @@ fn fix(node: &mut Value) {
     let Some(obj) = node.as_object_mut() else {
         return;
     };
+    // No server-side defaults: the API server would store them on every object (a
+    // `filter: {}` on every fault kind, which all but the packet faults reject), and the
+    // engine applies its own defaults when it reads a spec.
+    obj.remove("default");
     // `Option<T>`: ["T", "null"] → T, nullable.
     if let Some(types) = obj.get("type").and_then(Value::as_array).cloned() {
         let real: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();

@@ -130,7 +130,11 @@ impl Peers {
                 .args(&args[1..])
                 .output()
                 .expect("spawn");
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         for i in 1..=n {
             let ns = format!("murphy-peer{i}-{}", std::process::id());
@@ -138,14 +142,29 @@ impl Peers {
             names.push(ns.clone());
             let (pod_if, peer_if) = (format!("mp{i}"), format!("mq{i}"));
             run(&[
-                "ip", "link", "add", &pod_if, "netns", &pod_pid.to_string(), "type", "veth",
-                "peer", "name", &peer_if, "netns", &ns,
+                "ip",
+                "link",
+                "add",
+                &pod_if,
+                "netns",
+                &pod_pid.to_string(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer_if,
+                "netns",
+                &ns,
             ]);
             let pid = pod_pid.to_string();
             let pod_ip = format!("10.211.{i}.1/30");
             let peer_ip = format!("10.211.{i}.2/30");
-            run(&["nsenter", "-t", &pid, "-n", "ip", "addr", "add", &pod_ip, "dev", &pod_if]);
-            run(&["nsenter", "-t", &pid, "-n", "ip", "link", "set", &pod_if, "up"]);
+            run(&[
+                "nsenter", "-t", &pid, "-n", "ip", "addr", "add", &pod_ip, "dev", &pod_if,
+            ]);
+            run(&[
+                "nsenter", "-t", &pid, "-n", "ip", "link", "set", &pod_if, "up",
+            ]);
             run(&["nsenter", "-t", &pid, "-n", "ip", "link", "set", "lo", "up"]);
             run(&["ip", "-n", &ns, "addr", "add", &peer_ip, "dev", &peer_if]);
             run(&["ip", "-n", &ns, "link", "set", &peer_if, "up"]);
@@ -167,7 +186,16 @@ impl Drop for Peers {
 /// Whether the pod's namespace reaches `ip` (one ping, 1 s).
 fn reaches(pod_pid: i32, ip: &str) -> bool {
     std::process::Command::new("nsenter")
-        .args(["-t", &pod_pid.to_string(), "-n", "ping", "-c1", "-W1", "-q", ip])
+        .args([
+            "-t",
+            &pod_pid.to_string(),
+            "-n",
+            "ping",
+            "-c1",
+            "-W1",
+            "-q",
+            ip,
+        ])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -185,7 +213,10 @@ fn tables(pod_pid: i32) -> String {
 fn a_cluster_partition_with_peers_cuts_only_those_peers() {
     let (tree, pid, dir) = setup("peers");
     let _peers = Peers::wire(pid, 2);
-    assert!(reaches(pid, "10.211.1.2") && reaches(pid, "10.211.2.2"), "wired");
+    assert!(
+        reaches(pid, "10.211.1.2") && reaches(pid, "10.211.2.2"),
+        "wired"
+    );
     let (mut a, _) = agent(&tree, &dir, "one");
     let req = InjectRequest {
         fault: "cut-db".into(),
@@ -198,12 +229,22 @@ fn a_cluster_partition_with_peers_cuts_only_those_peers() {
         ..pause(60_000)
     };
     let ev = a.inject(&req, 0).expect("inject");
-    assert!(ev.contains("murphy_"), "the evidence is the nft table: {ev}");
+    assert!(
+        ev.contains("murphy_"),
+        "the evidence is the nft table: {ev}"
+    );
     assert!(!reaches(pid, "10.211.1.2"), "the named peer is cut off");
-    assert!(reaches(pid, "10.211.2.2"), "any other address still answers");
+    assert!(
+        reaches(pid, "10.211.2.2"),
+        "any other address still answers"
+    );
     a.revert("shop/pause-web", "cut-db", UID).expect("revert");
     assert!(reaches(pid, "10.211.1.2"), "the peer is back after revert");
-    assert!(!tables(pid).contains("murphy_"), "no table left: {}", tables(pid));
+    assert!(
+        !tables(pid).contains("murphy_"),
+        "no table left: {}",
+        tables(pid)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -222,5 +263,8 @@ fn peers_that_resolved_to_nothing_are_refused_by_the_plan_not_cut_as_everything(
         "name": "cut-db", "target": "web", "kind": "network-partition", "peers": ["db"]
     }))
     .expect("fault");
-    assert!(matches!(resolve(&f, &[], &Nobody), Err(PlanError::NoPeers { .. })));
+    assert!(matches!(
+        resolve(&f, &[], &Nobody),
+        Err(PlanError::NoPeers { .. })
+    ));
 }

@@ -7,8 +7,8 @@
 
 use super::hog::{Hog, Lines};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
-use crate::netns::Netns;
 use crate::model::spec::{BgpAnnounce, BgpMode};
+use crate::netns::Netns;
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;

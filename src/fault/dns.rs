@@ -9,8 +9,8 @@ use super::hog::{Hog, Lines};
 use super::network_partition::{nft, table_counters};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
-use crate::netns::Netns;
 use crate::model::spec::{DnsFault, DnsMode};
+use crate::netns::Netns;
 use serde_json::{json, Value};
 use std::time::Duration;
 

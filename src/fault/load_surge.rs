@@ -4,8 +4,8 @@
 //! target changes, so there is nothing to journal: ending the fault stops the senders.
 
 use super::{wait_for, Evidence, Fault, FaultError, Member, UndoLog};
-use crate::record::history::OpResult;
 use crate::model::spec::{HttpWorkload, LoadSurge as Spec, WorkloadSpec};
+use crate::record::history::OpResult;
 use crate::record::Clock;
 use crate::workload::{self, Handle};
 use std::sync::atomic::Ordering;

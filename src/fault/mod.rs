@@ -26,8 +26,8 @@ pub mod route;
 pub mod storage;
 
 use crate::journal::{Journal, RevertEnv, UndoAction};
-use crate::netns::Netns;
 use crate::model::spec::FaultAction;
+use crate::netns::Netns;
 use crate::procfs::ProcId;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;

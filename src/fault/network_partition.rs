@@ -5,9 +5,9 @@
 
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
-use crate::netns::Netns;
 use crate::model::spec::Direction;
 use crate::model::validate::parse_cidr;
+use crate::netns::Netns;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::Ipv4Addr;

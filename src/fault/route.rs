@@ -7,8 +7,8 @@
 use super::netutil::{self, first_addr, route_get, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::{run_in_netns, UndoAction};
-use crate::netns::Netns;
 use crate::model::spec::BlackholeKind;
+use crate::netns::Netns;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

@@ -2,15 +2,15 @@
 //! balancer's backends (or of a probe), and how evenly instances share the load. Pure
 //! functions of the finished run record; no data is never a pass.
 
-use crate::verdict::{
-    no_verdict, percentile, span_or_verdict, verdict, window_name, Outcome, Verdict,
-};
-use crate::record::history::{History, Op, OpResult};
 use crate::model::spec::{
     CapacityShareClaim, ClaimSpec, ErrorRateClaim, LatencyClaim, NoFlappingClaim,
 };
-use crate::record::RunRecord;
+use crate::record::history::{History, Op, OpResult};
 use crate::record::watch::WatchSample;
+use crate::record::RunRecord;
+use crate::verdict::{
+    no_verdict, percentile, span_or_verdict, verdict, window_name, Outcome, Verdict,
+};
 use std::collections::BTreeMap;
 
 fn ops_in(h: &History, span: (f64, f64)) -> Vec<&Op> {

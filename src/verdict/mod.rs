@@ -115,9 +115,8 @@ pub fn window_span(
         }
     }
     let injected: Vec<f64> = faults.iter().filter_map(|f| f.injected_ms).collect();
-    let reverted = |f: &&crate::record::FaultRecord| {
-        f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end)
-    };
+    let reverted =
+        |f: &&crate::record::FaultRecord| f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end);
     match window {
         Window::Whole => Ok((rec.phases.steady_start_ms, end)),
         Window::Before => Ok((

@@ -13,9 +13,9 @@ pub mod net;
 pub mod pg;
 pub mod redis;
 
-use crate::record::history::{FinalRead, History, Op, OpResult};
-use crate::netns::Netns;
 use crate::model::spec::WorkloadSpec;
+use crate::netns::Netns;
+use crate::record::history::{FinalRead, History, Op, OpResult};
 use crate::record::Clock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
