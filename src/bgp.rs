@@ -28,6 +28,19 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+/// Settings of the BGP speaker that cannot be used. Murphy writes these settings itself from a
+/// validated experiment, so this names a bug or a hand-made config, never a user's field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpConfigError(pub String);
+
+impl std::fmt::Display for BgpConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BgpConfigError {}
+
 /// The well-known BGP port.
 pub const BGP_PORT: u16 = 179;
 /// RFC 6793 AS_TRANS: what goes in the 2-octet "My AS" field when the real AS does not fit.
@@ -747,7 +760,11 @@ pub struct SpeakerConfig {
 
 impl SpeakerConfig {
     /// The prefixes, parsed; an error names the first bad one or a bad setting.
-    pub fn validate(&self) -> Result<Vec<Prefix>, String> {
+    pub fn validate(&self) -> Result<Vec<Prefix>, BgpConfigError> {
+        self.validate_inner().map_err(BgpConfigError)
+    }
+
+    fn validate_inner(&self) -> Result<Vec<Prefix>, String> {
         if self.local_as == 0 || self.peer_as == 0 {
             return Err("localAs and peerAs must be non-zero".into());
         }

@@ -30,6 +30,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Settings of the DNS responder that cannot be used. Murphy writes these settings itself from a
+/// validated experiment, so this names a bug or a hand-made config, never a user's field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfigError(pub String);
+
+impl std::fmt::Display for DnsConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DnsConfigError {}
+
 /// Upper bound on the wait for the upstream resolver, per forwarded query.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// TTL of the A record served in `wrong` mode.
@@ -163,7 +176,14 @@ fn normalize_name(raw: &str) -> Result<String, String> {
 }
 
 /// Parses and validates the JSON configuration; the error names the offending field.
-pub fn parse_config(json: &str) -> Result<DnsConfig, String> {
+pub fn parse_config(json: &str) -> Result<DnsConfig, DnsConfigError> {
+
+    parse_config_inner(json).map_err(DnsConfigError)
+
+}
+
+
+fn parse_config_inner(json: &str) -> Result<DnsConfig, String> {
     let raw: RawConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let port = uint(required(&raw.port, "port")?, "port", 1, 65535)? as u16;
     let names_v = required(&raw.names, "names")?;
@@ -1239,7 +1259,7 @@ mod tests {
             } else {
                 format!("{{{json}}}")
             };
-            let err = parse_config(&json).expect_err(&json);
+            let err = parse_config(&json).expect_err(&json).to_string();
             assert!(err.contains(field), "{json}: {err}");
         }
     }

@@ -31,6 +31,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Settings of the packet engine that cannot be used. Murphy writes these settings itself from a
+/// validated experiment, so this names a bug or a hand-made config, never a user's field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetqConfigError(pub String);
+
+impl std::fmt::Display for NetqConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NetqConfigError {}
+
 /// Largest accepted `delayUs` (60 s): longer holds only time out connections.
 pub const MAX_DELAY_US: u64 = 60_000_000;
 /// Interval between two `stats` lines.
@@ -80,7 +93,11 @@ pub struct NetqConfig {
 
 impl NetqConfig {
     /// Check ranges and combinations, with a message naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), NetqConfigError> {
+        self.validate_inner().map_err(NetqConfigError)
+    }
+
+    fn validate_inner(&self) -> Result<(), String> {
         for (name, p) in [
             ("correlation", self.correlation),
             ("loss", self.loss),
@@ -128,9 +145,16 @@ impl NetqConfig {
 }
 
 /// Parse and validate a configuration.
-pub fn parse_config(json: &str) -> Result<NetqConfig, String> {
+pub fn parse_config(json: &str) -> Result<NetqConfig, NetqConfigError> {
+
+    parse_config_inner(json).map_err(NetqConfigError)
+
+}
+
+
+fn parse_config_inner(json: &str) -> Result<NetqConfig, String> {
     let cfg: NetqConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    cfg.validate()?;
+    cfg.validate_inner()?;
     Ok(cfg)
 }
 
@@ -805,7 +829,14 @@ pub struct RuleFilter {
 }
 
 /// Check a rule before use: chain, IPv4 CIDRs, protocol, ports only with tcp/udp, tag.
-pub fn validate_rule(chain: &str, filter: &RuleFilter) -> Result<(), String> {
+pub fn validate_rule(chain: &str, filter: &RuleFilter) -> Result<(), NetqConfigError> {
+
+    validate_rule_inner(chain, filter).map_err(NetqConfigError)
+
+}
+
+
+fn validate_rule_inner(chain: &str, filter: &RuleFilter) -> Result<(), String> {
     if !matches!(chain, "INPUT" | "FORWARD" | "OUTPUT") {
         return Err(format!(
             "chain must be INPUT, FORWARD or OUTPUT, got {chain:?}"
@@ -916,7 +947,7 @@ mod tests {
             for (k, x) in p.as_object().unwrap() {
                 v[k] = x.clone();
             }
-            parse_config(&v.to_string()).unwrap_err()
+            parse_config(&v.to_string()).unwrap_err().to_string()
         };
         assert!(bad(r#"{"loss":1.5}"#).contains("loss must be within 0..=1"));
         assert!(bad(r#"{"corrupt":-0.1}"#).contains("corrupt"));
@@ -930,7 +961,7 @@ mod tests {
         assert!(bad(r#"{"queueMaxLen":1}"#).contains("queueMaxLen"));
         assert!(bad(r#"{"delayUs":60000001}"#).contains("delayUs must be at most"));
         assert!(parse_config(r#"{"queue":1,"leaseMs":1,"bogus":1}"#)
-            .unwrap_err()
+            .unwrap_err().to_string()
             .contains("unknown field"));
         assert!(parse_config(r#"{"queue":70000,"leaseMs":1}"#).is_err());
     }
@@ -1167,9 +1198,9 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_rule("PREROUTING", &ok)
-            .unwrap_err()
+            .unwrap_err().to_string()
             .contains("chain"));
-        let e = |f: RuleFilter| validate_rule("INPUT", &f).unwrap_err();
+        let e = |f: RuleFilter| validate_rule("INPUT", &f).unwrap_err().to_string();
         assert!(e(RuleFilter {
             dport: Some(1),
             protocol: Some("icmp".into()),

@@ -4,6 +4,7 @@
 //! and `all` are sizes, chosen with the run's seed so a run replays. Read-only.
 
 use crate::fault::Member;
+use crate::target::TargetError;
 use crate::model::spec::{RoleProbe, Select, TargetSpec};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
@@ -21,9 +22,12 @@ pub enum Role {
 pub fn role_of(probe: &RoleProbe, addr: Ipv4Addr) -> Role {
     let t = probe.timeout();
     let r: Result<bool, String> = if let Some(p) = &probe.redis {
-        crate::workload::redis::role(SocketAddr::from((addr, p.port)), t).map(|r| r == "master")
+        crate::workload::redis::role(SocketAddr::from((addr, p.port)), t)
+            .map(|r| r == "master")
+            .map_err(|e| e.message)
     } else if let Some(p) = &probe.etcd {
         crate::workload::etcd::is_leader(SocketAddr::from((addr, p.port)), t)
+            .map_err(|e| e.message)
     } else if let Some(p) = &probe.postgres {
         crate::workload::pg::runtime().and_then(|rt| {
             let params = crate::workload::pg::PgParams {
@@ -35,6 +39,7 @@ pub fn role_of(probe: &RoleProbe, addr: Ipv4Addr) -> Role {
             };
             crate::workload::pg::is_primary(&rt, SocketAddr::from((addr, p.port)), &params)
         })
+        .map_err(|e| e.message)
     } else if let Some(c) = &probe.command {
         command(&c.argv, c.exit_code, addr, t)
     } else {
@@ -98,7 +103,11 @@ pub fn select(
     spec: &TargetSpec,
     members: Vec<Member>,
     seed: u64,
-) -> Result<(Vec<Member>, String), String> {
+) -> Result<(Vec<Member>, String), TargetError> {
+    let fail = |why: String| TargetError::Roles {
+        target: name.into(),
+        why,
+    };
     let Some(sel) = spec.select else {
         return Ok((members, String::new()));
     };
@@ -108,7 +117,7 @@ pub fn select(
         Select::Minority => {
             let k = (n.saturating_sub(1)) / 2;
             if k == 0 {
-                return Err(format!("target {name:?}: {n} member(s) have no minority"));
+                return Err(fail(format!("{n} member(s) have no minority")));
             }
             let m = seeded_subset(name, members, k, seed);
             Ok((m, format!("a minority ({k} of {n}), seed {seed}")))
@@ -122,7 +131,7 @@ pub fn select(
             let probe = spec
                 .role
                 .as_ref()
-                .ok_or_else(|| format!("target {name:?}: no role probe"))?;
+                .ok_or_else(|| fail("no role probe".into()))?;
             let mut said = Vec::new();
             let mut chosen = Vec::new();
             for m in members {
@@ -150,10 +159,10 @@ pub fn select(
                 "replica"
             };
             if chosen.is_empty() {
-                return Err(format!(
-                    "target {name:?}: no member says it is {what} ({})",
+                return Err(fail(format!(
+                    "no member says it is {what} ({})",
                     said.join(", ")
-                ));
+                )));
             }
             Ok((chosen, format!("roles: {}", said.join(", "))))
         }
@@ -264,7 +273,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let e = select("db", &spec(Select::Primary, Some(none)), five(), 1).expect_err("none");
+        let e = select("db", &spec(Select::Primary, Some(none)), five(), 1).expect_err("none")
+            .to_string();
         assert!(
             e.contains("no member says it is primary") && e.contains("n5: replica"),
             "{e}"

@@ -33,6 +33,16 @@ pub struct RunOptions {
     pub seed: Option<u64>,
 }
 
+/// Why a run could not start at all (anything later ends in the record's status).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("creating journal in {}: {source}", dir.display())]
+    Journal {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Live progress for people. The runner calls it; it must not block for long.
 pub trait Progress {
     fn phase(&self, t_ms: f64, phase: &str);
@@ -436,24 +446,26 @@ impl Ctx<'_> {
         self.samples.push(sample);
     }
 
-    fn members_for(&self, fault_idx: usize) -> Result<(Vec<Member>, String), String> {
+    fn members_for(
+        &self,
+        fault_idx: usize,
+    ) -> Result<(Vec<Member>, String), target::TargetError> {
         let f = &self.exp.spec.faults[fault_idx];
-        let t = self
-            .exp
-            .spec
-            .targets
-            .get(&f.target)
-            .ok_or_else(|| format!("no target {:?}", f.target))?;
+        let t = self.exp.spec.targets.get(&f.target).ok_or_else(|| {
+            target::TargetError::Unknown {
+                target: f.target.clone(),
+            }
+        })?;
         let all = target::matches(&f.target, t, self.lab.as_ref())?;
         let (selected, how) = crate::roles::select(&f.target, t, all, self.seed)?;
         let picked = target::pick(&f.target, t, selected, self.seed);
         let max = self.exp.spec.max_targets() as usize;
         if picked.len() > max {
-            return Err(format!(
-                "target {:?} resolved to {} members, more than guardrails.maxTargets ({max})",
-                f.target,
-                picked.len()
-            ));
+            return Err(target::TargetError::TooMany {
+                target: f.target.clone(),
+                count: picked.len(),
+                max,
+            });
         }
         Ok((picked, how))
     }
@@ -488,7 +500,7 @@ impl Ctx<'_> {
                 m
             }
             Err(e) => {
-                rec.error = Some(e.clone());
+                rec.error = Some(e.to_string());
                 self.faults.push(rec);
                 self.event("fault", Some(&spec.name), format!("not injected: {e}"));
                 return None;
@@ -672,7 +684,7 @@ pub fn run(
     opts: &RunOptions,
     progress: &dyn Progress,
     stop: Arc<AtomicBool>,
-) -> Result<RunOutput, String> {
+) -> Result<RunOutput, RunError> {
     let seed = opts.seed.or(exp.spec.seed).unwrap_or_else(random_u64);
     let run_id = format!("{:08x}", random_u64() as u32);
     let _span = tracing::info_span!(
@@ -684,7 +696,10 @@ pub fn run(
     .entered();
     let journal = Arc::new(
         Journal::create(&opts.state_dir, &run_id)
-            .map_err(|e| format!("creating journal in {}: {e}", opts.state_dir.display()))?,
+            .map_err(|source| RunError::Journal {
+                dir: opts.state_dir.clone(),
+                source,
+            })?,
     );
     let clock = Clock::start();
     let mut cx = Ctx {

@@ -9,6 +9,56 @@ use crate::model::spec::{PickMode, TargetSpec};
 use crate::netns::Netns;
 use crate::procfs::{self, ProcId};
 
+/// Why a target did not resolve to members; each names the target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {target:?} selects pods: it runs on a cluster (kubectl apply), not with `murphy run`")]
+    Pods { target: String },
+    #[error("target {target:?} refers to the lab, but no lab is running")]
+    NoLab { target: String },
+    #[error("target {target:?}: no lab host {host:?}")]
+    NoLabHost { target: String, host: String },
+    #[error("target {target:?}: lab process {reference} is not running")]
+    LabProcessDown { target: String, reference: String },
+    #[error("target {target:?}: reading pidfile {file}: {source}")]
+    Pidfile {
+        target: String,
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("target {target:?}: pidfile {file} does not hold a pid")]
+    PidfileContent { target: String, file: String },
+    #[error("target {target:?}: {source}")]
+    Pattern {
+        target: String,
+        source: regex::Error,
+    },
+    #[error("target {target:?}: no running process matches")]
+    NoProcess { target: String },
+    #[error("target {target:?}: cgroup {} has no processes", dir.display())]
+    EmptyCgroup {
+        target: String,
+        dir: std::path::PathBuf,
+    },
+    #[error("target {target:?}: no cgroup {cgroup} in any hierarchy")]
+    NoCgroup { target: String, cgroup: String },
+    #[error("target {target:?}: no network namespace {netns:?} (see `ip netns list`)")]
+    NoNetns { target: String, netns: String },
+    #[error("target {target:?} resolved to {count} members, more than guardrails.maxTargets ({max})")]
+    TooMany {
+        target: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("no target {target:?}")]
+    Unknown { target: String },
+    #[error("target {target:?} selects nothing")]
+    Nothing { target: String },
+    /// Role-aware selection could not decide (see [`crate::roles::select`]).
+    #[error("target {target:?}: {why}")]
+    Roles { target: String, why: String },
+}
+
 fn root_netns() -> Option<u64> {
     procfs::netns_inode(std::process::id() as i32)
 }
@@ -69,7 +119,11 @@ impl crate::plan::Resolver for LocalResolver<'_> {
 }
 
 /// Every member the selector matches right now (before picking).
-pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<Member>, String> {
+pub fn matches(
+    name: &str,
+    spec: &TargetSpec,
+    lab: Option<&Lab>,
+) -> Result<Vec<Member>, TargetError> {
     let l = &spec.local;
     if !l.members.is_empty() {
         let mut out = Vec::new();
@@ -82,27 +136,34 @@ pub fn matches(name: &str, spec: &TargetSpec, lab: Option<&Lab>) -> Result<Vec<M
         return lab_ref(name, r, lab);
     }
     if spec.pods.is_some() {
-        return Err(format!(
-            "target {name:?} selects pods: it runs on a cluster (kubectl apply), not with `murphy run`"
-        ));
+        return Err(TargetError::Pods {
+            target: name.into(),
+        });
     }
     other(name, spec)
 }
 
 /// One lab reference: a host (each of its processes is a member; a host without processes
 /// is one namespace member) or `host/process`.
-fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String> {
-    let lab =
-        lab.ok_or_else(|| format!("target {name:?} refers to the lab, but no lab is running"))?;
+fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, TargetError> {
+    let lab = lab.ok_or_else(|| TargetError::NoLab {
+        target: name.into(),
+    })?;
     let (host, process) = r.split_once('/').map_or((r, None), |(h, p)| (h, Some(p)));
     let (netns, _) = lab
         .host(host)
-        .ok_or_else(|| format!("target {name:?}: no lab host {host:?}"))?;
+        .ok_or_else(|| TargetError::NoLabHost {
+            target: name.into(),
+            host: host.into(),
+        })?;
     let addrs = lab.addrs(host);
     let procs = lab.processes(host, process);
     if procs.is_empty() {
         if process.is_some() {
-            return Err(format!("target {name:?}: lab process {r} is not running"));
+            return Err(TargetError::LabProcessDown {
+                target: name.into(),
+                reference: r.into(),
+            });
         }
         return Ok(vec![Member {
             label: host.to_string(),
@@ -129,7 +190,7 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, String
         .collect())
 }
 
-fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
+fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, TargetError> {
     let l = &spec.local;
     if let Some(p) = &l.process {
         let me = std::process::id() as i32;
@@ -137,11 +198,18 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
             ProcId::of(pid as i32).into_iter().collect()
         } else if let Some(file) = &p.pidfile {
             let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("target {name:?}: reading pidfile {file}: {e}"))?;
+                .map_err(|source| TargetError::Pidfile {
+                    target: name.into(),
+                    file: file.clone(),
+                    source,
+                })?;
             let pid: i32 = text
                 .trim()
                 .parse()
-                .map_err(|_| format!("target {name:?}: pidfile {file} does not hold a pid"))?;
+                .map_err(|_| TargetError::PidfileContent {
+                    target: name.into(),
+                    file: file.clone(),
+                })?;
             ProcId::of(pid).into_iter().collect()
         } else if let Some(comm) = &p.name {
             procfs::all_pids()
@@ -150,7 +218,10 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
                 .filter_map(ProcId::of)
                 .collect()
         } else if let Some(re) = &p.cmdline {
-            let re = regex::Regex::new(re).map_err(|e| format!("target {name:?}: {e}"))?;
+            let re = regex::Regex::new(re).map_err(|source| TargetError::Pattern {
+                target: name.into(),
+                source,
+            })?;
             procfs::all_pids()
                 .into_iter()
                 .filter(|pid| {
@@ -167,7 +238,9 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
         };
         let ids: Vec<ProcId> = ids.into_iter().filter(|i| i.alive() && i.pid > 1).collect();
         if ids.is_empty() {
-            return Err(format!("target {name:?}: no running process matches"));
+            return Err(TargetError::NoProcess {
+                target: name.into(),
+            });
         }
         return Ok(ids.into_iter().map(process_member).collect());
     }
@@ -183,10 +256,10 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
                     .filter_map(ProcId::of)
                     .collect();
                 if ids.is_empty() {
-                    return Err(format!(
-                        "target {name:?}: cgroup {} has no processes",
-                        dir.display()
-                    ));
+                    return Err(TargetError::EmptyCgroup {
+                        target: name.into(),
+                        dir,
+                    });
                 }
                 let netns = if ids
                     .iter()
@@ -205,13 +278,17 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
                 }]);
             }
         }
-        return Err(format!("target {name:?}: no cgroup {cg} in any hierarchy"));
+        return Err(TargetError::NoCgroup {
+            target: name.into(),
+            cgroup: cg.clone(),
+        });
     }
     if let Some(ns) = &l.netns {
         if !std::path::Path::new("/run/netns").join(ns).exists() {
-            return Err(format!(
-                "target {name:?}: no network namespace {ns:?} (see `ip netns list`)"
-            ));
+            return Err(TargetError::NoNetns {
+                target: name.into(),
+                netns: ns.clone(),
+            });
         }
         return Ok(vec![Member {
             label: format!("netns {ns}"),
@@ -221,7 +298,9 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, String> {
             lab: None,
         }]);
     }
-    Err(format!("target {name:?} selects nothing"))
+    Err(TargetError::Nothing {
+        target: name.into(),
+    })
 }
 
 /// splitmix64 (kept at this path for callers; the engine's one source is [`crate::rand`]).

@@ -169,7 +169,8 @@ pub fn by_role(
             lab: None,
         })
         .collect();
-    let (chosen, how) = murphy::roles::select(target, spec, members, seed)?;
+    let (chosen, how) =
+        murphy::roles::select(target, spec, members, seed).map_err(|e| e.to_string())?;
     let keep: BTreeSet<String> = chosen.into_iter().map(|m| m.label).collect();
     Ok((
         pods.into_iter().filter(|p| keep.contains(&p.uid)).collect(),

@@ -53,9 +53,9 @@ impl Fault for CpuBurn {
             self.workers.to_string(),
             self.env.lease.as_millis().to_string(),
         ];
-        let mut hog = Hog::spawn(&self.env.exe, &args, &dirs).map_err(FaultError::Failed)?;
+        let mut hog = Hog::spawn(&self.env.exe, &args, &dirs)?;
         undo.record(UndoAction::Kill { proc: hog.id })?;
-        hog.go().map_err(FaultError::Failed)?;
+        hog.go()?;
         self.where_ = dirs
             .iter()
             .map(|d| d.display().to_string())

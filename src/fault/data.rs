@@ -448,8 +448,19 @@ impl Fault for Corrupt {
     }
 }
 
+/// Why a config edit cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    Pattern(#[from] regex::Error),
+    #[error("no line matches {0}")]
+    NoLineMatches(String),
+    #[error("nothing to change")]
+    NothingToChange,
+}
+
 /// The config edit, as a pure function. Errors when the edit would change nothing.
-pub fn edit_config(text: &str, c: &ConfigCorrupt) -> Result<String, String> {
+pub fn edit_config(text: &str, c: &ConfigCorrupt) -> Result<String, EditError> {
     if let Some(r) = &c.replace {
         return Ok(r.clone());
     }
@@ -478,16 +489,16 @@ pub fn edit_config(text: &str, c: &ConfigCorrupt) -> Result<String, String> {
         return Ok(s);
     }
     if let Some(re) = &c.delete_line {
-        let re = regex::Regex::new(re).map_err(|e| e.to_string())?;
+        let re = regex::Regex::new(re)?;
         let kept: Vec<&str> = text.lines().filter(|l| !re.is_match(l)).collect();
         if kept.len() == text.lines().count() {
-            return Err(format!("no line matches {re}"));
+            return Err(EditError::NoLineMatches(re.to_string()));
         }
         let mut s = kept.join("\n");
         s.push('\n');
         return Ok(s);
     }
-    Err("nothing to change".into())
+    Err(EditError::NothingToChange)
 }
 
 pub struct Config {

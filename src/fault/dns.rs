@@ -119,7 +119,7 @@ impl Fault for Dns {
                 )));
             }
             let listed =
-                nft(ns, &["list", "table", "ip", &self.table], None).map_err(FaultError::Failed)?;
+                nft(ns, &["list", "table", "ip", &self.table], None)?;
             if !listed.contains(&format!("redirect to :{}", self.port)) {
                 return Err(FaultError::Failed(format!(
                     "no DNS redirect in {}",

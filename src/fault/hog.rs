@@ -18,9 +18,43 @@ pub struct Hog {
     stdin: Option<ChildStdin>,
 }
 
+/// Why a helper process could not be started or told to go.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("opening {}: {source}", path.display())]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening {netns}: {source}")]
+    Netns {
+        netns: String,
+        source: std::io::Error,
+    },
+    #[error("starting {}: {source}", exe.display())]
+    Start {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("hog exited at once")]
+    ExitedAtOnce,
+    #[error("helper stdout missing")]
+    NoStdout,
+    #[error("hog stdin closed")]
+    StdinClosed,
+    #[error("starting hog: {0}")]
+    Go(std::io::Error),
+}
+
+impl From<HelperError> for super::FaultError {
+    fn from(e: HelperError) -> Self {
+        super::FaultError::Failed(e.to_string())
+    }
+}
+
 impl Hog {
     /// Spawn a hog (not yet started) inside `cgroups`.
-    pub fn spawn(exe: &Path, args: &[String], cgroups: &[PathBuf]) -> Result<Hog, String> {
+    pub fn spawn(exe: &Path, args: &[String], cgroups: &[PathBuf]) -> Result<Hog, HelperError> {
         Self::spawn_inner(exe, args, cgroups, false, None).map(|(h, _)| h)
     }
 
@@ -29,9 +63,9 @@ impl Hog {
     pub fn spawn_reporting(
         exe: &Path,
         args: &[String],
-    ) -> Result<(Hog, std::process::ChildStdout), String> {
+    ) -> Result<(Hog, std::process::ChildStdout), HelperError> {
         let (h, out) = Self::spawn_inner(exe, args, &[], true, None)?;
-        Ok((h, out.ok_or("helper stdout missing")?))
+        Ok((h, out.ok_or(HelperError::NoStdout)?))
     }
 
     /// Spawn a reporting helper inside a network namespace (the packet engine, the BGP
@@ -40,12 +74,13 @@ impl Hog {
         exe: &Path,
         args: &[String],
         netns: &crate::netns::Netns,
-    ) -> Result<(Hog, Lines), String> {
-        let fd = netns
-            .open()
-            .map_err(|e| format!("opening {}: {e}", netns.describe()))?;
+    ) -> Result<(Hog, Lines), HelperError> {
+        let fd = netns.open().map_err(|source| HelperError::Netns {
+            netns: netns.describe(),
+            source,
+        })?;
         let (h, out) = Self::spawn_inner(exe, args, &[], true, fd)?;
-        let out = out.ok_or("helper stdout missing")?;
+        let out = out.ok_or(HelperError::NoStdout)?;
         let lines = Lines::default();
         let sink = lines.0.clone();
         std::thread::spawn(move || {
@@ -64,13 +99,16 @@ impl Hog {
         cgroups: &[PathBuf],
         report: bool,
         netns: Option<OwnedFd>,
-    ) -> Result<(Hog, Option<std::process::ChildStdout>), String> {
+    ) -> Result<(Hog, Option<std::process::ChildStdout>), HelperError> {
         let mut fds: Vec<OwnedFd> = Vec::new();
         for dir in cgroups {
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(dir.join("cgroup.procs"))
-                .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+                .map_err(|source| HelperError::Cgroup {
+                    path: dir.clone(),
+                    source,
+                })?;
             fds.push(f.into());
         }
         let mut cmd = Command::new(exe);
@@ -88,8 +126,11 @@ impl Hog {
         crate::sys::enter_before_exec(&mut cmd, netns, fds, None);
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
-        let id = ProcId::of(child.id() as i32).ok_or_else(|| "hog exited at once".to_string())?;
+            .map_err(|source| HelperError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            })?;
+        let id = ProcId::of(child.id() as i32).ok_or(HelperError::ExitedAtOnce)?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         Ok((Hog { id, child, stdin }, stdout))
@@ -111,11 +152,11 @@ impl Hog {
     }
 
     /// Let it start consuming.
-    pub fn go(&mut self) -> Result<(), String> {
-        let pipe = self.stdin.as_mut().ok_or("hog stdin closed")?;
+    pub fn go(&mut self) -> Result<(), HelperError> {
+        let pipe = self.stdin.as_mut().ok_or(HelperError::StdinClosed)?;
         pipe.write_all(b"g")
             .and_then(|_| pipe.flush())
-            .map_err(|e| format!("starting hog: {e}"))
+            .map_err(HelperError::Go)
     }
 
     pub fn exited(&mut self) -> Option<String> {
@@ -146,9 +187,9 @@ pub fn start_in(
     within: Duration,
 ) -> Result<(Hog, Lines), super::FaultError> {
     use super::FaultError;
-    let (mut hog, lines) = Hog::spawn_in(exe, args, netns).map_err(FaultError::Failed)?;
+    let (mut hog, lines) = Hog::spawn_in(exe, args, netns)?;
     undo.record(crate::journal::UndoAction::Kill { proc: hog.id })?;
-    hog.go().map_err(FaultError::Failed)?;
+    hog.go()?;
     let what = format!(
         "{} helper pid {} in {}",
         args.first().map_or("", String::as_str),

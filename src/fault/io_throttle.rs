@@ -52,15 +52,16 @@ impl IoThrottle {
 }
 
 /// `major:minor` of the whole block device that holds `path` (a partition's disk).
-pub fn device_of(path: &Path) -> Result<String, String> {
-    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn device_of(path: &Path) -> Result<String, FaultError> {
+    let m = std::fs::metadata(path)
+        .map_err(|e| FaultError::Refused(format!("{}: {e}", path.display())))?;
     let dev = m.dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     if major == 0 {
-        return Err(format!(
+        return Err(FaultError::Refused(format!(
             "{} is on a filesystem without a block device (e.g. tmpfs or overlay); give its host a `volume`",
             path.display()
-        ));
+        )));
     }
     let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
     if sys.join("partition").exists() {
@@ -83,7 +84,7 @@ impl Fault for IoThrottle {
             .map(super::data::root_of)
             .unwrap_or_default();
         let path = root.join(self.spec.path.trim_start_matches('/'));
-        self.device = device_of(&path).map_err(FaultError::Refused)?;
+        self.device = device_of(&path)?;
         let mounts = Mounts::read();
         if let Some(base) = mounts.v1_mount("blkio") {
             let dir = base.join(format!("murphy-{}", self.group));

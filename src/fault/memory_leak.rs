@@ -67,11 +67,10 @@ impl Fault for MemoryLeak {
             limit.to_string(),
             self.env.lease.as_millis().to_string(),
         ];
-        let mut hog = Hog::spawn(&self.env.exe, &args, std::slice::from_ref(&dir))
-            .map_err(FaultError::Failed)?;
+        let mut hog = Hog::spawn(&self.env.exe, &args, std::slice::from_ref(&dir))?;
         // The hog is waiting for its go byte: journal it, then let it run.
         undo.record(UndoAction::Kill { proc: hog.id })?;
-        hog.go().map_err(FaultError::Failed)?;
+        hog.go()?;
         self.hog = Some(hog);
         self.cgroup = Some(dir);
         self.targets = procs;

@@ -140,9 +140,9 @@ pub fn first_addr(prefix: &str) -> Option<String> {
 pub fn route_get(
     netns: &Netns,
     addr: &str,
-) -> Result<(String, Option<String>, Option<String>), String> {
-    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr])?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+) -> Result<(String, Option<String>, Option<String>), FaultError> {
+    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr]).map_err(FaultError::Failed)?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| FaultError::Failed(e.to_string()))?;
     let r = &v[0];
     Ok((
         r["type"].as_str().unwrap_or("unicast").to_string(),

@@ -138,10 +138,11 @@ impl NetworkPartition {
 }
 
 /// Run `nft` with JSON output in a namespace, optionally feeding `stdin`.
-pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, FaultError> {
+    let failed = |m: String| FaultError::Failed(m);
     let fd = netns
         .open()
-        .map_err(|e| format!("opening {}: {e}", netns.describe()))?;
+        .map_err(|e| failed(format!("opening {}: {e}", netns.describe())))?;
     let mut cmd = Command::new("nft");
     cmd.args(args)
         .stdin(if stdin.is_some() {
@@ -154,25 +155,27 @@ pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, 
     crate::sys::enter_before_exec(&mut cmd, fd, Vec::new(), None);
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("nft: {e} (is the nftables package installed?)"))?;
+        .map_err(|e| failed(format!("nft: {e} (is the nftables package installed?)")))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())
-            .map_err(|e| format!("nft stdin: {e}"))?;
+            .map_err(|e| failed(format!("nft stdin: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(format!("nft: {e}")))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
+        Err(failed(format!(
             "nft {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }
 
 /// Sum of the drop counters in a Murphy table, and the number of rules.
-pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), String> {
+pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), FaultError> {
     table_counters_in(netns, "inet", table)
 }
 
@@ -187,9 +190,14 @@ pub fn packets_in(spaces: &[Netns], family: &str, table: &str) -> u64 {
 }
 
 /// [`table_counters`] for a table of another family (`ip`).
-pub fn table_counters_in(netns: &Netns, family: &str, table: &str) -> Result<(usize, u64), String> {
+pub fn table_counters_in(
+    netns: &Netns,
+    family: &str,
+    table: &str,
+) -> Result<(usize, u64), FaultError> {
     let out = nft(netns, &["-j", "list", "table", family, table], None)?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| format!("parsing nft output: {e}"))?;
+    let v: Value = serde_json::from_str(&out)
+        .map_err(|e| FaultError::Failed(format!("parsing nft output: {e}")))?;
     let mut rules = 0;
     let mut packets = 0;
     for item in v["nftables"].as_array().into_iter().flatten() {
@@ -245,7 +253,7 @@ impl Fault for NetworkPartition {
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
         for ns in &self.applied {
-            let (rules, _) = table_counters(ns, &self.table).map_err(FaultError::Failed)?;
+            let (rules, _) = table_counters(ns, &self.table)?;
             if rules == 0 {
                 return Err(FaultError::Failed(format!(
                     "table {} in {} has no rules",

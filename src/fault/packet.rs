@@ -263,7 +263,7 @@ impl Fault for NftPacket {
         let mut parts = Vec::new();
         for ns in &self.applied {
             let (rules, _) =
-                table_counters_in(ns, self.family, &self.table).map_err(FaultError::Failed)?;
+                table_counters_in(ns, self.family, &self.table)?;
             if rules == 0 {
                 return Err(FaultError::Failed(format!(
                     "table {} in {} has no rules",

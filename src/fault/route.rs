@@ -104,7 +104,7 @@ impl Fault for AddRoutes {
                         parts.push(format!("{} routes {p} to {t}", ns.describe()));
                     }
                     (None, via) => {
-                        let (_, gw, dev) = route_get(ns, &addr).map_err(FaultError::Failed)?;
+                        let (_, gw, dev) = route_get(ns, &addr)?;
                         if gw.as_ref() != via.as_ref() {
                             return Err(FaultError::Failed(format!(
                                 "{} routes {addr} via {} instead",

@@ -151,8 +151,7 @@ impl Fault for Storage {
         };
         let json = serde_json::to_string(&cfg)
             .map_err(|e| FaultError::Failed(format!("encoding the tracer's settings: {e}")))?;
-        let (mut hog, out) = Hog::spawn_reporting(&self.env.exe, &["io".to_string(), json])
-            .map_err(FaultError::Failed)?;
+        let (mut hog, out) = Hog::spawn_reporting(&self.env.exe, &["io".to_string(), json])?;
         // The helper waits for its go byte: journal it first.
         undo.record(UndoAction::Kill { proc: hog.id })?;
         let shared = self.shared.clone();
@@ -170,7 +169,7 @@ impl Fault for Storage {
                 }
             }
         });
-        hog.go().map_err(FaultError::Failed)?;
+        hog.go()?;
         let id = hog.id;
         self.helper = Some(hog);
         self.targets = procs;

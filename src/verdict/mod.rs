@@ -85,12 +85,28 @@ fn secs(ms: f64) -> String {
     }
 }
 
+/// Why a window's span cannot be known from the record (its claim is inconclusive).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WindowError {
+    #[error("fault {0:?} was never injected")]
+    NeverInjected(String),
+    #[error("fault {fault:?} was not confirmed{}", error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    NotConfirmed {
+        fault: String,
+        error: Option<String>,
+    },
+    #[error("no fault was injected")]
+    NoneInjected,
+    #[error("a fault was never reverted")]
+    NeverReverted,
+}
+
 /// The time span a window covers, or why it cannot be known.
 pub fn window_span(
     rec: &RunRecord,
     window: Window,
     fault: Option<&str>,
-) -> Result<(f64, f64), String> {
+) -> Result<(f64, f64), WindowError> {
     let end = rec.phases.end_ms;
     let faults: Vec<_> = match fault {
         Some(f) => rec.faults.iter().filter(|r| r.name == f).collect(),
@@ -100,18 +116,14 @@ pub fn window_span(
     if needs_faults {
         if let Some(f) = fault {
             if faults.is_empty() {
-                return Err(format!("fault {f:?} was never injected"));
+                return Err(WindowError::NeverInjected(f.to_string()));
             }
         }
         if let Some(bad) = faults.iter().find(|f| !f.confirmed) {
-            return Err(format!(
-                "fault {:?} was not confirmed{}",
-                bad.name,
-                bad.error
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            ));
+            return Err(WindowError::NotConfirmed {
+                fault: bad.name.clone(),
+                error: bad.error.clone(),
+            });
         }
     }
     let injected: Vec<f64> = faults.iter().filter_map(|f| f.injected_ms).collect();
@@ -126,17 +138,17 @@ pub fn window_span(
         Window::During => {
             let start = injected.iter().copied().fold(f64::INFINITY, f64::min);
             if !start.is_finite() {
-                return Err("no fault was injected".into());
+                return Err(WindowError::NoneInjected);
             }
             let stop = faults.iter().map(reverted).fold(start, f64::max);
             Ok((start, stop))
         }
         Window::After => {
             if injected.is_empty() {
-                return Err("no fault was injected".into());
+                return Err(WindowError::NoneInjected);
             }
             if faults.iter().any(|f| f.reverted_ms.is_none()) {
-                return Err("a fault was never reverted".into());
+                return Err(WindowError::NeverReverted);
             }
             let start = faults
                 .iter()

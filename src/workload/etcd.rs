@@ -66,13 +66,13 @@ pub fn list(
     prefix: &str,
     connect: Duration,
     deadline: Instant,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, NetError> {
     let body = serde_json::json!({
         "key": B64.encode(prefix),
         "range_end": B64.encode(prefix_end(prefix.as_bytes())),
         "keys_only": true,
     });
-    let v = post(addr, "/v3/kv/range", &body, connect, deadline).map_err(|e| e.message)?;
+    let v = post(addr, "/v3/kv/range", &body, connect, deadline)?;
     let mut out = Vec::new();
     if let Some(kvs) = v.get("kvs").and_then(|k| k.as_array()) {
         for kv in kvs {
@@ -80,7 +80,7 @@ pub fn list(
                 .get("key")
                 .and_then(|k| k.as_str())
                 .and_then(|k| B64.decode(k).ok())
-                .ok_or("range reply without a key")?;
+                .ok_or_else(|| NetError::after("range reply without a key".into()))?;
             let k = String::from_utf8_lossy(&k).into_owned();
             out.push(k.strip_prefix(prefix).unwrap_or(&k).to_string());
         }
@@ -89,7 +89,7 @@ pub fn list(
 }
 
 /// Whether this member is the leader (its member id equals the leader id in its status).
-pub fn is_leader(addr: SocketAddr, timeout: Duration) -> Result<bool, String> {
+pub fn is_leader(addr: SocketAddr, timeout: Duration) -> Result<bool, NetError> {
     let deadline = Instant::now() + timeout;
     let v = post(
         addr,
@@ -97,14 +97,14 @@ pub fn is_leader(addr: SocketAddr, timeout: Duration) -> Result<bool, String> {
         &serde_json::json!({}),
         timeout,
         deadline,
-    )
-    .map_err(|e| e.message)?;
+    )?;
     let id = |x: Option<&serde_json::Value>| x.map(|v| v.to_string().trim_matches('"').to_string());
-    let me =
-        id(v.get("header").and_then(|h| h.get("member_id"))).ok_or("status without member_id")?;
-    let leader = id(v.get("leader")).ok_or("status without a leader")?;
+    let odd = |what: &str| NetError::after(what.to_string());
+    let me = id(v.get("header").and_then(|h| h.get("member_id")))
+        .ok_or_else(|| odd("status without member_id"))?;
+    let leader = id(v.get("leader")).ok_or_else(|| odd("status without a leader"))?;
     if leader == "0" {
-        return Err("no leader".into());
+        return Err(odd("no leader"));
     }
     Ok(me == leader)
 }

@@ -114,7 +114,7 @@ impl Client {
             }
         } else {
             Client::Pg(Box::new(PgClient {
-                rt: pg::runtime()?,
+                rt: pg::runtime().map_err(|e| e.message)?,
                 params: pg_params(w),
                 sql: format!("INSERT INTO {} (v) VALUES ($1)", pg_table(w)),
                 conn: None,
@@ -356,7 +356,7 @@ fn setup(spec: &WorkloadSpec) -> Result<(), String> {
     if spec.postgres.is_none() {
         return Ok(());
     }
-    let rt = pg::runtime()?;
+    let rt = pg::runtime().map_err(|e| e.message)?;
     let p = pg_params(spec);
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS {} (v text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
@@ -614,7 +614,7 @@ fn read_until(spec: &WorkloadSpec, clock: Clock, want: &[String]) -> FinalRead {
             Err(e) => {
                 return FinalRead {
                     ok: false,
-                    error: Some(e),
+                    error: Some(e.message),
                     ..Default::default()
                 }
             }
@@ -681,7 +681,7 @@ fn read_once(
                 Instant::now() + Duration::from_secs(5),
             ) {
                 Ok(v) => return Ok((a.to_string(), v)),
-                Err(e) => errs.push(e),
+                Err(e) => errs.push(e.message),
             }
         }
         return Err(errs.join("; "));
@@ -695,7 +695,7 @@ fn read_once(
         } else if let Some(rt) = rt {
             pg::is_primary(rt, *a, &pg_params(spec))
         } else {
-            Err("no runtime".into())
+            Err(net::NetError::before("no runtime".into()))
         };
         match r {
             Ok(true) => {
@@ -743,5 +743,6 @@ fn read_once(
             Duration::from_secs(10),
         )
         .map(|v| (a.to_string(), v))
+        .map_err(|e| e.message)
     }
 }

@@ -16,6 +16,25 @@ pub struct NetError {
     pub message: String,
 }
 
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// An HTTP response that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("incomplete HTTP response")]
+    Incomplete,
+    #[error("no HTTP status")]
+    NoStatus,
+    #[error("bad chunk size")]
+    BadChunkSize,
+}
+
 impl NetError {
     pub fn before(message: String) -> NetError {
         NetError {
@@ -104,21 +123,21 @@ pub fn http(
             Err(e) => return Err(NetError::after(format!("reading from {addr}: {e}"))),
         }
     }
-    parse_response(&buf).map_err(NetError::after)
+    parse_response(&buf).map_err(|e| NetError::after(e.to_string()))
 }
 
 /// Split an HTTP/1.1 response into status and body (handles chunked encoding).
-pub fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>), String> {
+pub fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>), ResponseError> {
     let end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("incomplete HTTP response")?;
+        .ok_or(ResponseError::Incomplete)?;
     let head = String::from_utf8_lossy(&buf[..end]);
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("no HTTP status")?;
+        .ok_or(ResponseError::NoStatus)?;
     let mut body = buf[end + 4..].to_vec();
     let chunked = head.lines().any(|l| {
         l.to_ascii_lowercase().starts_with("transfer-encoding:")
@@ -136,7 +155,7 @@ pub fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>), String> {
                     .trim(),
                 16,
             )
-            .map_err(|_| "bad chunk size")?;
+            .map_err(|_| ResponseError::BadChunkSize)?;
             rest = &rest[nl + 2..];
             if size == 0 || rest.len() < size {
                 break;

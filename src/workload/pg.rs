@@ -16,11 +16,12 @@ pub struct PgParams {
     pub user_timeout: Duration,
 }
 
-pub fn runtime() -> Result<Runtime, String> {
+/// The single-threaded runtime the PostgreSQL client runs on.
+pub fn runtime() -> Result<Runtime, NetError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))
+        .map_err(|e| NetError::before(format!("tokio runtime: {e}")))
 }
 
 fn config(addr: SocketAddr, p: &PgParams) -> Config {
@@ -90,8 +91,8 @@ pub fn execute(
 }
 
 /// `pg_is_in_recovery()` is false on the primary.
-pub fn is_primary(rt: &Runtime, addr: SocketAddr, p: &PgParams) -> Result<bool, String> {
-    let client = connect(rt, addr, p).map_err(|e| e.message)?;
+pub fn is_primary(rt: &Runtime, addr: SocketAddr, p: &PgParams) -> Result<bool, NetError> {
+    let client = connect(rt, addr, p)?;
     let limit = p.connect_timeout.max(Duration::from_secs(1));
     rt.block_on(async {
         match tokio::time::timeout(limit, client.query_one("SELECT pg_is_in_recovery()", &[])).await
@@ -99,9 +100,9 @@ pub fn is_primary(rt: &Runtime, addr: SocketAddr, p: &PgParams) -> Result<bool, 
             Ok(Ok(row)) => row
                 .try_get::<_, bool>(0)
                 .map(|r| !r)
-                .map_err(|e| e.to_string()),
-            Ok(Err(e)) => Err(format!("{addr}: {e}")),
-            Err(_) => Err(format!("{addr}: no answer in time")),
+                .map_err(|e| NetError::after(e.to_string())),
+            Ok(Err(e)) => Err(NetError::after(format!("{addr}: {e}"))),
+            Err(_) => Err(NetError::after(format!("{addr}: no answer in time"))),
         }
     })
 }
@@ -113,8 +114,8 @@ pub fn read_all(
     p: &PgParams,
     table: &str,
     timeout: Duration,
-) -> Result<Vec<String>, String> {
-    let client = connect(rt, addr, p).map_err(|e| e.message)?;
+) -> Result<Vec<String>, NetError> {
+    let client = connect(rt, addr, p)?;
     rt.block_on(async {
         match tokio::time::timeout(
             timeout,
@@ -124,10 +125,13 @@ pub fn read_all(
         {
             Ok(Ok(rows)) => rows
                 .iter()
-                .map(|r| r.try_get::<_, String>(0).map_err(|e| e.to_string()))
+                .map(|r| {
+                    r.try_get::<_, String>(0)
+                        .map_err(|e| NetError::after(e.to_string()))
+                })
                 .collect(),
-            Ok(Err(e)) => Err(format!("{addr}: {e}")),
-            Err(_) => Err(format!("{addr}: no answer in time")),
+            Ok(Err(e)) => Err(NetError::after(format!("{addr}: {e}"))),
+            Err(_) => Err(NetError::after(format!("{addr}: no answer in time"))),
         }
     })
 }

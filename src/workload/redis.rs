@@ -132,15 +132,15 @@ impl Conn {
 }
 
 /// `ROLE` of one node: `master`, `slave` or `sentinel`.
-pub fn role(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+pub fn role(addr: SocketAddr, timeout: Duration) -> Result<String, NetError> {
     let deadline = Instant::now() + timeout;
-    let mut c = Conn::open(addr, timeout, timeout).map_err(|e| e.message)?;
-    match c.call(&[b"ROLE"], deadline).map_err(|e| e.message)? {
-        Reply::Array(Some(v)) if !v.is_empty() => {
-            v[0].text().ok_or_else(|| "odd ROLE reply".into())
-        }
-        Reply::Error(e) => Err(e),
-        other => Err(format!("odd ROLE reply {other:?}")),
+    let mut c = Conn::open(addr, timeout, timeout)?;
+    match c.call(&[b"ROLE"], deadline)? {
+        Reply::Array(Some(v)) if !v.is_empty() => v[0]
+            .text()
+            .ok_or_else(|| NetError::after("odd ROLE reply".into())),
+        Reply::Error(e) => Err(NetError::after(e)),
+        other => Err(NetError::after(format!("odd ROLE reply {other:?}"))),
     }
 }
 

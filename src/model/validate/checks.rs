@@ -23,7 +23,7 @@ pub(super) fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
     }
     if let Some(h) = &c.http {
         if let Err(e) = parse_http_url(&h.url) {
-            v.err(path.key("http").key("url"), e);
+            v.err(path.key("http").key("url"), e.to_string());
         }
         for (i, s) in h.status.iter().enumerate() {
             if !(100..=599).contains(s) {

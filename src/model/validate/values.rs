@@ -49,28 +49,41 @@ pub fn mask(len: u8) -> u32 {
     }
 }
 
+/// Why a URL is not one Murphy's HTTP checks can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not an http:// URL (https is not supported yet)")]
+    NotHttp(String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?} has an invalid port")]
+    BadPort(String),
+    #[error("{0:?} is not a valid URL")]
+    Invalid(String),
+}
+
 /// Split `http://host[:port]/path` into (host, port, path).
-pub fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+pub fn parse_http_url(url: &str) -> Result<(String, u16, String), UrlError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?} is not an http:// URL (https is not supported yet)"))?;
+        .ok_or_else(|| UrlError::NotHttp(url.into()))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     if authority.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(UrlError::NoHost(url.into()));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .map_err(|_| format!("{url:?} has an invalid port"))?,
+                .map_err(|_| UrlError::BadPort(url.into()))?,
         ),
         None => (authority, 80),
     };
     if host.is_empty() || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(format!("{url:?} is not a valid URL"));
+        return Err(UrlError::Invalid(url.into()));
     }
     Ok((host.to_string(), port, path.to_string()))
 }
