@@ -3,6 +3,7 @@
 //! root qdisc of its own (it would be replaced and lost); revert deletes Murphy's qdisc,
 //! which puts the interface's default back.
 
+use crate::model::spec::FaultKind;
 use super::netutil;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
@@ -44,13 +45,13 @@ fn root_qdisc(ns: &Netns, dev: &str) -> Result<Value, FaultError> {
 
 impl Fault for Bandwidth {
     fn kind(&self) -> &'static str {
-        "network-bandwidth"
+        FaultKind::NetworkBandwidth.name()
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = netutil::spaces(members, "network-bandwidth")?;
+        let spaces = netutil::spaces(members, self.kind())?;
         netutil::no_root(
             &spaces,
-            "network-bandwidth",
+            self.kind(),
             "shape the host's own interfaces",
         )?;
         let mut plan = Vec::new();

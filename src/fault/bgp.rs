@@ -5,6 +5,7 @@
 //! must have come up). Revert stops the speaker, which withdraws what it announced and
 //! closes the session; the journal's undo kills it if anything is left.
 
+use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::model::spec::{BgpAnnounce, BgpMode};
@@ -43,7 +44,7 @@ pub fn local_address(from: &[Ipv4Addr], neighbor: Ipv4Addr) -> Option<Ipv4Addr> 
 
 impl Fault for Bgp {
     fn kind(&self) -> &'static str {
-        "bgp-announce"
+        FaultKind::BgpAnnounce.name()
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let (from_ns, from_addrs) = self.env.from.clone().ok_or_else(|| {
@@ -57,7 +58,7 @@ impl Fault for Bgp {
         })?;
         let local = local_address(&from_addrs, neighbor)
             .ok_or_else(|| FaultError::Refused(format!("{} has no address", self.spec.from)))?;
-        self.router = super::netutil::spaces(members, "bgp-announce")?;
+        self.router = super::netutil::spaces(members, self.kind())?;
         let mode = match self.spec.mode.unwrap_or(BgpMode::Announce) {
             BgpMode::Announce => "announce",
             BgpMode::Flap => "flap",

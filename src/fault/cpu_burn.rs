@@ -1,6 +1,7 @@
 //! `cpu-burn`: a hog with N busy threads inside the target's cpu (and cpuacct) cgroups, so
 //! it competes for the target's CPU share and quota. Revert kills the hog.
 
+use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::cgroup::Mounts;
@@ -28,7 +29,7 @@ impl CpuBurn {
 
 impl Fault for CpuBurn {
     fn kind(&self) -> &'static str {
-        "cpu-burn"
+        FaultKind::CpuBurn.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

@@ -8,6 +8,7 @@
 //!
 //! The corruption generators are pure and seeded ([`corrupt`], [`edit_config`]).
 
+use crate::model::spec::FaultKind;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::{ConfigCorrupt, CorruptHow, DataCorrupt, DataWipe, WipeMode};
@@ -222,7 +223,7 @@ impl Wipe {
 
 impl Fault for Wipe {
     fn kind(&self) -> &'static str {
-        "data-wipe"
+        FaultKind::DataWipe.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
@@ -382,7 +383,7 @@ impl Corrupt {
 
 impl Fault for Corrupt {
     fn kind(&self) -> &'static str {
-        "data-corrupt"
+        FaultKind::DataCorrupt.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
@@ -521,7 +522,7 @@ impl Config {
 
 impl Fault for Config {
     fn kind(&self) -> &'static str {
-        "config-corrupt"
+        FaultKind::ConfigCorrupt.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

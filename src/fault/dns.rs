@@ -5,6 +5,7 @@
 //! resolver (the responder's own upstream queries carry a mark the rule lets through).
 //! Revert deletes the table first, then the responder exits.
 
+use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::network_partition::{nft, table_counters};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
@@ -62,11 +63,11 @@ impl Dns {
 
 impl Fault for Dns {
     fn kind(&self) -> &'static str {
-        "dns-fault"
+        FaultKind::DnsFault.name()
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = super::netutil::spaces(members, "dns-fault")?;
-        super::netutil::no_root(&spaces, "dns-fault", "redirect the host's own DNS")?;
+        let spaces = super::netutil::spaces(members, self.kind())?;
+        super::netutil::no_root(&spaces, self.kind(), "redirect the host's own DNS")?;
         let mode = match self.spec.mode {
             DnsMode::Servfail => "servfail",
             DnsMode::Nxdomain => "nxdomain",

@@ -5,6 +5,7 @@
 //! cgroup v2: the limit is written into `io.max` of the target's own cgroup when it holds
 //! only the target, and the original line is journaled and written back on revert.
 
+use crate::model::spec::FaultKind;
 use super::{require_procs, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
 use crate::journal::UndoAction;
@@ -74,7 +75,7 @@ pub fn device_of(path: &Path) -> Result<String, FaultError> {
 
 impl Fault for IoThrottle {
     fn kind(&self) -> &'static str {
-        "io-throttle"
+        FaultKind::IoThrottle.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

@@ -4,6 +4,7 @@
 //! interface up and puts those routes back. With several members (a redundant pair) every
 //! member's interfaces go down in the same injection: the correlated failure.
 
+use crate::model::spec::FaultKind;
 use super::netutil::{self, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
@@ -33,11 +34,11 @@ fn is_up(ns: &Netns, dev: &str) -> Result<bool, FaultError> {
 
 impl Fault for LinkDown {
     fn kind(&self) -> &'static str {
-        "link-down"
+        FaultKind::LinkDown.name()
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = netutil::spaces(members, "link-down")?;
-        netutil::no_root(&spaces, "link-down", "take the host's own interfaces down")?;
+        let spaces = netutil::spaces(members, self.kind())?;
+        netutil::no_root(&spaces, self.kind(), "take the host's own interfaces down")?;
         let mut plan = Vec::new();
         for ns in &spaces {
             for dev in netutil::pick_interfaces(ns, &self.asked)? {

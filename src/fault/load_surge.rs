@@ -3,6 +3,7 @@
 //! answers; with `retry`, failed requests are sent again: a retry storm). Nothing on the
 //! target changes, so there is nothing to journal: ending the fault stops the senders.
 
+use crate::model::spec::FaultKind;
 use super::{wait_for, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::model::spec::{HttpWorkload, LoadSurge as Spec, WorkloadSpec};
 use crate::record::history::OpResult;
@@ -31,7 +32,7 @@ impl LoadSurge {
 
 impl Fault for LoadSurge {
     fn kind(&self) -> &'static str {
-        "load-surge"
+        FaultKind::LoadSurge.name()
     }
 
     fn inject(&mut self, members: &[Member], _undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

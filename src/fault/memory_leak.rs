@@ -2,6 +2,7 @@
 //! until the kernel's OOM killer steps in. Observation records OOM kills and says who died:
 //! the hog, or the target itself. Revert kills the hog, which frees its memory.
 
+use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, wait_for, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
@@ -40,7 +41,7 @@ impl MemoryLeak {
 
 impl Fault for MemoryLeak {
     fn kind(&self) -> &'static str {
-        "memory-leak"
+        FaultKind::MemoryLeak.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
@@ -250,7 +251,7 @@ fn map_chunk(pid: i32, addr: u64, len: u64) -> Result<(), crate::ptrace::PtraceE
 
 impl Fault for InProcess {
     fn kind(&self) -> &'static str {
-        "memory-leak"
+        FaultKind::MemoryLeak.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

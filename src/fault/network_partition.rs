@@ -3,6 +3,7 @@
 //! (or everything but loopback). Revert deletes the table: one operation, nothing else
 //! touched. Rules are fed to `nft -j -f -` as JSON on stdin, never as a command string.
 
+use crate::model::spec::FaultKind;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::Direction;
@@ -44,7 +45,7 @@ impl NetworkPartition {
         peers.extend(spec.cidrs.iter().filter_map(|c| parse_cidr(c)));
         let table = super::netutil::table_name(group);
         NetworkPartition {
-            kind: "network-partition",
+            kind: FaultKind::NetworkPartition.name(),
             scope: Scope::Peers,
             direction: spec.direction.unwrap_or(Direction::Both),
             peers,
@@ -62,7 +63,7 @@ impl NetworkPartition {
         let mut p = Self::new(&Default::default(), allowed, group);
         p.peers
             .extend(spec.allow.iter().filter_map(|c| parse_cidr(c)));
-        p.kind = "site-failure";
+        p.kind = FaultKind::SiteFailure.name();
         p.scope = Scope::AllBut;
         p
     }
@@ -81,7 +82,7 @@ impl NetworkPartition {
             peer_addrs,
             group,
         );
-        p.kind = "bgp-session-drop";
+        p.kind = FaultKind::BgpSessionDrop.name();
         p.scope = Scope::Bgp;
         p
     }

@@ -10,6 +10,7 @@
 //! Delay acts on the receiving side's input (or a forwarding hop), never on a sender's own
 //! output: holding a sender's packets makes TCP throttle itself instead of seeing delay.
 
+use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::netutil;
 use super::network_partition::{nft, packets_in, table_counters_in};
@@ -171,7 +172,7 @@ pub struct NftPacket {
 impl NftPacket {
     pub fn loss(spec: &crate::model::spec::NetworkLoss, env: &FaultEnv, group: &str) -> Self {
         NftPacket {
-            kind: "network-loss",
+            kind: FaultKind::NetworkLoss.name(),
             family: "inet",
             matcher: Matcher::new(&spec.filter, &env.peer_addrs),
             ppm: (spec.loss.ratio() * 1e6).round() as u32,
@@ -190,7 +191,7 @@ impl NftPacket {
             f.direction = Some(PacketDirection::Egress);
         }
         NftPacket {
-            kind: "network-duplicate",
+            kind: FaultKind::NetworkDuplicate.name(),
             family: "ip",
             matcher: Matcher::new(&f, &env.peer_addrs),
             ppm: (spec.duplicate.ratio() * 1e6).round() as u32,
@@ -216,7 +217,7 @@ impl NftPacket {
             ]
         };
         for m in self.matcher.nft_matches() {
-            if self.kind == "network-loss" {
+            if self.kind == FaultKind::NetworkLoss.name() {
                 let mut e = m.clone();
                 e.extend(dice.iter().cloned());
                 e.extend([json!({"counter": null}), json!({"drop": null})]);
@@ -284,7 +285,7 @@ impl Fault for NftPacket {
     }
     fn observe(&mut self) -> Vec<String> {
         let total = packets_in(&self.applied, self.family, &self.table);
-        let verb = if self.kind == "network-loss" {
+        let verb = if self.kind == FaultKind::NetworkLoss.name() {
             "dropped"
         } else {
             "duplicated"
@@ -339,18 +340,18 @@ impl Engine {
             "jitterUs": spec.jitter.map_or(0, |j| j.as_std().as_micros() as u64),
             "correlation": spec.correlation.map_or(0.0, |c| c.ratio()),
         });
-        Self::new("network-delay", &spec.filter, cfg, env, group)
+        Self::new(FaultKind::NetworkDelay.name(), &spec.filter, cfg, env, group)
     }
     pub fn reorder(spec: &crate::model::spec::NetworkReorder, env: &FaultEnv, group: &str) -> Self {
         let cfg = json!({
             "delayUs": spec.delay.as_std().as_micros() as u64,
             "reorder": spec.reorder.ratio(),
         });
-        Self::new("network-reorder", &spec.filter, cfg, env, group)
+        Self::new(FaultKind::NetworkReorder.name(), &spec.filter, cfg, env, group)
     }
     pub fn corrupt(spec: &crate::model::spec::NetworkCorrupt, env: &FaultEnv, group: &str) -> Self {
         let cfg = json!({ "corrupt": spec.corrupt.ratio() });
-        Self::new("network-corrupt", &spec.filter, cfg, env, group)
+        Self::new(FaultKind::NetworkCorrupt.name(), &spec.filter, cfg, env, group)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `process-kill`: send a signal to every process of the target. Lab processes are
 //! restarted when the fault ends (the restart is the fault's undo action).
 
+use crate::model::spec::FaultKind;
 use super::{require_procs, wait_for, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::validate::parse_signal;
@@ -29,7 +30,7 @@ impl ProcessKill {
 
 impl Fault for ProcessKill {
     fn kind(&self) -> &'static str {
-        "process-kill"
+        FaultKind::ProcessKill.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

@@ -3,6 +3,7 @@
 //! frozen; with cgroup v2 the target's own cgroup is frozen when it holds nothing else;
 //! otherwise, or on request, SIGSTOP / SIGCONT.
 
+use crate::model::spec::FaultKind;
 use super::{require_procs, wait_for, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
 use crate::journal::UndoAction;
@@ -85,7 +86,7 @@ impl ProcessPause {
 
 impl Fault for ProcessPause {
     fn kind(&self) -> &'static str {
-        "process-pause"
+        FaultKind::ProcessPause.name()
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {

@@ -4,6 +4,7 @@
 //! put back, before the first withdrawal). They never touch routes other than the ones
 //! named, and never the host's own namespace.
 
+use crate::model::spec::FaultKind;
 use super::netutil::{self, first_addr, route_get, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::{run_in_netns, UndoAction};
@@ -29,7 +30,7 @@ pub struct AddRoutes {
 impl AddRoutes {
     pub fn blackhole(spec: &crate::model::spec::RouteBlackhole) -> Self {
         AddRoutes {
-            kind: "route-blackhole",
+            kind: FaultKind::RouteBlackhole.name(),
             prefixes: spec.prefixes.clone(),
             route_type: Some(match spec.route.unwrap_or(BlackholeKind::Blackhole) {
                 BlackholeKind::Blackhole => "blackhole",
@@ -42,7 +43,7 @@ impl AddRoutes {
     }
     pub fn hijack(spec: &crate::model::spec::RouteHijack) -> Self {
         AddRoutes {
-            kind: "route-hijack",
+            kind: FaultKind::RouteHijack.name(),
             prefixes: spec.prefixes.clone(),
             route_type: None,
             via: Some(spec.via.clone()),
@@ -171,11 +172,11 @@ fn draw(state: &mut u64) -> f64 {
 
 impl Fault for RouteFlap {
     fn kind(&self) -> &'static str {
-        "route-flap"
+        FaultKind::RouteFlap.name()
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let spaces = netutil::spaces(members, "route-flap")?;
-        netutil::no_root(&spaces, "route-flap", ROOT)?;
+        let spaces = netutil::spaces(members, self.kind())?;
+        netutil::no_root(&spaces, self.kind(), ROOT)?;
         let mut routes: Vec<(Netns, Vec<String>)> = Vec::new();
         for ns in &spaces {
             for p in &self.prefixes {

@@ -8,6 +8,7 @@
 //! holds the helper's identity, and if the helper dies the kernel detaches every tracee,
 //! so no target is ever left stopped.
 
+use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, wait_for, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
@@ -40,7 +41,7 @@ pub struct Storage {
 
 impl Storage {
     pub fn stall(s: &StorageStall, env: &FaultEnv) -> Storage {
-        Self::new("storage-stall", &s.paths, &s.ops, IoAction::Stall, env)
+        Self::new(FaultKind::StorageStall.name(), &s.paths, &s.ops, IoAction::Stall, env)
     }
 
     pub fn latency(l: &IoLatency, env: &FaultEnv) -> Storage {
@@ -49,7 +50,7 @@ impl Storage {
             delay_us: us(l.delay.0),
             jitter_us: l.jitter.map(|j| us(j.0)).unwrap_or(0),
         };
-        Self::new("io-latency", &l.paths, &l.ops, act, env)
+        Self::new(FaultKind::IoLatency.name(), &l.paths, &l.ops, act, env)
     }
 
     pub fn error(e: &IoError, env: &FaultEnv) -> Storage {
@@ -57,7 +58,7 @@ impl Storage {
             errno: crate::ptrace::errno_by_name(&e.errno).unwrap_or(libc::EIO),
             probability: e.probability.map(|p| p.ratio()).unwrap_or(1.0),
         };
-        Self::new("io-error", &e.paths, &e.ops, act, env)
+        Self::new(FaultKind::IoError.name(), &e.paths, &e.ops, act, env)
     }
 
     fn new(

@@ -385,9 +385,26 @@ pub struct FaultSpec {
     pub action: FaultAction,
 }
 
-/// The fault class and its parameters, selected by `kind`.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+/// The fault class and its parameters, selected by `kind`. A kind's name is its variant's
+/// name in kebab-case, for serde and [`FaultAction::kind`] alike (written nowhere else:
+/// code names a kind as a [`FaultKind`]).
+#[derive(
+    Clone,
+    Debug,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    PartialEq,
+    strum::IntoStaticStr,
+    strum::EnumDiscriminants,
+)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+#[strum_discriminants(
+    name(FaultKind),
+    derive(strum::IntoStaticStr, strum::EnumIter, Hash),
+    strum(serialize_all = "kebab-case")
+)]
 pub enum FaultAction {
     /// Send a signal to the target's processes; lab processes are restarted when the fault ends.
     ProcessKill(ProcessKill),
@@ -497,36 +514,16 @@ impl FaultAction {
         }
     }
 
+    /// The kind's name (`process-kill`, ...), as in the spec.
     pub fn kind(&self) -> &'static str {
-        match self {
-            FaultAction::ProcessKill(_) => "process-kill",
-            FaultAction::ProcessPause(_) => "process-pause",
-            FaultAction::NetworkPartition(_) => "network-partition",
-            FaultAction::MemoryLeak(_) => "memory-leak",
-            FaultAction::CpuBurn(_) => "cpu-burn",
-            FaultAction::DataWipe(_) => "data-wipe",
-            FaultAction::DataCorrupt(_) => "data-corrupt",
-            FaultAction::ConfigCorrupt(_) => "config-corrupt",
-            FaultAction::StorageStall(_) => "storage-stall",
-            FaultAction::IoLatency(_) => "io-latency",
-            FaultAction::IoError(_) => "io-error",
-            FaultAction::LoadSurge(_) => "load-surge",
-            FaultAction::IoThrottle(_) => "io-throttle",
-            FaultAction::NetworkDelay(_) => "network-delay",
-            FaultAction::NetworkLoss(_) => "network-loss",
-            FaultAction::NetworkCorrupt(_) => "network-corrupt",
-            FaultAction::NetworkDuplicate(_) => "network-duplicate",
-            FaultAction::NetworkReorder(_) => "network-reorder",
-            FaultAction::NetworkBandwidth(_) => "network-bandwidth",
-            FaultAction::LinkDown(_) => "link-down",
-            FaultAction::RouteBlackhole(_) => "route-blackhole",
-            FaultAction::RouteHijack(_) => "route-hijack",
-            FaultAction::RouteFlap(_) => "route-flap",
-            FaultAction::SiteFailure(_) => "site-failure",
-            FaultAction::BgpSessionDrop(_) => "bgp-session-drop",
-            FaultAction::BgpAnnounce(_) => "bgp-announce",
-            FaultAction::DnsFault(_) => "dns-fault",
-        }
+        self.into()
+    }
+}
+
+impl FaultKind {
+    /// The kind's name (`process-kill`, ...), as in the spec.
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -1663,5 +1660,33 @@ impl ProbeSpec {
     pub fn timeout(&self) -> std::time::Duration {
         self.timeout
             .map_or(std::time::Duration::from_secs(1), Duration::as_std)
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    /// serde (the spec's `kind`, the CRD's schema) and [`FaultAction::kind`] derive a kind's
+    /// name from the same variant; this fails if the two rules ever disagree.
+    #[test]
+    fn every_fault_kind_is_named_alike_by_serde_and_by_kind() {
+        let schema = serde_json::to_value(schemars::schema_for!(FaultAction)).expect("schema");
+        let mut from_serde: Vec<String> = schema["oneOf"]
+            .as_array()
+            .expect("one schema per kind")
+            .iter()
+            .filter_map(|v| v["properties"]["kind"]["const"].as_str().map(str::to_string))
+            .collect();
+        let mut from_kind: Vec<String> = FaultKind::iter().map(|k| k.name().to_string()).collect();
+        from_serde.sort();
+        from_kind.sort();
+        assert_eq!(from_serde, from_kind);
+        assert_eq!(from_kind.len(), 27);
+        let a: FaultAction = serde_json::from_value(serde_json::json!({"kind": "process-kill"}))
+            .expect("process-kill");
+        assert_eq!(a.kind(), "process-kill");
+        assert_eq!(FaultKind::from(&a), FaultKind::ProcessKill);
     }
 }
