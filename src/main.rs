@@ -204,7 +204,7 @@ fn real_main() -> anyhow::Result<i32> {
     }
     init_tracing(&cli.log_format);
     match cli.command {
-        Cmd::Validate { files } => Ok(validate(files)),
+        Cmd::Validate { files } => Ok(validate_cmd(files)),
         Cmd::Report {
             run_json,
             output,
@@ -234,7 +234,7 @@ fn real_main() -> anyhow::Result<i32> {
                 quiet,
             },
         ),
-        Cmd::Recover { state_dir } => recover(&state_dir),
+        Cmd::Recover { state_dir } => recover_cmd(&state_dir),
         Cmd::Doctor => Ok(doctor()),
         Cmd::Schema => {
             println!(
@@ -248,7 +248,7 @@ fn real_main() -> anyhow::Result<i32> {
 }
 
 /// `murphy validate`: check each file; the exit code is the last failure's, else 0.
-fn validate(files: Vec<PathBuf>) -> i32 {
+fn validate_cmd(files: Vec<PathBuf>) -> i32 {
     let mut code = 0;
     for f in files {
         match load(&f) {
@@ -458,7 +458,7 @@ fn write_trials_outputs(tr: &murphy::trials::TrialsReport, out: &RunOutputs) -> 
 }
 
 /// `murphy recover`: replay what crashed runs left behind and say what was undone.
-fn recover(state_dir: &Path) -> anyhow::Result<i32> {
+fn recover_cmd(state_dir: &Path) -> anyhow::Result<i32> {
     let recs = murphy::journal::recover(state_dir)
         .with_context(|| format!("reading journals in {}", state_dir.display()))?;
     if recs.is_empty() {
