@@ -177,11 +177,8 @@ fn normalize_name(raw: &str) -> Result<String, String> {
 
 /// Parses and validates the JSON configuration; the error names the offending field.
 pub fn parse_config(json: &str) -> Result<DnsConfig, DnsConfigError> {
-
     parse_config_inner(json).map_err(DnsConfigError)
-
 }
-
 
 fn parse_config_inner(json: &str) -> Result<DnsConfig, String> {
     let raw: RawConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;

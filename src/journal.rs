@@ -20,8 +20,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One step that undoes one change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case", tag = "action")]
+#[strum(serialize_all = "kebab-case")]
 pub enum UndoAction {
     /// Delete an nftables table (one per injection).
     DeleteNftTable {
@@ -97,9 +98,40 @@ pub enum UndoAction {
     },
 }
 
+/// An undo action that did not complete: which action, on what, and why. The journal
+/// keeps the action for `murphy recover`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RevertError {
+    /// The action's name as journaled (`delete-nft-table`, `thaw`, ...).
+    pub action: &'static str,
+    /// What it acts on (a namespace and table, a cgroup, a process, a path).
+    pub target: String,
+    pub message: String,
+}
+
+/// A lab process that could not be started or stopped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct LabProcessError {
+    pub host: String,
+    pub process: String,
+    pub message: String,
+}
+
+/// A program run inside a namespace (argv only) that failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// The namespace, as [`Netns::describe`] says it.
+    pub netns: String,
+    pub program: String,
+    pub message: String,
+}
+
 /// What reverting needs from its surroundings: a running lab can restart processes.
 pub trait RevertEnv {
-    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String>;
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, LabProcessError>;
     /// True while an experiment runs (data restores marked `on_revert: false` are left to
     /// the experiment's own recovery); false for `murphy recover` after a crash.
     fn in_run(&self) -> bool {
@@ -110,7 +142,7 @@ pub trait RevertEnv {
 /// Reverting during a run that has no lab.
 pub struct NoLabRun;
 impl RevertEnv for NoLabRun {
-    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, LabProcessError> {
         NoLab.restart_lab_process(host, process)
     }
     fn in_run(&self) -> bool {
@@ -121,7 +153,7 @@ impl RevertEnv for NoLabRun {
 /// Reverting without a running lab (recovery after a crash).
 pub struct NoLab;
 impl RevertEnv for NoLab {
-    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, LabProcessError> {
         Ok(format!(
             "not restarting {host}/{process}: the lab is not running"
         ))
@@ -174,7 +206,59 @@ fn wait_gone(proc: &ProcId, within: Duration) -> bool {
 impl UndoAction {
     /// Apply the action. Idempotent: a second call, or a call for a change that never
     /// happened, succeeds and says there was nothing to do.
-    pub fn apply(&self, env: &dyn RevertEnv) -> Result<String, String> {
+    /// The action's name as journaled (`delete-nft-table`, `thaw`, ...).
+    pub fn name(&self) -> &'static str {
+        self.into()
+    }
+
+    /// What the action acts on, for messages and errors.
+    pub fn target(&self) -> String {
+        use UndoAction as U;
+        match self {
+            U::DeleteNftTable {
+                netns,
+                family,
+                table,
+            } => format!("{family} {table} in {}", netns.describe()),
+            U::Thaw { cgroup }
+            | U::RemoveCgroup { cgroup }
+            | U::KillCgroup { cgroup }
+            | U::MoveBack { cgroup, .. } => cgroup.display().to_string(),
+            U::Continue { proc }
+            | U::Kill { proc }
+            | U::Signal { proc, .. }
+            | U::Unmap { proc, .. } => format!("pid {}", proc.pid),
+            U::RestartLabProcess { host, process } => format!("{host}/{process}"),
+            U::DeleteNetns { name } => format!("netns {name}"),
+            U::DeleteLink { name } => format!("link {name}"),
+            U::RestoreFile { path, .. }
+            | U::RestoreDir { path, .. }
+            | U::Unmount { path }
+            | U::WriteCgroupFile { path, .. } => path.display().to_string(),
+            U::DetachLoop { backing } => backing.display().to_string(),
+            U::DeleteRoute { netns, route } | U::RestoreRoute { netns, route } => {
+                format!("route {} in {}", route.join(" "), netns.describe())
+            }
+            U::LinkUp { netns, dev, .. } | U::DeleteQdisc { netns, dev } => {
+                format!("{dev} in {}", netns.describe())
+            }
+            U::DeleteIptablesRule { netns, chain, .. } => {
+                format!("iptables {chain} in {}", netns.describe())
+            }
+        }
+    }
+
+    /// Undo the change. Idempotent: undoing what was never done (or already undone) is
+    /// not an error.
+    pub fn apply(&self, env: &dyn RevertEnv) -> Result<String, RevertError> {
+        self.apply_step(env).map_err(|message| RevertError {
+            action: self.name(),
+            target: self.target(),
+            message,
+        })
+    }
+
+    fn apply_step(&self, env: &dyn RevertEnv) -> Result<String, String> {
         match self {
             // nftables, links, routes and other network state
             UndoAction::DeleteNftTable {
@@ -229,9 +313,9 @@ impl UndoAction {
             // mounts and the lab
             UndoAction::Unmount { path } => unmount(path),
             UndoAction::DetachLoop { backing } => detach_loop(backing),
-            UndoAction::RestartLabProcess { host, process } => {
-                env.restart_lab_process(host, process)
-            }
+            UndoAction::RestartLabProcess { host, process } => env
+                .restart_lab_process(host, process)
+                .map_err(|e| e.message),
         }
     }
 }
@@ -605,11 +689,16 @@ fn net_undo(
 }
 
 /// Run a program inside a network namespace (argv only) and return its standard output.
-pub fn run_in_netns(netns: &Netns, argv: &[&str]) -> Result<String, String> {
+pub fn run_in_netns(netns: &Netns, argv: &[&str]) -> Result<String, CommandError> {
+    let failed = |message: String| CommandError {
+        netns: netns.describe(),
+        program: argv.first().map(|p| p.to_string()).unwrap_or_default(),
+        message,
+    };
     let fd = netns
         .open()
-        .map_err(|e| format!("opening {}: {e}", netns.describe()))?;
-    run_quiet(argv, fd)
+        .map_err(|e| failed(format!("opening {}: {e}", netns.describe())))?;
+    run_quiet(argv, fd).map_err(failed)
 }
 
 fn set_meta(path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
@@ -803,7 +892,7 @@ pub fn read_groups(path: &Path) -> io::Result<Vec<Group>> {
 pub fn revert_actions(
     actions: &[UndoAction],
     env: &dyn RevertEnv,
-) -> Result<Vec<String>, Vec<String>> {
+) -> Result<Vec<String>, Vec<RevertError>> {
     let mut done = Vec::new();
     let mut errors = Vec::new();
     for a in actions.iter().rev() {

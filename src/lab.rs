@@ -6,7 +6,7 @@
 //! Links and namespaces are set up with iproute2 (`ip`, argv only, never a shell).
 
 use crate::cgroup::{self, Mounts};
-use crate::journal::{Journal, RevertEnv, UndoAction};
+use crate::journal::{Journal, LabProcessError, RevertEnv, UndoAction};
 use crate::model::local::{LabHost, LabProcess, LabSpec};
 use crate::netns::Netns;
 use crate::procfs::ProcId;
@@ -570,7 +570,7 @@ impl Lab {
         host: &str,
         process: &str,
         grace: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, LabProcessError> {
         let _ = self.poll();
         let procs: Vec<ProcId> = self
             .processes(host, Some(process))
@@ -937,16 +937,17 @@ impl Lab {
     }
 
     /// Tear everything down: processes, cgroups, links, namespaces.
-    pub fn teardown(&self) -> Result<Vec<String>, Vec<String>> {
+    pub fn teardown(&self) -> Result<Vec<String>, TeardownError> {
         // Reap children first so nothing lingers as a zombie.
         let groups =
-            crate::journal::read_groups(self.journal.path()).map_err(|e| vec![e.to_string()])?;
+            crate::journal::read_groups(self.journal.path()).map_err(TeardownError::Journal)?;
         let actions: Vec<UndoAction> = groups
             .into_iter()
             .filter(|g| g.name == LAB_GROUP)
             .flat_map(|g| g.actions)
             .collect();
-        let r = crate::journal::revert_actions(&actions, &crate::journal::NoLab);
+        let r = crate::journal::revert_actions(&actions, &crate::journal::NoLab)
+            .map_err(TeardownError::Revert);
         if let Ok(mut hosts) = self.hosts.lock() {
             for h in hosts.iter_mut() {
                 for p in h.procs.iter_mut() {
@@ -962,17 +963,32 @@ impl Lab {
         if r.is_ok() {
             self.journal
                 .done(LAB_GROUP)
-                .map_err(|e| vec![e.to_string()])?;
+                .map_err(TeardownError::Journal)?;
         }
         r
     }
+}
+
+/// A lab teardown that did not complete: what is left is in the journal for
+/// `murphy recover`.
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    #[error("{0}")]
+    Journal(std::io::Error),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Revert(Vec<crate::journal::RevertError>),
 }
 
 impl RevertEnv for Lab {
     fn in_run(&self) -> bool {
         true
     }
-    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, LabProcessError> {
+        let failed = |message: String| LabProcessError {
+            host: host.into(),
+            process: process.into(),
+            message,
+        };
         // Reap the old one first.
         let _ = self.poll();
         let alive = self.processes(host, Some(process));
@@ -980,8 +996,10 @@ impl RevertEnv for Lab {
             return Ok(format!("{host}/{process} is already running"));
         }
         self.with_proc(host, process, |h, i| h.procs[i].restarts += 1)
-            .map_err(|e| e.to_string())?;
-        let id = self.start(host, process).map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
+        let id = self
+            .start(host, process)
+            .map_err(|e| failed(e.to_string()))?;
         Ok(format!("restarted {host}/{process} as pid {}", id.pid))
     }
 }

@@ -146,11 +146,8 @@ impl NetqConfig {
 
 /// Parse and validate a configuration.
 pub fn parse_config(json: &str) -> Result<NetqConfig, NetqConfigError> {
-
     parse_config_inner(json).map_err(NetqConfigError)
-
 }
-
 
 fn parse_config_inner(json: &str) -> Result<NetqConfig, String> {
     let cfg: NetqConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -830,11 +827,8 @@ pub struct RuleFilter {
 
 /// Check a rule before use: chain, IPv4 CIDRs, protocol, ports only with tcp/udp, tag.
 pub fn validate_rule(chain: &str, filter: &RuleFilter) -> Result<(), NetqConfigError> {
-
     validate_rule_inner(chain, filter).map_err(NetqConfigError)
-
 }
-
 
 fn validate_rule_inner(chain: &str, filter: &RuleFilter) -> Result<(), String> {
     if !matches!(chain, "INPUT" | "FORWARD" | "OUTPUT") {
@@ -961,7 +955,8 @@ mod tests {
         assert!(bad(r#"{"queueMaxLen":1}"#).contains("queueMaxLen"));
         assert!(bad(r#"{"delayUs":60000001}"#).contains("delayUs must be at most"));
         assert!(parse_config(r#"{"queue":1,"leaseMs":1,"bogus":1}"#)
-            .unwrap_err().to_string()
+            .unwrap_err()
+            .to_string()
             .contains("unknown field"));
         assert!(parse_config(r#"{"queue":70000,"leaseMs":1}"#).is_err());
     }
@@ -1198,7 +1193,8 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_rule("PREROUTING", &ok)
-            .unwrap_err().to_string()
+            .unwrap_err()
+            .to_string()
             .contains("chain"));
         let e = |f: RuleFilter| validate_rule("INPUT", &f).unwrap_err().to_string();
         assert!(e(RuleFilter {

@@ -109,7 +109,8 @@ fn tcp(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
 
 fn http(h: &HttpCheck, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
-    let (host, port, path) = crate::model::validate::parse_http_url(&h.url).map_err(|e| e.to_string())?;
+    let (host, port, path) =
+        crate::model::validate::parse_http_url(&h.url).map_err(|e| e.to_string())?;
     let mut s = tcp(&format!("{host}:{port}"), timeout)?;
     let left = |d: Instant| {
         d.saturating_duration_since(Instant::now())

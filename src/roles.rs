@@ -4,8 +4,8 @@
 //! and `all` are sizes, chosen with the run's seed so a run replays. Read-only.
 
 use crate::fault::Member;
-use crate::target::TargetError;
 use crate::model::spec::{RoleProbe, Select, TargetSpec};
+use crate::target::TargetError;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,20 +26,20 @@ pub fn role_of(probe: &RoleProbe, addr: Ipv4Addr) -> Role {
             .map(|r| r == "master")
             .map_err(|e| e.message)
     } else if let Some(p) = &probe.etcd {
-        crate::workload::etcd::is_leader(SocketAddr::from((addr, p.port)), t)
-            .map_err(|e| e.message)
+        crate::workload::etcd::is_leader(SocketAddr::from((addr, p.port)), t).map_err(|e| e.message)
     } else if let Some(p) = &probe.postgres {
-        crate::workload::pg::runtime().and_then(|rt| {
-            let params = crate::workload::pg::PgParams {
-                user: p.user.clone().unwrap_or_else(|| "postgres".into()),
-                password: None,
-                database: p.database.clone().unwrap_or_else(|| "postgres".into()),
-                connect_timeout: t,
-                user_timeout: t,
-            };
-            crate::workload::pg::is_primary(&rt, SocketAddr::from((addr, p.port)), &params)
-        })
-        .map_err(|e| e.message)
+        crate::workload::pg::runtime()
+            .and_then(|rt| {
+                let params = crate::workload::pg::PgParams {
+                    user: p.user.clone().unwrap_or_else(|| "postgres".into()),
+                    password: None,
+                    database: p.database.clone().unwrap_or_else(|| "postgres".into()),
+                    connect_timeout: t,
+                    user_timeout: t,
+                };
+                crate::workload::pg::is_primary(&rt, SocketAddr::from((addr, p.port)), &params)
+            })
+            .map_err(|e| e.message)
     } else if let Some(c) = &probe.command {
         command(&c.argv, c.exit_code, addr, t)
     } else {
@@ -273,7 +273,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let e = select("db", &spec(Select::Primary, Some(none)), five(), 1).expect_err("none")
+        let e = select("db", &spec(Select::Primary, Some(none)), five(), 1)
+            .expect_err("none")
             .to_string();
         assert!(
             e.contains("no member says it is primary") && e.contains("n5: replica"),

@@ -58,8 +58,21 @@ use crate::rand::fresh as random_u64;
 /// otherwise leave to the experiment's recovery steps.
 struct Rollback<'a>(&'a dyn RevertEnv);
 impl RevertEnv for Rollback<'_> {
-    fn restart_lab_process(&self, host: &str, process: &str) -> Result<String, String> {
+    fn restart_lab_process(
+        &self,
+        host: &str,
+        process: &str,
+    ) -> Result<String, crate::journal::LabProcessError> {
         self.0.restart_lab_process(host, process)
+    }
+}
+
+/// A step that names a lab process in a run without a lab.
+fn no_lab(host: &str, process: &str) -> crate::journal::LabProcessError {
+    crate::journal::LabProcessError {
+        host: host.into(),
+        process: process.into(),
+        message: "no lab is running".into(),
     }
 }
 
@@ -139,7 +152,7 @@ impl Ctx<'_> {
         if let Some((h, p)) = st.start.as_deref().and_then(lab_ref) {
             let msg = match &self.lab {
                 Some(l) => l.restart_lab_process(&h, &p),
-                None => Err("no lab is running".into()),
+                None => Err(no_lab(&h, &p)),
             };
             match msg {
                 Ok(m) => self.event("step", None, format!("{}: {m}", st.name)),
@@ -150,7 +163,7 @@ impl Ctx<'_> {
         if let Some((h, p)) = st.stop.as_deref().and_then(lab_ref) {
             let msg = match &self.lab {
                 Some(l) => l.stop_process(&h, &p, Duration::from_secs(10)),
-                None => Err("no lab is running".into()),
+                None => Err(no_lab(&h, &p)),
             };
             match msg {
                 Ok(m) => self.event("step", None, format!("{}: {m}", st.name)),
@@ -373,12 +386,14 @@ impl Ctx<'_> {
         let mut changes = Vec::new();
         for (name, live, state) in self.live.iter_mut() {
             let Some(last) = live.last() else { continue };
-            let ok = last.is_ok();
+            let ok = last == crate::workload::LastOp::Ok;
             if *state != Some(ok) {
                 if state.is_some() || !ok {
                     changes.push(match last {
-                        Ok(()) => format!("{name}: operations succeed again"),
-                        Err(e) => format!("{name}: operations failing: {e}"),
+                        crate::workload::LastOp::Ok => format!("{name}: operations succeed again"),
+                        crate::workload::LastOp::Failed(e) => {
+                            format!("{name}: operations failing: {e}")
+                        }
                     });
                 }
                 *state = Some(ok);
@@ -446,16 +461,16 @@ impl Ctx<'_> {
         self.samples.push(sample);
     }
 
-    fn members_for(
-        &self,
-        fault_idx: usize,
-    ) -> Result<(Vec<Member>, String), target::TargetError> {
+    fn members_for(&self, fault_idx: usize) -> Result<(Vec<Member>, String), target::TargetError> {
         let f = &self.exp.spec.faults[fault_idx];
-        let t = self.exp.spec.targets.get(&f.target).ok_or_else(|| {
-            target::TargetError::Unknown {
-                target: f.target.clone(),
-            }
-        })?;
+        let t =
+            self.exp
+                .spec
+                .targets
+                .get(&f.target)
+                .ok_or_else(|| target::TargetError::Unknown {
+                    target: f.target.clone(),
+                })?;
         let all = target::matches(&f.target, t, self.lab.as_ref())?;
         let (selected, how) = crate::roles::select(&f.target, t, all, self.seed)?;
         let picked = target::pick(&f.target, t, selected, self.seed);
@@ -640,7 +655,10 @@ impl Ctx<'_> {
                 Some(&name),
                 format!(
                     "REVERT FAILED (journal kept for `murphy recover`): {}",
-                    errs.join("; ")
+                    errs.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             ),
         }
@@ -694,13 +712,12 @@ pub fn run(
         seed
     )
     .entered();
-    let journal = Arc::new(
-        Journal::create(&opts.state_dir, &run_id)
-            .map_err(|source| RunError::Journal {
-                dir: opts.state_dir.clone(),
-                source,
-            })?,
-    );
+    let journal = Arc::new(Journal::create(&opts.state_dir, &run_id).map_err(|source| {
+        RunError::Journal {
+            dir: opts.state_dir.clone(),
+            source,
+        }
+    })?);
     let clock = Clock::start();
     let mut cx = Ctx {
         exp,
@@ -968,7 +985,7 @@ impl Ctx<'_> {
         for (name, live, _) in &self.live {
             if live.ok.load(Ordering::SeqCst) == 0 {
                 let why = match live.last() {
-                    Some(Err(e)) => e,
+                    Some(crate::workload::LastOp::Failed(e)) => e,
                     _ => "no operation completed".into(),
                 };
                 problems.push(format!(
@@ -1200,10 +1217,7 @@ impl Ctx<'_> {
             Err(e) => self.event(
                 "lab",
                 None,
-                format!(
-                    "TEARDOWN INCOMPLETE (run `murphy recover`): {}",
-                    e.join("; ")
-                ),
+                format!("TEARDOWN INCOMPLETE (run `murphy recover`): {e}"),
             ),
         }
     }

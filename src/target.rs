@@ -44,7 +44,9 @@ pub enum TargetError {
     NoCgroup { target: String, cgroup: String },
     #[error("target {target:?}: no network namespace {netns:?} (see `ip netns list`)")]
     NoNetns { target: String, netns: String },
-    #[error("target {target:?} resolved to {count} members, more than guardrails.maxTargets ({max})")]
+    #[error(
+        "target {target:?} resolved to {count} members, more than guardrails.maxTargets ({max})"
+    )]
     TooMany {
         target: String,
         count: usize,
@@ -150,12 +152,10 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, Target
         target: name.into(),
     })?;
     let (host, process) = r.split_once('/').map_or((r, None), |(h, p)| (h, Some(p)));
-    let (netns, _) = lab
-        .host(host)
-        .ok_or_else(|| TargetError::NoLabHost {
-            target: name.into(),
-            host: host.into(),
-        })?;
+    let (netns, _) = lab.host(host).ok_or_else(|| TargetError::NoLabHost {
+        target: name.into(),
+        host: host.into(),
+    })?;
     let addrs = lab.addrs(host);
     let procs = lab.processes(host, process);
     if procs.is_empty() {
@@ -197,12 +197,11 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, TargetError> {
         let ids: Vec<ProcId> = if let Some(pid) = p.pid {
             ProcId::of(pid as i32).into_iter().collect()
         } else if let Some(file) = &p.pidfile {
-            let text = std::fs::read_to_string(file)
-                .map_err(|source| TargetError::Pidfile {
-                    target: name.into(),
-                    file: file.clone(),
-                    source,
-                })?;
+            let text = std::fs::read_to_string(file).map_err(|source| TargetError::Pidfile {
+                target: name.into(),
+                file: file.clone(),
+                source,
+            })?;
             let pid: i32 = text
                 .trim()
                 .parse()

@@ -43,8 +43,12 @@ pub enum AgentError {
     Refused(String),
     #[error("injecting {fault}: {message} (rolled back)")]
     Inject { fault: String, message: String },
-    #[error("reverting {fault}: {}", errors.join("; "))]
-    Revert { fault: String, errors: Vec<String> },
+    #[error("reverting {fault}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Revert {
+        fault: String,
+        /// Each undo action that failed, with what it acts on.
+        errors: Vec<murphy::journal::RevertError>,
+    },
     #[error("journal: {0}")]
     Journal(#[from] std::io::Error),
 }

@@ -3,10 +3,10 @@
 //! root qdisc of its own (it would be replaced and lost); revert deletes Murphy's qdisc,
 //! which puts the interface's default back.
 
-use crate::model::spec::FaultKind;
 use super::netutil;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::netns::Netns;
 use serde_json::Value;
 
@@ -49,11 +49,7 @@ impl Fault for Bandwidth {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = netutil::spaces(members, self.kind())?;
-        netutil::no_root(
-            &spaces,
-            self.kind(),
-            "shape the host's own interfaces",
-        )?;
+        netutil::no_root(&spaces, self.kind(), "shape the host's own interfaces")?;
         let mut plan = Vec::new();
         for ns in &spaces {
             for dev in netutil::pick_interfaces(ns, &self.asked)? {

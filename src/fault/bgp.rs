@@ -5,9 +5,9 @@
 //! must have come up). Revert stops the speaker, which withdraws what it announced and
 //! closes the session; the journal's undo kills it if anything is left.
 
-use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
+use crate::model::spec::FaultKind;
 use crate::model::spec::{BgpAnnounce, BgpMode};
 use crate::netns::Netns;
 use serde_json::json;

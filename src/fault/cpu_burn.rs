@@ -1,11 +1,11 @@
 //! `cpu-burn`: a hog with N busy threads inside the target's cpu (and cpuacct) cgroups, so
 //! it competes for the target's CPU share and quota. Revert kills the hog.
 
-use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::cgroup::Mounts;
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::procfs;
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,9 @@
 //!
 //! The corruption generators are pure and seeded ([`corrupt`], [`edit_config`]).
 
-use crate::model::spec::FaultKind;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::{ConfigCorrupt, CorruptHow, DataCorrupt, DataWipe, WipeMode};
 use std::fs;
 use std::io::Write;

@@ -5,11 +5,11 @@
 //! resolver (the responder's own upstream queries carry a mark the rule lets through).
 //! Revert deletes the table first, then the responder exits.
 
-use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::network_partition::{nft, table_counters};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::{DnsFault, DnsMode};
 use crate::netns::Netns;
 use serde_json::{json, Value};
@@ -119,8 +119,7 @@ impl Fault for Dns {
                     ns.describe()
                 )));
             }
-            let listed =
-                nft(ns, &["list", "table", "ip", &self.table], None)?;
+            let listed = nft(ns, &["list", "table", "ip", &self.table], None)?;
             if !listed.contains(&format!("redirect to :{}", self.port)) {
                 return Err(FaultError::Failed(format!(
                     "no DNS redirect in {}",

@@ -124,12 +124,10 @@ impl Hog {
             .process_group(0);
         use std::os::unix::process::CommandExt;
         crate::sys::enter_before_exec(&mut cmd, netns, fds, None);
-        let mut child = cmd
-            .spawn()
-            .map_err(|source| HelperError::Start {
-                exe: exe.to_path_buf(),
-                source,
-            })?;
+        let mut child = cmd.spawn().map_err(|source| HelperError::Start {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
         let id = ProcId::of(child.id() as i32).ok_or(HelperError::ExitedAtOnce)?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();

@@ -5,10 +5,10 @@
 //! cgroup v2: the limit is written into `io.max` of the target's own cgroup when it holds
 //! only the target, and the original line is journaled and written back on revert.
 
-use crate::model::spec::FaultKind;
 use super::{require_procs, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::IoThrottle as Spec;
 use crate::procfs::ProcId;
 use std::os::unix::fs::MetadataExt;

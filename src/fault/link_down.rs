@@ -4,10 +4,10 @@
 //! interface up and puts those routes back. With several members (a redundant pair) every
 //! member's interfaces go down in the same injection: the correlated failure.
 
-use crate::model::spec::FaultKind;
 use super::netutil::{self, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::netns::Netns;
 
 pub struct LinkDown {

@@ -3,8 +3,8 @@
 //! answers; with `retry`, failed requests are sent again: a retry storm). Nothing on the
 //! target changes, so there is nothing to journal: ending the fault stops the senders.
 
-use crate::model::spec::FaultKind;
 use super::{wait_for, Evidence, Fault, FaultError, Member, UndoLog};
+use crate::model::spec::FaultKind;
 use crate::model::spec::{HttpWorkload, LoadSurge as Spec, WorkloadSpec};
 use crate::record::history::OpResult;
 use crate::record::Clock;

@@ -2,11 +2,11 @@
 //! until the kernel's OOM killer steps in. Observation records OOM kills and says who died:
 //! the hog, or the target itself. Revert kills the hog, which frees its memory.
 
-use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, wait_for, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::procfs::{self, ProcId};
 use std::path::PathBuf;
 use std::time::Duration;

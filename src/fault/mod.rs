@@ -132,7 +132,10 @@ pub trait Fault: Send {
 }
 
 /// Revert an injection: apply its undo actions in reverse. Idempotent.
-pub fn revert(actions: &[UndoAction], env: &dyn RevertEnv) -> Result<Vec<String>, Vec<String>> {
+pub fn revert(
+    actions: &[UndoAction],
+    env: &dyn RevertEnv,
+) -> Result<Vec<String>, Vec<crate::journal::RevertError>> {
     crate::journal::revert_actions(actions, env)
 }
 

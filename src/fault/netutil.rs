@@ -141,7 +141,8 @@ pub fn route_get(
     netns: &Netns,
     addr: &str,
 ) -> Result<(String, Option<String>, Option<String>), FaultError> {
-    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr]).map_err(FaultError::Failed)?;
+    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr])
+        .map_err(|e| FaultError::Failed(e.to_string()))?;
     let v: Value = serde_json::from_str(&out).map_err(|e| FaultError::Failed(e.to_string()))?;
     let r = &v[0];
     Ok((

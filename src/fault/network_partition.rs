@@ -3,10 +3,10 @@
 //! (or everything but loopback). Revert deletes the table: one operation, nothing else
 //! touched. Rules are fed to `nft -j -f -` as JSON on stdin, never as a command string.
 
-use crate::model::spec::FaultKind;
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::Direction;
+use crate::model::spec::FaultKind;
 use crate::model::validate::parse_cidr;
 use crate::netns::Netns;
 use serde_json::{json, Value};

@@ -10,12 +10,12 @@
 //! Delay acts on the receiving side's input (or a forwarding hop), never on a sender's own
 //! output: holding a sender's packets makes TCP throttle itself instead of seeing delay.
 
-use crate::model::spec::FaultKind;
 use super::hog::{Hog, Lines};
 use super::netutil;
 use super::network_partition::{nft, packets_in, table_counters_in};
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::{PacketDirection, PacketFilter};
 use crate::model::validate::parse_cidr;
 use crate::netns::Netns;
@@ -263,8 +263,7 @@ impl Fault for NftPacket {
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
         for ns in &self.applied {
-            let (rules, _) =
-                table_counters_in(ns, self.family, &self.table)?;
+            let (rules, _) = table_counters_in(ns, self.family, &self.table)?;
             if rules == 0 {
                 return Err(FaultError::Failed(format!(
                     "table {} in {} has no rules",
@@ -340,18 +339,36 @@ impl Engine {
             "jitterUs": spec.jitter.map_or(0, |j| j.as_std().as_micros() as u64),
             "correlation": spec.correlation.map_or(0.0, |c| c.ratio()),
         });
-        Self::new(FaultKind::NetworkDelay.name(), &spec.filter, cfg, env, group)
+        Self::new(
+            FaultKind::NetworkDelay.name(),
+            &spec.filter,
+            cfg,
+            env,
+            group,
+        )
     }
     pub fn reorder(spec: &crate::model::spec::NetworkReorder, env: &FaultEnv, group: &str) -> Self {
         let cfg = json!({
             "delayUs": spec.delay.as_std().as_micros() as u64,
             "reorder": spec.reorder.ratio(),
         });
-        Self::new(FaultKind::NetworkReorder.name(), &spec.filter, cfg, env, group)
+        Self::new(
+            FaultKind::NetworkReorder.name(),
+            &spec.filter,
+            cfg,
+            env,
+            group,
+        )
     }
     pub fn corrupt(spec: &crate::model::spec::NetworkCorrupt, env: &FaultEnv, group: &str) -> Self {
         let cfg = json!({ "corrupt": spec.corrupt.ratio() });
-        Self::new(FaultKind::NetworkCorrupt.name(), &spec.filter, cfg, env, group)
+        Self::new(
+            FaultKind::NetworkCorrupt.name(),
+            &spec.filter,
+            cfg,
+            env,
+            group,
+        )
     }
 }
 

@@ -1,9 +1,9 @@
 //! `process-kill`: send a signal to every process of the target. Lab processes are
 //! restarted when the fault ends (the restart is the fault's undo action).
 
-use crate::model::spec::FaultKind;
 use super::{require_procs, wait_for, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::validate::parse_signal;
 use crate::procfs::ProcId;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 //! frozen; with cgroup v2 the target's own cgroup is frozen when it holds nothing else;
 //! otherwise, or on request, SIGSTOP / SIGCONT.
 
-use crate::model::spec::FaultKind;
 use super::{require_procs, wait_for, Evidence, Fault, FaultError, Member, UndoLog};
 use crate::cgroup::{self, Mounts};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::PauseMethod;
 use crate::procfs::ProcId;
 use std::path::PathBuf;

@@ -4,11 +4,11 @@
 //! put back, before the first withdrawal). They never touch routes other than the ones
 //! named, and never the host's own namespace.
 
-use crate::model::spec::FaultKind;
 use super::netutil::{self, first_addr, route_get, route_tokens};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::{run_in_netns, UndoAction};
 use crate::model::spec::BlackholeKind;
+use crate::model::spec::FaultKind;
 use crate::netns::Netns;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,7 +160,7 @@ fn set_routes(routes: &[(Netns, Vec<String>)], present: bool) -> Result<(), Stri
     for (ns, r) in routes {
         let mut argv = vec!["ip", "route", if present { "replace" } else { "del" }];
         argv.extend(r.iter().map(String::as_str));
-        run_in_netns(ns, &argv)?;
+        run_in_netns(ns, &argv).map_err(|e| e.message)?;
     }
     Ok(())
 }

@@ -8,10 +8,10 @@
 //! holds the helper's identity, and if the helper dies the kernel detaches every tracee,
 //! so no target is ever left stopped.
 
-use crate::model::spec::FaultKind;
 use super::hog::Hog;
 use super::{require_procs, wait_for, Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
+use crate::model::spec::FaultKind;
 use crate::model::spec::{IoError, IoLatency, StorageStall};
 use crate::procfs::ProcId;
 use crate::ptrace::{IoAction, IoOp, TraceConfig, TraceStats};
@@ -41,7 +41,13 @@ pub struct Storage {
 
 impl Storage {
     pub fn stall(s: &StorageStall, env: &FaultEnv) -> Storage {
-        Self::new(FaultKind::StorageStall.name(), &s.paths, &s.ops, IoAction::Stall, env)
+        Self::new(
+            FaultKind::StorageStall.name(),
+            &s.paths,
+            &s.ops,
+            IoAction::Stall,
+            env,
+        )
     }
 
     pub fn latency(l: &IoLatency, env: &FaultEnv) -> Storage {

@@ -1677,7 +1677,11 @@ mod kind_tests {
             .as_array()
             .expect("one schema per kind")
             .iter()
-            .filter_map(|v| v["properties"]["kind"]["const"].as_str().map(str::to_string))
+            .filter_map(|v| {
+                v["properties"]["kind"]["const"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         let mut from_kind: Vec<String> = FaultKind::iter().map(|k| k.name().to_string()).collect();
         from_serde.sort();

@@ -219,12 +219,20 @@ pub struct Live {
     pub unknown: std::sync::atomic::AtomicU64,
     /// Set-up is done (or failed) and operations are being scheduled.
     pub started: AtomicBool,
-    /// The most recently completed operation: ok, or its error.
-    last: Mutex<Option<Result<(), String>>>,
+    /// The most recently completed operation.
+    last: Mutex<Option<LastOp>>,
+}
+
+/// How the most recently completed operation of a workload went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LastOp {
+    Ok,
+    /// Failed or unknown, with the operation's error.
+    Failed(String),
 }
 
 impl Live {
-    pub fn last(&self) -> Option<Result<(), String>> {
+    pub fn last(&self) -> Option<LastOp> {
         self.last.lock().ok().and_then(|l| l.clone())
     }
 }
@@ -254,9 +262,9 @@ impl Shared {
         counter.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut l) = self.live.last.lock() {
             *l = Some(if op.result == OpResult::Ok {
-                Ok(())
+                LastOp::Ok
             } else {
-                Err(op.error.clone())
+                LastOp::Failed(op.error.clone())
             });
         }
         if let Ok(mut v) = self.ops.lock() {

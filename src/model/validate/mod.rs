@@ -21,7 +21,9 @@ mod targets;
 mod values;
 mod workloads;
 
-pub use values::{label_key, label_value, mask, parse_cidr, parse_http_url, parse_signal, UrlError};
+pub use values::{
+    label_key, label_value, mask, parse_cidr, parse_http_url, parse_signal, UrlError,
+};
 
 use super::diag::{Diagnostic, FieldPath};
 use super::spec::{Experiment, ExperimentSpec, WorkloadSpec};
