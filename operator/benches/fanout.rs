@@ -157,6 +157,8 @@ async fn fleet(tag: &str, nodes: usize, pods: usize, set: &certs::Set) -> Fleet 
                 containers: vec!["app".into()],
                 terminating: false,
                 ip: None,
+                created_unix: None,
+                owner: None,
             },
             cid(i),
         ));

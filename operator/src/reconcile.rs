@@ -491,6 +491,18 @@ pub fn pod_info(p: &Pod) -> (PodInfo, Vec<(String, String)>) {
         ip: st
             .and_then(|s| s.pod_ip.as_deref())
             .and_then(|ip| ip.parse().ok()),
+        created_unix: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
+        owner: p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone()),
     };
     (info, ids)
 }
@@ -719,24 +731,21 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
             .get(&fault)
             .map(|ps| ps.iter().map(|p| p.chosen.clone()).collect())
             .unwrap_or_default();
-        let new: Vec<PodInfo> = select::replacements(&t, &chosen, &pods)
+        // A chosen pod that is deleted or terminating gives its injection back at once
+        // (a frozen process would keep it Terminating), and leaves the fault's targets.
+        let gone: Vec<String> = select::gone(&chosen, &pods)
+            .into_iter()
+            .map(|c| c.pod.uid.clone())
+            .collect();
+        run.release(&ctx.agents, &fault, &gone).await;
+        let since = (run.started_unix_ms / 1000) as i64;
+        let new: Vec<PodInfo> = select::replacements(&t, &chosen, &pods, since)
             .into_iter()
             .cloned()
             .collect();
         if new.is_empty() {
             continue;
         }
-        // The chosen pods that are gone, as many as there are replacements.
-        let gone: Vec<String> = chosen
-            .iter()
-            .filter(|c| {
-                !pods
-                    .iter()
-                    .any(|p| p.uid == c.pod.uid && p.running && !p.terminating)
-            })
-            .map(|c| c.pod.uid.clone())
-            .take(new.len())
-            .collect();
         let nodes = new.iter().filter_map(|p| p.node.clone()).collect();
         let Ok(addrs) = ctx.directory.resolve(&ctx.client, &nodes).await else {
             continue;
@@ -754,7 +763,7 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
                 placed(&c, &ids, addrs.get(&node).map_or("", String::as_str))
             })
             .collect();
-        run.reinject(&ctx.agents, &fault, placed_new, &gone).await;
+        run.reinject(&ctx.agents, &fault, placed_new, &[]).await;
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Injection {
     pub node: String,
     pub addr: String,
     pub lease_until_ms: f64,
+    /// The last time its agent said it is in effect (its confirmation, then each renewal).
+    pub known_ms: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +293,7 @@ impl ClusterRun {
             node: p.chosen.pod.node.clone().unwrap_or_default(),
             addr: p.addr.clone(),
             lease_until_ms: t0 + self.lease_ms as f64,
+            known_ms: t0,
         }
     }
 
@@ -358,7 +361,8 @@ impl ClusterRun {
             match r {
                 Ok(reply) => {
                     evidence.push(format!("{}: {}", pod_name(&p.chosen), reply.evidence));
-                    let i = self.injection(fault, p, t0);
+                    let mut i = self.injection(fault, p, t0);
+                    i.known_ms = t1;
                     self.live.push(i);
                 }
                 Err(e) => {
@@ -448,7 +452,19 @@ impl ClusterRun {
         for (i, r) in these.into_iter().zip(results) {
             match r {
                 Ok(_) => {}
-                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) if e.code() == Code::NotFound => {
+                    // The agent no longer held it: it ended there before now (an agent
+                    // that restarted, or a lease that lapsed), so the window was not
+                    // covered from its last sign of life on.
+                    self.ended_early(
+                        &i.key.fault,
+                        i.known_ms,
+                        format!(
+                            "the agent on {} no longer held it on {} when it was reverted",
+                            i.node, i.pod
+                        ),
+                    );
+                }
                 Err(e) if i.lease_until_ms <= now => {
                     // Unreachable, but its lease ran out: the agent reverted it, or its
                     // node is gone with it.
@@ -535,19 +551,53 @@ impl ClusterRun {
                 c.renew(r).await.map(|x| x.into_inner())
             })
             .await;
+        let mut lost: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
         for (&i, r) in due.iter().zip(results) {
             match r {
-                Ok(_) => self.live[i].lease_until_ms = now + lease as f64,
+                Ok(_) => {
+                    self.live[i].lease_until_ms = now + lease as f64;
+                    self.live[i].known_ms = now;
+                }
                 Err(e) => {
                     let (pod, fault) = (self.live[i].pod.clone(), self.live[i].key.fault.clone());
-                    self.event(
-                        "fault",
-                        Some(&fault),
-                        format!("renewing the lease on {pod} failed: {}", e.message()),
-                    );
+                    let why = format!("renewing the lease on {pod} failed: {}", e.message());
+                    self.event("fault", Some(&fault), why.clone());
+                    let entry = lost.entry(fault).or_insert((f64::INFINITY, Vec::new()));
+                    entry.0 = entry.0.min(self.live[i].known_ms);
+                    entry.1.push(why);
                 }
             }
         }
+        // Nobody can say the fault is still in effect there: its window ends now, with
+        // the truth in the record (claims on it cannot hold), and it is reverted
+        // everywhere rather than left to run on uncounted.
+        for (fault, (known, why)) in lost {
+            self.ended_early(&fault, known, why.join("; "));
+            self.revert(agents, Some(&fault), "its lease could not be renewed")
+                .await;
+            // Closed either way: a revert that failed is retried on every step.
+            self.stages.insert(fault, Stage::Done);
+        }
+    }
+
+    /// Record that `fault` stopped being (known to be) in effect before its window
+    /// closed; the first such report stands.
+    fn ended_early(&mut self, fault: &str, last_known_ms: f64, reason: String) {
+        let Some(rec) = self.faults.iter_mut().find(|r| r.name == fault) else {
+            return;
+        };
+        if rec.ended_early.is_some() || rec.reverted_ms.is_some() {
+            return;
+        }
+        rec.ended_early = Some(murphy::record::EarlyEnd {
+            last_known_ms,
+            reason: reason.clone(),
+        });
+        self.event(
+            "fault",
+            Some(fault),
+            format!("ended before its window closed: {reason}"),
+        );
     }
 
     /// Re-apply a fault whose window is open to pods that replaced its chosen ones.
@@ -573,6 +623,60 @@ impl ClusterRun {
         targets.retain(|p| !gone.contains(&p.chosen.pod.uid));
         targets.extend(new.iter().cloned());
         self.inject_into(agents, fault, &new, false).await;
+    }
+
+    /// Give back the injections of `fault` on pods that are gone (deleted, terminating):
+    /// reverted on their agents now, and the pods leave the fault's targets (so the pods
+    /// that count toward the blast radius are only those still running).
+    pub async fn release(&mut self, agents: &Agents, fault: &str, gone: &[String]) {
+        if gone.is_empty() {
+            return;
+        }
+        let (these, rest): (Vec<Injection>, Vec<Injection>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|i| i.key.fault == fault && gone.contains(&i.key.pod_uid));
+        self.live = rest;
+        if let Some(targets) = self.targets.get_mut(fault) {
+            targets.retain(|p| !gone.contains(&p.chosen.pod.uid));
+        }
+        if these.is_empty() {
+            return;
+        }
+        let pods: Vec<String> = these.iter().map(|i| i.pod.clone()).collect();
+        let calls = these
+            .iter()
+            .map(|i| (i.addr.clone(), fault_ref(&i.key)))
+            .collect();
+        let results = agents
+            .fan_out(calls, FAN_OUT, |mut c, r| async move {
+                c.revert(r).await.map(|x| x.into_inner())
+            })
+            .await;
+        let mut failed = Vec::new();
+        for (i, r) in these.into_iter().zip(results) {
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) => {
+                    failed.push(format!("{}: {}", i.pod, e.message()));
+                    // Retried with the fault's own revert; its lease bounds it meanwhile.
+                    self.live.push(i);
+                }
+            }
+        }
+        let msg = if failed.is_empty() {
+            format!(
+                "pod(s) {} gone: their injection is released",
+                pods.join(", ")
+            )
+        } else {
+            format!(
+                "pod(s) {} gone: releasing FAILED, retrying: {}",
+                pods.join(", "),
+                failed.join("; ")
+            )
+        };
+        self.event("fault", Some(fault), msg);
     }
 
     /// Whether a fault's window is open (it has been injected and not reverted).

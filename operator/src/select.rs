@@ -25,6 +25,10 @@ pub struct PodInfo {
     pub terminating: bool,
     /// The pod's IPv4 address (role probes ask it).
     pub ip: Option<std::net::Ipv4Addr>,
+    /// When the API server created it (Unix seconds).
+    pub created_unix: Option<i64>,
+    /// The UID of its controlling owner (a ReplicaSet, a StatefulSet, ...).
+    pub owner: Option<String>,
 }
 
 /// One pod chosen, with the containers to act on.
@@ -189,34 +193,61 @@ pub fn by_node(chosen: &[Chosen]) -> BTreeMap<String, Vec<&Chosen>> {
     out
 }
 
-/// Pods that replaced a chosen one while the fault window is open: same owner labels,
-/// not already chosen, running. The controller injects into these too.
-pub fn replacements<'a>(
-    spec: &TargetSpec,
-    chosen: &[Chosen],
-    pods: &'a [PodInfo],
-) -> Vec<&'a PodInfo> {
-    let Some(sel) = &spec.pods else {
-        return Vec::new();
-    };
-    let gone = chosen
+/// The chosen pods that are no longer running (deleted, terminating or failed): their
+/// injections are released at once.
+pub fn gone<'a>(chosen: &'a [Chosen], pods: &[PodInfo]) -> Vec<&'a Chosen> {
+    chosen
         .iter()
         .filter(|c| {
             !pods
                 .iter()
                 .any(|p| p.uid == c.pod.uid && p.running && !p.terminating)
         })
-        .count();
-    pods.iter()
-        .filter(|p| p.namespace == sel.namespace && p.running && !p.terminating && p.node.is_some())
-        .filter(|p| {
-            sel.match_labels
-                .iter()
-                .all(|(k, v)| p.labels.get(k) == Some(v))
-        })
-        .filter(|p| !chosen.iter().any(|c| c.pod.uid == p.uid))
-        .take(gone)
         .collect()
+}
+
+/// Pods that replaced a chosen one while the fault window is open: made by the same owner
+/// (ReplicaSet, StatefulSet, ...) as a chosen pod that is gone, created after the run
+/// started (`since_unix`), matching the selector, running, not already chosen; at most one
+/// per gone pod, so the blast radius never grows. An existing pod of the same workload is
+/// never a replacement. The controller injects into these too.
+pub fn replacements<'a>(
+    spec: &TargetSpec,
+    chosen: &[Chosen],
+    pods: &'a [PodInfo],
+    since_unix: i64,
+) -> Vec<&'a PodInfo> {
+    let Some(sel) = &spec.pods else {
+        return Vec::new();
+    };
+    let mut out: Vec<&PodInfo> = Vec::new();
+    for g in gone(chosen, pods) {
+        let Some(owner) = &g.pod.owner else {
+            continue;
+        };
+        let next = pods
+            .iter()
+            .filter(|p| {
+                p.namespace == sel.namespace
+                    && p.running
+                    && !p.terminating
+                    && p.node.is_some()
+                    && p.owner.as_ref() == Some(owner)
+                    && p.created_unix.is_some_and(|c| c >= since_unix)
+            })
+            .filter(|p| {
+                sel.match_labels
+                    .iter()
+                    .all(|(k, v)| p.labels.get(k) == Some(v))
+            })
+            .filter(|p| !chosen.iter().any(|c| c.pod.uid == p.uid))
+            .filter(|p| !out.iter().any(|o| o.uid == p.uid))
+            .min_by_key(|p| (p.created_unix, p.name.clone()));
+        if let Some(p) = next {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,6 +267,8 @@ mod tests {
             running: true,
             containers: vec!["app".into(), "sidecar".into()],
             terminating: false,
+            created_unix: Some(1_000),
+            owner: Some(format!("rs-{app}")),
         }
     }
 
@@ -383,10 +416,50 @@ mod tests {
         // One chosen pod is deleted and its ReplicaSet starts a new one.
         let gone = chosen[0].pod.uid.clone();
         f.retain(|p| p.uid != gone);
-        f.push(pod(42, "n2", "web"));
-        let r = replacements(&t, &chosen, &f);
+        f.push(PodInfo {
+            created_unix: Some(2_000),
+            ..pod(42, "n2", "web")
+        });
+        let r = replacements(&t, &chosen, &f, 1_500);
         assert_eq!(r.len(), 1);
-        assert!(!chosen.iter().any(|c| c.pod.uid == r[0].uid));
+        assert_eq!(r[0].name, "web-42");
+    }
+
+    #[test]
+    fn an_existing_pod_is_never_taken_for_a_replacement() {
+        // The regression on a real node: the chosen pod was deleted and the controller
+        // froze a different, already running pod of the same Deployment.
+        let t = target(PickMode::One, None, None);
+        let mut f = fleet();
+        let chosen = select_pods("web", &t, &f, &opted(), 3, 100).expect("pods");
+        let uid = chosen[0].pod.uid.clone();
+        // Deleted: terminating, then gone. The others existed before the run (t=1000).
+        for p in f.iter_mut().filter(|p| p.uid == uid) {
+            p.terminating = true;
+        }
+        assert_eq!(gone(&chosen, &f).len(), 1, "a terminating pod is gone");
+        assert!(replacements(&t, &chosen, &f, 1_500).is_empty());
+        f.retain(|p| p.uid != uid);
+        assert!(replacements(&t, &chosen, &f, 1_500).is_empty());
+        // A new pod of another owner (another Deployment's ReplicaSet) is not one either.
+        f.push(PodInfo {
+            created_unix: Some(2_000),
+            owner: Some("rs-other".into()),
+            ..pod(43, "n1", "web")
+        });
+        assert!(replacements(&t, &chosen, &f, 1_500).is_empty());
+        // Two new pods of the right owner: exactly one replaces the one gone.
+        for i in [44, 45] {
+            f.push(PodInfo {
+                created_unix: Some(2_000 + i64::from(i)),
+                ..pod(i as usize, "n1", "web")
+            });
+        }
+        let r = replacements(&t, &chosen, &f, 1_500);
+        assert_eq!(
+            r.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["web-44"]
+        );
     }
 
     proptest! {

@@ -402,11 +402,20 @@ fn namespaces() -> Reply {
     }))
 }
 
-/// A running pod on node-a with one container `app` (`cid` its runtime id).
+/// A running pod on node-a with one container `app` (`cid` its runtime id), made by the
+/// web ReplicaSet long before the run.
 fn pod_json(name: &str, uid: &str, cid: &str, ip: &str) -> Value {
+    pod_json_created(name, uid, cid, ip, "2020-01-01T00:00:00Z")
+}
+
+/// The same, created by the ReplicaSet at `created` (RFC 3339).
+fn pod_json_created(name: &str, uid: &str, cid: &str, ip: &str, created: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "uid": uid, "labels": {"app": "web"}},
+        "metadata": {"name": name, "namespace": NS, "uid": uid, "labels": {"app": "web"},
+                     "creationTimestamp": created,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c",
+                                          "uid": "6b1c2f4e-0d1a-4e7b-9c3f-2a8e5d7b9c01", "controller": true}]},
         "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "web"}]},
         "status": {"phase": "Running", "podIP": ip,
                    "containerStatuses": [{"name": "app", "containerID": format!("containerd://{cid}"),
@@ -738,8 +747,22 @@ const NEW_UID: &str = "c4ca4238-a0b9-4382-8dcc-509a6f75849b";
 const NEW_APP: &str = "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13";
 
 /// The pod list after the targeted pod was replaced (its workload made web-1).
+/// Now (RFC 3339, seconds): a pod the ReplicaSet made during the run.
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 fn replaced() -> Reply {
-    pod_list(vec![pod_json("web-1", NEW_UID, NEW_APP, "10.0.0.6")])
+    pod_list(vec![pod_json_created(
+        "web-1",
+        NEW_UID,
+        NEW_APP,
+        "10.0.0.6",
+        &now_rfc3339(),
+    )])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,19 +781,25 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
     assert_eq!(state(p.pid), Some('T'));
     assert_ne!(state(new_pid), Some('T'), "not targeted yet");
 
-    // The workload replaced web-0 with web-1: the next step finds it and injects there.
+    // The workload replaced web-0 with web-1: the next step releases web-0's injection
+    // (a deleted pod must not stay frozen in Terminating) and injects into web-1.
     play(&c, &handle, &running, list_pods(replaced()), "follow").await;
     assert_eq!(state(new_pid), Some('T'), "the replacement is paused too");
+    assert!(
+        resumed(p.pid),
+        "the gone pod's injection was released at once"
+    );
     no_more(&handle).await;
-    // web-0 was followed once: a later list with a third pod changes nothing (the blast
-    // radius stays one pod).
+    // web-0 was followed once: a later list with a third pod, also new, changes nothing
+    // (the blast radius stays one pod).
     let more = pod_list(vec![
-        pod_json("web-1", NEW_UID, NEW_APP, "10.0.0.6"),
-        pod_json(
+        pod_json_created("web-1", NEW_UID, NEW_APP, "10.0.0.6", &now_rfc3339()),
+        pod_json_created(
             "web-2",
             "d3d94468-02a4-4259-b55d-38e044b4b2a3",
             NEW_APP,
             "10.0.0.7",
+            &now_rfc3339(),
         ),
     ]);
     play(&c, &handle, &running, list_pods(more), "no more").await;
@@ -784,7 +813,11 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
         ["web-1"],
         "the gone pod left the targets, the replacement took its place"
     );
-    assert_eq!(run.live.len(), 2, "web-0's injection and web-1's: no third");
+    assert_eq!(
+        run.live.len(),
+        1,
+        "web-1's injection only: web-0's was released, no third"
+    );
     assert!(run.aborted.is_none());
     drop(run);
 

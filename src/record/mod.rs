@@ -87,6 +87,21 @@ pub struct FaultRecord {
     /// Time from the start of injection to confirmation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inject_latency_ms: Option<f64>,
+    /// Set when the fault stopped being in effect before its window closed (its agent
+    /// lost it, or its lease could not be renewed): claims that would hold on its window
+    /// are inconclusive, since the window was not covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<EarlyEnd>,
+}
+
+/// A fault that stopped being in effect before its window closed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlyEnd {
+    /// The last time it was known to be in effect (its confirmation or last renewal).
+    pub last_known_ms: f64,
+    /// What showed it had ended, or that nobody could tell.
+    pub reason: String,
 }
 
 /// Boundaries of the run's phases.

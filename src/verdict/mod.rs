@@ -738,6 +738,22 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                     );
                 }
             }
+            if v.outcome == Outcome::Held {
+                if let Some((f, e)) = rec
+                    .faults
+                    .iter()
+                    .find_map(|f| f.ended_early.as_ref().map(|e| (f, e)))
+                {
+                    v.outcome = Outcome::Inconclusive;
+                    v.reason = format!(
+                        "fault {} stopped being in effect before its window closed (last known in effect at {:.1}s; {}), so the window was not covered; so far: {}",
+                        f.name,
+                        e.last_known_ms / 1000.0,
+                        e.reason,
+                        v.reason
+                    );
+                }
+            }
             if v.outcome == Outcome::Held && rec.status != RunStatus::Completed {
                 v.outcome = Outcome::Inconclusive;
                 v.reason = format!(
@@ -895,6 +911,33 @@ mod tests {
         let v = independent(|_| false, |_| false);
         assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
         assert!(v.reason.contains("never failed"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_fault_that_ended_early_never_lets_a_claim_hold_on_its_window() {
+        // Healthy throughout: held while the fault covered its window...
+        let mut r = rec(every(100.0, 8000.0, |_| true), Some((1000.0, 5000.0, true)));
+        let claims = vec![avail(99.0, Window::During)];
+        assert_eq!(evaluate(&claims, &r)[0].outcome, Outcome::Held);
+        // ...but not when its agent lost it 0.5 s in: the window was not covered.
+        r.faults[0].ended_early = Some(crate::record::EarlyEnd {
+            last_known_ms: 1500.0,
+            reason: "renewing the lease on shop/web-0 failed: agent unreachable".into(),
+        });
+        let v = &evaluate(&claims, &r)[0];
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+        assert!(
+            v.reason.contains("last known in effect at 1.5s"),
+            "{}",
+            v.reason
+        );
+        // A failure seen while it was in effect still counts.
+        let mut bad = rec(
+            every(100.0, 8000.0, |t| !(1000.0..1400.0).contains(&t)),
+            Some((1000.0, 5000.0, true)),
+        );
+        bad.faults[0].ended_early = r.faults[0].ended_early.clone();
+        assert_eq!(evaluate(&claims, &bad)[0].outcome, Outcome::Failed);
     }
 
     fn every(ms: f64, until: f64, ok: impl Fn(f64) -> bool) -> Vec<(f64, bool)> {
