@@ -21,23 +21,49 @@ pub struct Mounts {
     pub v2_controllers: Vec<String>,
 }
 
+/// How good a cgroup mount is to act through: one that shows the whole hierarchy (its
+/// root is `/`) beats one that shows a part of it (a container's view of its own cgroup),
+/// and a writable one beats a read-only one.
+fn mount_rank(root: &str, writable: bool) -> u8 {
+    u8::from(root == "/") * 2 + u8::from(writable)
+}
+
 impl Mounts {
     pub fn read() -> Mounts {
-        let mut m = Mounts::default();
         let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-            return m;
+            return Mounts::default();
         };
+        Mounts::from_mountinfo(&info)
+    }
+
+    /// Parse `/proc/self/mountinfo`. Where a hierarchy is mounted more than once (in a
+    /// container: its own read-only view of its cgroup, and the host's tree mounted for an
+    /// agent), the mount that shows the whole hierarchy and is writable wins.
+    pub fn from_mountinfo(info: &str) -> Mounts {
+        let mut m = Mounts::default();
+        let mut v2_rank = None;
+        let mut v1_rank: Vec<u8> = Vec::new();
         for line in info.lines() {
-            // ... mount_point ... - fstype source super_options
+            // id parent major:minor root mount_point options ... - fstype source super_options
             let Some((left, right)) = line.split_once(" - ") else {
                 continue;
             };
-            let mount_point = left.split_whitespace().nth(4).unwrap_or("");
+            let fields: Vec<&str> = left.split_whitespace().collect();
+            let root = fields.get(3).copied().unwrap_or("/");
+            let mount_point = fields.get(4).copied().unwrap_or("");
+            let writable = fields
+                .get(5)
+                .is_some_and(|o| o.split(',').any(|x| x == "rw"));
+            let rank = mount_rank(root, writable);
             let mut r = right.split_whitespace();
             let fstype = r.next().unwrap_or("");
             let opts = r.nth(1).unwrap_or("");
             match fstype {
                 "cgroup2" => {
+                    if v2_rank.is_some_and(|best| best >= rank) {
+                        continue;
+                    }
+                    v2_rank = Some(rank);
                     m.v2 = Some(PathBuf::from(mount_point));
                     m.v2_controllers =
                         fs::read_to_string(Path::new(mount_point).join("cgroup.controllers"))
@@ -63,7 +89,17 @@ impl Mounts {
                         })
                         .map(|o| o.strip_prefix("name=").unwrap_or(o).to_string())
                         .collect();
-                    m.v1.push((ctrls, PathBuf::from(mount_point)));
+                    match m.v1.iter().position(|(c, _)| *c == ctrls) {
+                        Some(i) if v1_rank[i] >= rank => {}
+                        Some(i) => {
+                            m.v1[i].1 = PathBuf::from(mount_point);
+                            v1_rank[i] = rank;
+                        }
+                        None => {
+                            m.v1.push((ctrls, PathBuf::from(mount_point)));
+                            v1_rank.push(rank);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -226,4 +262,57 @@ fn read_u64(p: &Path) -> Option<u64> {
         return None;
     }
     t.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mounts a node agent's container sees on a cgroup v1 node (containerd, no cgroup
+    /// namespace): its own read-only view of its freezer cgroup first, then the host's tree
+    /// the chart mounts. Found on a real node: the pause fault tried to create its cgroup in
+    /// the read-only view ("Read-only file system").
+    #[test]
+    fn the_whole_writable_hierarchy_wins_over_a_containers_own_view() {
+        let info = "\
+1210 1201 0:29 /kubepods/besteffort/pod1/abc /sys/fs/cgroup/freezer ro,nosuid,nodev,noexec,relatime master:12 - cgroup cgroup rw,freezer
+1211 1201 0:30 /kubepods/besteffort/pod1/abc /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime master:13 - cgroup cgroup rw,memory
+1300 1290 0:29 / /host/sys/fs/cgroup/freezer rw,nosuid,nodev,noexec,relatime master:12 - cgroup cgroup rw,freezer
+1301 1290 0:30 / /host/sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime master:13 - cgroup cgroup rw,memory
+1302 1290 0:31 / /host/sys/fs/cgroup/pids ro,nosuid,nodev,noexec,relatime master:14 - cgroup cgroup rw,pids
+1303 1201 0:31 /kubepods/x /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime master:14 - cgroup cgroup rw,pids
+";
+        let m = Mounts::from_mountinfo(info);
+        assert_eq!(
+            m.v1_mount("freezer"),
+            Some(Path::new("/host/sys/fs/cgroup/freezer"))
+        );
+        assert_eq!(
+            m.v1_mount("memory"),
+            Some(Path::new("/host/sys/fs/cgroup/memory"))
+        );
+        // The whole tree read-only still beats a writable part of it.
+        assert_eq!(
+            m.v1_mount("pids"),
+            Some(Path::new("/host/sys/fs/cgroup/pids"))
+        );
+        assert_eq!(m.v1.len(), 3, "one entry per hierarchy: {:?}", m.v1);
+    }
+
+    #[test]
+    fn a_host_with_one_mount_per_hierarchy_is_read_as_it_is() {
+        let info = "\
+30 25 0:26 / /sys/fs/cgroup/freezer rw,nosuid,nodev,noexec,relatime shared:9 - cgroup cgroup rw,freezer
+31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,cpu,cpuacct
+";
+        let m = Mounts::from_mountinfo(info);
+        assert_eq!(
+            m.v1_mount("freezer"),
+            Some(Path::new("/sys/fs/cgroup/freezer"))
+        );
+        assert_eq!(
+            m.v1_mount("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+    }
 }

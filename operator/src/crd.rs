@@ -8,7 +8,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What to break, what to watch, and what must hold — the engine's experiment spec.
-#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+///
+/// Reading an object never fails: a stored spec the engine cannot read (written before
+/// admission rules existed, or by a newer version) is kept as [`ExperimentSpec::unreadable`]
+/// with the fields named, so that one bad object gets a status and an Event while the
+/// controller carries on with every other.
+#[derive(CustomResource, Clone, Debug, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "murphy.dev",
     version = "v1alpha1",
@@ -30,6 +35,35 @@ use serde::{Deserialize, Serialize};
 pub struct ExperimentSpec {
     #[serde(flatten)]
     pub spec: murphy::model::ExperimentSpec,
+    /// Why the stored spec could not be read as the engine's (each problem names its
+    /// field); `spec` is then empty and the experiment is refused.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub unreadable: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for ExperimentSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(match serde_path_to_error::deserialize(value) {
+            Ok(spec) => ExperimentSpec {
+                spec,
+                unreadable: None,
+            },
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." || path.is_empty() {
+                    "spec".to_string()
+                } else {
+                    format!("spec.{path}")
+                };
+                ExperimentSpec {
+                    spec: murphy::model::ExperimentSpec::default(),
+                    unreadable: Some(vec![format!("{field}: {}", e.inner())]),
+                }
+            }
+        })
+    }
 }
 
 /// An OpenAPI v3 schema of a type, with every subschema inlined (a CRD has no `$ref`).
@@ -232,6 +266,36 @@ mod tests {
                 "no admission rule names {field}"
             );
         }
+    }
+
+    /// The regression on a real node: one stored object the engine cannot read (a
+    /// `filter: {}` the old CRD defaulted onto every fault, a field of another kind) made
+    /// the controller's list fail for everyone. Now it is read, with the field named.
+    #[test]
+    fn an_object_the_engine_cannot_read_is_still_read_with_the_field_named() {
+        let obj = serde_json::json!({
+            "apiVersion": "murphy.dev/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "old", "namespace": "shop", "uid": "u1"},
+            "spec": {
+                "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+                "faults": [{"name": "pause", "target": "web", "kind": "process-pause", "filter": {}}],
+            }
+        });
+        let exp: Experiment = serde_json::from_value(obj).expect("the object is read");
+        let why = exp.spec.unreadable.clone().expect("the spec is not");
+        assert!(why[0].starts_with("spec.faults[0]"), "{why:?}");
+        assert!(why[0].contains("filter"), "{why:?}");
+        let o = crate::reconcile::observe(&exp, None, 30_000);
+        assert_eq!(o.invalid, why, "refused with the field named");
+        // A readable one has nothing to say.
+        let good: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "murphy.dev/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "ok", "namespace": "shop"},
+            "spec": {"faults": [{"name": "pause", "target": "web", "kind": "process-pause"}]}
+        }))
+        .expect("read");
+        assert!(good.spec.unreadable.is_none());
+        assert_eq!(good.spec.spec.faults.len(), 1);
     }
 
     #[test]

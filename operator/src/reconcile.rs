@@ -200,10 +200,13 @@ pub fn observe(exp: &Experiment, run: Option<&ClusterRun>, lease_ms: u64) -> Obs
             .get(ABORT_ANNOTATION)
             .is_some_and(|v| v != "false")
             || run.is_some_and(|r| r.aborted.is_some()),
-        invalid: murphy::model::validate::validate(&core)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        invalid: match &exp.spec.unreadable {
+            Some(problems) => problems.clone(),
+            None => murphy::model::validate::validate(&core)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
         local_only: crd::local_only_fields(&exp.spec.spec),
         now_ms: run.map_or(0, |r| r.now_ms() as u64),
         running_since_ms: run.map(|_| 0),
@@ -282,7 +285,11 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 if let Some(r) = run.as_deref_mut() {
                     r.step(&ctx.agents).await;
                     replacements(&ctx, r).await;
-                    if let Some(ms) = r.next_due_ms() {
+                    if r.aborted.is_some() {
+                        // A fault that did not take stops the run now, not at its next
+                        // scheduled step.
+                        next = Requeue::requeue(Duration::from_millis(50));
+                    } else if let Some(ms) = r.next_due_ms() {
                         next = Requeue::requeue(Duration::from_millis(ms.max(50)));
                     }
                 }
@@ -448,6 +455,11 @@ async fn set_status(
 
 async fn event(ctx: &Ctx, exp: &Experiment, t: EventType, reason: &str, action: &str, note: &str) {
     let note: String = note.chars().take(1000).collect();
+    // Every Event is logged too: the controller's log tells the same story.
+    match t {
+        EventType::Warning => tracing::warn!(reason, action, "{note}"),
+        EventType::Normal => tracing::info!(reason, action, "{note}"),
+    }
     let ev = KEvent {
         type_: t,
         reason: reason.into(),

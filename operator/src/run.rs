@@ -465,10 +465,16 @@ impl ClusterRun {
                         ),
                     );
                 }
-                Err(e) if i.lease_until_ms <= now => {
+                Err(e)
+                    if i.lease_until_ms <= now
+                        && matches!(
+                            e.code(),
+                            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+                        ) =>
+                {
                     // Unreachable, but its lease ran out: the agent reverted it, or its
-                    // node is gone with it.
-                    let _ = e;
+                    // node is gone with it. (An agent that answers with an error tried
+                    // and failed: that is retried, never counted as reverted.)
                 }
                 Err(e) => {
                     failed.entry(i.key.fault.clone()).or_default().push(format!(

@@ -91,10 +91,23 @@ impl Fault for ProcessPause {
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let procs = require_procs(members, self.kind())?;
-        if matches!(self.method, PauseMethod::Auto | PauseMethod::Freezer)
-            && self.freeze(&procs, undo)?
-        {
+        if self.method == PauseMethod::Freezer && self.freeze(&procs, undo)? {
             return Ok(());
+        }
+        if self.method == PauseMethod::Auto {
+            let before = undo.actions().len();
+            match self.freeze(&procs, undo) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    // `auto` falls back to signals: undo what the freezer attempt did
+                    // first (its records stay journaled; undoing them again is harmless).
+                    let done = undo.actions()[before..].to_vec();
+                    let _ = crate::journal::revert_actions(&done, &crate::journal::NoLabRun);
+                    self.frozen = None;
+                    tracing::warn!("freezer unusable ({e}); pausing with SIGSTOP instead");
+                }
+            }
         }
         if self.method == PauseMethod::Freezer {
             return Err(FaultError::Refused(
