@@ -388,6 +388,10 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
     );
     assert_ne!(outcome, "inconclusive", "{}", again[0].reason);
     assert_eq!(status["verdict"], outcome, "{status}");
+    eprintln!(
+        "e2e: pause: {name} stopped by the kernel for {frozen_for:?}, recorded window {window:.0} ms, verdict {outcome} ({})",
+        again[0].reason
+    );
     node.kubectl(&["delete", "experiment", "pause-one", "-n", NS, "--wait=true"]);
 }
 
@@ -449,6 +453,180 @@ fn deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(node: &Node
         NS,
         "--wait=true",
     ]);
+    eprintln!("e2e: delete mid-fault: {name} released and gone, the bystander never frozen, abort ended it");
+}
+
+/// Whether `addr` (`ip:port`) answers an HTTP request from inside `pod` within 1 s
+/// (busybox `nc` in `localhost/web:1`; its `wget` crashes there).
+fn reaches_from(node: &Node, pod: &str, addr: &str) -> bool {
+    use std::io::Write;
+    let Some((ip, port)) = addr.split_once(':') else {
+        return false;
+    };
+    let Ok(mut child) = node
+        .cmd(PathBuf::from(node.path.split(':').next().unwrap_or("")).join("kubectl"))
+        .args(["exec", "-i", "-n", NS, pod, "--", "nc", "-w", "1", ip, port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+    }
+    child
+        .wait_with_output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("200 OK"))
+}
+
+/// What the experiment, its Events and Murphy's pods say (for a failure message).
+fn diagnostics(node: &Node, exp: &str) -> String {
+    let text = |args: &[&str]| {
+        let o = node.run("kubectl", args);
+        format!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    [
+        text(&["get", "experiment", exp, "-n", NS, "-o", "yaml"]),
+        text(&["get", "events", "-n", NS, "--sort-by=.lastTimestamp"]),
+        text(&[
+            "logs",
+            "-n",
+            SYSTEM,
+            "-l",
+            "app.kubernetes.io/component=agent",
+            "--tail=40",
+        ]),
+        text(&[
+            "logs",
+            "-n",
+            SYSTEM,
+            "-l",
+            "app.kubernetes.io/component=controller",
+            "--tail=40",
+        ]),
+    ]
+    .join("\n")
+}
+
+fn pod_named(node: &Node, app: &str) -> String {
+    node.json(&["get", "pods", "-n", NS, "-l", &format!("app={app}")])["items"][0]["metadata"]
+        ["name"]
+        .as_str()
+        .expect("pod")
+        .to_string()
+}
+
+/// A partition from named peer pods cuts the target off from those pods only: the engine's
+/// plan resolves the `peers` target to the peer pods' IPs and the agent cuts those.
+fn a_partition_from_named_peers_cuts_only_those_peers(node: &Node, ip: &str) {
+    for app in ["peer", "other"] {
+        node.apply(&format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {app}, namespace: {NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: app, image: localhost/web:1, imagePullPolicy: Never}}]
+"#
+        ));
+        wait_for(&format!("the {app} pod"), Duration::from_secs(60), || {
+            let d = node.json(&["get", "deployment", app, "-n", NS]);
+            (d["status"]["readyReplicas"].as_u64() == Some(1)).then_some(())
+        });
+    }
+    let (peer, other) = (pod_named(node, "peer"), pod_named(node, "other"));
+    let webs: Vec<String> = node.json(&["get", "pods", "-n", NS, "-l", "app=web"])["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(|ip| format!("{ip}:8080")))
+        .collect();
+    assert_eq!(webs.len(), 2);
+    for w in &webs {
+        assert!(
+            reaches_from(node, &peer, w) && reaches_from(node, &other, w),
+            "wired: {w}"
+        );
+    }
+    node.apply(&format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: cut-peer, namespace: {NS}}}
+spec:
+  targets:
+    web: {{pods: {{namespace: {NS}, matchLabels: {{app: web}}}}, pick: {{mode: one}}}}
+    peer: {{pods: {{namespace: {NS}, matchLabels: {{app: peer}}}}}}
+  probes:
+    - {{name: shop, interval: 250ms, http: {{url: "http://{ip}:8080/healthz"}}}}
+  faults:
+    - {{name: cut, target: web, kind: network-partition, peers: [peer], at: 1s, duration: 12s}}
+  steadyState: {{duration: 2s}}
+  observeAfter: 2s
+  claims:
+    - name: the shop answers its other clients
+      availability: {{probe: shop, fault: cut, atLeast: 90%}}
+  guardrails: {{maxTargets: 1, maxDuration: 2m}}
+"#
+    ));
+    // During the fault: exactly one web pod no longer answers the peer; both still answer
+    // the other pod (not a peer).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let cut = loop {
+        let lost: Vec<&String> = webs
+            .iter()
+            .filter(|w| !reaches_from(node, &peer, w))
+            .collect();
+        if lost.len() == 1 {
+            break lost[0].clone();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the peer did not lose exactly one web pod (lost {lost:?})\n{}",
+                diagnostics(node, "cut-peer")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for w in &webs {
+        assert!(
+            reaches_from(node, &other, w),
+            "a pod that is not a peer still reaches {w}"
+        );
+    }
+    assert!(!reaches_from(node, &peer, &cut), "still cut: {cut}");
+    wait_for(
+        "the experiment to complete",
+        Duration::from_secs(60),
+        || (phase(node, "cut-peer") == "Completed").then_some(()),
+    );
+    assert!(
+        reaches_from(node, &peer, &cut),
+        "reverted: the peer reaches {cut} again"
+    );
+    let status = node.json(&["get", "experiment", "cut-peer", "-n", NS])["status"].clone();
+    assert_eq!(
+        status["verdict"], "held",
+        "the shop's other clients were served: {status}"
+    );
+    node.kubectl(&["delete", "experiment", "cut-peer", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: partition: {cut} cut off from the peer pod only, back after revert; verdict {}",
+        status["verdict"]
+    );
 }
 
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
@@ -503,6 +681,7 @@ fn the_operator_installed_by_helm_on_a_real_node() {
     let ip = shop(&node);
     a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(&node, &ip);
     deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(&node, &ip);
+    a_partition_from_named_peers_cuts_only_those_peers(&node, &ip);
     node.kubectl(&["delete", "namespace", NS, "--wait=true"]);
     nothing_left_behind();
     drop(node);

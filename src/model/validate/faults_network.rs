@@ -23,7 +23,9 @@ pub(super) fn network_partition(
     for (j, p) in n.peers.iter().enumerate() {
         match spec.targets.get(p) {
             None => v.err(fp.key("peers").index(j), format!("no target named {p:?}")),
-            Some(t) if t.local.lab.is_none() && t.local.members.is_empty() => v.err(fp.key("peers").index(j), format!("peer {p:?} must be a lab target (its addresses must be known); use cidrs otherwise")),
+            // Lab targets (their hosts' addresses) and pod targets (their pods' IPs, on a
+            // cluster) have addresses the run plan can resolve.
+            Some(t) if t.local.lab.is_none() && t.local.members.is_empty() && t.pods.is_none() => v.err(fp.key("peers").index(j), format!("peer {p:?} must be a lab target (its addresses must be known); use cidrs otherwise")),
             _ => {}
         }
         if p == own {
@@ -159,12 +161,13 @@ pub(super) fn check_lab_targets(
     for (j, p) in names.iter().enumerate() {
         match spec.targets.get(p) {
             None => v.err(path.index(j), format!("no target named {p:?}")),
-            Some(t) if t.local.lab.is_none() && t.local.members.is_empty() => v.err(
-                path.index(j),
-                format!(
+            Some(t) if t.local.lab.is_none() && t.local.members.is_empty() && t.pods.is_none() => v
+                .err(
+                    path.index(j),
+                    format!(
                     "{p:?} must be a lab target (its addresses must be known); use cidrs otherwise"
                 ),
-            ),
+                ),
             _ => {}
         }
         if p == own {
