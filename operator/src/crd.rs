@@ -298,6 +298,33 @@ mod tests {
         assert_eq!(good.spec.spec.faults.len(), 1);
     }
 
+    /// Found on the real node: a partition from named peer pods was refused as "peer must
+    /// be a lab target"; the run plan resolves pod targets to their IPs.
+    #[test]
+    fn pod_targets_are_valid_peers_of_a_cluster_partition() {
+        let exp: murphy::model::spec::Experiment = serde_saphyr::from_str(
+            r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: cut, namespace: shop}
+spec:
+  targets:
+    web: {pods: {namespace: shop, matchLabels: {app: web}}, pick: {mode: one}}
+    db: {pods: {namespace: shop, matchLabels: {app: db}}}
+  probes:
+    - {name: shop, http: {url: "http://10.96.0.10:8080/healthz"}}
+  faults:
+    - {name: cut, target: web, kind: network-partition, peers: [db], duration: 5s}
+  claims:
+    - {name: up, availability: {probe: shop, atLeast: 90%}}
+"#,
+        )
+        .expect("yaml");
+        let problems = murphy::model::validate::validate(&exp);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(local_only_fields(&exp.spec).is_empty());
+    }
+
     #[test]
     fn the_schema_sets_no_server_side_defaults() {
         let crd = serde_json::to_string(&crd_json().expect("crd")).expect("json");
