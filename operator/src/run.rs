@@ -438,15 +438,7 @@ impl ClusterRun {
             }
             return;
         }
-        let calls = these
-            .iter()
-            .map(|i| (i.addr.clone(), fault_ref(&i.key)))
-            .collect();
-        let results = agents
-            .fan_out(calls, FAN_OUT, |mut c, r| async move {
-                c.revert(r).await.map(|x| x.into_inner())
-            })
-            .await;
+        let results = revert_calls(agents, &these).await;
         let now = self.now_ms();
         let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (i, r) in these.into_iter().zip(results) {
@@ -649,15 +641,7 @@ impl ClusterRun {
             return;
         }
         let pods: Vec<String> = these.iter().map(|i| i.pod.clone()).collect();
-        let calls = these
-            .iter()
-            .map(|i| (i.addr.clone(), fault_ref(&i.key)))
-            .collect();
-        let results = agents
-            .fan_out(calls, FAN_OUT, |mut c, r| async move {
-                c.revert(r).await.map(|x| x.into_inner())
-            })
-            .await;
+        let results = revert_calls(agents, &these).await;
         let mut failed = Vec::new();
         for (i, r) in these.into_iter().zip(results) {
             match r {
@@ -733,6 +717,22 @@ impl Drop for ClusterRun {
             p.stop();
         }
     }
+}
+
+/// Ask each injection's agent to revert it (bounded fan-out); one result per injection.
+async fn revert_calls(
+    agents: &Agents,
+    these: &[Injection],
+) -> Vec<Result<pb::RevertReply, tonic::Status>> {
+    let calls = these
+        .iter()
+        .map(|i| (i.addr.clone(), fault_ref(&i.key)))
+        .collect();
+    agents
+        .fan_out(calls, FAN_OUT, |mut c, r| async move {
+            c.revert(r).await.map(|x| x.into_inner())
+        })
+        .await
 }
 
 pub fn pod_name(c: &Chosen) -> String {
