@@ -964,6 +964,17 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         runs: Mutex::new(HashMap::new()),
         metrics,
     });
+    tracing::info!(
+        identity = %o.identity,
+        lease_ms = o.lease_ms,
+        agents = %match (&o.directory.namespace, &o.directory.selector) {
+            (Some(ns), Some(sel)) => format!("pods {sel} in namespace {ns}, port {}", o.directory.port),
+            _ => format!("{} fixed address(es)", o.directory.fixed.len()),
+        },
+        "watching Experiments in every namespace; targets only in namespaces labelled {}={}",
+        select::OPT_IN_LABEL,
+        select::OPT_IN_VALUE
+    );
     let exps: Api<Experiment> = Api::all(client);
     let controller = Controller::new(exps, watcher::Config::default())
         .graceful_shutdown_on(crate::node::stopped())
@@ -979,13 +990,37 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             anyhow::bail!("stopping: {why}");
         }
     }
-    // Revert what this replica still holds before it goes.
-    let runs: Vec<_> = ctx.runs.lock().await.values().cloned().collect();
-    for run in runs {
-        run.lock()
-            .await
-            .revert(&ctx.agents, None, "the controller is stopping")
-            .await;
+    // Revert what this replica still holds before it goes, and end each run with the truth
+    // in its status (Aborted, saying why) instead of leaving it Running for the next
+    // controller to call lost. Bounded: a stop never hangs on an unreachable API server.
+    let stop = async {
+        let runs: Vec<_> = ctx.runs.lock().await.values().cloned().collect();
+        for run in runs {
+            let mut r = run.lock().await;
+            r.revert(&ctx.agents, None, "the controller is stopping")
+                .await;
+            r.aborted.get_or_insert_with(|| {
+                "the controller stopped before the run ended; every fault was reverted".into()
+            });
+            let (ns, name) = r.experiment.split_once('/').unwrap_or(("", &r.experiment));
+            let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), ns);
+            match api.get(name).await {
+                Ok(exp) => {
+                    if let Err(e) = finish(&ctx, &exp, &mut r).await {
+                        tracing::warn!(experiment = %r.experiment, "ending the run on stop: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(experiment = %r.experiment, "reading it on stop: {e}"),
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), stop)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "stopping: gave up ending the runs after 20 s; their leases lapse on the agents"
+        );
     }
     Ok(())
 }

@@ -629,6 +629,60 @@ spec:
     );
 }
 
+/// The regression from the real node: a controller stopped gracefully (SIGTERM) reverted
+/// but left the run Running, and the next one called it lost. Now it ends the run Aborted,
+/// saying why, with every fault reverted; its successor leaves it alone.
+fn a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(node: &Node, ip: &str) {
+    node.apply(&experiment("pause-stop", ip, "60s"));
+    let (name, uid) = frozen_pod(node);
+    let controller = node.json(&[
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
+        "app.kubernetes.io/component=controller",
+    ])["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("controller pod")
+        .to_string();
+    node.kubectl(&["delete", "pod", &controller, "-n", SYSTEM, "--wait=false"]);
+    wait_for(
+        "the frozen pod to run again",
+        Duration::from_secs(30),
+        || (app_stopped(&uid) == Some(false)).then_some(()),
+    );
+    wait_for("the run to end aborted", Duration::from_secs(40), || {
+        (phase(node, "pause-stop") == "Aborted").then_some(())
+    });
+    let status = node.json(&["get", "experiment", "pause-stop", "-n", NS])["status"].clone();
+    let said = status["conditions"].to_string();
+    assert!(said.contains("the controller stopped"), "{status}");
+    // The next controller takes over and leaves the ended run as it is.
+    wait_for("a new controller", Duration::from_secs(90), || {
+        let d = node.json(&[
+            "get",
+            "deployment",
+            "-n",
+            SYSTEM,
+            "-l",
+            "app.kubernetes.io/component=controller",
+        ]);
+        (d["items"][0]["status"]["readyReplicas"].as_u64() == Some(1)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(phase(node, "pause-stop"), "Aborted");
+    node.kubectl(&[
+        "delete",
+        "experiment",
+        "pause-stop",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
+    eprintln!("e2e: controller SIGTERM mid-run: {name} thawed, the run ended Aborted ({said})");
+}
+
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
 /// process in any pod.
 fn nothing_left_behind() {
@@ -682,6 +736,7 @@ fn the_operator_installed_by_helm_on_a_real_node() {
     a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(&node, &ip);
     deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(&node, &ip);
     a_partition_from_named_peers_cuts_only_those_peers(&node, &ip);
+    a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(&node, &ip);
     node.kubectl(&["delete", "namespace", NS, "--wait=true"]);
     nothing_left_behind();
     drop(node);
