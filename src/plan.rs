@@ -143,9 +143,9 @@ pub struct Resolved {
 /// something wider than asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    /// The fault names peers, but none of them has an address now: without peers a
-    /// partition would cut its target off from everything.
-    #[error("fault {fault}: its peers {peers:?} have no address right now (nothing to cut it off from; refusing to cut it off from everything)")]
+    /// The fault names peers, but none of them has an address now other than the fault's
+    /// own members': without peers a partition would cut its target off from everything.
+    #[error("fault {fault}: its peers {peers:?} have no address right now besides its own members' (refusing to act on all traffic instead)")]
     NoPeers { fault: String, peers: Vec<String> },
     /// The place the fault acts from is not known to this door.
     #[error("fault {fault}: acts from {place:?}, which this front door does not have")]
@@ -172,13 +172,15 @@ pub fn resolve(
             }
         }
     }
-    if !named.is_empty() && all.is_empty() {
+    let peers: Vec<Ipv4Addr> = all.into_iter().filter(|a| !own.contains(a)).collect();
+    // An empty peer list means "everything" to the faults that take one: named peers that
+    // leave nothing (none has an address, or all are the fault's own members) are refused.
+    if !named.is_empty() && peers.is_empty() {
         return Err(PlanError::NoPeers {
             fault: fault.name.clone(),
             peers: named.to_vec(),
         });
     }
-    let peers = all.into_iter().filter(|a| !own.contains(a)).collect();
     let from = match fault.action.acts_from() {
         Some(name) => Some(r.place(name).ok_or_else(|| PlanError::NoPlace {
             fault: fault.name.clone(),
@@ -343,6 +345,12 @@ mod tests {
         let none = Fixed(BTreeMap::new());
         assert!(matches!(
             resolve(&s.faults[0], &[a(1)], &none),
+            Err(PlanError::NoPeers { .. })
+        ));
+        // Nor peers that are only the fault's own members.
+        let own_only = Fixed(BTreeMap::from([("web", vec![a(1)]), ("db", vec![a(1)])]));
+        assert!(matches!(
+            resolve(&s.faults[0], &[a(1)], &own_only),
             Err(PlanError::NoPeers { .. })
         ));
     }

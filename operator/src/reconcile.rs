@@ -210,7 +210,12 @@ pub fn observe(exp: &Experiment, run: Option<&ClusterRun>, lease_ms: u64) -> Obs
         local_only: crd::local_only_fields(&exp.spec.spec),
         now_ms: run.map_or(0, |r| r.now_ms() as u64),
         running_since_ms: run.map(|_| 0),
-        fault_phase_ms: ClusterRun::length_ms(&exp.spec.spec),
+        // A run keeps the plan it started with: an edit of the object mid-run changes
+        // nothing of its schedule.
+        fault_phase_ms: run.map_or_else(
+            || ClusterRun::length_ms(&exp.spec.spec),
+            |r| r.plan.length().as_millis() as u64,
+        ),
         live_injections: run.map_or(0, ClusterRun::unexpired),
         lease_ms,
         run_lost: matches!(phase, Phase::Running | Phase::Reverting) && run.is_none(),
@@ -670,26 +675,22 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
             (f.name.clone(), ps)
         })
         .collect();
-    let view = pod_view(ctx, spec, &opted, &chosen_by_target).await?;
+    let view = pod_view(ctx, spec, &opted).await?;
     let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
     ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
         .map_err(|e| e.to_string())
 }
 
-/// The addresses the run plan resolves faults against: each fault target's chosen pods,
-/// and every running pod of each target a fault names as its peers (in opted-in
-/// namespaces only, like any target).
+/// The addresses the run plan resolves faults against: every running pod of each target a
+/// fault names as its peers (in opted-in namespaces only, like any target).
 async fn pod_view(
     ctx: &Ctx,
     spec: &murphy::model::ExperimentSpec,
     opted: &BTreeSet<String>,
-    chosen_by_target: &BTreeMap<String, Vec<Chosen>>,
 ) -> Result<PodView, String> {
+    // Every running pod of a peer target (not only the ones a fault chose from it): a
+    // peer is the whole target, as on `murphy run`.
     let mut view = PodView::default();
-    for (t, cs) in chosen_by_target {
-        let ips = cs.iter().filter_map(|c| c.pod.ip).collect();
-        view.addrs.insert(t.clone(), ips);
-    }
     for f in &spec.faults {
         for peer in f.action.peer_targets() {
             if view.addrs.contains_key(peer) {
@@ -750,8 +751,16 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
             .map(|c| c.pod.uid.clone())
             .collect();
         run.release(&ctx.agents, &fault, &gone).await;
+        // Replacements fill the slots gone pods left, now or in an earlier step (a new pod
+        // may still be Pending when the old one is already Terminating).
+        let mut slots: Vec<Chosen> = run
+            .targets
+            .get(&fault)
+            .map(|ps| ps.iter().map(|p| p.chosen.clone()).collect())
+            .unwrap_or_default();
+        slots.extend(run.vacated.get(&fault).cloned().unwrap_or_default());
         let since = (run.started_unix_ms / 1000) as i64;
-        let new: Vec<PodInfo> = select::replacements(&t, &chosen, &pods, since)
+        let new: Vec<PodInfo> = select::replacements(&t, &slots, &pods, since)
             .into_iter()
             .cloned()
             .collect();
@@ -821,7 +830,9 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
     let Some((record, verdicts)) = run.result.clone() else {
         return Ok(());
     };
-    let core = core_experiment(exp);
+    // The report shows the spec the run carried out, not the object as it is now.
+    let mut core = core_experiment(exp);
+    core.spec = run.spec.clone();
     let out = murphy::runner::RunOutput {
         run_id: exp.uid().unwrap_or_default().chars().take(8).collect(),
         seed: run.seed,

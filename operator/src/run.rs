@@ -37,6 +37,10 @@ pub struct Injection {
     pub lease_until_ms: f64,
     /// The last time its agent said it is in effect (its confirmation, then each renewal).
     pub known_ms: f64,
+    /// A revert was asked for and did not complete (it is being retried).
+    pub revert_tried: bool,
+    /// Its pod is gone: it is being released, never renewed.
+    pub released: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +86,11 @@ pub struct ClusterRun {
     pub started_unix_ms: u64,
     /// Pods per fault, in spec order.
     pub targets: BTreeMap<String, Vec<Placed>>,
+    /// Chosen pods that went away mid-window, per fault: each is an open slot its owner's
+    /// next new pod fills (one for one), so the blast radius never grows.
+    pub vacated: BTreeMap<String, Vec<Chosen>>,
+    /// When each fault was injected (run clock): its window ends `duration` after that.
+    injected_at: BTreeMap<String, f64>,
     stages: BTreeMap<String, Stage>,
     pub live: Vec<Injection>,
     pub samples: Vec<Sample>,
@@ -167,6 +176,8 @@ impl ClusterRun {
             lease_ms,
             clock,
             targets,
+            vacated: BTreeMap::new(),
+            injected_at: BTreeMap::new(),
             stages,
             live: Vec::new(),
             samples: Vec::new(),
@@ -233,6 +244,18 @@ impl ClusterRun {
         ))
     }
 
+    /// When the fault's window closes (run clock): `duration` after its actual injection,
+    /// or the end of the fault phase, by the plan's rule (the one `murphy run` keeps).
+    pub fn revert_due_ms(&self, name: &str) -> Option<f64> {
+        let w = self.plan.window(name)?;
+        let steady = self.steady_ms();
+        let Some(t) = self.injected_at.get(name) else {
+            return self.window(name).map(|(_, e)| e);
+        };
+        let injected = Duration::from_secs_f64(((t - steady) / 1000.0).max(0.0));
+        Some(steady + self.plan.revert_at(w, injected).as_secs_f64() * 1000.0)
+    }
+
     /// Injections whose lease has not run out: the only ones that can still be in effect.
     pub fn unexpired(&self) -> usize {
         let now = self.now_ms();
@@ -245,10 +268,10 @@ impl ClusterRun {
         self.stages
             .iter()
             .filter_map(|(name, st)| {
-                let (s, e) = self.window(name)?;
+                let (s, _) = self.window(name)?;
                 match st {
                     Stage::Waiting => Some(s),
-                    Stage::Active => Some(e),
+                    Stage::Active => self.revert_due_ms(name),
                     Stage::Done => None,
                 }
             })
@@ -261,15 +284,18 @@ impl ClusterRun {
     pub async fn step(&mut self, agents: &Agents) {
         self.drain();
         self.renew(agents).await;
+        self.retry_releases(agents).await;
         let now = self.now_ms();
         let names: Vec<String> = self.stages.keys().cloned().collect();
         for name in names {
-            let Some((start, end)) = self.window(&name) else {
+            let Some((start, _)) = self.window(&name) else {
                 continue;
             };
+            let end = self.revert_due_ms(&name).unwrap_or(f64::INFINITY);
             let st = self.stages[&name];
             if st == Stage::Waiting && now >= start && self.aborted.is_none() {
                 self.stages.insert(name.clone(), Stage::Active);
+                self.injected_at.insert(name.clone(), now);
                 self.inject(agents, &name).await;
             } else if st == Stage::Active && now >= end {
                 self.stages.insert(name.clone(), Stage::Done);
@@ -294,6 +320,8 @@ impl ClusterRun {
             addr: p.addr.clone(),
             lease_until_ms: t0 + self.lease_ms as f64,
             known_ms: t0,
+            revert_tried: false,
+            released: false,
         }
     }
 
@@ -445,28 +473,39 @@ impl ClusterRun {
             match r {
                 Ok(_) => {}
                 Err(e) if e.code() == Code::NotFound => {
-                    // The agent no longer held it: it ended there before now (an agent
-                    // that restarted, or a lease that lapsed), so the window was not
-                    // covered from its last sign of life on.
-                    self.ended_early(
-                        &i.key.fault,
-                        i.known_ms,
-                        format!(
-                            "the agent on {} no longer held it on {} when it was reverted",
-                            i.node, i.pod
-                        ),
-                    );
+                    // The agent no longer held it at the first ask: it ended there before
+                    // now (an agent that restarted, or a lease that lapsed), so the window
+                    // was not covered from its last sign of life on. (On a retry, an
+                    // earlier attempt may have done it.)
+                    if !i.revert_tried {
+                        self.ended_early(
+                            &i.key.fault,
+                            i.known_ms,
+                            format!(
+                                "the agent on {} no longer held it on {} when it was reverted",
+                                i.node, i.pod
+                            ),
+                        );
+                    }
                 }
                 Err(e)
                     if i.lease_until_ms <= now
-                        && matches!(
-                            e.code(),
-                            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-                        ) =>
+                        && matches!(e.code(), Code::Unavailable | Code::Cancelled) =>
                 {
-                    // Unreachable, but its lease ran out: the agent reverted it, or its
-                    // node is gone with it. (An agent that answers with an error tried
-                    // and failed: that is retried, never counted as reverted.)
+                    // Unreachable, but its lease ran out: the agent reverted it at the
+                    // lapse, or its node is gone with it. Nobody can say it stayed in
+                    // effect until its window closed. (An agent that answers with an
+                    // error, or too slowly, tried: that is retried, never counted.)
+                    if !i.revert_tried {
+                        self.ended_early(
+                            &i.key.fault,
+                            i.known_ms,
+                            format!(
+                                "its lease on {} lapsed while the agent on {} was unreachable",
+                                i.pod, i.node
+                            ),
+                        );
+                    }
                 }
                 Err(e) => {
                     failed.entry(i.key.fault.clone()).or_default().push(format!(
@@ -474,6 +513,8 @@ impl ClusterRun {
                         i.pod,
                         e.message()
                     ));
+                    let mut i = i;
+                    i.revert_tried = true;
                     self.live.push(i);
                 }
             }
@@ -520,15 +561,34 @@ impl ClusterRun {
         let now = self.now_ms();
         let third = self.lease_ms as f64 / 3.0;
         // A fault whose window closed is never renewed (its revert is being retried).
+        let active = |inj: &Injection| {
+            !inj.released && self.stages.get(&inj.key.fault) == Some(&Stage::Active)
+        };
+        // A lease that already ran out (the controller came too late) is lost: the agent
+        // reverts at the lapse.
+        let mut lost: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
+        for inj in self
+            .live
+            .iter()
+            .filter(|i| active(i) && i.lease_until_ms <= now)
+        {
+            let entry = lost
+                .entry(inj.key.fault.clone())
+                .or_insert((f64::INFINITY, Vec::new()));
+            entry.0 = entry.0.min(inj.known_ms);
+            entry.1.push(format!(
+                "its lease on {} lapsed before it was renewed",
+                inj.pod
+            ));
+        }
         let due: Vec<usize> = (0..self.live.len())
             .filter(|&i| {
                 let left = self.live[i].lease_until_ms - now;
-                left > 0.0
-                    && left <= 2.0 * third
-                    && self.stages.get(&self.live[i].key.fault) != Some(&Stage::Done)
+                left > 0.0 && left <= 2.0 * third && active(&self.live[i])
             })
             .collect();
         if due.is_empty() {
+            self.end_lost(agents, lost).await;
             return;
         }
         let lease = self.lease_ms;
@@ -549,7 +609,6 @@ impl ClusterRun {
                 c.renew(r).await.map(|x| x.into_inner())
             })
             .await;
-        let mut lost: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
         for (&i, r) in due.iter().zip(results) {
             match r {
                 Ok(_) => {
@@ -566,9 +625,13 @@ impl ClusterRun {
                 }
             }
         }
-        // Nobody can say the fault is still in effect there: its window ends now, with
-        // the truth in the record (claims on it cannot hold), and it is reverted
-        // everywhere rather than left to run on uncounted.
+        self.end_lost(agents, lost).await;
+    }
+
+    /// Nobody can say these faults are still in effect: each window ends now, with the
+    /// truth in the record (claims on it cannot hold), and the fault is reverted everywhere
+    /// rather than left to run on uncounted.
+    async fn end_lost(&mut self, agents: &Agents, lost: BTreeMap<String, (f64, Vec<String>)>) {
         for (fault, (known, why)) in lost {
             self.ended_early(&fault, known, why.join("; "));
             self.revert(agents, Some(&fault), "its lease could not be renewed")
@@ -601,6 +664,50 @@ impl ClusterRun {
     /// Re-apply a fault whose window is open to pods that replaced its chosen ones.
     /// `gone` are the UIDs of the pods they replace: those leave the fault's targets, so
     /// each replaced pod is followed once and the blast radius stays what was chosen.
+    /// Revert released injections; what fails stays released (never renewed: its lease
+    /// runs out on the agent) and is retried on the next step. Returns the failures.
+    async fn release_now(&mut self, agents: &Agents, these: Vec<Injection>) -> Vec<String> {
+        let results = revert_calls(agents, &these).await;
+        let mut failed = Vec::new();
+        for (mut i, r) in these.into_iter().zip(results) {
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) => {
+                    failed.push(format!("{}: {}", i.pod, e.message()));
+                    i.released = true;
+                    i.revert_tried = true;
+                    self.live.push(i);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Retry releases that failed (each step).
+    async fn retry_releases(&mut self, agents: &Agents) {
+        let (these, rest): (Vec<Injection>, Vec<Injection>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|i| i.released);
+        self.live = rest;
+        if these.is_empty() {
+            return;
+        }
+        let failed = self.release_now(agents, these).await;
+        if !failed.is_empty() {
+            let fault = self
+                .live
+                .iter()
+                .find(|i| i.released)
+                .map(|i| i.key.fault.clone());
+            self.event(
+                "fault",
+                fault.as_deref(),
+                format!("releasing FAILED, retrying: {}", failed.join("; ")),
+            );
+        }
+    }
+
     pub async fn reinject(
         &mut self,
         agents: &Agents,
@@ -620,6 +727,17 @@ impl ClusterRun {
         let targets = self.targets.entry(fault.to_string()).or_default();
         targets.retain(|p| !gone.contains(&p.chosen.pod.uid));
         targets.extend(new.iter().cloned());
+        // Each replacement fills the slot of a gone pod of its owner.
+        if let Some(slots) = self.vacated.get_mut(fault) {
+            for p in &new {
+                if let Some(k) = slots
+                    .iter()
+                    .position(|c| c.pod.owner.is_some() && c.pod.owner == p.chosen.pod.owner)
+                {
+                    slots.remove(k);
+                }
+            }
+        }
         self.inject_into(agents, fault, &new, false).await;
     }
 
@@ -634,26 +752,36 @@ impl ClusterRun {
             .into_iter()
             .partition(|i| i.key.fault == fault && gone.contains(&i.key.pod_uid));
         self.live = rest;
+        // Each gone pod leaves the targets and opens a slot its replacement fills.
         if let Some(targets) = self.targets.get_mut(fault) {
-            targets.retain(|p| !gone.contains(&p.chosen.pod.uid));
+            let (left, kept): (Vec<Placed>, Vec<Placed>) = std::mem::take(targets)
+                .into_iter()
+                .partition(|p| gone.contains(&p.chosen.pod.uid));
+            *targets = kept;
+            self.vacated
+                .entry(fault.to_string())
+                .or_default()
+                .extend(left.into_iter().map(|p| p.chosen));
         }
         if these.is_empty() {
             return;
         }
         let pods: Vec<String> = these.iter().map(|i| i.pod.clone()).collect();
-        let results = revert_calls(agents, &these).await;
-        let mut failed = Vec::new();
-        for (i, r) in these.into_iter().zip(results) {
-            match r {
-                Ok(_) => {}
-                Err(e) if e.code() == Code::NotFound => {}
-                Err(e) => {
-                    failed.push(format!("{}: {}", i.pod, e.message()));
-                    // Retried with the fault's own revert; its lease bounds it meanwhile.
-                    self.live.push(i);
-                }
-            }
-        }
+        // From here the fault covers fewer pods than were chosen: the window is no longer
+        // the one the claims speak about.
+        let known = these
+            .iter()
+            .map(|i| i.known_ms)
+            .fold(f64::INFINITY, f64::min);
+        self.ended_early(
+            fault,
+            known,
+            format!(
+                "pod(s) {} went away mid-window, so the fault covered fewer pods than chosen",
+                pods.join(", ")
+            ),
+        );
+        let failed = self.release_now(agents, these).await;
         let msg = if failed.is_empty() {
             format!(
                 "pod(s) {} gone: their injection is released",
@@ -800,12 +928,20 @@ mod tests {
                 steady_ms + local.revert_at(w, s).as_secs_f64() * 1000.0,
             );
             assert_eq!(run.window(&f.name), Some(want), "{}", f.name);
-            assert_eq!(e, local.revert_at(w, s));
+            assert!(e >= s, "{}", f.name);
         }
         // A window past `spec.duration` is kept whole on both doors (it was cut on a
         // cluster before), and the run lasts until it closes.
         assert_eq!(run.window("long"), Some((6_000.0, 12_000.0)));
         assert_eq!(run.window("kill"), Some((5_000.0, 7_000.0)));
+        // An injection that starts late keeps its whole duration, as with `murphy run`
+        // (`revert_at` from the actual injection); one without a duration still ends with
+        // the fault phase.
+        let mut run = run;
+        run.injected_at.insert("pause".into(), 3_300.0);
+        assert_eq!(run.revert_due_ms("pause"), Some(5_300.0));
+        run.injected_at.insert("kill".into(), 5_400.0);
+        assert_eq!(run.revert_due_ms("kill"), Some(7_000.0));
         assert_eq!(
             ClusterRun::length_ms(&spec),
             (spec.steady_duration() + Duration::from_secs(10) + spec.observe_after()).as_millis()

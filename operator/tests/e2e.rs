@@ -410,19 +410,35 @@ fn deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(node: &Node
         .collect();
     assert_eq!(bystander.len(), 1);
     node.kubectl(&["delete", "pod", &name, "-n", NS, "--wait=false"]);
-    // Gone well within its 5 s grace period plus a renewal: a frozen process would hold it.
+    // Gone: on this cgroup v1 node the freezer holds a frozen process even against
+    // SIGKILL, so the pod can only go once its injection is released.
     wait_for("the deleted pod to go", Duration::from_secs(25), || {
         (pod_pids(&uid).is_empty()).then_some(())
     });
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(4) {
-        assert_ne!(
-            app_stopped(&bystander[0]),
-            Some(true),
-            "a pod that was running before the fault is never taken for a replacement"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Its replacement (a new pod of the same ReplicaSet) takes the fault, one for one;
+    // the pod that was running before the fault never does.
+    let replacement = wait_for(
+        "the replacement to be frozen",
+        Duration::from_secs(40),
+        || {
+            assert_ne!(
+                app_stopped(&bystander[0]),
+                Some(true),
+                "a pod that was running before the fault is never taken for a replacement"
+            );
+            let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
+            pods["items"].as_array()?.iter().find_map(|p| {
+                let u = p["metadata"]["uid"].as_str()?;
+                (u != uid && u != bystander[0] && app_stopped(u) == Some(true))
+                    .then(|| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            })
+        },
+    );
+    assert_eq!(
+        app_stopped(&bystander[0]),
+        Some(false),
+        "the bystander runs"
+    );
     node.kubectl(&[
         "annotate",
         "experiment",
@@ -453,7 +469,7 @@ fn deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(node: &Node
         NS,
         "--wait=true",
     ]);
-    eprintln!("e2e: delete mid-fault: {name} released and gone, the bystander never frozen, abort ended it");
+    eprintln!("e2e: delete mid-fault: {name} released and gone, {replacement} took its place, the bystander never frozen, abort ended it");
 }
 
 /// Whether `addr` (`ip:port`) answers an HTTP request from inside `pod` within 1 s

@@ -85,18 +85,15 @@ async fn a_fault_whose_agent_stopped_mid_window_ends_there_and_nothing_holds_on_
     let _ = stop.send(());
     assert!(resumed(pid), "the stopping agent reverted the pause");
 
-    // The next renewal (a third into the 1.5 s lease) fails: the window ends there.
+    // The next renewal (a third into the 1.5 s lease) fails, or, on a slow machine, the
+    // lease has lapsed by then: either way the window ends there.
     tokio::time::sleep(Duration::from_millis(400)).await;
     run.step(&agents).await;
     let early = run.faults[0]
         .ended_early
         .clone()
         .expect("the record says the fault ended early");
-    assert!(
-        early.reason.contains("renewing the lease"),
-        "{}",
-        early.reason
-    );
+    assert!(early.reason.contains("lease"), "{}", early.reason);
     assert!(
         run.active_faults().is_empty(),
         "its window is closed, not kept open on the schedule"

@@ -127,8 +127,12 @@ pub fn window_span(
         }
     }
     let injected: Vec<f64> = faults.iter().filter_map(|f| f.injected_ms).collect();
-    let reverted =
-        |f: &&crate::record::FaultRecord| f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end);
+    // A fault that ended early was in effect until its last sign of life at most: what
+    // happened after that is not the fault's doing.
+    let reverted = |f: &&crate::record::FaultRecord| {
+        let r = f.reverted_ms.or(rec.phases.faults_end_ms).unwrap_or(end);
+        f.ended_early.as_ref().map_or(r, |e| r.min(e.last_known_ms))
+    };
     match window {
         Window::Whole => Ok((rec.phases.steady_start_ms, end)),
         Window::Before => Ok((
@@ -738,7 +742,9 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                     );
                 }
             }
-            if v.outcome == Outcome::Held {
+            // Held, or inconclusive for want of samples in the short real window: either
+            // way the reason is the fault that stopped early.
+            if v.outcome != Outcome::Failed {
                 if let Some((f, e)) = rec
                     .faults
                     .iter()
