@@ -648,28 +648,14 @@ fn read_until(spec: &WorkloadSpec, clock: Clock, want: &[String]) -> FinalRead {
                     std::thread::sleep(Duration::from_millis(500));
                     continue;
                 }
-                return FinalRead {
-                    ok: true,
-                    t_ms: clock.now_ms(),
-                    endpoint,
-                    values,
-                    attempts,
-                    error: None,
-                };
+                return read_ok(clock, endpoint, values, attempts);
             }
             Err(e) => last = e,
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     if let Some((endpoint, values)) = last_read {
-        return FinalRead {
-            ok: true,
-            t_ms: clock.now_ms(),
-            endpoint,
-            values,
-            attempts,
-            error: None,
-        };
+        return read_ok(clock, endpoint, values, attempts);
     }
     FinalRead {
         ok: false,
@@ -677,6 +663,18 @@ fn read_until(spec: &WorkloadSpec, clock: Clock, want: &[String]) -> FinalRead {
         attempts,
         error: Some(last),
         ..Default::default()
+    }
+}
+
+/// A final read that succeeded: what `endpoint` holds now.
+fn read_ok(clock: Clock, endpoint: String, values: Vec<String>, attempts: u32) -> FinalRead {
+    FinalRead {
+        ok: true,
+        t_ms: clock.now_ms(),
+        endpoint,
+        values,
+        attempts,
+        error: None,
     }
 }
 
