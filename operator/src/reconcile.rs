@@ -12,7 +12,7 @@ use crate::status::{self, ExperimentStatus, Phase};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::{Api, Client, Resource, ResourceExt};
 use murphy::claims::Verdict;
 use murphy::timeline::RunStatus;
@@ -152,12 +152,69 @@ impl Metrics {
     }
 }
 
+/// Writes events.k8s.io Events about Experiments. Each is its own object, never folded
+/// into an earlier one with the same reason (kube's Recorder keeps the first note of a
+/// series, so a second fault's injection would read as the first's).
+pub struct Events {
+    pub client: Client,
+    /// `reportingController` (e.g. `murphy-controller`).
+    pub controller: String,
+    /// `reportingInstance`: this replica.
+    pub instance: String,
+}
+
+impl Events {
+    pub async fn publish(
+        &self,
+        t: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+        regarding: &k8s_openapi::api::core::v1::ObjectReference,
+    ) -> Result<(), kube::Error> {
+        use k8s_openapi::api::events::v1::Event;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let ns = regarding.namespace.clone().unwrap_or("default".into());
+        let ev = Event {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some(ns.clone()),
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.controller),
+                    now.as_nanosecond()
+                )),
+                ..Default::default()
+            },
+            action: Some(action.into()),
+            reason: Some(reason.into()),
+            note: Some(note.into()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            type_: Some(
+                match t {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            ..Default::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), &ns)
+            .create(&PostParams::default(), &ev)
+            .await
+            .map(|_| ())
+    }
+}
+
 /// What every reconcile shares.
 pub struct Ctx {
     pub client: Client,
     pub agents: Agents,
     pub directory: Directory,
-    pub recorder: Recorder,
+    pub recorder: Events,
     pub lease_ms: u64,
     /// The runs this controller holds, by Experiment UID, each behind its own lock.
     pub runs: Mutex<HashMap<String, Arc<Mutex<ClusterRun>>>>,
@@ -290,6 +347,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 if let Some(r) = run.as_deref_mut() {
                     r.step(&ctx.agents).await;
                     replacements(&ctx, r).await;
+                    publish(&ctx, &exp, r).await;
                     if r.aborted.is_some() {
                         // A fault that did not take stops the run now, not at its next
                         // scheduled step.
@@ -310,6 +368,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                         None => {}
                     }
                     r.revert(&ctx.agents, None, &reason).await;
+                    publish(&ctx, &exp, r).await;
                 }
                 if phase != Phase::Reverting && !o.deleting {
                     set_status(&ctx.client, &exp, Phase::Reverting, None, &reason, None).await?;
@@ -346,6 +405,24 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     }
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     Ok(next)
+}
+
+/// An Event for each thing that happened to the run's faults since the last call.
+async fn publish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) {
+    for n in std::mem::take(&mut run.notices) {
+        let t = if n.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let action = match n.reason {
+            "FaultInjected" | "FaultFailed" => "Inject",
+            "FaultReverted" | "RevertFailed" => "Revert",
+            "FaultReleased" => "Release",
+            _ => "Observe",
+        };
+        event(ctx, exp, t, n.reason, action, &n.note).await;
+    }
 }
 
 /// Drop an experiment's run (its probes stop).
@@ -465,14 +542,12 @@ async fn event(ctx: &Ctx, exp: &Experiment, t: EventType, reason: &str, action: 
         EventType::Warning => tracing::warn!(reason, action, "{note}"),
         EventType::Normal => tracing::info!(reason, action, "{note}"),
     }
-    let ev = KEvent {
-        type_: t,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &exp.object_ref(&())).await {
+    let regarding = exp.object_ref(&());
+    if let Err(e) = ctx
+        .recorder
+        .publish(t, reason, action, &note, &regarding)
+        .await
+    {
         tracing::warn!(reason, "publishing an event failed: {e}");
     }
 }
@@ -959,13 +1034,11 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         lost_leadership =
             Box::pin(async move { crate::leader::hold(&leases, &name, &me, 15).await });
     }
-    let recorder = Recorder::new(
-        client.clone(),
-        kube::runtime::events::Reporter {
-            controller: "murphy-controller".into(),
-            instance: Some(o.identity.clone()),
-        },
-    );
+    let recorder = Events {
+        client: client.clone(),
+        controller: "murphy-controller".into(),
+        instance: o.identity.clone(),
+    };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         agents: crate::run::agents(&tls, &o.agent_server_name),
@@ -1017,6 +1090,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), ns);
             match api.get(name).await {
                 Ok(exp) => {
+                    publish(&ctx, &exp, &mut r).await;
                     if let Err(e) = finish(&ctx, &exp, &mut r).await {
                         tracing::warn!(experiment = %r.experiment, "ending the run on stop: {e}");
                     }

@@ -50,6 +50,25 @@ enum Stage {
     Done,
 }
 
+/// A fault's life as a cluster operator reads it (a Kubernetes Event each, published the
+/// moment the controller learns it): injected, reverted, released, ended early, failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub warning: bool,
+    /// CamelCase, as Kubernetes Event reasons are.
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// `a, b, c` — at most `n` names, then how many more.
+pub fn name_list(names: &[String], n: usize) -> String {
+    let mut s = names.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > n {
+        s.push_str(&format!(" (+{} more)", names.len() - n));
+    }
+    s
+}
+
 /// The cluster's view for the run plan: the IPv4 addresses of each target's pods (the
 /// fault targets' chosen pods and every running pod of a `peers` target).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,6 +115,8 @@ pub struct ClusterRun {
     pub samples: Vec<Sample>,
     pub events: Vec<Event>,
     pub faults: Vec<FaultRecord>,
+    /// What happened to the faults since the controller last published it.
+    pub notices: Vec<Notice>,
     probes: Vec<ProbeHandle>,
     rx: Option<Receiver<ProbeSample>>,
     pub aborted: Option<String>,
@@ -183,6 +204,7 @@ impl ClusterRun {
             samples: Vec::new(),
             events: Vec::new(),
             faults,
+            notices: Vec::new(),
             probes,
             rx: Some(rx),
             aborted: None,
@@ -194,6 +216,14 @@ impl ClusterRun {
 
     pub fn now_ms(&self) -> f64 {
         self.clock.now_ms()
+    }
+
+    fn notice(&mut self, warning: bool, reason: &'static str, note: String) {
+        self.notices.push(Notice {
+            warning,
+            reason,
+            note,
+        });
     }
 
     fn event(&mut self, kind: &str, fault: Option<&str>, message: String) {
@@ -446,6 +476,26 @@ impl ClusterRun {
             )
         };
         self.event("fault", Some(fault), msg.clone());
+        let pods: Vec<String> = placed.iter().map(|p| pod_name(&p.chosen)).collect();
+        let kind = spec.action.kind();
+        if ok {
+            let how = if first { "" } else { " (replacement pods)" };
+            self.notice(
+                false,
+                "FaultInjected",
+                format!(
+                    "{fault} ({kind}) in effect on {}{how}, confirmed in {:.0} ms",
+                    name_list(&pods, 20),
+                    t1 - t0
+                ),
+            );
+        } else {
+            self.notice(
+                true,
+                "FaultFailed",
+                format!("{fault} ({kind}) did not take: {msg}"),
+            );
+        }
         if !errors.is_empty() {
             // A fault that did not take everywhere is not the experiment asked for.
             self.aborted = Some(format!("fault {fault}: {msg}"));
@@ -469,9 +519,10 @@ impl ClusterRun {
         let results = revert_calls(agents, &these).await;
         let now = self.now_ms();
         let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut undone: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (i, r) in these.into_iter().zip(results) {
             match r {
-                Ok(_) => {}
+                Ok(_) => undone.entry(i.key.fault.clone()).or_default().push(i.pod),
                 Err(e) if e.code() == Code::NotFound => {
                     // The agent no longer held it at the first ask: it ended there before
                     // now (an agent that restarted, or a lease that lapsed), so the window
@@ -533,12 +584,21 @@ impl ClusterRun {
                 continue;
             }
             match &errs {
-                None => self.event("fault", Some(&f), format!("reverted ({why})")),
-                Some(e) => self.event(
-                    "fault",
-                    Some(&f),
-                    format!("revert FAILED, retrying: {}", e.join("; ")),
-                ),
+                None => {
+                    self.event("fault", Some(&f), format!("reverted ({why})"));
+                    let pods = undone.get(&f).cloned().unwrap_or_default();
+                    let on = if pods.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {}", name_list(&pods, 20))
+                    };
+                    self.notice(false, "FaultReverted", format!("{f} reverted{on} ({why})"));
+                }
+                Some(e) => {
+                    let msg = format!("revert FAILED, retrying: {}", e.join("; "));
+                    self.event("fault", Some(&f), msg.clone());
+                    self.notice(true, "RevertFailed", format!("{f}: {msg}"));
+                }
             }
             self.mark_reverted(&f, errs);
         }
@@ -658,6 +718,11 @@ impl ClusterRun {
             "fault",
             Some(fault),
             format!("ended before its window closed: {reason}"),
+        );
+        self.notice(
+            true,
+            "FaultEndedEarly",
+            format!("{fault} ended before its window closed (claims on it cannot hold): {reason}"),
         );
     }
 
@@ -794,6 +859,11 @@ impl ClusterRun {
                 failed.join("; ")
             )
         };
+        self.notice(
+            !failed.is_empty(),
+            "FaultReleased",
+            format!("{fault}: {msg}"),
+        );
         self.event("fault", Some(fault), msg);
     }
 

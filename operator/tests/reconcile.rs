@@ -9,12 +9,11 @@ mod common;
 use common::{resumed, state, Tree};
 use http::{Method, Request, Response};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use murphy_operator::controller::{ABORT_ANNOTATION, FINALIZER};
 use murphy_operator::crd::{Experiment, ExperimentSpec};
 use murphy_operator::grpc;
-use murphy_operator::reconcile::{self, Ctx, Directory, Metrics};
+use murphy_operator::reconcile::{self, Ctx, Directory, Events, Metrics};
 use murphy_operator::status::{ExperimentStatus, Phase};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -211,13 +210,11 @@ fn events_path() -> String {
 
 fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx> {
     Arc::new(Ctx {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "murphy-controller".into(),
-                instance: Some("test".into()),
-            },
-        ),
+        recorder: Events {
+            client: client.clone(),
+            controller: "murphy-controller".into(),
+            instance: "test".into(),
+        },
         client,
         agents,
         directory: Directory {
@@ -454,6 +451,11 @@ fn evaluate_steps(exp: &Experiment) -> Vec<Step> {
     v
 }
 
+/// An Event on a fault's life (injected, reverted, released, ended early).
+fn fault_event() -> Step {
+    step(Method::POST, &events_path(), Reply::Echo)
+}
+
 /// The target namespace's pods listed (an open fault window looks for replacements).
 fn list_pods(reply: Reply) -> Vec<Step> {
     vec![step(
@@ -507,7 +509,19 @@ async fn start_and_inject(c: &Arc<Ctx>, handle: &Handle, yaml: &str) -> (Vec<Val
     no_more(handle).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let running = experiment(yaml, true, Some(Phase::Running), &[]);
-    play(c, handle, &running, list_pods(pods()), "inject").await;
+    let mut steps = list_pods(pods());
+    steps.push(fault_event());
+    let bodies = play(c, handle, &running, steps, "inject").await;
+    // The Event says the fault is in effect, naming the pod, the moment it is.
+    assert_eq!(bodies[1]["reason"], "FaultInjected", "{}", bodies[1]);
+    assert_eq!(bodies[1]["type"], "Normal");
+    assert!(
+        bodies[1]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("shop/web-0") && n.contains("process-pause")),
+        "{}",
+        bodies[1]
+    );
     (started, running)
 }
 
@@ -543,12 +557,18 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
     assert_eq!(state(p.pid), Some('T'), "the pod's process is paused");
     no_more(&handle).await;
 
-    // 3. Past the fault's 1 s: reverted by the schedule; no API call needed.
+    // 3. Past the fault's 1 s: reverted by the schedule, and an Event says so.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    reconcile_once(Arc::new(running.clone()), c.clone())
-        .await
-        .expect("revert");
+    let bodies = play(&c, &handle, &running, vec![fault_event()], "revert").await;
     assert!(resumed(p.pid), "the window closed: resumed");
+    assert_eq!(bodies[0]["reason"], "FaultReverted", "{}", bodies[0]);
+    assert!(
+        bodies[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("shop/web-0") && n.contains("its window ended")),
+        "{}",
+        bodies[0]
+    );
     no_more(&handle).await;
 
     // 4. After observeAfter: Reverting (nothing left to revert), then 5. Evaluate.
@@ -654,14 +674,20 @@ async fn deletion_reverts_first_then_drops_the_finalizer() {
     let (_, running) = start_and_inject(&c, &handle, &long).await;
     assert_eq!(state(p.pid), Some('T'));
 
-    // kubectl delete: the agent reverts first (no API call), the finalizer stays.
+    // kubectl delete: the agent reverts first (an Event says so), the finalizer stays.
     let mut deleting = running.clone();
     deleting.metadata.deletion_timestamp = Some(
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
     );
-    reconcile_once(Arc::new(deleting.clone()), c.clone())
-        .await
-        .expect("revert on delete");
+    let bodies = play(
+        &c,
+        &handle,
+        &deleting,
+        vec![fault_event()],
+        "revert on delete",
+    )
+    .await;
+    assert_eq!(bodies[0]["reason"], "FaultReverted", "{}", bodies[0]);
     assert!(resumed(p.pid), "reverted before the object goes");
     no_more(&handle).await;
     // Then the finalizer goes, with a patch that checks it is the one removed.
@@ -699,8 +725,11 @@ async fn the_abort_annotation_reverts_and_ends_aborted() {
         Some(Phase::Running),
         &[(ABORT_ANNOTATION, "true")],
     );
-    let bodies = play(&c, &handle, &aborting, status_and_event(&aborting), "abort").await;
-    assert_eq!(bodies[0]["status"]["phase"], "Reverting");
+    let mut steps = vec![fault_event()];
+    steps.extend(status_and_event(&aborting));
+    let bodies = play(&c, &handle, &aborting, steps, "abort").await;
+    assert_eq!(bodies[0]["reason"], "FaultReverted", "{}", bodies[0]);
+    assert_eq!(bodies[1]["status"]["phase"], "Reverting");
     assert!(resumed(p.pid), "aborting reverts at once");
 
     let reverting = experiment(
@@ -783,7 +812,25 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
 
     // The workload replaced web-0 with web-1: the next step releases web-0's injection
     // (a deleted pod must not stay frozen in Terminating) and injects into web-1.
-    play(&c, &handle, &running, list_pods(replaced()), "follow").await;
+    // Events: the window no longer covers what was chosen, the release, the injection.
+    let mut steps = list_pods(replaced());
+    steps.extend([fault_event(), fault_event(), fault_event()]);
+    let bodies = play(&c, &handle, &running, steps, "follow").await;
+    let reasons: Vec<&Value> = bodies[1..].iter().map(|b| &b["reason"]).collect();
+    assert_eq!(
+        reasons,
+        [
+            &json!("FaultEndedEarly"),
+            &json!("FaultReleased"),
+            &json!("FaultInjected")
+        ]
+    );
+    assert_eq!(bodies[1]["type"], "Warning");
+    assert!(
+        bodies[3]["note"].to_string().contains("shop/web-1"),
+        "{}",
+        bodies[3]
+    );
     assert_eq!(state(new_pid), Some('T'), "the replacement is paused too");
     assert!(
         resumed(p.pid),
@@ -828,7 +875,9 @@ async fn a_replacement_pod_gets_the_fault_while_its_window_is_open() {
         Some(Phase::Running),
         &[(ABORT_ANNOTATION, "true")],
     );
-    play(&c, &handle, &aborting, status_and_event(&aborting), "abort").await;
+    let mut steps = vec![fault_event()];
+    steps.extend(status_and_event(&aborting));
+    play(&c, &handle, &aborting, steps, "abort").await;
     assert!(resumed(p.pid) && resumed(new_pid), "both reverted");
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&p.dir);
@@ -922,7 +971,11 @@ async fn a_fault_that_does_not_take_aborts_the_run_saying_why() {
     play(&c, &handle, &pending, steps, "start").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let running = experiment(PAUSE_SPEC, true, Some(Phase::Running), &[]);
-    play(&c, &handle, &running, list_pods(replaced()), "inject").await;
+    let mut steps = list_pods(replaced());
+    steps.push(fault_event());
+    let bodies = play(&c, &handle, &running, steps, "inject").await;
+    assert_eq!(bodies[1]["reason"], "FaultFailed", "{}", bodies[1]);
+    assert_eq!(bodies[1]["type"], "Warning");
     let bodies = play(&c, &handle, &running, status_and_event(&running), "abort").await;
     let text = bodies[0].to_string();
     assert_eq!(bodies[0]["status"]["phase"], "Reverting");
