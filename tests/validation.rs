@@ -614,3 +614,15 @@ spec:
         "{errs:#?}"
     );
 }
+
+#[test]
+fn lists_are_bounded_as_the_crd_bounds_them() {
+    let many: String = (0..65)
+        .map(|i| format!("    - {{name: k{i}, kind: process-kill, target: app, at: 1s}}\n"))
+        .collect();
+    let src = GOOD.replace(
+        "    - {name: kill, kind: process-kill, target: app, at: 1s, duration: 2s}\n",
+        &many,
+    );
+    expect_error(&src, "spec.faults", "at most 64 entries (found 65)");
+}

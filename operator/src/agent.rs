@@ -57,6 +57,8 @@ struct Active {
     fault: Box<dyn Fault>,
     undo: Vec<UndoAction>,
     group: String,
+    /// namespace/name of the pod (for messages).
+    pod: String,
 }
 
 pub struct Agent {
@@ -170,6 +172,7 @@ impl Agent {
                         fault: f,
                         undo: actions,
                         group,
+                        pod: req.pod.clone(),
                     },
                 );
                 Ok(ev.0)
@@ -278,6 +281,27 @@ impl Agent {
     /// Live injections.
     pub fn active(&self) -> usize {
         self.active.len()
+    }
+
+    /// Revert every injection of `experiment` (its controller is gone): each key with its
+    /// outcome.
+    pub fn revert_experiment(
+        &mut self,
+        experiment: &str,
+    ) -> Vec<(Key, String, Result<Vec<String>, AgentError>)> {
+        let keys: Vec<(Key, String)> = self
+            .active
+            .iter()
+            .filter(|(k, _)| k.experiment == experiment)
+            .map(|(k, a)| (k.clone(), a.pod.clone()))
+            .collect();
+        keys.into_iter()
+            .map(|(k, pod)| {
+                self.leases.release(&k);
+                let r = self.undo(&k);
+                (k, pod, r)
+            })
+            .collect()
     }
 
     /// Revert everything (the agent is stopping): each key with its outcome.

@@ -80,10 +80,9 @@ pub fn plan(o: &Observed) -> Vec<Action> {
     }
     match o.phase {
         Phase::Completed | Phase::Aborted => vec![],
-        Phase::Running | Phase::Reverting if o.run_lost => vec![Abandon(format!(
-            "the controller lost this run (it restarted); the agents revert its faults when their leases lapse (within {} s)",
-            o.lease_ms.div_ceil(1000)
-        ))],
+        Phase::Running | Phase::Reverting if o.run_lost => vec![Abandon(
+            "the controller running it was lost (it restarted without ending the run): its probes' evidence went with it, so no claim is judged".into(),
+        )],
         Phase::Pending if !o.local_only.is_empty() => vec![Reject(format!(
             "{} only run with `murphy run` on one machine",
             o.local_only.join(", ")
@@ -241,7 +240,7 @@ mod tests {
                 ..running(20_000)
             };
             match &plan(&o)[..] {
-                [Abandon(why)] => assert!(why.contains("within 30 s"), "{why}"),
+                [Abandon(why)] => assert!(why.contains("no claim is judged"), "{why}"),
                 other => panic!("{other:?}"),
             }
             let o = Observed {

@@ -106,6 +106,7 @@ pub fn crd_json() -> Result<serde_json::Value, String> {
         v["schema"] = serde_json::json!({ "openAPIV3Schema": root.clone() });
     }
     crate::schema::make_structural(&mut crd);
+    add_limits(&mut crd);
     add_cluster_rules(&mut crd);
     Ok(crd)
 }
@@ -174,6 +175,39 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.targets.*.netns: netns targets only run with `murphy run` on one machine; use pods",
     ),
 ];
+
+/// The engine's bounds on the spec's lists ([`murphy::model::spec::LIST_LIMITS`]) as
+/// `maxItems` / `maxProperties`.
+fn add_limits(crd: &mut serde_json::Value) {
+    let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for v in versions {
+        let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
+            continue;
+        };
+        for (path, most) in murphy::model::spec::LIST_LIMITS {
+            let pointer: String = path
+                .split('.')
+                .map(|p| match p.strip_suffix("[]") {
+                    Some(p) => format!("/properties/{p}/items"),
+                    None => format!("/properties/{p}"),
+                })
+                .collect();
+            if let Some(node) = spec.pointer_mut(&pointer).and_then(|n| n.as_object_mut()) {
+                let key = if node.get("type").is_some_and(|t| t == "array") {
+                    "maxItems"
+                } else {
+                    "maxProperties"
+                };
+                node.insert(key.into(), serde_json::json!(most));
+            }
+        }
+    }
+}
 
 fn add_cluster_rules(crd: &mut serde_json::Value) {
     let Some(versions) = crd

@@ -37,6 +37,12 @@ pub trait NodeEngine: Send + 'static {
     fn revert(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
     /// Revert what lapsed by `now_ms`.
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
+    /// Revert every injection of one experiment: each key, its pod and the outcome.
+    #[allow(clippy::type_complexity)]
+    fn revert_experiment(
+        &mut self,
+        experiment: &str,
+    ) -> Vec<(Key, String, Result<Vec<String>, AgentError>)>;
     /// Revert everything (the agent is stopping).
     fn revert_all(&mut self) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
     fn active(&self) -> usize;
@@ -57,6 +63,12 @@ impl NodeEngine for Agent {
     }
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
         Agent::tick(self, now_ms)
+    }
+    fn revert_experiment(
+        &mut self,
+        experiment: &str,
+    ) -> Vec<(Key, String, Result<Vec<String>, AgentError>)> {
+        Agent::revert_experiment(self, experiment)
     }
     fn revert_all(&mut self) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
         Agent::revert_all(self)
@@ -325,6 +337,35 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
     ) -> Result<Response<pb::RevertReply>, Status> {
         let k = key(Some(req.into_inner()))?;
         let undone = self.call(move |e, _| e.revert(&k)).await?;
+        Ok(Response::new(pb::RevertReply { undone }))
+    }
+
+    async fn revert_experiment(
+        &self,
+        req: Request<pb::ExperimentRef>,
+    ) -> Result<Response<pb::RevertReply>, Status> {
+        let experiment = req.into_inner().experiment;
+        if experiment.is_empty() {
+            return Err(Status::invalid_argument("experiment: empty"));
+        }
+        let outcomes = self
+            .call(move |e, _| Ok(e.revert_experiment(&experiment)))
+            .await?;
+        let mut undone = Vec::new();
+        let mut failed = Vec::new();
+        for (k, pod, r) in outcomes {
+            match r {
+                Ok(msgs) => undone.push(format!("{} on {pod}: {}", k.fault, msgs.join("; "))),
+                Err(e) => failed.push(format!("{} on {pod}: {e}", k.fault)),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Status::internal(format!(
+                "revert failed (the agent retries): {}; undone: {}",
+                failed.join("; "),
+                undone.join("; ")
+            )));
+        }
         Ok(Response::new(pb::RevertReply { undone }))
     }
 

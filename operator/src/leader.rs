@@ -175,6 +175,28 @@ pub async fn hold(api: &Api<Lease>, name: &str, me: &str, duration_s: i32) -> St
     }
 }
 
+/// Give the Lease up (the replica is stopping, its runs ended): the holder is cleared, so
+/// a standby takes over at its next ask instead of after the whole lease. Only if we still
+/// hold it; the write carries the read's resourceVersion.
+pub async fn release(api: &Api<Lease>, name: &str, me: &str) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    if spec.holder_identity.as_deref() != Some(me) {
+        return Ok(false);
+    }
+    spec.holder_identity = None;
+    spec.renew_time = Some(now());
+    spec.acquire_time = None;
+    lease.metadata.managed_fields = None;
+    match api.replace(name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

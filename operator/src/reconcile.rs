@@ -54,6 +54,26 @@ pub fn agent_addresses(pods: &[Pod], port: u16) -> BTreeMap<String, String> {
 }
 
 impl Directory {
+    /// Every agent's address, by node: the fixed ones and the agent pods that run.
+    pub async fn all(&self, client: &Client) -> Result<BTreeMap<String, String>, String> {
+        let mut out = self.fixed.clone();
+        if let Some(ns) = &self.namespace {
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let mut lp = ListParams::default();
+            if let Some(s) = &self.selector {
+                lp = lp.labels(s);
+            }
+            let pods = api
+                .list(&lp)
+                .await
+                .map_err(|e| format!("listing agent pods in {ns}: {e}"))?;
+            for (n, a) in agent_addresses(&pods.items, self.port) {
+                out.entry(n).or_insert(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// An address for each node, or the nodes that have no agent.
     pub async fn resolve(
         &self,
@@ -314,6 +334,9 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 end_early(&ctx, &exp, "Rejected", "Validate", &reason).await?;
             }
             Action::Abandon(reason) => {
+                // Whatever the lost run still holds is reverted now, not at its lapse.
+                let swept = sweep(&ctx, &exp).await;
+                let reason = format!("{reason}; {swept}");
                 ctx.metrics.aborted.fetch_add(1, Ordering::Relaxed);
                 end_early(&ctx, &exp, "Abandoned", "Recover", &reason).await?;
             }
@@ -405,6 +428,62 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     }
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     Ok(next)
+}
+
+/// Revert, on every agent, what a run this controller does not hold (its controller was
+/// lost) still has injected, knowing no pod: each agent reverts the experiment's leases.
+/// Says what was done, agent by agent.
+async fn sweep(ctx: &Ctx, exp: &Experiment) -> String {
+    let lapse = format!(
+        "their leases lapse on the agents within {} s",
+        ctx.lease_ms.div_ceil(1000)
+    );
+    let agents = match ctx.directory.all(&ctx.client).await {
+        Ok(a) if a.is_empty() => {
+            return format!("no agent is known to this controller: {lapse}");
+        }
+        Ok(a) => a,
+        Err(e) => return format!("the agents could not be found ({e}): {lapse}"),
+    };
+    let experiment = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
+    let calls = agents
+        .values()
+        .map(|addr| {
+            (
+                addr.clone(),
+                crate::grpc::pb::ExperimentRef {
+                    experiment: experiment.clone(),
+                },
+            )
+        })
+        .collect();
+    let results = ctx
+        .agents
+        .fan_out(calls, crate::run::FAN_OUT, |mut c, r| async move {
+            c.revert_experiment(r).await.map(|x| x.into_inner())
+        })
+        .await;
+    let mut undone = Vec::new();
+    let mut trouble = Vec::new();
+    for (node, r) in agents.keys().zip(results) {
+        match r {
+            Ok(reply) => undone.extend(reply.undone),
+            Err(e) => trouble.push(format!("the agent on {node}: {}", e.message())),
+        }
+    }
+    let mut said = if undone.is_empty() {
+        format!("no agent of {} held any of its faults", agents.len())
+    } else {
+        format!(
+            "this controller reverted what was still injected: {}",
+            undone.join("; ")
+        )
+    };
+    if !trouble.is_empty() {
+        said.push_str(&format!("; not reached, {lapse}: {}", trouble.join("; ")));
+    }
+    tracing::info!(experiment, "a lost run's faults: {said}");
+    said
 }
 
 /// An Event for each thing that happened to the run's faults since the last call.
@@ -1106,6 +1185,22 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         tracing::warn!(
             "stopping: gave up ending the runs after 20 s; their leases lapse on the agents"
         );
+    }
+    // Hand over: a standby leads at its next ask, not a whole lease later.
+    if let Some((ns, name)) = &o.leader_election {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(ctx.client.clone(), ns);
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::leader::release(&leases, name, &o.identity),
+        )
+        .await
+        {
+            Ok(Ok(true)) => tracing::info!("released lease {ns}/{name}"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("releasing lease {ns}/{name}: {e}"),
+            Err(_) => tracing::warn!("releasing lease {ns}/{name}: timed out"),
+        }
     }
     Ok(())
 }

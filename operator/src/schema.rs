@@ -68,13 +68,24 @@ fn fix(node: &mut Value) {
     if let Some(c) = obj.remove("const") {
         obj.insert("enum".into(), Value::Array(vec![c]));
     }
+    let mut rules: Vec<Value> = Vec::new();
+    if let Some(Value::Array(fields)) = obj.remove(EXACTLY_ONE) {
+        let names: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
+        rules.push(exactly_one(obj, &names));
+    }
     for key in ["oneOf", "anyOf", "allOf"] {
-        let Some(Value::Array(branches)) = obj.remove(key) else {
+        let Some(Value::Array(mut branches)) = obj.remove(key) else {
             continue;
         };
+        for b in &mut branches {
+            fix(b);
+        }
+        if let Some(tagged) = Tagged::of(&branches) {
+            rules.extend(tagged.rules(obj));
+            tagged.describe(&mut branches);
+        }
         let mut enums: Vec<Value> = Vec::new();
-        for mut b in branches {
-            fix(&mut b);
+        for b in branches {
             if b.get("nullable") == Some(&Value::Bool(true))
                 || b.get("type").and_then(Value::as_str) == Some("null")
             {
@@ -113,6 +124,14 @@ fn fix(node: &mut Value) {
     }
     if obj.get("type").and_then(Value::as_str) == Some("null") {
         obj.remove("type");
+    }
+    if !rules.is_empty() {
+        let list = obj
+            .entry("x-kubernetes-validations")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(l) = list.as_array_mut() {
+            l.extend(rules);
+        }
     }
     // Variants' `required` lists would make every variant's fields mandatory: drop the
     // ones that name properties not every variant has (the validator checks them).
@@ -157,6 +176,161 @@ fn fix(node: &mut Value) {
         .unwrap_or_default();
     if let Some(Value::Array(req)) = obj.get_mut("required") {
         req.retain(|r| r.as_str().is_some_and(|r| declared.iter().any(|d| d == r)));
+    }
+}
+
+/// The schema extension a type sets (`#[schemars(extend(...))]`) for "exactly one of these
+/// fields", the rule the engine's validator applies: it becomes a CEL rule.
+pub const EXACTLY_ONE: &str = "x-murphy-exactly-one";
+
+/// `` `a`, `b` or `c` ``, as the engine's validator words a choice.
+fn choice(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match q.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+/// The CEL rule "exactly one of `names` is set" on an object (a list counts when it has
+/// items, as the engine counts it).
+fn exactly_one(obj: &Map<String, Value>, names: &[&str]) -> Value {
+    let props = obj.get("properties").and_then(Value::as_object);
+    let set: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let list = props
+                .and_then(|p| p.get(*n))
+                .and_then(|p| p.get("type"))
+                .is_some_and(|t| t == "array");
+            if list {
+                format!("(has(self.{n}) && size(self.{n}) > 0)")
+            } else {
+                format!("has(self.{n})")
+            }
+        })
+        .collect();
+    serde_json::json!({
+        "rule": format!("[{}].exists_one(x, x)", set.join(", ")),
+        "message": format!("needs exactly one of {}", choice(names)),
+        "reason": "FieldValueInvalid",
+    })
+}
+
+/// An internally tagged union (serde's `#[serde(tag = "...")]`): every branch an object
+/// whose tag property has exactly one value. Its branches merge into one object, so which
+/// fields go with which tag is kept as CEL rules.
+struct Tagged {
+    tag: String,
+    /// Each branch's tag value, its description, and its fields (without the tag).
+    variants: Vec<(String, Option<String>, Vec<String>)>,
+}
+
+impl Tagged {
+    fn of(branches: &[Value]) -> Option<Tagged> {
+        let props = |b: &Value| b.get("properties").and_then(Value::as_object).cloned();
+        let first = props(branches.first()?)?;
+        let single = |p: &Value| -> Option<String> {
+            match p.get("enum").and_then(Value::as_array) {
+                Some(e) if e.len() == 1 => e[0].as_str().map(str::to_string),
+                _ => None,
+            }
+        };
+        let tag = first.iter().find_map(|(k, v)| {
+            let all = branches
+                .iter()
+                .all(|b| props(b).and_then(|p| p.get(k).and_then(single)).is_some());
+            (single(v).is_some() && all).then(|| k.clone())
+        })?;
+        let variants = branches
+            .iter()
+            .map(|b| {
+                let p = props(b).unwrap_or_default();
+                let value = p.get(&tag).and_then(single).unwrap_or_default();
+                let fields = p.keys().filter(|k| **k != tag).cloned().collect();
+                let description = b
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                (value, description, fields)
+            })
+            .collect();
+        Some(Tagged { tag, variants })
+    }
+
+    /// For each field only some variants have: it may be set only with their tags. (Fields
+    /// of the enclosing object are every variant's.)
+    fn rules(&self, obj: &Map<String, Value>) -> Vec<Value> {
+        let common: Vec<String> = obj
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut fields: Vec<&String> = self.variants.iter().flat_map(|v| &v.2).collect();
+        fields.sort();
+        fields.dedup();
+        let tag = &self.tag;
+        fields
+            .into_iter()
+            .filter(|f| !common.contains(f))
+            .filter_map(|f| {
+                let owners: Vec<&str> = self
+                    .variants
+                    .iter()
+                    .filter(|v| v.2.contains(f))
+                    .map(|v| v.0.as_str())
+                    .collect();
+                if owners.len() == self.variants.len() {
+                    return None;
+                }
+                let list: Vec<String> = owners.iter().map(|o| format!("'{o}'")).collect();
+                Some(serde_json::json!({
+                    "rule": format!("!has(self.{f}) || self.{tag} in [{}]", list.join(", ")),
+                    "message": format!("`{f}` is a field of {tag} {} only", owners.join(", ")),
+                    "reason": "FieldValueForbidden",
+                }))
+            })
+            .collect()
+    }
+
+    /// Say in each field's description which variants it belongs to, and in the tag's, what
+    /// each value is (`kubectl explain` shows these).
+    fn describe(&self, branches: &mut [Value]) {
+        let tag_doc: Vec<String> = self
+            .variants
+            .iter()
+            .map(|(v, d, _)| match d {
+                Some(d) => format!("`{v}`: {d}"),
+                None => format!("`{v}`"),
+            })
+            .collect();
+        for b in branches.iter_mut() {
+            let Some(props) = b.get_mut("properties").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (name, p) in props.iter_mut() {
+                if *name == self.tag {
+                    p["description"] = Value::String(format!("One of: {}", tag_doc.join(" ")));
+                    continue;
+                }
+                let owners: Vec<&str> = self
+                    .variants
+                    .iter()
+                    .filter(|v| v.2.contains(name))
+                    .map(|v| v.0.as_str())
+                    .collect();
+                if owners.len() == self.variants.len() {
+                    continue;
+                }
+                let own = p.get("description").and_then(Value::as_str).unwrap_or("");
+                p["description"] = Value::String(
+                    format!("({} only) {own}", owners.join(", "))
+                        .trim_end()
+                        .to_string(),
+                );
+            }
+        }
     }
 }
 

@@ -61,14 +61,21 @@ pub fn next_phase(current: Phase, event: &Event, aborting: bool) -> Phase {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// `Ready`, `Running`, `Completed`, `Aborted` or `Held`.
     #[serde(rename = "type")]
     pub type_: String,
     /// "True", "False" or "Unknown".
     pub status: String,
+    /// Why the condition has its status, in one CamelCase word: `Accepted` for `Ready`, the
+    /// phase for `Running`, `Completed` and `Aborted`, and the verdict (or `Pending`) for
+    /// `Held`.
     pub reason: String,
+    /// The controller's latest note on the run (why it started, stopped or aborted), the
+    /// same on every condition; cut short past 256 bytes.
     pub message: String,
     /// RFC 3339.
     pub last_transition_time: String,
+    /// The Experiment's `metadata.generation` when the condition was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -77,12 +84,17 @@ pub struct Condition {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimStatus {
+    /// The claim's name in `spec.claims` (cut short past 256 bytes).
     pub name: String,
     /// held, failed or inconclusive.
     pub outcome: String,
+    /// The claim's key figure, e.g. `99.50% (199/200)` for availability (`-` when nothing
+    /// could be measured); cut short past 256 bytes.
     pub measured: String,
 }
 
+/// What the controller observed of an Experiment: its phase, the verdict with per-claim
+/// results and counts, the evidence ConfigMap and conditions.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentStatus {
@@ -91,12 +103,17 @@ pub struct ExperimentStatus {
     /// held, failed or inconclusive, once Completed or Aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// How many claims held (set once the claims are evaluated).
     #[serde(default)]
     pub held: u32,
+    /// How many claims failed (set once the claims are evaluated).
     #[serde(default)]
     pub failed: u32,
+    /// How many claims could not be judged (set once the claims are evaluated).
     #[serde(default)]
     pub inconclusive: u32,
+    /// Each claim's verdict, in the order of `spec.claims`; at most 32 are listed (the rest
+    /// are counted in `claimsNotListed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<ClaimStatus>,
     /// Claims not listed above (over [`MAX_CLAIMS`]).
@@ -105,8 +122,11 @@ pub struct ExperimentStatus {
     /// The ConfigMap holding the whole report (timeline, evidence, lost writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// Conditions in the Kubernetes convention: `Ready`, `Running`, `Completed`, `Aborted`
+    /// and `Held` (`kubectl wait --for=condition=Completed` works).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The Experiment's `metadata.generation` when the status was last written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

@@ -163,3 +163,108 @@ fn crd_outline_snapshot() {
     );
     insta::assert_snapshot!(out);
 }
+
+fn crd_json() -> serde_json::Value {
+    serde_saphyr::from_str(&crd_yaml().expect("crd")).expect("yaml")
+}
+
+/// `kubectl explain` has something to say for every field (a list's items and a map's
+/// values are explained by the list or map itself).
+#[test]
+fn every_field_has_a_description() {
+    fn walk(n: &serde_json::Value, path: &str, explained: bool, out: &mut Vec<String>) {
+        if !explained && n.get("description").is_none() {
+            out.push(path.to_string());
+        }
+        if let Some(props) = n["properties"].as_object() {
+            for (k, v) in props {
+                walk(v, &format!("{path}.{k}"), false, out);
+            }
+        }
+        if n.get("items").is_some() {
+            walk(&n["items"], &format!("{path}[]"), true, out);
+        }
+        if n["additionalProperties"].is_object() {
+            walk(&n["additionalProperties"], &format!("{path}.*"), true, out);
+        }
+    }
+    let crd = crd_json();
+    let mut missing = Vec::new();
+    walk(
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+        "",
+        false,
+        &mut missing,
+    );
+    assert_eq!(
+        missing,
+        Vec::<String>::new(),
+        "fields without a description"
+    );
+}
+
+/// The union of fault kinds merged into one object keeps which fields go with which kind
+/// (a CEL rule per field), and the engine's "exactly one of" choices are CEL rules too;
+/// the spec's lists carry the engine's bounds.
+#[test]
+fn the_schema_keeps_each_kinds_fields_and_each_choice_exact() {
+    let crd = crd_json();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let rules = |n: &serde_json::Value| -> Vec<(String, String)> {
+        n["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["rule"].as_str().unwrap_or("").to_string(),
+                    r["message"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let faults = &spec["properties"]["faults"];
+    let fr = rules(&faults["items"]);
+    let delay = fr
+        .iter()
+        .find(|(r, _)| r.starts_with("!has(self.delay)"))
+        .expect("a rule for delay");
+    assert!(
+        delay.0.contains("'network-delay'") && !delay.0.contains("'process-pause'"),
+        "{delay:?}"
+    );
+    // Fields of every kind (name, target, at, duration) are never restricted.
+    for common in ["name", "target", "at", "duration", "kind"] {
+        assert!(
+            !fr.iter()
+                .any(|(r, _)| r.starts_with(&format!("!has(self.{common})"))),
+            "{common}"
+        );
+    }
+    let kind_doc = faults["items"]["properties"]["kind"]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(kind_doc.contains("`process-pause`: Freeze"), "{kind_doc}");
+    let claims = rules(&spec["properties"]["claims"]["items"]);
+    assert!(
+        claims
+            .iter()
+            .any(|(r, m)| r.ends_with(".exists_one(x, x)") && m.contains("`availability`")),
+        "{claims:?}"
+    );
+    let probes = rules(&spec["properties"]["probes"]["items"]);
+    assert!(
+        probes
+            .iter()
+            .any(|(_, m)| m == "needs exactly one of `http`, `tcp` or `command`"),
+        "{probes:?}"
+    );
+    for (path, most) in murphy::model::spec::LIST_LIMITS {
+        if path.contains('.') {
+            continue;
+        }
+        let n = &spec["properties"][*path];
+        let bound = n.get("maxItems").or(n.get("maxProperties"));
+        assert_eq!(bound, Some(&serde_json::json!(most)), "{path}");
+    }
+}

@@ -12,6 +12,7 @@
 
 mod common;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -84,9 +85,14 @@ impl Node {
         c
     }
 
+    /// The harness's kubectl (first on its PATH).
+    fn kubectl_path(&self) -> PathBuf {
+        PathBuf::from(self.path.split(':').next().unwrap_or("")).join("kubectl")
+    }
+
     fn run(&self, program: &str, args: &[&str]) -> Output {
         let prog = if program == "kubectl" {
-            PathBuf::from(self.path.split(':').next().unwrap_or("")).join("kubectl")
+            self.kubectl_path()
         } else {
             PathBuf::from(program)
         };
@@ -270,6 +276,32 @@ spec:
         .to_string()
 }
 
+/// An Experiment on one web pod with `fault` (a YAML flow mapping without name and
+/// target) and `claims` (YAML list items, indented by 4).
+fn experiment_with(name: &str, ip: &str, fault: &str, claims: &str) -> String {
+    format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  targets:
+    web:
+      pods: {{namespace: {NS}, matchLabels: {{app: web}}, containers: [app]}}
+      pick: {{mode: one}}
+  probes:
+    - {{name: shop, interval: 200ms, http: {{url: "http://{ip}:8080/healthz"}}}}
+  faults:
+    - {{name: f, target: web, {fault}}}
+  steadyState: {{duration: 3s}}
+  observeAfter: 3s
+  claims:
+{claims}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    )
+}
+
 fn experiment(name: &str, ip: &str, duration: &str) -> String {
     format!(
         r#"
@@ -388,11 +420,45 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
     );
     assert_ne!(outcome, "inconclusive", "{}", again[0].reason);
     assert_eq!(status["verdict"], outcome, "{status}");
+    // Events tell the fault's life, naming the pod: injected, then reverted.
+    let said = events(node, "pause-one");
+    let at = |reason: &str| {
+        said.iter()
+            .position(|(r, n)| r == reason && n.contains(&name))
+            .unwrap_or_else(|| panic!("no {reason} Event naming {name}: {said:?}"))
+    };
+    assert!(at("FaultInjected") < at("FaultReverted"), "{said:?}");
     eprintln!(
         "e2e: pause: {name} stopped by the kernel for {frozen_for:?}, recorded window {window:.0} ms, verdict {outcome} ({})",
         again[0].reason
     );
     node.kubectl(&["delete", "experiment", "pause-one", "-n", NS, "--wait=true"]);
+}
+
+/// The Events about an Experiment, oldest first: (reason, note).
+fn events(node: &Node, name: &str) -> Vec<(String, String)> {
+    let list = node.json(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        NS,
+        "--field-selector",
+        &format!("regarding.name={name}"),
+    ]);
+    let mut v: Vec<(String, String, String)> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["eventTime"].as_str().unwrap_or("").to_string(),
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["note"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, r, n)| (r, n)).collect()
 }
 
 /// The regression from the real node: deleting the frozen pod mid-fault froze another,
@@ -699,6 +765,321 @@ fn a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(node: &Node, ip
     eprintln!("e2e: controller SIGTERM mid-run: {name} thawed, the run ended Aborted ({said})");
 }
 
+/// Every `.yaml` under `dir`, recursively.
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every fault of every experiment in the gallery, made a cluster experiment of its own
+/// (its target the web pods, its peers the peer pods), where the engine finds it valid for
+/// a cluster: (name, the Experiment as JSON, its fault kind).
+fn cluster_variants() -> Vec<(String, Value, String)> {
+    let mut files = Vec::new();
+    yaml_files(&repo().join("experiments"), &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let Ok(exp) = murphy::model::parse_experiment(&text) else {
+            continue;
+        };
+        for fault in &exp.spec.faults {
+            let mut fj = serde_json::to_value(fault).expect("fault json");
+            fj["target"] = "web".into();
+            if let Some(o) = fj.as_object_mut() {
+                o.remove("from");
+            }
+            if fj.get("peers").is_some() {
+                fj["peers"] = serde_json::json!(["peer"]);
+            }
+            let kind = fj["kind"].as_str().unwrap_or("").to_string();
+            let name = format!("rt-{}", out.len());
+            let doc = serde_json::json!({
+                "apiVersion": "murphy.dev/v1alpha1",
+                "kind": "Experiment",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {
+                    "targets": {
+                        "web": {"pods": {"namespace": NS, "matchLabels": {"app": "web"}}},
+                        "peer": {"pods": {"namespace": NS, "matchLabels": {"app": "peer"}}},
+                    },
+                    "probes": [{"name": "shop", "http": {"url": "http://10.0.0.1:8080/"}}],
+                    "faults": [fj],
+                    "claims": [{"name": "up", "availability": {"probe": "shop", "atLeast": "50%"}}],
+                },
+            });
+            let Ok(parsed) = murphy::model::parse_experiment(&doc.to_string()) else {
+                continue;
+            };
+            let clean = murphy::model::validate::validate(&parsed).is_empty()
+                && murphy::plan::unsupported(&parsed.spec, murphy::plan::Door::Cluster).is_empty();
+            if clean {
+                out.push((name, doc, kind));
+            }
+        }
+    }
+    out
+}
+
+/// What the API server would store for `docs` (server-side dry run: admission, pruning and
+/// defaulting, nothing created): the stored objects, or the server's refusal.
+fn dry_run(node: &Node, docs: &[Value]) -> Result<Vec<Value>, String> {
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
+    let mut child = node
+        .cmd(node.kubectl_path())
+        .args(["apply", "--dry-run=server", "-o", "json", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(list.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("kubectl");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(match v["items"].as_array() {
+        Some(items) => items.clone(),
+        None => vec![v],
+    })
+}
+
+/// The schema is exact: every fault of the gallery that a cluster can run, stored by the
+/// real API server, reads back as the very spec the engine parsed (nothing added, nothing
+/// the controller cannot read); a field of another fault kind, or a claim with two checks,
+/// is refused at admission naming it.
+fn every_fault_kind_round_trips_through_the_api_server(node: &Node) {
+    let variants = cluster_variants();
+    let docs: Vec<Value> = variants.iter().map(|(_, d, _)| d.clone()).collect();
+    let stored = dry_run(node, &docs).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_eq!(stored.len(), docs.len());
+    for ((name, doc, kind), back) in variants.iter().zip(&stored) {
+        let want: murphy::model::ExperimentSpec =
+            serde_json::from_value(doc["spec"].clone()).expect("spec");
+        // The controller's own reader, which names what it cannot read.
+        let read: murphy_operator::crd::ExperimentSpec =
+            serde_json::from_value(back["spec"].clone()).expect("tolerant read");
+        assert_eq!(read.unreadable, None, "{name} ({kind}): {}", back["spec"]);
+        assert_eq!(read.spec, want, "{name} ({kind}) changed in the API server");
+    }
+    let mut kinds: Vec<&str> = variants.iter().map(|(_, _, k)| k.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert!(kinds.len() >= 10, "too few kinds covered: {kinds:?}");
+    // Refusals, naming the field.
+    let mut bad = docs[0].clone();
+    bad["metadata"]["name"] = "rt-bad-kind".into();
+    bad["spec"]["faults"] =
+        serde_json::json!([{"name": "p", "target": "web", "kind": "process-pause", "delay": "1s"}]);
+    let e = dry_run(node, &[bad]).expect_err("delay on a pause");
+    assert!(e.contains("`delay` is a field of kind"), "{e}");
+    let mut bad = docs[0].clone();
+    bad["metadata"]["name"] = "rt-bad-claim".into();
+    bad["spec"]["claims"] = serde_json::json!([{"name": "two", "availability": {"probe": "shop", "atLeast": "50%"}, "recovers": {"probe": "shop", "within": "2s"}}]);
+    let e = dry_run(node, &[bad]).expect_err("two checks");
+    assert!(e.contains("needs exactly one of"), "{e}");
+    eprintln!(
+        "e2e: schema: {} gallery faults of {} kinds round-trip through the API server unchanged ({}); a foreign kind's field and a two-check claim are refused",
+        variants.len(),
+        kinds.len(),
+        kinds.join(", ")
+    );
+}
+
+/// A controller SIGKILLed mid-run ends nothing itself. The kubelet restarts it, and the new
+/// process reverts what the agents still hold for the lost run at once (not at the lease's
+/// lapse, 30 s on) and ends it Aborted, saying what it reverted and that no claim is judged.
+fn a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(node: &Node, ip: &str) {
+    node.apply(&experiment("pause-kill", ip, "120s"));
+    let (name, uid) = frozen_pod(node);
+    let controller = node.json(&[
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
+        "app.kubernetes.io/component=controller",
+    ])["items"][0]["metadata"]["uid"]
+        .as_str()
+        .expect("controller pod")
+        .to_string();
+    let pids: Vec<i32> = pod_pids(&controller)
+        .into_iter()
+        .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))
+        .collect();
+    assert!(!pids.is_empty(), "the controller's process");
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let killed = Instant::now();
+    wait_for("the run to end aborted", Duration::from_secs(60), || {
+        (phase(node, "pause-kill") == "Aborted").then_some(())
+    });
+    let ended = killed.elapsed();
+    assert_eq!(app_stopped(&uid), Some(false), "{name} runs again");
+    let status = node.json(&["get", "experiment", "pause-kill", "-n", NS])["status"].clone();
+    let said = status["conditions"].to_string();
+    assert!(
+        said.contains("no claim is judged")
+            && said.contains("reverted what was still injected")
+            && said.contains(&name),
+        "the new controller reverted it (not the lease's lapse): {status}"
+    );
+    node.kubectl(&[
+        "delete",
+        "experiment",
+        "pause-kill",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
+    eprintln!(
+        "e2e: controller SIGKILL mid-run: the restarted controller reverted {name} and ended the run Aborted {ended:?} after the kill"
+    );
+}
+
+/// The agent SIGKILLed while it holds a pause: the restarted agent reverts what its
+/// predecessor left (its journal) at start, and the controller, finding the injection
+/// gone, ends the fault's window there: the claim on it is inconclusive, never held.
+fn an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held(node: &Node, ip: &str) {
+    node.apply(&experiment("pause-agent", ip, "20s"));
+    let (name, uid) = frozen_pod(node);
+    let agent = node.json(&[
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
+        "app.kubernetes.io/component=agent",
+    ])["items"][0]["metadata"]["uid"]
+        .as_str()
+        .expect("agent pod")
+        .to_string();
+    let pids: Vec<i32> = pod_pids(&agent)
+        .into_iter()
+        .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))
+        .collect();
+    assert!(!pids.is_empty(), "the agent's process");
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let killed = Instant::now();
+    wait_for(
+        "the restarted agent to thaw the pod",
+        Duration::from_secs(40),
+        || (app_stopped(&uid) == Some(false)).then_some(()),
+    );
+    let thawed = killed.elapsed();
+    wait_for("the run to complete", Duration::from_secs(90), || {
+        matches!(phase(node, "pause-agent").as_str(), "Completed" | "Aborted").then_some(())
+    });
+    let exp = node.json(&["get", "experiment", "pause-agent", "-n", NS]);
+    let status = &exp["status"];
+    assert_ne!(status["verdict"], "held", "{status}");
+    let cm = node.json(&["get", "configmap", "pause-agent-evidence", "-n", NS]);
+    let report: Value = serde_json::from_str(cm["data"]["report.json"].as_str().expect("report"))
+        .expect("report json");
+    let fault = &report["record"]["faults"][0];
+    assert!(
+        fault["endedEarly"].is_object(),
+        "the window ended with the agent: {fault}"
+    );
+    assert_eq!(
+        report["verdicts"][0]["outcome"], "inconclusive",
+        "{}",
+        report["verdicts"]
+    );
+    let said = events(node, "pause-agent");
+    assert!(said.iter().any(|(r, _)| r == "FaultEndedEarly"), "{said:?}");
+    node.kubectl(&[
+        "delete",
+        "experiment",
+        "pause-agent",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
+    eprintln!(
+        "e2e: agent SIGKILL mid-fault: {name} thawed {thawed:?} after the kill by the restarted agent; fault ended early ({}); verdict {}",
+        fault["endedEarly"]["reason"], status["verdict"]
+    );
+}
+
+/// process-kill on one pod: its container is killed once (the kubelet restarts it), the
+/// other pod never; the Service keeps answering.
+fn a_killed_pod_restarts_once_and_only_it(node: &Node, ip: &str) {
+    let restarts = |node: &Node| -> BTreeMap<String, u64> {
+        node.json(&["get", "pods", "-n", NS, "-l", "app=web"])["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["status"]["containerStatuses"][0]["restartCount"]
+                        .as_u64()
+                        .unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let before = restarts(node);
+    node.apply(&experiment_with(
+        "kill-one",
+        ip,
+        "kind: process-kill, at: 1s, duration: 2s",
+        "    - name: the shop answers while one web pod restarts\n      availability: {probe: shop, fault: f, atLeast: 50%}",
+    ));
+    wait_for(
+        "the experiment to complete",
+        Duration::from_secs(60),
+        || (phase(node, "kill-one") == "Completed").then_some(()),
+    );
+    let after = wait_for("the kubelet to restart it", Duration::from_secs(30), || {
+        let a = restarts(node);
+        (a.values().sum::<u64>() > before.values().sum::<u64>()).then_some(a)
+    });
+    let bumped: Vec<&String> = after
+        .iter()
+        .filter(|(n, c)| before.get(*n).is_some_and(|b| *c > b))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        bumped.len(),
+        1,
+        "exactly one pod restarted: {before:?} → {after:?}"
+    );
+    let status = node.json(&["get", "experiment", "kill-one", "-n", NS])["status"].clone();
+    assert_eq!(status["verdict"], "held", "{status}");
+    node.kubectl(&["delete", "experiment", "kill-one", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: kill: {} restarted once by the kubelet, the other untouched; verdict {}",
+        bumped[0], status["verdict"]
+    );
+}
+
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
 /// process in any pod.
 fn nothing_left_behind() {
@@ -749,10 +1130,14 @@ fn the_operator_installed_by_helm_on_a_real_node() {
     let node = Node::up(&k8s);
     install(&node);
     let ip = shop(&node);
+    every_fault_kind_round_trips_through_the_api_server(&node);
     a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(&node, &ip);
     deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(&node, &ip);
     a_partition_from_named_peers_cuts_only_those_peers(&node, &ip);
     a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(&node, &ip);
+    a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(&node, &ip);
+    an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held(&node, &ip);
+    a_killed_pod_restarts_once_and_only_it(&node, &ip);
     node.kubectl(&["delete", "namespace", NS, "--wait=true"]);
     nothing_left_behind();
     drop(node);

@@ -360,13 +360,51 @@ async fn a_run_lost_to_a_controller_restart_is_abandoned() {
     reconcile_once(Arc::new(exp), c).await.expect("reconcile");
     let bodies = server.await.expect("server");
     assert_eq!(bodies[0]["status"]["phase"], "Aborted");
+    let said = bodies[0].to_string();
     assert!(
-        bodies[0].to_string().contains("leases lapse"),
-        "{}",
-        bodies[0]
+        said.contains("no agent is known") && said.contains("leases lapse"),
+        "{said}"
     );
     assert_eq!(bodies[1]["reason"], "Abandoned");
     no_more(&handle).await;
+}
+
+/// A controller killed mid-run (SIGKILL: nothing ended the run) is replaced by one that
+/// does not hold the run: it reverts what the agents still hold for it at once, rather
+/// than leaving the pod frozen until the lease lapses, and says so in the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_controller_reverts_what_a_lost_run_still_holds_and_ends_it() {
+    let p = pod("adopt");
+    let (old, handle, stop) = with_agent(&p).await;
+    let long = PAUSE_SPEC.replace("duration: 1s", "duration: 60s");
+    let (_, running) = start_and_inject(&old, &handle, &long).await;
+    assert_eq!(state(p.pid), Some('T'));
+    // The same agent, reached by the new controller as node-a's.
+    let addr = old.directory.fixed["node-a"].clone();
+    // (The new controller holds the same certificate.)
+    let agents = old.agents.clone();
+    drop(old); // the controller is gone; the agent still holds the pause
+
+    let (client, handle) = mock();
+    let new = ctx(client, agents, &[("node-a", &addr)]);
+    let bodies = play(&new, &handle, &running, status_and_event(&running), "adopt").await;
+    let st = &bodies[0]["status"];
+    assert!(
+        resumed(p.pid),
+        "the new controller reverted it at once: {st}"
+    );
+    assert_eq!(st["phase"], "Aborted", "{st}");
+    let said = st.to_string();
+    assert!(
+        said.contains("no claim is judged")
+            && said.contains("reverted what was still injected")
+            && said.contains("pause on shop/web-0"),
+        "{said}"
+    );
+    assert_eq!(bodies[1]["reason"], "Abandoned");
+    no_more(&handle).await;
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&p.dir);
 }
 
 #[tokio::test]

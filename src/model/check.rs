@@ -7,11 +7,17 @@ use serde::{Deserialize, Serialize};
 /// One check: exactly one of `http`, `tcp` or `command`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["http", "tcp", "command"]))]
 pub struct Check {
+    /// An HTTP GET of `url`: passes when the answer's status is accepted (and its body
+    /// contains `bodyContains`, if set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCheck>,
+    /// A TCP connect to `address`: passes when the connection is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpCheck>,
+    /// A program run to completion: passes when it exits with `exitCode` (and its standard
+    /// output contains `stdoutContains`, if set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandCheck>,
 }

@@ -31,9 +31,12 @@ pub struct LocalTarget {
 /// Exactly one of the fields selects processes.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["pid", "pidfile", "name", "cmdline"]))]
 pub struct ProcessSelector {
+    /// Process id (not 0 or 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Absolute path of a file that holds the process's pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pidfile: Option<String>,
     /// Exact process name (`comm`, at most 15 characters).
@@ -55,6 +58,8 @@ pub struct LabSpec {
     /// every process, then wait for each to be ready (cluster members that need a quorum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<StartOrder>,
+    /// The hosts (at least one, at most 200): each a network namespace on the lab bridge,
+    /// running its processes.
     pub hosts: Vec<LabHost>,
     /// Further networks beyond the lab bridge: router links, peering LANs, sites. Each is a
     /// bridge of its own with no address on the host side, so traffic between networks
@@ -117,6 +122,8 @@ pub struct LabHost {
     /// Static routes, added once every network is up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<LabRoute>,
+    /// Processes run in the host's network namespace, in the order listed (see
+    /// `lab.start`); at most 16.
     #[serde(default)]
     pub processes: Vec<LabProcess>,
 }
@@ -124,6 +131,8 @@ pub struct LabHost {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabProcess {
+    /// Process name, unique on its host (1-32 lowercase letters, digits and '-'); elsewhere
+    /// the process is `host/process`.
     pub name: String,
     /// Program and arguments; never passed through a shell. In arguments, environment values
     /// and `files`, `{data}` is the host's data directory (created for the run, shared by
@@ -141,6 +150,8 @@ pub struct LabProcess {
     /// Run as this user (default: Murphy's own user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Environment variables added to the one the process inherits from Murphy: name →
+    /// value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Working directory (default: the experiment file's directory).

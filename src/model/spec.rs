@@ -91,6 +91,7 @@ pub struct ExperimentSpec {
 /// A named selector. Exactly one way of selecting must be given.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-murphy-exactly-one" = ["pods", "lab", "members", "process", "cgroup", "netns"]))]
 pub struct TargetSpec {
     #[serde(flatten)]
     pub local: LocalTarget,
@@ -115,7 +116,10 @@ pub struct TargetSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodSelector {
+    /// Namespace of the pods; it must carry the label `murphy.dev/chaos: enabled`.
     pub namespace: String,
+    /// Labels every selected pod must carry: key → value (default: none, so every running
+    /// pod in the namespace).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
     /// Containers of each pod to act on (default: every container).
@@ -143,6 +147,7 @@ pub enum Select {
 /// is used with the given port.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["redis", "postgres", "etcd", "command"]))]
 pub struct RoleProbe {
     /// Redis `ROLE`: `master` is primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,12 +170,14 @@ pub struct RoleProbe {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortRef {
+    /// Port on the member's address that the role query goes to (above 0).
     pub port: u16,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresRole {
+    /// Port on the member's address where PostgreSQL listens (above 0).
     pub port: u16,
     /// Default `postgres`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +193,8 @@ pub struct PostgresRole {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
+    /// Workload name, unique in `spec.workloads` (1-63 lowercase letters, digits and '-');
+    /// claims refer to it.
     pub name: String,
     /// Operations started per second, on schedule whether or not earlier ones have finished
     /// (open loop: a slow system does not slow the client down).
@@ -270,6 +279,8 @@ pub struct RetrySpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sink {
+    /// `ip:port` of each node of the store (at least one). The final read waits for exactly
+    /// one of them to be primary (etcd: the first that answers).
     pub endpoints: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisWorkload>,
@@ -296,6 +307,8 @@ pub struct RedisWorkload {
     /// Default `murphy:<workload name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key holds a list (a queue) instead of a set: values go in with `LPUSH` and are
+    /// read back with `LRANGE` rather than `SADD` and `SMEMBERS` (default false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub push: bool,
 }
@@ -308,6 +321,7 @@ pub struct PostgresWorkload {
     /// Default `postgres`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Password for `user` (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Default `postgres`.
@@ -333,6 +347,8 @@ pub struct EtcdWorkload {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pick {
     pub mode: PickMode,
+    /// With mode `count`: how many members to pick at random (seeded), at least 1; all of
+    /// them when there are fewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,6 +370,8 @@ pub enum PickMode {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeSpec {
+    /// Probe name, unique in `spec.probes` (1-63 lowercase letters, digits and '-');
+    /// claims, `steadyState` and `guardrails` refer to it.
     pub name: String,
     /// Time between samples (default 250ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,6 +390,8 @@ pub struct ProbeSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultSpec {
+    /// Fault name, unique in `spec.faults` (1-63 lowercase letters, digits and '-'); claims
+    /// refer to it.
     pub name: String,
     /// Name of an entry in `spec.targets`.
     pub target: String,
@@ -613,6 +633,8 @@ pub struct CpuBurn {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataWipe {
+    /// Files to act on, as the target sees them (at least one): absolute paths or globs
+    /// (`*`, `?` within one path component); lab placeholders such as `{data:db1}` apply.
     pub paths: Vec<String>,
     /// `delete` (default: files, and directories with everything in them) or `truncate`
     /// (files to zero bytes, directories' files one by one).
@@ -639,6 +661,8 @@ pub enum WipeMode {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataCorrupt {
+    /// Files to act on, as the target sees them (at least one): absolute paths or globs
+    /// (`*`, `?` within one path component); lab placeholders such as `{data:db1}` apply.
     pub paths: Vec<String>,
     /// `bitflip` (default), `zero`, `garbage` or `truncate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -692,7 +716,10 @@ pub struct ConfigCorrupt {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigSet {
+    /// The key (one line, not empty). A line that starts with it, followed by a space, tab,
+    /// '=', ':' or nothing, sets it.
     pub key: String,
+    /// The new value (one line), written after the key and `separator`.
     pub value: String,
     /// Between key and value (default ` = `).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -707,7 +734,11 @@ pub struct ConfigSet {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StorageStall {
+    /// Files whose operations are caught (at least one): absolute patterns; a file matches
+    /// when it, or a directory above it, matches.
     pub paths: Vec<String>,
+    /// File operations to catch: `open`, `read`, `write`, `fsync`, `metadata` (default:
+    /// all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<super::io::IoOp>,
 }
@@ -715,7 +746,11 @@ pub struct StorageStall {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IoLatency {
+    /// Files whose operations are caught (at least one): absolute patterns; a file matches
+    /// when it, or a directory above it, matches.
     pub paths: Vec<String>,
+    /// File operations to catch: `open`, `read`, `write`, `fsync`, `metadata` (default:
+    /// all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<super::io::IoOp>,
     /// Added to every matching operation, e.g. "20ms".
@@ -728,7 +763,11 @@ pub struct IoLatency {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IoError {
+    /// Files whose operations are caught (at least one): absolute patterns; a file matches
+    /// when it, or a directory above it, matches.
     pub paths: Vec<String>,
+    /// File operations to catch: `open`, `read`, `write`, `fsync`, `metadata` (default:
+    /// all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<super::io::IoOp>,
     /// Errno name: EIO, ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EAGAIN, EINTR, ENOMEM, EBUSY,
@@ -746,6 +785,7 @@ pub struct IoError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadSurge {
     pub rate: Rate,
+    /// TCP port (1-65535) the requests go to on each of the target's addresses.
     pub port: u16,
     /// Request path (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -753,6 +793,8 @@ pub struct LoadSurge {
     /// Default 1s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// Send failed requests again (a retry storm), or with `herd` hold them and release
+    /// them all at once the moment one succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
 }
@@ -790,6 +832,7 @@ pub struct PacketFilter {
     /// Only packets from or to these CIDRs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cidrs: Vec<String>,
+    /// Only packets of this protocol: `tcp`, `udp` or `icmp` (default: any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     /// Only packets with this source or destination port (needs `protocol` tcp or udp).
@@ -1029,6 +1072,7 @@ pub enum BgpMode {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepSpec {
+    /// Step name, unique in `spec.steps` (1-63 lowercase letters, digits and '-').
     pub name: String,
     /// Offset from the start of the fault phase. Steps run in order, one at a time.
     #[serde(default)]
@@ -1039,6 +1083,7 @@ pub struct StepSpec {
     /// Local only: run inside this lab host's network namespace (and data placeholders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Run `argv` as this user (default: Murphy's own user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Give up (and kill it) after this long (default 60s).
@@ -1087,7 +1132,10 @@ pub enum Window {
 /// A claim about the system, checked on the timeline after the run. Exactly one check is set.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["availability", "recovers", "latency", "noAckedWriteLoss", "writeAvailability", "singlePrimary", "blastRadius", "restores", "recoveryPoint", "eventuallyDelivered", "detects", "errorRate", "noFlapping", "capacityShare", "independentOf"]))]
 pub struct ClaimSpec {
+    /// Claim name, unique in `spec.claims` (1-200 printable characters, free text); the
+    /// verdict is reported under it.
     pub name: String,
     /// The probe's success ratio in a window is at least a bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1156,6 +1204,8 @@ pub struct IndependentOfClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WatchSpec {
+    /// Watch name, unique in `spec.watches` (1-63 lowercase letters, digits and '-');
+    /// claims refer to it.
     pub name: String,
     /// haproxy's stats socket (`stats socket <path>` in its config); lab placeholders such
     /// as `{data:lb1}` apply. Each sample is `show stat`: every server's status and
@@ -1167,16 +1217,21 @@ pub struct WatchSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HaproxyWatch {
+    /// Path of haproxy's stats socket: absolute, or starting with a lab placeholder such as
+    /// `{data:lb1}`.
     pub socket: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorRateClaim {
+    /// The workload (name in `spec.workloads`) whose operations are counted.
     pub workload: String,
     pub at_most: Percent,
     #[serde(default)]
     pub window: Window,
+    /// Restrict `during` / `after` to this fault (name in `spec.faults`; default: every
+    /// fault). Not allowed with `before` or `whole`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -1185,6 +1240,8 @@ pub struct ErrorRateClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NoFlappingClaim {
+    /// A balancer watch (name in `spec.watches`) whose servers' status changes are counted;
+    /// needs `backend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<String>,
     /// The balancer's backend (proxy) whose servers are counted.
@@ -1193,6 +1250,8 @@ pub struct NoFlappingClaim {
     /// Only these servers (default: every server of the backend).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
+    /// Instead of `watch`: a probe (name in `spec.probes`) whose changes between healthy
+    /// and failing are counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
     /// Status changes allowed (default 0). A server marked down and up again is 2.
@@ -1200,6 +1259,8 @@ pub struct NoFlappingClaim {
     pub at_most: u32,
     #[serde(default)]
     pub window: Window,
+    /// Restrict `during` / `after` to this fault (name in `spec.faults`; default: every
+    /// fault). Not allowed with `before` or `whole`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -1215,6 +1276,8 @@ pub struct CapacityShareClaim {
     pub at_most: Percent,
     #[serde(default)]
     pub window: Window,
+    /// Restrict `during` / `after` to this fault (name in `spec.faults`; default: every
+    /// fault). Not allowed with `before` or `whole`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -1262,11 +1325,36 @@ impl ClaimCheck<'_> {
 }
 
 /// The keys a claim may use, for messages.
+/// The most entries a list (or map) of the spec may have, by its path under `spec`: the
+/// validator refuses more, and the CRD carries the same bounds (`maxItems`,
+/// `maxProperties`), which also keeps the API server's admission rules within its cost
+/// budget.
+pub const LIST_LIMITS: &[(&str, usize)] = &[
+    ("targets", 64),
+    ("probes", 64),
+    ("faults", 64),
+    ("steps", 64),
+    ("workloads", 32),
+    ("watches", 32),
+    ("claims", 64),
+    ("lab.hosts", 200),
+    ("lab.hosts[].processes", 16),
+];
+
+/// The bound [`LIST_LIMITS`] sets on `path`.
+pub fn list_limit(path: &str) -> usize {
+    LIST_LIMITS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(usize::MAX, |(_, n)| *n)
+}
+
 pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping`, `capacityShare` or `independentOf`";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DetectsClaim {
+    /// The fault (name in `spec.faults`) whose injection starts the clock for `within`.
     pub fault: String,
     /// The lab process (`host/process`) whose log is watched.
     pub log: String,
@@ -1280,6 +1368,7 @@ pub struct DetectsClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoresClaim {
+    /// The probe (name in `spec.probes`) that shows the system serving again.
     pub probe: String,
     /// The recovery time objective, measured from the fault's injection.
     pub within: Duration,
@@ -1294,6 +1383,8 @@ pub struct RestoresClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecoveryPointClaim {
+    /// The workload (name in `spec.workloads`; not http, which has no final read) whose
+    /// final read must hold the writes acknowledged before the fault.
     pub workload: String,
     /// The recovery point objective: writes acknowledged earlier than this before the
     /// fault must all be present after recovery.
@@ -1313,6 +1404,7 @@ pub struct WorkloadRef {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WriteAvailabilityClaim {
+    /// The workload (name in `spec.workloads`) whose successful operations count as writes.
     pub workload: String,
     /// The longest time without a successful write, from the fault's injection to the end
     /// of the run, stays at or under this.
@@ -1334,6 +1426,9 @@ pub struct SinglePrimaryClaim {
 pub struct BlastRadiusClaim {
     /// The fault whose active window is checked.
     pub fault: String,
+    /// Workloads (names in `spec.workloads`, at least one) watched while the fault is
+    /// active: a workload is affected when an operation it started then failed or got no
+    /// answer.
     pub workloads: Vec<String>,
     /// At most this many of the workloads may see a failed or unknown operation.
     pub max_affected: u32,
@@ -1441,6 +1536,7 @@ impl ClaimSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AvailabilityClaim {
+    /// The probe (name in `spec.probes`) whose samples are counted.
     pub probe: String,
     pub at_least: Percent,
     #[serde(default)]
@@ -1453,6 +1549,7 @@ pub struct AvailabilityClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecoversClaim {
+    /// The probe (name in `spec.probes`) that must be healthy again after the fault.
     pub probe: String,
     pub within: Duration,
     /// Fault whose start the clock runs from (default: the first fault).
@@ -1478,6 +1575,8 @@ pub struct LatencyClaim {
     pub below: Duration,
     #[serde(default)]
     pub window: Window,
+    /// Restrict `during` / `after` to this fault (name in `spec.faults`; default: every
+    /// fault). Not allowed with `before` or `whole`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -1506,6 +1605,8 @@ pub struct Guardrails {
     /// Most members (processes or namespaces) a single fault may touch (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_targets: Option<u32>,
+    /// Abort the run (and revert everything) when one of these probes has been failing
+    /// without a break for its `failingFor`; checked from the start of the fault phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub abort_when: Vec<AbortCondition>,
     /// Most bytes a single data fault may touch (and copy into the journal); default 1Gi.
@@ -1516,6 +1617,7 @@ pub struct Guardrails {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbortCondition {
+    /// The probe (name in `spec.probes`) to watch.
     pub probe: String,
     pub failing_for: Duration,
 }

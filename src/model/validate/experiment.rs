@@ -5,7 +5,7 @@ use super::common::{check_argv, check_user, unique};
 use super::values::is_name;
 use super::{Ctx, V};
 use crate::model::diag::FieldPath;
-use crate::model::spec::{Experiment, StepSpec, API_VERSION, KIND};
+use crate::model::spec::{list_limit, Experiment, ExperimentSpec, StepSpec, API_VERSION, KIND};
 
 /// `apiVersion`, `kind` and `metadata.name`.
 pub(super) fn check_header(v: &mut V, root: &FieldPath, exp: &Experiment) {
@@ -107,6 +107,25 @@ pub(super) fn check_guardrails(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
                 sp.key("guardrails").key("abortWhen").index(i).key("probe"),
                 format!("no probe named {:?}", a.probe),
             );
+        }
+    }
+}
+
+/// The spec's lists are bounded ([`crate::model::spec::LIST_LIMITS`]).
+pub(super) fn check_sizes(v: &mut V, sp: &FieldPath, spec: &ExperimentSpec) {
+    let lens = [
+        ("targets", spec.targets.len()),
+        ("probes", spec.probes.len()),
+        ("faults", spec.faults.len()),
+        ("steps", spec.steps.len()),
+        ("workloads", spec.workloads.len()),
+        ("watches", spec.watches.len()),
+        ("claims", spec.claims.len()),
+    ];
+    for (name, n) in lens {
+        let most = list_limit(name);
+        if n > most {
+            v.err(sp.key(name), format!("at most {most} entries (found {n})"));
         }
     }
 }

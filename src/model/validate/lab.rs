@@ -8,6 +8,7 @@ use super::values::{is_name, mask, parse_cidr};
 use super::V;
 use crate::model::diag::FieldPath;
 use crate::model::local::{LabHost, LabNetwork, LabProcess, LabSpec};
+use crate::model::spec::list_limit;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -34,8 +35,18 @@ pub(super) fn check_lab(v: &mut V, sp: &FieldPath, lab: &LabSpec) {
         let hp = lp.key("hosts").index(i);
         check_host(v, &hp, h, (subnet, net), &mut names, &mut addrs);
     }
-    if lab.hosts.len() > 200 {
-        v.err(lp.key("hosts"), "at most 200 hosts");
+    let most = list_limit("lab.hosts");
+    if lab.hosts.len() > most {
+        v.err(lp.key("hosts"), format!("at most {most} hosts"));
+    }
+    let most = list_limit("lab.hosts[].processes");
+    for (i, h) in lab.hosts.iter().enumerate() {
+        if h.processes.len() > most {
+            v.err(
+                lp.key("hosts").index(i).key("processes"),
+                format!("at most {most} processes"),
+            );
+        }
     }
     check_networks(v, &lp, lab, &mut addrs);
 }

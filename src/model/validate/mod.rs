@@ -109,6 +109,7 @@ pub fn validate(exp: &Experiment) -> Vec<Diagnostic> {
     let spec = &exp.spec;
     let sp = root.key("spec");
     let ctx = Ctx::new(spec);
+    experiment::check_sizes(&mut v, &sp, spec);
     if let Some(l) = &spec.lab {
         lab::check_lab(&mut v, &sp, l);
     }
