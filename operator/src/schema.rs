@@ -29,7 +29,43 @@ fn merge_props(into: &mut Map<String, Value>, from: &Map<String, Value>) {
                 into.insert(k.clone(), v.clone());
             }
             Some(existing) => {
-                // The same field in two variants: keep the union of what each allows.
+                // The same field in two variants: keep the union of what each allows. A
+                // bound one variant sets and another does not share is dropped (the
+                // engine's validator, which knows the kind, still applies it): a
+                // `network-bandwidth` rate is no `memory-leak` byte rate.
+                for k in [
+                    "pattern",
+                    "format",
+                    "minimum",
+                    "maximum",
+                    "minLength",
+                    "maxLength",
+                ] {
+                    if existing.get(k).is_some() && existing.get(k) != v.get(k) {
+                        if let Some(o) = existing.as_object_mut() {
+                            o.remove(k);
+                        }
+                    }
+                }
+                if existing.get("type") != v.get("type") {
+                    if let Some(o) = existing.as_object_mut() {
+                        for k in [
+                            "type",
+                            "properties",
+                            "items",
+                            "enum",
+                            "required",
+                            "nullable",
+                        ] {
+                            o.remove(k);
+                        }
+                        o.insert(
+                            "x-kubernetes-preserve-unknown-fields".into(),
+                            Value::Bool(true),
+                        );
+                    }
+                    continue;
+                }
                 if let (Some(a), Some(b)) = (
                     existing.get("enum").and_then(Value::as_array).cloned(),
                     v.get("enum").and_then(Value::as_array),

@@ -762,7 +762,10 @@ fn a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(node: &Node, ip
         NS,
         "--wait=true",
     ]);
-    eprintln!("e2e: controller SIGTERM mid-run: {name} thawed, the run ended Aborted ({said})");
+    eprintln!(
+        "e2e: controller SIGTERM mid-run: {name} thawed, the run ended Aborted ({})",
+        status["conditions"][0]["message"]
+    );
 }
 
 /// Every `.yaml` under `dir`, recursively.
@@ -777,14 +780,43 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every fault of every experiment in the gallery, made a cluster experiment of its own
-/// (its target the web pods, its peers the peer pods), where the engine finds it valid for
-/// a cluster: (name, the Experiment as JSON, its fault kind).
+/// A fault of each kind the gallery lacks (its parameters only).
+const MORE_FAULTS: &[&str] = &[
+    "{kind: cpu-burn, workers: 1}",
+    "{kind: io-latency, paths: [/data], delay: 5ms}",
+    "{kind: io-error, paths: [/data], errno: EIO}",
+    "{kind: io-throttle, path: /data, readBps: 16Mi/s}",
+    "{kind: network-delay, delay: 50ms, jitter: 10ms, filter: {direction: ingress, protocol: tcp, port: 80}}",
+    "{kind: network-loss, loss: '10%'}",
+    "{kind: network-corrupt, corrupt: '1%'}",
+    "{kind: network-duplicate, duplicate: '1%'}",
+    "{kind: network-reorder, reorder: '10%', delay: 10ms}",
+    "{kind: network-bandwidth, rate: 10mbit}",
+    "{kind: route-blackhole, prefixes: [10.99.0.0/24]}",
+    "{kind: route-hijack, prefixes: [10.99.0.0/24], via: 10.0.0.1}",
+    "{kind: route-flap, prefixes: [10.99.0.0/24], period: 100ms}",
+    "{kind: dns-fault, names: [example.com], mode: nxdomain, upstream: '10.0.0.1:53'}",
+    "{kind: bgp-session-drop, cidrs: [10.0.0.1/32]}",
+];
+
+/// Every fault of every experiment in the gallery (and [`MORE_FAULTS`]), made a cluster
+/// experiment of its own (its target the web pods, its peers the peer pods), where the
+/// engine finds it valid for a cluster: (name, the Experiment as JSON, its fault kind).
 fn cluster_variants() -> Vec<(String, Value, String)> {
     let mut files = Vec::new();
     yaml_files(&repo().join("experiments"), &mut files);
     files.sort();
-    let mut out = Vec::new();
+    let mut faults: Vec<Value> = MORE_FAULTS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut v: Value = serde_saphyr::from_str(f).expect("fault yaml");
+            v["name"] = format!("more-{i}").into();
+            v["target"] = "web".into();
+            v["duration"] = "2s".into();
+            v
+        })
+        .collect();
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else {
             continue;
@@ -792,8 +824,16 @@ fn cluster_variants() -> Vec<(String, Value, String)> {
         let Ok(exp) = murphy::model::parse_experiment(&text) else {
             continue;
         };
-        for fault in &exp.spec.faults {
-            let mut fj = serde_json::to_value(fault).expect("fault json");
+        faults.extend(
+            exp.spec
+                .faults
+                .iter()
+                .map(|f| serde_json::to_value(f).expect("fault json")),
+        );
+    }
+    let mut out = Vec::new();
+    {
+        for mut fj in faults {
             fj["target"] = "web".into();
             if let Some(o) = fj.as_object_mut() {
                 o.remove("from");
@@ -817,17 +857,45 @@ fn cluster_variants() -> Vec<(String, Value, String)> {
                     "claims": [{"name": "up", "availability": {"probe": "shop", "atLeast": "50%"}}],
                 },
             });
-            let Ok(parsed) = murphy::model::parse_experiment(&doc.to_string()) else {
-                continue;
+            let parsed = match murphy::model::parse_experiment(&doc.to_string()) {
+                Ok(p) => p,
+                Err(d) => {
+                    eprintln!("e2e: schema: {kind} left out: {d:?}");
+                    continue;
+                }
             };
-            let clean = murphy::model::validate::validate(&parsed).is_empty()
-                && murphy::plan::unsupported(&parsed.spec, murphy::plan::Door::Cluster).is_empty();
-            if clean {
+            let problems = murphy::model::validate::validate(&parsed);
+            let refused = murphy::plan::unsupported(&parsed.spec, murphy::plan::Door::Cluster);
+            if problems.is_empty() && refused.is_empty() {
                 out.push((name, doc, kind));
+            } else if kind == "bgp-announce" || !problems.is_empty() {
+                eprintln!("e2e: schema: {kind} left out: {problems:?} {refused:?}");
             }
         }
     }
     out
+}
+
+/// The fault kinds among `variants`, sorted.
+fn kinds_of(variants: &[(String, Value, String)]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = variants.iter().map(|(_, _, k)| k.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+/// The round trip covers every kind a cluster can run (bgp-announce speaks from a lab
+/// host). No node needed.
+#[test]
+fn the_schema_round_trip_covers_every_fault_kind_a_cluster_runs() {
+    use strum::IntoEnumIterator;
+    let variants = cluster_variants();
+    let kinds = kinds_of(&variants);
+    let missing: Vec<&str> = murphy::model::FaultKind::iter()
+        .map(<&str>::from)
+        .filter(|k| *k != "bgp-announce" && !kinds.contains(k))
+        .collect();
+    assert!(missing.is_empty(), "kinds not round-tripped: {missing:?}");
 }
 
 /// What the API server would store for `docs` (server-side dry run: admission, pruning and
@@ -878,10 +946,7 @@ fn every_fault_kind_round_trips_through_the_api_server(node: &Node) {
         assert_eq!(read.unreadable, None, "{name} ({kind}): {}", back["spec"]);
         assert_eq!(read.spec, want, "{name} ({kind}) changed in the API server");
     }
-    let mut kinds: Vec<&str> = variants.iter().map(|(_, _, k)| k.as_str()).collect();
-    kinds.sort();
-    kinds.dedup();
-    assert!(kinds.len() >= 10, "too few kinds covered: {kinds:?}");
+    let kinds = kinds_of(&variants);
     // Refusals, naming the field.
     let mut bad = docs[0].clone();
     bad["metadata"]["name"] = "rt-bad-kind".into();
@@ -1080,6 +1145,159 @@ fn a_killed_pod_restarts_once_and_only_it(node: &Node, ip: &str) {
     );
 }
 
+/// The samples of `probe` in a report: (t_ms, ok, latency_ms).
+fn samples(report: &Value, probe: &str) -> Vec<(f64, bool, f64)> {
+    report["record"]["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["probe"] == probe)
+        .map(|s| {
+            (
+                s["tMs"].as_f64().unwrap_or(0.0),
+                s["ok"].as_bool().unwrap_or(false),
+                s["latencyMs"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The evidence report of a finished Experiment.
+fn report_of(node: &Node, name: &str) -> Value {
+    let cm = node.json(&["get", "configmap", &format!("{name}-evidence"), "-n", NS]);
+    serde_json::from_str(cm["data"]["report.json"].as_str().expect("report")).expect("json")
+}
+
+/// network-delay on every web pod (ingress to port 8080): the probe through the Service
+/// measures the delay during the window and not before; a latency claim bounded below the
+/// delay fails, one on the steady state holds.
+fn a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(node: &Node, ip: &str) {
+    node.apply(
+        &experiment_with(
+            "delay-all",
+            ip,
+            "kind: network-delay, at: 1s, duration: 6s, delay: 300ms, filter: {direction: ingress, protocol: tcp, port: 8080}",
+            "    - name: answers within 100ms while delayed\n      latency: {probe: shop, fault: f, percentile: 50%, below: 100ms}\n    - name: answers within 100ms before\n      latency: {probe: shop, window: before, percentile: 50%, below: 100ms}",
+        )
+        .replace("pick: {mode: one}", "pick: {mode: all}")
+        .replace("maxTargets: 1", "maxTargets: 2"),
+    );
+    wait_for(
+        "the experiment to complete",
+        Duration::from_secs(90),
+        || (phase(node, "delay-all") == "Completed").then_some(()),
+    );
+    let report = report_of(node, "delay-all");
+    let fault = &report["record"]["faults"][0];
+    assert_eq!(fault["confirmed"], true, "{fault}");
+    let (from, to) = (
+        fault["confirmedMs"].as_f64().expect("confirmed"),
+        fault["revertedMs"].as_f64().expect("reverted"),
+    );
+    let s = samples(&report, "shop");
+    let during: Vec<f64> = s
+        .iter()
+        .filter(|(t, ok, _)| *ok && *t > from + 500.0 && *t < to - 500.0)
+        .map(|x| x.2)
+        .collect();
+    let before: Vec<f64> = s
+        .iter()
+        .filter(|(t, ok, _)| *ok && *t < from - 200.0)
+        .map(|x| x.2)
+        .collect();
+    let (md, mb) = (median(during.clone()), median(before.clone()));
+    assert!(
+        during.len() >= 3 && md >= 250.0,
+        "delayed by ~300 ms during the window: median {md} ms of {during:?}"
+    );
+    assert!(mb < 100.0, "not before: median {mb} ms");
+    let outcome = |i: usize| report["verdicts"][i]["outcome"].clone();
+    assert_eq!(outcome(0), "failed", "{}", report["verdicts"]);
+    assert_eq!(outcome(1), "held", "{}", report["verdicts"]);
+    node.kubectl(&["delete", "experiment", "delay-all", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: delay: probe median {md:.0} ms during the window, {mb:.1} ms before; latency claim failed during, held before"
+    );
+}
+
+/// CPU time the pod's cgroup has used, in ns.
+fn pod_cpu_ns(uid: &str) -> Option<u64> {
+    let pid = pod_pids(uid)
+        .into_iter()
+        .find(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))?;
+    let m = murphy::cgroup::Mounts::read();
+    let container = m
+        .proc_cgroup(pid, "cpuacct")
+        .or(m.proc_cgroup(pid, "cpu"))?;
+    murphy::cgroup::cpu_usage_ns(container.parent()?)
+}
+
+/// cpu-burn in one pod: its cgroup burns about a core for the window, and nothing after.
+fn a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only(node: &Node, ip: &str) {
+    node.apply(&experiment_with(
+        "burn-one",
+        ip,
+        "kind: cpu-burn, at: 1s, duration: 4s, workers: 1",
+        "    - name: the shop answers while one web pod burns\n      availability: {probe: shop, fault: f, atLeast: 90%}",
+    ));
+    let pods: Vec<(String, String)> = node.json(&["get", "pods", "-n", NS, "-l", "app=web"])
+        ["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let start: Vec<u64> = pods
+        .iter()
+        .map(|(_, u)| pod_cpu_ns(u).unwrap_or(0))
+        .collect();
+    wait_for(
+        "the experiment to complete",
+        Duration::from_secs(60),
+        || (phase(node, "burn-one") == "Completed").then_some(()),
+    );
+    let used: Vec<f64> = pods
+        .iter()
+        .zip(&start)
+        .map(|((_, u), s)| (pod_cpu_ns(u).unwrap_or(0).saturating_sub(*s)) as f64 / 1e9)
+        .collect();
+    let burned: Vec<usize> = (0..pods.len()).filter(|i| used[*i] > 2.0).collect();
+    assert_eq!(
+        burned.len(),
+        1,
+        "one pod burned ~4 s of CPU: {pods:?} used {used:?}"
+    );
+    let hot = &pods[burned[0]];
+    // After the revert the burner is gone: the pod is quiet again.
+    let a = pod_cpu_ns(&hot.1).unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = (pod_cpu_ns(&hot.1).unwrap_or(0).saturating_sub(a)) as f64 / 1e9;
+    assert!(
+        after < 0.5,
+        "{} still burns after the revert: {after} s in 2 s",
+        hot.0
+    );
+    let status = node.json(&["get", "experiment", "burn-one", "-n", NS])["status"].clone();
+    node.kubectl(&["delete", "experiment", "burn-one", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: cpu-burn: {} used {:.1} s of CPU over the run (the other {:.2} s), {after:.2} s in 2 s after; verdict {}",
+        hot.0,
+        used[burned[0]],
+        used.iter().enumerate().filter(|(i, _)| *i != burned[0]).map(|(_, u)| *u).sum::<f64>(),
+        status["verdict"]
+    );
+}
+
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
 /// process in any pod.
 fn nothing_left_behind() {
@@ -1138,6 +1356,8 @@ fn the_operator_installed_by_helm_on_a_real_node() {
     a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(&node, &ip);
     an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held(&node, &ip);
     a_killed_pod_restarts_once_and_only_it(&node, &ip);
+    a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(&node, &ip);
+    a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only(&node, &ip);
     node.kubectl(&["delete", "namespace", NS, "--wait=true"]);
     nothing_left_behind();
     drop(node);
