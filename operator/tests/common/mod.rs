@@ -2,6 +2,8 @@
 //! removed in Drop.
 #![allow(dead_code)]
 
+pub mod k8s;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 

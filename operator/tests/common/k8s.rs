@@ -1,0 +1,244 @@
+//! The real single-node Kubernetes of `shared/k8s` for the end-to-end tests and the node
+//! benchmarks: bring it up (purged first), install the chart with Helm 4 from an image of
+//! this build, and bring it down again whatever happened.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use serde_json::Value;
+
+pub const SYSTEM: &str = "murphy-system";
+pub const RELEASE: &str = "murphy";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+pub fn harness() -> Option<PathBuf> {
+    let dir = std::env::var_os("MURPHY_K8S_LOCAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/k8s"));
+    dir.join("up.sh").exists().then_some(dir)
+}
+
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("MURPHY_E2E_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/murphy-e2e-venv/bin/python"))
+}
+
+/// The running node: its environment for kubectl and Helm. Dropping it uninstalls the
+/// release and brings the node down, whatever happened.
+pub struct Node {
+    k8s: PathBuf,
+    pub path: String,
+    pub kubeconfig: String,
+}
+
+impl Node {
+    pub fn up(k8s: &Path) -> Node {
+        // A clean slate: nothing an earlier run left in the node's state.
+        let _ = Command::new(k8s.join("down.sh")).arg("--purge").output();
+        let out = Command::new(k8s.join("up.sh"))
+            // The controller runs in a pod: the API server must answer on the Service IP.
+            .env("K8S_LOCAL_API_BIND", "0.0.0.0")
+            .output()
+            .expect("up.sh");
+        let env = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "up.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .map(|v| v.replace("\"$PATH\"", &std::env::var("PATH").unwrap_or_default()))
+                .unwrap_or_else(|| panic!("up.sh printed no {name}: {env}"))
+        };
+        Node {
+            k8s: k8s.to_path_buf(),
+            path: var("PATH"),
+            kubeconfig: var("KUBECONFIG"),
+        }
+    }
+
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("PATH", &self.path)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo());
+        c
+    }
+
+    /// The harness's kubectl (first on its PATH).
+    pub fn kubectl_path(&self) -> PathBuf {
+        PathBuf::from(self.path.split(':').next().unwrap_or("")).join("kubectl")
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        let prog = if program == "kubectl" {
+            self.kubectl_path()
+        } else {
+            PathBuf::from(program)
+        };
+        self.cmd(prog).args(args).output().expect("spawn")
+    }
+
+    /// kubectl, which must succeed; its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.run("kubectl", args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn apply(&self, yaml: &str) {
+        let file = std::env::temp_dir().join(format!("murphy-e2e-{}.yaml", std::process::id()));
+        std::fs::write(&file, yaml).expect("write manifest");
+        self.kubectl(&["apply", "-f", &file.to_string_lossy()]);
+        let _ = std::fs::remove_file(&file);
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&a)).expect("kubectl json")
+    }
+
+    pub fn helm(&self, args: &[&str]) -> Output {
+        self.cmd(venv_python())
+            .arg(repo().join("scripts/helm.py"))
+            .args(args)
+            .output()
+            .expect("helm.py")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.helm(&[
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            SYSTEM,
+            "--ignore-not-found",
+            "--wait-seconds",
+            "60",
+        ]);
+        let out = Command::new(self.k8s.join("down.sh"))
+            .arg("--purge")
+            .output();
+        if let Ok(o) = out {
+            if !o.status.success() {
+                eprintln!(
+                    "e2e: down.sh left something: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+    }
+}
+
+/// Wait until `f` gives something, or fail naming `what`.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every process on this machine in the pod with `uid` (kubelet's cgroup paths name it).
+pub fn pod_pids(uid: &str) -> Vec<i32> {
+    let under = uid.replace('-', "_");
+    murphy::procfs::all_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| {
+                c.contains(&format!("pod{uid}")) || c.contains(&format!("pod{under}"))
+            })
+        })
+        .collect()
+}
+
+/// Whether every process of the pod's app container is stopped by the kernel: the
+/// freezer shows them in `D` (frozen) or `T` (stopped); the pause container is left alone.
+pub fn app_stopped(uid: &str) -> Option<bool> {
+    let pids: Vec<i32> = pod_pids(uid)
+        .into_iter()
+        .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))
+        .collect();
+    if pids.is_empty() {
+        return None;
+    }
+    Some(
+        pids.iter()
+            .all(|p| murphy::procfs::stat(*p).is_some_and(|s| matches!(s.state, 'D' | 'T' | 't'))),
+    )
+}
+
+pub fn install(node: &Node) {
+    let out = Command::new(repo().join("scripts/e2e-image"))
+        .arg("import")
+        .env("PATH", &node.path)
+        .output()
+        .expect("e2e-image import");
+    assert!(
+        out.status.success(),
+        "image import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {SYSTEM}}}\n"
+    ));
+    let out = node.helm(&[
+        "install",
+        RELEASE,
+        "charts/murphy",
+        "--namespace",
+        SYSTEM,
+        "--set",
+        "image.repository=localhost/murphy-operator,image.tag=e2e,image.pullPolicy=Never",
+        "--set",
+        "controller.replicas=1",
+        "--wait-seconds",
+        "180",
+    ]);
+    assert!(
+        out.status.success(),
+        "helm install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Build the operator's image from the binaries in `dir` (`murphy-operator` and `murphy`
+/// of one build), from scratch with the tools the faults call.
+pub fn build_image(dir: &Path) {
+    assert!(
+        dir.join("murphy").exists(),
+        "build the workspace first (no {})",
+        dir.join("murphy").display()
+    );
+    let out = Command::new(repo().join("scripts/e2e-image"))
+        .args(["build", &dir.to_string_lossy()])
+        .output()
+        .expect("e2e-image build");
+    assert!(
+        out.status.success(),
+        "image build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
