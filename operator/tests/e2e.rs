@@ -1010,6 +1010,73 @@ fn a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(node
     );
 }
 
+/// io-latency on every web pod's served files (busybox httpd forks a child per request that
+/// opens and reads `/www/healthz`; the tracer follows the forks): the probe measures the
+/// added latency during the window only, and the tracer is gone afterwards.
+fn an_io_latency_in_the_pods_is_measured_by_the_probe(node: &Node, ip: &str) {
+    node.apply(
+        &experiment_with(
+            "io-slow",
+            ip,
+            "kind: io-latency, at: 1s, duration: 6s, paths: [/www/healthz], delay: 200ms",
+            "    - name: answers within 100ms while the disk is slow\n      latency: {probe: shop, fault: f, percentile: 50%, below: 100ms}",
+        )
+        .replace("pick: {mode: one}", "pick: {mode: all}")
+        .replace("maxTargets: 1", "maxTargets: 2"),
+    );
+    wait_for(
+        "the experiment to complete",
+        Duration::from_secs(90),
+        || (phase(node, "io-slow") == "Completed").then_some(()),
+    );
+    let report = report_of(node, "io-slow");
+    let fault = &report["record"]["faults"][0];
+    assert_eq!(fault["confirmed"], true, "{fault}");
+    let (from, to) = (
+        fault["confirmedMs"].as_f64().expect("confirmed"),
+        fault["revertedMs"].as_f64().expect("reverted"),
+    );
+    let s = samples(&report, "shop");
+    let during: Vec<f64> = s
+        .iter()
+        .filter(|(t, ok, _)| *ok && *t > from + 500.0 && *t < to - 500.0)
+        .map(|x| x.2)
+        .collect();
+    let after: Vec<f64> = s
+        .iter()
+        .filter(|(t, ok, _)| *ok && *t > to + 500.0)
+        .map(|x| x.2)
+        .collect();
+    let (md, ma) = (median(during.clone()), median(after.clone()));
+    assert!(
+        during.len() >= 3 && md >= 180.0,
+        "slowed by ~200 ms during the window: median {md} ms of {during:?}"
+    );
+    assert!(ma < 100.0, "not after: median {ma} ms of {after:?}");
+    assert_eq!(
+        report["verdicts"][0]["outcome"], "failed",
+        "{}",
+        report["verdicts"]
+    );
+    for p in node.json(&["get", "pods", "-n", NS, "-l", "app=web"])["items"]
+        .as_array()
+        .expect("items")
+    {
+        for pid in pod_pids(p["metadata"]["uid"].as_str().unwrap_or("")) {
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let tracer = st
+                .lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .map(str::trim);
+            assert!(matches!(tracer, Some("0") | None), "{pid} still traced");
+        }
+    }
+    node.kubectl(&["delete", "experiment", "io-slow", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: io-latency: probe median {md:.0} ms during the window, {ma:.1} ms after; latency claim failed; no tracer left"
+    );
+}
+
 /// CPU time the pod's cgroup has used, in ns.
 fn pod_cpu_ns(uid: &str) -> Option<u64> {
     let pid = pod_pids(uid)
@@ -1083,6 +1150,102 @@ fn a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only(node: &Node, ip: &st
     );
 }
 
+/// A memory leak inside a pod's app process (`mode: inProcess`) under a 48 MiB limit: the
+/// kernel OOM-kills the app, the kubelet says `OOMKilled` and restarts it, and the run
+/// ends with nothing of Murphy left in the pod.
+fn a_memory_leak_in_a_pod_ends_in_its_oom_kill(node: &Node, _ip: &str) {
+    node.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: leaky, namespace: {NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: leaky}}}}
+  template:
+    metadata: {{labels: {{app: leaky}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: app
+          image: localhost/web:1
+          imagePullPolicy: Never
+          resources: {{limits: {{memory: 48Mi}}}}
+          readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+"#
+    ));
+    wait_for("the leaky pod to be ready", Duration::from_secs(90), || {
+        let d = node.json(&["get", "deployment", "leaky", "-n", NS]);
+        (d["status"]["readyReplicas"].as_u64() == Some(1)).then_some(())
+    });
+    let pod = node.json(&["get", "pods", "-n", NS, "-l", "app=leaky"])["items"][0].clone();
+    let (name, ip) = (
+        pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        pod["status"]["podIP"].as_str().unwrap_or("").to_string(),
+    );
+    node.apply(&format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: leak, namespace: {NS}}}
+spec:
+  targets:
+    leaky: {{pods: {{namespace: {NS}, matchLabels: {{app: leaky}}, containers: [app]}}}}
+  probes:
+    - {{name: leaky, interval: 200ms, http: {{url: "http://{ip}:8080/healthz"}}}}
+  faults:
+    - {{name: leak, target: leaky, kind: memory-leak, mode: inProcess, rate: 32Mi/s, limit: 256Mi, at: 1s, duration: 10s}}
+  steadyState: {{duration: 2s}}
+  observeAfter: 2s
+  claims:
+    - name: the leaky pod keeps answering
+      availability: {{probe: leaky, fault: leak, atLeast: 99%}}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    ));
+    let killed = wait_for(
+        "the kubelet to report OOMKilled",
+        Duration::from_secs(60),
+        || {
+            let p = node.json(&["get", "pod", &name, "-n", NS]);
+            let st = &p["status"]["containerStatuses"][0];
+            (st["lastState"]["terminated"]["reason"] == "OOMKilled")
+                .then(|| st["restartCount"].as_u64().unwrap_or(0))
+        },
+    );
+    wait_for("the run to end", Duration::from_secs(90), || {
+        matches!(phase(node, "leak").as_str(), "Completed" | "Aborted").then_some(())
+    });
+    let report = report_of(node, "leak");
+    let fault = &report["record"]["faults"][0];
+    assert_eq!(fault["confirmed"], true, "{fault}");
+    let status = node.json(&["get", "experiment", "leak", "-n", NS])["status"].clone();
+    // The OOM kill took the app down for a while: availability cannot have held at 99 %.
+    assert_ne!(status["verdict"], "held", "{status}");
+    // Nothing of Murphy in the restarted pod: no tracer attached to its processes.
+    let uid = node.json(&["get", "pod", &name, "-n", NS])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    for pid in pod_pids(&uid) {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let tracer = s
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .map(str::trim);
+        assert!(
+            matches!(tracer, Some("0") | None),
+            "{pid} still traced: {s}"
+        );
+    }
+    node.kubectl(&["delete", "experiment", "leak", "-n", NS, "--wait=true"]);
+    node.kubectl(&["delete", "deployment", "leaky", "-n", NS, "--wait=true"]);
+    eprintln!(
+        "e2e: memory-leak: {name} OOMKilled by the kernel (restarts {killed}), the run ended {} with verdict {}",
+        status["phase"], status["verdict"]
+    );
+}
+
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
 /// process in any pod.
 fn nothing_left_behind() {
@@ -1119,16 +1282,59 @@ fn the_operator_installed_by_helm_on_a_real_node() {
     let node = Node::up(&k8s);
     install(&node);
     let ip = shop(&node);
-    every_fault_kind_round_trips_through_the_api_server(&node);
-    a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(&node, &ip);
-    deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander(&node, &ip);
-    a_partition_from_named_peers_cuts_only_those_peers(&node, &ip);
-    a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted(&node, &ip);
-    a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(&node, &ip);
-    an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held(&node, &ip);
-    a_killed_pod_restarts_once_and_only_it(&node, &ip);
-    a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(&node, &ip);
-    a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only(&node, &ip);
+    type Scenario = fn(&Node, &str);
+    let scenarios: &[(&str, Scenario)] = &[
+        ("schema", |n, _| {
+            every_fault_kind_round_trips_through_the_api_server(n)
+        }),
+        (
+            "pause",
+            a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it,
+        ),
+        (
+            "delete",
+            deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander,
+        ),
+        (
+            "partition",
+            a_partition_from_named_peers_cuts_only_those_peers,
+        ),
+        (
+            "controller-term",
+            a_controller_stopped_mid_run_reverts_and_ends_the_run_aborted,
+        ),
+        (
+            "controller-kill",
+            a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it,
+        ),
+        (
+            "agent-kill",
+            an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held,
+        ),
+        ("kill", a_killed_pod_restarts_once_and_only_it),
+        (
+            "delay",
+            a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim,
+        ),
+        (
+            "cpu-burn",
+            a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only,
+        ),
+        ("memory-leak", a_memory_leak_in_a_pod_ends_in_its_oom_kill),
+        (
+            "io-latency",
+            an_io_latency_in_the_pods_is_measured_by_the_probe,
+        ),
+    ];
+    // MURPHY_E2E_ONLY=a,b runs only those scenarios (while working on one).
+    let only = std::env::var("MURPHY_E2E_ONLY").unwrap_or_default();
+    for (name, run) in scenarios {
+        if only.is_empty() || only.split(',').any(|o| o == *name) {
+            run(&node, &ip);
+        } else {
+            eprintln!("e2e: {name}: not run (MURPHY_E2E_ONLY={only})");
+        }
+    }
     node.kubectl(&["delete", "namespace", NS, "--wait=true"]);
     nothing_left_behind();
     drop(node);
