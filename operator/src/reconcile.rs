@@ -358,7 +358,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                     ctx.metrics.started.fetch_add(1, Ordering::Relaxed);
                     ctx.metrics.running.store(n as u64, Ordering::Relaxed);
                     let msg = format!("targets resolved ({msg}); probes started");
-                    set_status(&ctx.client, &exp, Phase::Running, None, &msg, None).await?;
+                    set_status(&ctx.client, &exp, Phase::Running, None, &msg, None, None).await?;
                     event(&ctx, &exp, EventType::Normal, "Started", "Start", &msg).await;
                 }
                 Err(reason) => {
@@ -394,7 +394,16 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                     publish(&ctx, &exp, r).await;
                 }
                 if phase != Phase::Reverting && !o.deleting {
-                    set_status(&ctx.client, &exp, Phase::Reverting, None, &reason, None).await?;
+                    set_status(
+                        &ctx.client,
+                        &exp,
+                        Phase::Reverting,
+                        None,
+                        &reason,
+                        None,
+                        None,
+                    )
+                    .await?;
                     event(
                         &ctx,
                         &exp,
@@ -521,7 +530,16 @@ async fn end_early(
     action: &str,
     reason: &str,
 ) -> Result<(), Error> {
-    set_status(&ctx.client, exp, Phase::Aborted, None, reason, None).await?;
+    set_status(
+        &ctx.client,
+        exp,
+        Phase::Aborted,
+        None,
+        reason,
+        None,
+        Some(why),
+    )
+    .await?;
     event(ctx, exp, EventType::Warning, why, action, reason).await;
     Ok(())
 }
@@ -585,6 +603,7 @@ async fn set_status(
     verdicts: Option<&[Verdict]>,
     reason: &str,
     evidence: Option<String>,
+    ending: Option<&str>,
 ) -> Result<(), Error> {
     let mut st: ExperimentStatus = exp.status.clone().unwrap_or_default();
     st.phase = phase;
@@ -602,6 +621,7 @@ async fn set_status(
         reason,
         &now_rfc3339(),
         exp.meta().generation,
+        ending,
     );
     let patch = serde_json::json!({ "status": st });
     api(client, exp)
@@ -1042,6 +1062,7 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         Some(&verdicts),
         &reason,
         Some(name),
+        None,
     )
     .await?;
     let m = &ctx.metrics;

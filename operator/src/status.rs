@@ -1,5 +1,5 @@
 //! The status the controller writes: a phase, conditions that follow Kubernetes
-//! conventions (so `kubectl wait --for=condition=Completed experiment/NAME` works), an
+//! conventions (so `kubectl wait --for=condition=Finished experiment/NAME` works), an
 //! overall verdict and per-claim verdicts with their key figure — bounded, because long
 //! evidence (timelines, lost writes) belongs in a ConfigMap the status names.
 //!
@@ -122,8 +122,9 @@ pub struct ExperimentStatus {
     /// The ConfigMap holding the whole report (timeline, evidence, lost writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
-    /// Conditions in the Kubernetes convention: `Ready`, `Running`, `Completed`, `Aborted`
-    /// and `Held` (`kubectl wait --for=condition=Completed` works).
+    /// Conditions in the Kubernetes convention: `Ready` (False when the spec was refused),
+    /// `Finished` (True however the run ended: `kubectl wait --for=condition=Finished`
+    /// always returns), `Running`, `Completed`, `Aborted` and `Held`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The Experiment's `metadata.generation` when the status was last written.
@@ -200,11 +201,27 @@ pub fn conditions(
     reason: &str,
     now: &str,
     generation: Option<i64>,
+    ending: Option<&str>,
 ) -> Vec<Condition> {
     let b = |x: bool| if x { "True" } else { "False" };
     let terminal = matches!(phase, Phase::Completed | Phase::Aborted);
+    let rejected = ending == Some("Rejected");
     let wanted = [
-        ("Ready", b(true).to_string(), "Accepted".to_string()),
+        (
+            "Ready",
+            b(!rejected).to_string(),
+            if rejected { "Rejected" } else { "Accepted" }.to_string(),
+        ),
+        // True however the run ends, so `kubectl wait --for=condition=Finished` always
+        // returns; the reason says how (Completed, Aborted, Rejected, Abandoned, ...).
+        (
+            "Finished",
+            b(terminal).to_string(),
+            match (terminal, ending) {
+                (true, Some(e)) => e.to_string(),
+                _ => format!("{phase:?}"),
+            },
+        ),
         (
             "Running",
             b(matches!(phase, Phase::Running | Phase::Reverting)).to_string(),
@@ -317,8 +334,8 @@ mod tests {
 
     #[test]
     fn conditions_keep_their_transition_time_until_their_status_changes() {
-        let a = conditions(&[], Phase::Running, None, "running", "t1", Some(1));
-        let b = conditions(&a, Phase::Running, None, "running", "t2", Some(1));
+        let a = conditions(&[], Phase::Running, None, "running", "t1", Some(1), None);
+        let b = conditions(&a, Phase::Running, None, "running", "t2", Some(1), None);
         assert!(b.iter().all(|c| c.last_transition_time == "t1"));
         let c = conditions(
             &b,
@@ -327,6 +344,7 @@ mod tests {
             "1 failed",
             "t3",
             Some(1),
+            None,
         );
         let get = |t: &str| c.iter().find(|x| x.type_ == t).cloned().expect("condition");
         assert_eq!(
@@ -342,6 +360,46 @@ mod tests {
             ("False", "Failed")
         );
         assert_eq!(get("Running").status, "False");
+        assert_eq!(
+            (
+                get("Finished").status.as_str(),
+                get("Finished").reason.as_str()
+            ),
+            ("True", "Completed")
+        );
+        assert_eq!(
+            conditions(&b, Phase::Running, None, "", "t3", Some(1), None)
+                .iter()
+                .find(|x| x.type_ == "Finished")
+                .map(|x| x.status.clone()),
+            Some("False".to_string())
+        );
+    }
+
+    #[test]
+    fn a_refused_experiment_is_finished_and_not_ready_saying_why() {
+        let c = conditions(
+            &[],
+            Phase::Aborted,
+            None,
+            "spec.lab ...",
+            "t",
+            Some(1),
+            Some("Rejected"),
+        );
+        let get = |t: &str| c.iter().find(|x| x.type_ == t).cloned().expect("condition");
+        assert_eq!(
+            (get("Ready").status.as_str(), get("Ready").reason.as_str()),
+            ("False", "Rejected")
+        );
+        assert_eq!(
+            (
+                get("Finished").status.as_str(),
+                get("Finished").reason.as_str()
+            ),
+            ("True", "Rejected")
+        );
+        assert_eq!(get("Ready").message, "spec.lab ...");
     }
 
     proptest! {

@@ -162,11 +162,16 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
         frozen_for > Duration::from_secs(4),
         "thawed after {frozen_for:?}, before its 6 s window closed"
     );
-    wait_for(
-        "the experiment to complete",
-        Duration::from_secs(60),
-        || (phase(node, "pause-one") == "Completed").then_some(()),
-    );
+    // As a CI job waits: for the terminal condition, however the run ends.
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "-n",
+        NS,
+        "experiment/pause-one",
+    ]);
+    assert_eq!(phase(node, "pause-one"), "Completed");
     let exp = node.json(&["get", "experiment", "pause-one", "-n", NS]);
     let status = &exp["status"];
     let cond = status["conditions"]
@@ -781,9 +786,15 @@ fn a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(node:
         );
     }
     let killed = Instant::now();
-    wait_for("the run to end aborted", Duration::from_secs(60), || {
-        (phase(node, "pause-kill") == "Aborted").then_some(())
-    });
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "-n",
+        NS,
+        "experiment/pause-kill",
+    ]);
+    assert_eq!(phase(node, "pause-kill"), "Aborted");
     let ended = killed.elapsed();
     assert_eq!(app_stopped(&uid), Some(false), "{name} runs again");
     let status = node.json(&["get", "experiment", "pause-kill", "-n", NS])["status"].clone();

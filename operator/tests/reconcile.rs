@@ -307,6 +307,16 @@ async fn a_local_only_spec_is_rejected_naming_the_fields() {
             .is_some_and(|m| m.contains("spec.lab")),
         "{aborted}"
     );
+    // `kubectl wait --for=condition=Finished` returns for a refused spec too, and Ready
+    // says it was refused.
+    let cond = |t: &str| {
+        st["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .map(|c| (c["status"].clone(), c["reason"].clone()))
+    };
+    assert_eq!(cond("Finished"), Some((json!("True"), json!("Rejected"))));
+    assert_eq!(cond("Ready"), Some((json!("False"), json!("Rejected"))));
     assert_eq!(bodies[1]["type"], "Warning");
     assert_eq!(bodies[1]["reason"], "Rejected");
     assert_eq!(bodies[1]["regarding"]["name"], NAME);
