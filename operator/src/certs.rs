@@ -50,6 +50,27 @@ pub fn generate_with(
     days: u32,
     agent_also_client: bool,
 ) -> Result<Set, rcgen::Error> {
+    generate_with_clients(
+        ca_name,
+        controller_name,
+        agent_name,
+        days,
+        agent_also_client,
+        &[],
+    )
+    .map(|(set, _)| set)
+}
+
+/// [`generate_with`], and a client certificate signed by the same CA for each of
+/// `others` (as someone holding the CA could make: agents refuse them by their name).
+pub fn generate_with_clients(
+    ca_name: &str,
+    controller_name: &str,
+    agent_name: &str,
+    days: u32,
+    agent_also_client: bool,
+    others: &[&str],
+) -> Result<(Set, Vec<Bundle>), rcgen::Error> {
     let now = time_now();
     let until = now + std::time::Duration::from_secs(u64::from(days) * 86_400);
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -79,9 +100,10 @@ pub fn generate_with(
             key: key.serialize_pem(),
         })
     };
+    // Its name as a DNS SAN too: agents authorize calls by it.
     let controller = leaf(
         controller_name,
-        Vec::new(),
+        vec![controller_name.to_string()],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
     let agent = leaf(
@@ -96,12 +118,25 @@ pub fn generate_with(
             vec![ExtendedKeyUsagePurpose::ServerAuth]
         },
     )?;
-    Ok(Set {
-        ca_cert: issuer.pem(),
-        ca_key: ca_key_pem,
-        controller,
-        agent,
-    })
+    let others = others
+        .iter()
+        .map(|n| {
+            leaf(
+                n,
+                vec![n.to_string()],
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        Set {
+            ca_cert: issuer.pem(),
+            ca_key: ca_key_pem,
+            controller,
+            agent,
+        },
+        others,
+    ))
 }
 
 fn time_now() -> std::time::SystemTime {

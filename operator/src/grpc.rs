@@ -99,6 +99,9 @@ pub fn status_of(e: &AgentError) -> Status {
 pub struct Metrics {
     pub calls_ok: AtomicU64,
     pub calls_refused: AtomicU64,
+    /// Calls refused before they reached the agent: a certificate that is not the
+    /// controller's.
+    pub calls_unauthorized: AtomicU64,
     pub calls_failed: AtomicU64,
     pub lapsed_reverts: AtomicU64,
     pub active: AtomicU64,
@@ -114,6 +117,7 @@ impl Metrics {
              murphy_agent_calls_total{{node=\"{node}\",outcome=\"ok\"}} {}\n\
              murphy_agent_calls_total{{node=\"{node}\",outcome=\"refused\"}} {}\n\
              murphy_agent_calls_total{{node=\"{node}\",outcome=\"failed\"}} {}\n\
+             murphy_agent_calls_total{{node=\"{node}\",outcome=\"unauthorized\"}} {}\n\
              # HELP murphy_agent_lease_reverts_total Injections reverted because their lease lapsed.\n\
              # TYPE murphy_agent_lease_reverts_total counter\n\
              murphy_agent_lease_reverts_total{{node=\"{node}\"}} {}\n\
@@ -123,6 +127,7 @@ impl Metrics {
             g(&self.calls_ok),
             g(&self.calls_refused),
             g(&self.calls_failed),
+            g(&self.calls_unauthorized),
             g(&self.lapsed_reverts),
             g(&self.active),
         )
@@ -132,6 +137,9 @@ impl Metrics {
 /// The gRPC service over an engine.
 pub struct AgentService<E> {
     node: String,
+    /// The identity a caller's certificate must name (a DNS SAN, else its CN): the
+    /// controller's. Any other certificate of the CA is refused.
+    controller: String,
     engine: Arc<Mutex<E>>,
     started: Instant,
     cleaned: Vec<String>,
@@ -142,6 +150,7 @@ impl<E> Clone for AgentService<E> {
     fn clone(&self) -> Self {
         AgentService {
             node: self.node.clone(),
+            controller: self.controller.clone(),
             engine: self.engine.clone(),
             started: self.started,
             cleaned: self.cleaned.clone(),
@@ -217,11 +226,19 @@ impl<E: NodeEngine> AgentService<E> {
     pub fn new(node: &str, engine: E, cleaned: Vec<String>) -> Self {
         AgentService {
             node: node.to_string(),
+            controller: DEFAULT_CONTROLLER.to_string(),
             engine: Arc::new(Mutex::new(engine)),
             started: Instant::now(),
             cleaned,
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Accept calls only from a certificate naming `name` (default
+    /// [`DEFAULT_CONTROLLER`]).
+    pub fn with_controller(mut self, name: &str) -> Self {
+        self.controller = name.to_string();
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -404,21 +421,77 @@ pub fn first_cert_der(pem: &str) -> Option<Vec<u8>> {
         .map(|c| c.as_ref().to_vec())
 }
 
-/// Refuses a call made with the agent's own certificate: where one certificate is good for
-/// both server and client use (Helm's Sprig makes such), a node holding the agent secret
-/// must not be able to call the other nodes' agents.
-pub fn refuse_own(
+/// The identity agents accept calls from unless told otherwise (`--controller-name`).
+pub const DEFAULT_CONTROLLER: &str = "murphy-controller";
+
+/// The names a certificate (DER) goes by: its DNS subject alternative names, or, with
+/// none, its subject's common names.
+pub fn cert_names(der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable: {e}"))?;
+    let mut names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        names = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+            .collect();
+    }
+    Ok(names)
+}
+
+/// Authorizes a call by its certificate's identity, not only by "signed by our CA": the
+/// caller's certificate must name `controller`, and must not be the agent's own (where one
+/// certificate is good for server and client use, as Helm's Sprig makes them, a node
+/// holding the agent secret must not call the other nodes' agents). Refusals are counted.
+pub fn authorize(
+    controller: String,
     own: Option<Vec<u8>>,
+    metrics: Arc<Metrics>,
 ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
-        if let (Some(own), Some(peer)) = (&own, req.peer_certs()) {
-            if peer.first().is_some_and(|c| c.as_ref() == own.as_slice()) {
-                return Err(Status::permission_denied(
-                    "this is an agent's certificate: only the controller calls agents",
-                ));
-            }
+        let refuse = |why: String| {
+            metrics.calls_unauthorized.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("refused a call: {why}");
+            Err(Status::permission_denied(why))
+        };
+        let Some(peer) = req.peer_certs() else {
+            return refuse("no client certificate".into());
+        };
+        let Some(first) = peer.first() else {
+            return refuse("no client certificate".into());
+        };
+        if own.as_deref() == Some(first.as_ref()) {
+            return refuse(
+                "this is an agent's certificate: only the controller calls agents".into(),
+            );
         }
-        Ok(req)
+        match cert_names(first.as_ref()) {
+            Ok(names) if names.contains(&controller) => Ok(req),
+            Ok(names) => refuse(format!(
+                "the certificate names {}: only the controller ({controller}) calls agents",
+                if names.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )),
+            Err(e) => refuse(format!("the client certificate is {e}")),
+        }
     }
 }
 
@@ -434,6 +507,7 @@ pub async fn serve<E: NodeEngine>(
 ) -> Result<(), tonic::transport::Error> {
     let own = first_cert_der(&tls.cert);
     let tls = server_tls(tls);
+    let guard = authorize(svc.controller.clone(), own, svc.metrics.clone());
     let ticker = svc.clone();
     let ticks = tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
@@ -457,10 +531,7 @@ pub async fn serve<E: NodeEngine>(
     let last = svc.clone();
     let out = Server::builder()
         .tls_config(tls)?
-        .add_service(pb::agent_server::AgentServer::with_interceptor(
-            svc,
-            refuse_own(own),
-        ))
+        .add_service(pb::agent_server::AgentServer::with_interceptor(svc, guard))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,

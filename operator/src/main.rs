@@ -66,6 +66,11 @@ enum Cmd {
         /// The `murphy` binary the faults start their helpers from (default: beside this one).
         #[arg(long)]
         engine_exe: Option<PathBuf>,
+        /// The identity a caller's client certificate must name (a DNS subject alternative
+        /// name, else its common name): the controller's. Other certificates from the same
+        /// CA are refused.
+        #[arg(long, default_value = murphy_operator::grpc::DEFAULT_CONTROLLER)]
+        controller_name: String,
     },
     /// Run the controller: reconcile Experiments (kubeconfig or in-cluster service
     /// account), calling the agents over mTLS.
@@ -141,6 +146,7 @@ fn main() -> anyhow::Result<()> {
             health_addr,
             cgroup_roots,
             engine_exe,
+            controller_name,
         } => {
             let opts = murphy_operator::node::AgentOptions {
                 node_name,
@@ -150,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                 health: health_addr,
                 cgroup_roots,
                 engine_exe: engine_exe.unwrap_or_else(murphy_operator::node::sibling_engine),
+                controller_name,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -23,6 +23,8 @@ pub struct AgentOptions {
     pub cgroup_roots: Vec<PathBuf>,
     /// The `murphy` binary the faults start their helpers from.
     pub engine_exe: PathBuf,
+    /// The identity callers' certificates must name (the controller's).
+    pub controller_name: String,
 }
 
 /// The hierarchies to search under each given root: a v2 root as it is; a v1 root (a
@@ -58,7 +60,7 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
     for c in &cleaned {
         tracing::warn!("reverted what an earlier agent left: {c}");
     }
-    let svc = AgentService::new(&o.node_name, agent, cleaned);
+    let svc = AgentService::new(&o.node_name, agent, cleaned).with_controller(&o.controller_name);
     let listener = tokio::net::TcpListener::bind(o.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen {}: {e}", o.listen))?;

@@ -398,6 +398,56 @@ async fn a_call_made_with_an_agents_own_certificate_is_refused() {
     let _ = std::fs::remove_dir_all(&n.dir);
 }
 
+/// Signed by the right CA is not enough: only a certificate naming the controller may
+/// call an agent (a stolen or forged client certificate of the CA is refused, and counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_the_ca_naming_someone_else_is_refused() {
+    let mut n = node("identity");
+    let (set, others) = certs::generate_with_clients(
+        "test-ca",
+        "murphy-controller",
+        "murphy-agent",
+        1,
+        false,
+        &["evil-client", "murphy-agent"],
+    )
+    .expect("certs");
+    n.certs = set;
+    let (addr, stop) = serve(&n, Duration::from_secs(1)).await;
+    for other in &others {
+        let names =
+            grpc::cert_names(&grpc::first_cert_der(&other.cert).expect("der")).expect("names");
+        let caller = Agents::new(
+            grpc::client_tls(other, "murphy-agent"),
+            Duration::from_secs(5),
+        );
+        let err = caller
+            .client(&addr)
+            .expect("client")
+            .inject(pause(60_000, UID))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Code::PermissionDenied, "{names:?}: {err}");
+        assert!(
+            err.message().contains(&names[0]) && err.message().contains("murphy-controller"),
+            "{err}"
+        );
+        assert_ne!(state(n.pid), Some('T'), "nothing injected");
+    }
+    assert_eq!(
+        grpc::cert_names(&grpc::first_cert_der(&n.certs.controller.cert).expect("der")).expect("n"),
+        ["murphy-controller"]
+    );
+    controller(&n)
+        .client(&addr)
+        .expect("client")
+        .node(pb::NodeRequest {})
+        .await
+        .expect("the controller's certificate works");
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(&n.dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_agent_reverts_what_it_holds() {
     let n = node("stopping");
