@@ -756,7 +756,8 @@ struct Line {
 /// An append-only, fsynced journal for one run.
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    /// Held (flock) while this run lives.
+    file: Mutex<nix::fcntl::Flock<File>>,
 }
 
 impl Journal {
@@ -764,15 +765,37 @@ impl Journal {
         state_dir.join("journal")
     }
 
+    /// Create the journal of a live run and hold it: until this `Journal` is dropped (or
+    /// its process dies, SIGKILL included: the kernel drops the lock), `recover` leaves it
+    /// alone. A journal another live run holds is an error.
     pub fn create(state_dir: &Path, run_id: &str) -> io::Result<Journal> {
         let dir = Journal::dir(state_dir);
         fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{run_id}.jsonl"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(Journal {
-            path,
-            file: Mutex::new(file),
+        Journal::claim(&path)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is held by a live run", path.display()),
+            )
         })
+    }
+
+    /// Open the journal at `path` and hold it, or `None` when a live run holds it.
+    pub fn claim(path: &Path) -> io::Result<Option<Journal>> {
+        use nix::fcntl::{Flock, FlockArg};
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // flock: per open file, released when the last descriptor closes (the process's
+        // exit, however it ends). Files are opened close-on-exec, so helpers the run
+        // starts never inherit it.
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(f) => f,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, e)) => return Err(io::Error::from(e)),
+        };
+        Ok(Some(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        }))
     }
 
     pub fn path(&self) -> &Path {
@@ -914,11 +937,14 @@ pub struct Recovered {
     pub journal: PathBuf,
     pub undone: Vec<String>,
     pub errors: Vec<String>,
+    /// Its run is alive (it holds the journal): left alone.
+    pub alive: bool,
 }
 
-/// Replay every journal under `state_dir`: revert unfinished groups, newest first, and
-/// delete journals that end up fully done.
-pub fn recover(state_dir: &Path) -> io::Result<Vec<Recovered>> {
+/// Replay every journal under `state_dir` (or only run `only`'s) whose run is no longer
+/// alive: revert unfinished groups, newest first, and delete journals that end up fully
+/// done. A journal a live run holds is left alone and reported `alive`.
+pub fn recover(state_dir: &Path, only: Option<&str>) -> io::Result<Vec<Recovered>> {
     let dir = Journal::dir(state_dir);
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -929,18 +955,23 @@ pub fn recover(state_dir: &Path) -> io::Result<Vec<Recovered>> {
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     paths.sort();
+    if let Some(id) = only {
+        paths.retain(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == id));
+    }
     for path in paths {
-        let groups = read_groups(&path)?;
-        let run_id = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let journal = Journal::create(state_dir, &run_id)?;
         let mut rec = Recovered {
             journal: path.clone(),
             undone: Vec::new(),
             errors: Vec::new(),
+            alive: false,
         };
+        // Held first, read after: a live run's journal is never read half-written.
+        let Some(journal) = Journal::claim(&path)? else {
+            rec.alive = true;
+            out.push(rec);
+            continue;
+        };
+        let groups = read_groups(&path)?;
         for g in groups.iter().rev().filter(|g| !g.done) {
             match revert_actions(&g.actions, &NoLab) {
                 Ok(msgs) => {
@@ -959,4 +990,60 @@ pub fn recover(state_dir: &Path) -> io::Result<Vec<Recovered>> {
         out.push(rec);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+
+    /// A journal whose one group removes `dir` on revert (an empty directory stands in for
+    /// a cgroup Murphy made).
+    fn journal_removing(state: &Path, run: &str, dir: &Path) -> Journal {
+        fs::create_dir_all(dir).expect("dir");
+        let j = Journal::create(state, run).expect("journal");
+        j.begin("g", "a fault").expect("begin");
+        j.record(
+            "g",
+            &UndoAction::RemoveCgroup {
+                cgroup: dir.to_path_buf(),
+            },
+        )
+        .expect("record");
+        j
+    }
+
+    #[test]
+    fn recover_leaves_a_live_runs_journal_alone_and_replays_a_dead_ones() {
+        let base = std::env::temp_dir().join(format!("murphy-own-{}", std::process::id()));
+        let state = base.join("state");
+        let (live_dir, dead_dir) = (base.join("live"), base.join("dead"));
+        let live = journal_removing(&state, "run-live", &live_dir);
+        drop(journal_removing(&state, "run-dead", &dead_dir)); // its run died
+                                                               // A second run may not take a live run's journal.
+        assert!(Journal::create(&state, "run-live").is_err());
+
+        let recs = recover(&state, None).expect("recover");
+        let by = |id: &str| {
+            recs.iter()
+                .find(|r| r.journal.file_stem().is_some_and(|s| s == id))
+                .cloned()
+                .expect("reported")
+        };
+        assert!(by("run-live").alive, "{recs:?}");
+        assert!(
+            !by("run-dead").alive && by("run-dead").errors.is_empty(),
+            "{recs:?}"
+        );
+        assert!(live_dir.exists(), "the live run's fault is untouched");
+        assert!(!dead_dir.exists(), "the dead run's fault is reverted");
+
+        // `--run` targets one journal; once its run is gone, it is replayed.
+        assert!(recover(&state, Some("run-live")).expect("r")[0].alive);
+        drop(live);
+        let recs = recover(&state, Some("run-live")).expect("recover");
+        assert_eq!(recs.len(), 1);
+        assert!(!recs[0].alive && !live_dir.exists(), "{recs:?}");
+        assert!(recover(&state, None).expect("r").is_empty(), "nothing left");
+        let _ = fs::remove_dir_all(&base);
+    }
 }

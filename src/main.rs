@@ -76,6 +76,9 @@ enum Cmd {
     Recover {
         #[arg(long, env = "MURPHY_STATE_DIR", default_value = "/var/lib/murphy")]
         state_dir: PathBuf,
+        /// Only this run's journal (its id, as in `<state-dir>/journal/<id>.jsonl`).
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Check that this machine can run experiments.
     Doctor,
@@ -234,7 +237,7 @@ fn real_main() -> anyhow::Result<i32> {
                 quiet,
             },
         ),
-        Cmd::Recover { state_dir } => recover_cmd(&state_dir),
+        Cmd::Recover { state_dir, run } => recover_cmd(&state_dir, run.as_deref()),
         Cmd::Doctor => Ok(doctor()),
         Cmd::Schema => {
             println!(
@@ -458,15 +461,25 @@ fn write_trials_outputs(tr: &murphy::trials::TrialsReport, out: &RunOutputs) -> 
 }
 
 /// `murphy recover`: replay what crashed runs left behind and say what was undone.
-fn recover_cmd(state_dir: &Path) -> anyhow::Result<i32> {
-    let recs = murphy::journal::recover(state_dir)
+fn recover_cmd(state_dir: &Path, run: Option<&str>) -> anyhow::Result<i32> {
+    let recs = murphy::journal::recover(state_dir, run)
         .with_context(|| format!("reading journals in {}", state_dir.display()))?;
     if recs.is_empty() {
-        println!("nothing to recover in {}", state_dir.display());
+        match run {
+            Some(id) => println!("no journal of run {id} in {}", state_dir.display()),
+            None => println!("nothing to recover in {}", state_dir.display()),
+        }
         return Ok(0);
     }
     let mut code = 0;
     for r in recs {
+        if r.alive {
+            println!(
+                "{}: skipped: its run is still running (it holds the journal)",
+                r.journal.display()
+            );
+            continue;
+        }
         println!("{}:", r.journal.display());
         for u in &r.undone {
             println!("  undone: {u}");

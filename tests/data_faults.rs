@@ -289,7 +289,7 @@ fn a_crash_mid_wipe_is_undone_by_recover_even_without_restore_on_revert() {
     assert_eq!(std::fs::read_dir(&root).expect("dir").count(), 0, "emptied");
     // The runner "crashes": nothing reverts. A later `murphy recover` reads the journal.
     let state = fx.state.clone();
-    let recs = murphy::journal::recover(&state).expect("recover");
+    let recs = murphy::journal::recover(&state, None).expect("recover");
     let undone: Vec<&String> = recs.iter().flat_map(|r| &r.undone).collect();
     assert!(recs.iter().all(|r| r.errors.is_empty()), "{recs:?}");
     assert!(undone.iter().any(|u| u.contains("restored")), "{undone:?}");

@@ -82,7 +82,16 @@ impl Agent {
         instance: &str,
     ) -> Result<(Agent, Vec<String>), AgentError> {
         let mut cleaned = Vec::new();
-        for r in murphy::journal::recover(state_dir)? {
+        for r in murphy::journal::recover(state_dir, None)? {
+            if r.alive {
+                // Another agent still runs on this state (a rolling update's overlap): its
+                // injections are its own to revert.
+                cleaned.push(format!(
+                    "left alone, held by a live agent: {}",
+                    r.journal.display()
+                ));
+                continue;
+            }
             cleaned.extend(r.undone);
             cleaned.extend(r.errors.into_iter().map(|e| format!("NOT reverted: {e}")));
         }
