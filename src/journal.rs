@@ -756,8 +756,9 @@ struct Line {
 /// An append-only, fsynced journal for one run.
 pub struct Journal {
     path: PathBuf,
-    /// Held (flock) while this run lives.
-    file: Mutex<nix::fcntl::Flock<File>>,
+    file: Mutex<File>,
+    /// The hold on it (flock on a descriptor of its own) while this run lives.
+    hold: Mutex<Option<nix::fcntl::Flock<File>>>,
 }
 
 impl Journal {
@@ -784,10 +785,10 @@ impl Journal {
     pub fn claim(path: &Path) -> io::Result<Option<Journal>> {
         use nix::fcntl::{Flock, FlockArg};
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        // flock: per open file, released when the last descriptor closes (the process's
-        // exit, however it ends). Files are opened close-on-exec, so helpers the run
-        // starts never inherit it.
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        // flock: per open file, released when its descriptor closes (the process's exit,
+        // however it ends). Files are opened close-on-exec, so helpers the run starts
+        // never inherit it.
+        let hold = match Flock::lock(File::open(path)?, FlockArg::LockExclusiveNonblock) {
             Ok(f) => f,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
             Err((_, e)) => return Err(io::Error::from(e)),
@@ -795,7 +796,16 @@ impl Journal {
         Ok(Some(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            hold: Mutex::new(Some(hold)),
         }))
+    }
+
+    /// Stop holding the journal without finishing it, as a crash would: `recover` may
+    /// replay it from now on (tests stand in for a dead run with it).
+    pub fn abandon(&self) {
+        if let Ok(mut h) = self.hold.lock() {
+            h.take();
+        }
     }
 
     pub fn path(&self) -> &Path {

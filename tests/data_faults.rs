@@ -287,7 +287,9 @@ fn a_crash_mid_wipe_is_undone_by_recover_even_without_restore_on_revert() {
     r.expect("inject");
     f.confirm().expect("confirm");
     assert_eq!(std::fs::read_dir(&root).expect("dir").count(), 0, "emptied");
-    // The runner "crashes": nothing reverts. A later `murphy recover` reads the journal.
+    // The runner "crashes": nothing reverts, and its hold on the journal goes with it. A
+    // later `murphy recover` reads the journal.
+    fx.journal.abandon();
     let state = fx.state.clone();
     let recs = murphy::journal::recover(&state, None).expect("recover");
     let undone: Vec<&String> = recs.iter().flat_map(|r| &r.undone).collect();

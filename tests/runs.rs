@@ -217,6 +217,91 @@ spec:
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
 }
 
+/// Two experiments at once on one machine and a `murphy recover` beside them: recover
+/// skips both live runs (naming them), touches none of their faults, and both finish
+/// clean with nothing left behind.
+#[test]
+fn two_live_runs_and_a_recover_leave_both_runs_intact() {
+    require_root();
+    let state = temp_dir("owned");
+    let spec = |name: &str, subnet: &str, fault: &str| {
+        format!(
+            r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  lab:
+    subnet: {subnet}
+    hosts:
+      - name: a
+        processes: [{{name: idle, argv: [sleep, "600"]}}]
+  targets:
+    a: {{lab: a}}
+  probes:
+    - {{name: p, command: {{argv: ["true"]}}, interval: 200ms}}
+  steadyState: {{duration: 500ms}}
+  faults:
+    - {{name: f, kind: {fault}, target: a, at: 0s, duration: 5s}}
+  claims:
+    - {{name: c, availability: {{probe: p, atLeast: "50%"}}}}
+"#
+        )
+    };
+    let mut runs = Vec::new();
+    for (name, subnet, fault) in [
+        ("one", "10.78.11.0/24", "network-partition"),
+        ("two", "10.78.12.0/24", "process-pause"),
+    ] {
+        let file = state.join(format!("{name}.yaml"));
+        std::fs::write(&file, spec(name, subnet, fault)).expect("write");
+        runs.push(
+            Command::new(MURPHY)
+                .arg("run")
+                .arg(&file)
+                .arg("--quiet")
+                .arg("--state-dir")
+                .arg(&state)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn"),
+        );
+    }
+    wait_for_journal(&state, &["delete-nft-table", "\"thaw\""]);
+    let out = Command::new(MURPHY)
+        .arg("recover")
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("recover");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(
+        said.matches("skipped: its run is still running").count(),
+        2,
+        "both live runs named and left alone: {said}"
+    );
+    assert!(
+        !said.contains("undone"),
+        "recover touched a live run: {said}"
+    );
+    for child in runs {
+        let o = child.wait_with_output().expect("wait");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(0), "the run finished clean: {text}");
+        assert!(!text.contains("TEARDOWN INCOMPLETE"), "{text}");
+    }
+    assert!(
+        journal_text(&state).is_empty(),
+        "both journals finished: {}",
+        journal_text(&state)
+    );
+}
+
 #[test]
 fn guardrail_aborts_and_reverts_within_a_probe_interval() {
     require_root();
