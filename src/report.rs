@@ -21,6 +21,10 @@ pub mod exit {
     pub const INVALID: i32 = 3;
     /// Murphy itself failed (e.g. could not write its journal).
     pub const INTERNAL: i32 = 4;
+    /// A revert or the lab's teardown did not complete: something of the run is still in
+    /// the system (the report names it; `murphy recover --run ID` replays the journal).
+    /// Whatever the verdicts, this comes first.
+    pub const LEFT_BEHIND: i32 = 5;
 }
 
 /// The whole run, as written by `--json`.
@@ -41,8 +45,10 @@ pub struct RunReport {
     pub exit_code: i32,
 }
 
-pub fn exit_code(verdicts: &[Verdict], status: &RunStatus) -> i32 {
-    if verdicts.iter().any(|v| v.outcome == Outcome::Failed) {
+pub fn exit_code(verdicts: &[Verdict], status: &RunStatus, left_behind: &[String]) -> i32 {
+    if !left_behind.is_empty() {
+        exit::LEFT_BEHIND
+    } else if verdicts.iter().any(|v| v.outcome == Outcome::Failed) {
         exit::FAILED
     } else if verdicts.iter().any(|v| v.outcome == Outcome::Inconclusive)
         || *status != RunStatus::Completed
@@ -56,7 +62,7 @@ pub fn exit_code(verdicts: &[Verdict], status: &RunStatus) -> i32 {
 
 impl RunReport {
     pub fn new(exp: &Experiment, out: RunOutput) -> RunReport {
-        let exit_code = exit_code(&out.verdicts, &out.record.status);
+        let exit_code = exit_code(&out.verdicts, &out.record.status, &out.record.left_behind);
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -103,6 +109,15 @@ pub fn table(r: &RunReport) -> String {
             r.record.status,
             r.record.status_reason.as_deref().unwrap_or("")
         ));
+    }
+    if !r.record.left_behind.is_empty() {
+        out.push_str(&format!(
+            "LEFT BEHIND: not everything was undone; run `murphy recover --run {}`:\n",
+            r.run_id
+        ));
+        for l in &r.record.left_behind {
+            out.push_str(&format!("  - {l}\n"));
+        }
     }
     out.push('\n');
     for f in &r.record.faults {
@@ -411,4 +426,36 @@ pub fn markdown(r: &RunReport) -> String {
         o.push_str("\n</details>\n");
     }
     o
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn something_left_behind_comes_before_any_verdict() {
+        let held = Verdict {
+            claim: "c".into(),
+            kind: "availability".into(),
+            outcome: Outcome::Held,
+            measured: String::new(),
+            reason: String::new(),
+            figures: Default::default(),
+            lost_writes: vec![],
+            indeterminate_writes: vec![],
+        };
+        let v = vec![held];
+        assert_eq!(exit_code(&v, &RunStatus::Completed, &[]), exit::HELD);
+        let left = vec!["fault f: restoring /x: not a directory".to_string()];
+        assert_eq!(
+            exit_code(&v, &RunStatus::Completed, &left),
+            exit::LEFT_BEHIND
+        );
+        let mut failed = v.clone();
+        failed[0].outcome = Outcome::Failed;
+        assert_eq!(
+            exit_code(&failed, &RunStatus::Aborted, &left),
+            exit::LEFT_BEHIND
+        );
+    }
 }

@@ -121,6 +121,8 @@ struct Ctx<'a> {
     /// Live workload counters and whether the last operation seen was ok.
     live: Vec<(String, Arc<crate::workload::Live>, Option<bool>)>,
     abort: Option<String>,
+    /// What a revert or the teardown could not undo.
+    left_behind: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -650,17 +652,19 @@ impl Ctx<'_> {
                 };
                 self.event("fault", Some(&name), format!("reverted: {what}"));
             }
-            Err(errs) => self.event(
-                "fault",
-                Some(&name),
-                format!(
-                    "REVERT FAILED (journal kept for `murphy recover`): {}",
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            ),
+            Err(errs) => {
+                let what = errs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.left_behind.push(format!("fault {name}: {what}"));
+                self.event(
+                    "fault",
+                    Some(&name),
+                    format!("REVERT FAILED (journal kept for `murphy recover`): {what}"),
+                );
+            }
         }
         drop(a.fault);
     }
@@ -738,6 +742,7 @@ pub fn run(
         live: Vec::new(),
         watches: Vec::new(),
         abort: None,
+        left_behind: Vec::new(),
     };
     let mut out = Outcome {
         status: RunStatus::Completed,
@@ -770,7 +775,7 @@ pub fn run(
     }
     out.phases.end_ms = clock.now_ms();
     cx.lab_down();
-    let record = RunRecord::assemble(
+    let mut record = RunRecord::assemble(
         cx.samples,
         cx.events,
         cx.faults,
@@ -780,6 +785,7 @@ pub fn run(
         out.status,
         out.reason,
     );
+    record.left_behind = cx.left_behind;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
     Ok(RunOutput {
@@ -1214,11 +1220,14 @@ impl Ctx<'_> {
             .phase(self.clock.now_ms(), "tearing the lab down");
         match lab.teardown() {
             Ok(_) => self.event("lab", None, "torn down".into()),
-            Err(e) => self.event(
-                "lab",
-                None,
-                format!("TEARDOWN INCOMPLETE (run `murphy recover`): {e}"),
-            ),
+            Err(e) => {
+                self.left_behind.push(format!("lab: {e}"));
+                self.event(
+                    "lab",
+                    None,
+                    format!("TEARDOWN INCOMPLETE (run `murphy recover`): {e}"),
+                );
+            }
         }
     }
 }

@@ -176,7 +176,12 @@ impl TrialsReport {
                 .first()
                 .map(|t| t.experiment.metadata.name.clone())
                 .unwrap_or_default(),
-            exit_code: exit_code(&claims),
+            // A trial that left something behind says so first, as a single run does.
+            exit_code: if trials.iter().any(|t| !t.record.left_behind.is_empty()) {
+                crate::report::exit::LEFT_BEHIND
+            } else {
+                exit_code(&claims)
+            },
             claims,
             trials,
         }

@@ -302,6 +302,86 @@ spec:
     );
 }
 
+/// A revert that cannot complete is never a clean ending: a wiped directory replaced by a
+/// file mid-fault cannot be restored, so the run exits 5 ("left behind"), its table and
+/// JSON name what is left and the `recover` command, and once the obstacle is gone
+/// `murphy recover --run ID` puts the exact bytes back.
+#[test]
+fn a_revert_that_cannot_complete_exits_5_naming_what_is_left() {
+    require_root();
+    let state = temp_dir("leftbehind");
+    let victim = state.join("victim");
+    let dir = victim.join("dir");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("f1"), b"first\n").expect("f1");
+    std::fs::write(dir.join("f2"), b"second\n").expect("f2");
+    let exp = state.join("left.yaml");
+    let d = dir.display();
+    std::fs::write(
+        &exp,
+        format!(
+            r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: left}}
+spec:
+  lab:
+    subnet: 10.78.13.0/24
+    hosts:
+      - name: a
+        processes: [{{name: idle, argv: [sleep, "600"]}}]
+  targets:
+    a: {{lab: a}}
+  probes:
+    - {{name: p, command: {{argv: ["true"]}}, interval: 200ms}}
+  steadyState: {{duration: 500ms}}
+  faults:
+    - {{name: wipe, kind: data-wipe, target: a, at: 0s, duration: 3s, paths: ["{d}/*"]}}
+  steps:
+    - {{name: gone, at: 1s, argv: [rm, -rf, "{d}"]}}
+    - {{name: file, at: 1500ms, argv: [touch, "{d}"]}}
+  claims:
+    - {{name: c, availability: {{probe: p, atLeast: "50%"}}}}
+"#
+        ),
+    )
+    .expect("write");
+    let json = state.join("out.json");
+    let out = Command::new(MURPHY)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "left behind: {said}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let run_id = rep["runId"].as_str().expect("run id").to_string();
+    let left = rep["record"]["leftBehind"].to_string();
+    assert!(left.contains("fault wipe"), "{left}");
+    assert!(
+        said.contains("LEFT BEHIND") && said.contains(&format!("murphy recover --run {run_id}")),
+        "{said}"
+    );
+    assert_eq!(rep["exitCode"], 5, "the JSON says so too");
+    // The obstacle goes; recover puts the exact originals back.
+    std::fs::remove_file(&dir).expect("the file in the way");
+    let rec = Command::new(MURPHY)
+        .args(["recover", "--run", &run_id, "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("recover");
+    let said = String::from_utf8_lossy(&rec.stdout);
+    assert!(rec.status.success(), "{said}");
+    assert_eq!(std::fs::read(dir.join("f1")).expect("f1"), b"first\n");
+    assert_eq!(std::fs::read(dir.join("f2")).expect("f2"), b"second\n");
+    assert_no_leftovers(&run_id);
+}
+
 #[test]
 fn guardrail_aborts_and_reverts_within_a_probe_interval() {
     require_root();

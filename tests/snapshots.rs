@@ -65,6 +65,7 @@ fn fixed() -> RunReport {
         },
         status: RunStatus::Completed,
         status_reason: None,
+        left_behind: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(
@@ -199,6 +200,7 @@ fn redis_fixed() -> RunReport {
         },
         status: RunStatus::Completed,
         status_reason: None,
+        left_behind: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(

@@ -292,6 +292,13 @@ impl Agent {
         self.active.len()
     }
 
+    /// Stop without reverting anything, as a crash would: the journal stays for the next
+    /// agent to replay (tests stand in for a dead agent with it).
+    pub fn abandon(self) {
+        self.journal.abandon();
+        std::mem::forget(self);
+    }
+
     /// Revert every injection of `experiment` (its controller is gone): each key with its
     /// outcome.
     pub fn revert_experiment(

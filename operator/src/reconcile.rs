@@ -1051,10 +1051,15 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         Phase::Completed
     };
     let counts = summary(&verdicts);
-    let reason = match &aborted {
+    let mut reason = match &aborted {
         Some(r) => format!("aborted: {r}; {counts}"),
         None => format!("verdict {word}: {counts}"),
     };
+    if let Some((record, _)) = &run.result {
+        if !record.left_behind.is_empty() {
+            reason = format!("LEFT BEHIND: {}; {reason}", record.left_behind.join("; "));
+        }
+    }
     set_status(
         &ctx.client,
         exp,

@@ -889,7 +889,7 @@ impl ClusterRun {
         self.rx = None;
         let now = self.now_ms();
         let steady = self.steady_ms();
-        let rec = RunRecord::assemble(
+        let mut rec = RunRecord::assemble(
             std::mem::take(&mut self.samples),
             std::mem::take(&mut self.events),
             self.faults.clone(),
@@ -904,6 +904,17 @@ impl ClusterRun {
             status,
             reason,
         );
+        // Whatever is still injected when the run ends is said, as `murphy run` says it.
+        rec.left_behind = self
+            .live
+            .iter()
+            .map(|i| {
+                format!(
+                    "fault {} on {}: not reverted yet (the agent on {} reverts it when its lease lapses)",
+                    i.key.fault, i.pod, i.node
+                )
+            })
+            .collect();
         let verdicts = claims::evaluate(&self.spec.claims, &rec);
         (rec, verdicts)
     }

@@ -103,8 +103,9 @@ fn a_restarted_agent_reverts_what_its_predecessor_left() {
     let (mut a, _) = agent(&tree, &dir, "one");
     a.inject(&pause(60_000), 0).expect("inject");
     assert_eq!(state(pid), Some('T'));
-    // The agent dies with the fault active (nothing runs on its way out).
-    std::mem::forget(a);
+    // The agent dies with the fault active (nothing runs on its way out, and its hold on
+    // the journal goes with it).
+    a.abandon();
     let (b, cleaned) = agent(&tree, &dir, "two");
     assert!(!cleaned.is_empty(), "the new agent reverted something");
     assert!(

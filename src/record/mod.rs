@@ -148,6 +148,10 @@ pub struct RunRecord {
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// What Murphy could not undo (a revert or the lab's teardown that did not complete),
+    /// each naming what is left: the machine is not as it was, whatever the verdicts say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<String>,
 }
 
 impl RunRecord {
@@ -174,6 +178,7 @@ impl RunRecord {
             phases,
             status,
             status_reason,
+            left_behind: Vec::new(),
         }
     }
 

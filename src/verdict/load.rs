@@ -461,6 +461,7 @@ mod tests {
             },
             status: RunStatus::Completed,
             status_reason: None,
+            left_behind: vec![],
         }
     }
 

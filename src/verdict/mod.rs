@@ -865,6 +865,7 @@ mod tests {
             },
             status: RunStatus::Completed,
             status_reason: None,
+            left_behind: vec![],
         }
     }
     fn independent(site_down: impl Fn(f64) -> bool, status_down: impl Fn(f64) -> bool) -> Verdict {
