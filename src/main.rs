@@ -14,6 +14,32 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// `print!` that never panics: a reader that went away (a closed pipe, `murphy ... | head`)
+/// loses the rest of the output, never the run (faults are still reverted, the exit code
+/// is still the run's).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `println!` that never panics (see [`out!`]).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`out!`]).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "murphy",
@@ -139,7 +165,7 @@ impl Live {
         let text = format!("[{:>7.2}s] {s}", t_ms / 1000.0);
         match &self.bar {
             Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 }
@@ -167,14 +193,14 @@ fn load(file: &Path) -> Result<murphy::model::Experiment, i32> {
     let src = match std::fs::read_to_string(file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}: cannot read: {e}", file.display());
+            errln!("{}: cannot read: {e}", file.display());
             return Err(exit::INVALID);
         }
     };
     parse_experiment(&src).map_err(|diags| {
-        eprintln!("{}: {} problem(s):", file.display(), diags.len());
+        errln!("{}: {} problem(s):", file.display(), diags.len());
         for d in diags {
-            eprintln!("  {}:{d}", file.display());
+            errln!("  {}:{d}", file.display());
         }
         exit::INVALID
     })
@@ -240,7 +266,7 @@ fn real_main() -> anyhow::Result<i32> {
         Cmd::Recover { state_dir, run } => recover_cmd(&state_dir, run.as_deref()),
         Cmd::Doctor => Ok(doctor()),
         Cmd::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&schemars::schema_for!(murphy::model::Experiment))?
             );
@@ -255,7 +281,7 @@ fn validate_cmd(files: Vec<PathBuf>) -> i32 {
     let mut code = 0;
     for f in files {
         match load(&f) {
-            Ok(exp) => println!(
+            Ok(exp) => outln!(
                 "{}: valid ({} probes, {} faults, {} claims)",
                 f.display(),
                 exp.spec.probes.len(),
@@ -280,7 +306,7 @@ fn report_cmd(
     let rep: RunReport = match serde_json::from_str(&text) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "{}: not a Murphy run report (from `murphy run --json`): {e}",
                 run_json.display()
             );
@@ -288,7 +314,7 @@ fn report_cmd(
         }
     };
     if output.is_none() && markdown.is_none() && junit.is_none() {
-        print!("{}", report::table(&rep));
+        out!("{}", report::table(&rep));
     }
     write_outputs(
         &rep,
@@ -355,7 +381,7 @@ fn run_with(
     let out = match runner::run(exp, opts, live, stop) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("murphy: {e}");
+            errln!("murphy: {e}");
             return None;
         }
     };
@@ -376,7 +402,7 @@ fn run_once(
     let Some(rep) = run_with(exp, opts, &live, stop) else {
         return Ok(exit::INTERNAL);
     };
-    print!("{}", report::table(&rep));
+    out!("{}", report::table(&rep));
     write_outputs(
         &rep,
         out.json.as_deref(),
@@ -406,7 +432,7 @@ fn run_trials(
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
-        eprintln!(
+        errln!(
             "== trial {} of {trials} (seed {})",
             i + 1,
             base.wrapping_add(i)
@@ -418,7 +444,7 @@ fn run_trials(
             return Ok(exit::INTERNAL);
         };
         if !out.quiet {
-            print!("{}", report::table(&rep));
+            out!("{}", report::table(&rep));
         }
         if let Some(h) = &out.html {
             write_trial_html(h, i + 1, &rep)?;
@@ -426,7 +452,7 @@ fn run_trials(
         reps.push(rep);
     }
     let tr = murphy::trials::TrialsReport::new(reps);
-    print!("{}", murphy::trials::table(&tr));
+    out!("{}", murphy::trials::table(&tr));
     write_trials_outputs(&tr, out)?;
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(exit::INCONCLUSIVE.max(tr.exit_code));
@@ -466,26 +492,26 @@ fn recover_cmd(state_dir: &Path, run: Option<&str>) -> anyhow::Result<i32> {
         .with_context(|| format!("reading journals in {}", state_dir.display()))?;
     if recs.is_empty() {
         match run {
-            Some(id) => println!("no journal of run {id} in {}", state_dir.display()),
-            None => println!("nothing to recover in {}", state_dir.display()),
+            Some(id) => outln!("no journal of run {id} in {}", state_dir.display()),
+            None => outln!("nothing to recover in {}", state_dir.display()),
         }
         return Ok(0);
     }
     let mut code = 0;
     for r in recs {
         if r.alive {
-            println!(
+            outln!(
                 "{}: skipped: its run is still running (it holds the journal)",
                 r.journal.display()
             );
             continue;
         }
-        println!("{}:", r.journal.display());
+        outln!("{}:", r.journal.display());
         for u in &r.undone {
-            println!("  undone: {u}");
+            outln!("  undone: {u}");
         }
         for e in &r.errors {
-            println!("  FAILED: {e}");
+            outln!("  FAILED: {e}");
             code = exit::INTERNAL;
         }
     }
@@ -532,7 +558,7 @@ fn write_outputs(
 fn doctor() -> i32 {
     let mut bad = 0;
     let mut check = |name: &str, ok: bool, hint: &str| {
-        println!(
+        outln!(
             "{} {name}{}",
             if ok { "ok  " } else { "FAIL" },
             if ok {
@@ -594,7 +620,7 @@ fn main() {
     let code = match real_main() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("murphy: {e:#}");
+            errln!("murphy: {e:#}");
             exit::INTERNAL
         }
     };

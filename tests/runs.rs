@@ -610,3 +610,26 @@ fn trials_aggregate_per_claim_and_reports_render() {
         .expect("murphy report on a trials file");
     assert_eq!(st.code(), Some(3));
 }
+
+/// A reader that goes away (`murphy ... | head`) ends the output, never in a panic: the
+/// command still exits with its own code.
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    for args in [
+        vec!["schema"],
+        vec!["validate", "experiments/quickstart.yaml"],
+    ] {
+        let mut child = Command::new(MURPHY)
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take()); // the reader is gone before a byte is read
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

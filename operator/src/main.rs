@@ -136,7 +136,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Crd => {
             let yaml = murphy_operator::crd::crd_yaml().map_err(anyhow::Error::msg)?;
-            print!("{yaml}");
+            // A closed pipe (`murphy-operator crd | head`) ends the output, not in a panic.
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(yaml.as_bytes());
         }
         Cmd::Agent {
             node_name,
@@ -222,7 +224,9 @@ fn main() -> anyhow::Result<()> {
             )?;
             set.controller.write(&out.join("controller"))?;
             set.agent.write(&out.join("agent"))?;
-            println!(
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "wrote {0}/controller and {0}/agent (ca.crt, tls.crt, tls.key); the agent's name is {agent_name}",
                 out.display()
             );
