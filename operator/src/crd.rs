@@ -178,7 +178,8 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
 
 /// The engine's bounds on the spec's lists ([`murphy::model::spec::LIST_LIMITS`]) as
 /// `maxItems` / `maxProperties`.
-fn add_limits(crd: &mut serde_json::Value) {
+/// Call `f` with each version's `spec` schema.
+fn each_spec_schema(crd: &mut serde_json::Value, mut f: impl FnMut(&mut serde_json::Value)) {
     let Some(versions) = crd
         .pointer_mut("/spec/versions")
         .and_then(serde_json::Value::as_array_mut)
@@ -186,9 +187,14 @@ fn add_limits(crd: &mut serde_json::Value) {
         return;
     };
     for v in versions {
-        let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
-            continue;
-        };
+        if let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") {
+            f(spec);
+        }
+    }
+}
+
+fn add_limits(crd: &mut serde_json::Value) {
+    each_spec_schema(crd, |spec| {
         for (path, most) in murphy::model::spec::LIST_LIMITS {
             let pointer: String = path
                 .split('.')
@@ -206,20 +212,11 @@ fn add_limits(crd: &mut serde_json::Value) {
                 node.insert(key.into(), serde_json::json!(most));
             }
         }
-    }
+    });
 }
 
 fn add_cluster_rules(crd: &mut serde_json::Value) {
-    let Some(versions) = crd
-        .pointer_mut("/spec/versions")
-        .and_then(serde_json::Value::as_array_mut)
-    else {
-        return;
-    };
-    for v in versions {
-        let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
-            continue;
-        };
+    each_spec_schema(crd, |spec| {
         for (path, rule, message) in CLUSTER_RULES {
             let Some(node) = spec.pointer_mut(path).and_then(|n| n.as_object_mut()) else {
                 continue;
@@ -235,7 +232,7 @@ fn add_cluster_rules(crd: &mut serde_json::Value) {
                 }));
             }
         }
-    }
+    });
 }
 
 /// The CRD as YAML, as `murphy-operator crd` prints it and the Helm chart ships it.

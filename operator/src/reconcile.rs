@@ -57,21 +57,27 @@ impl Directory {
     /// Every agent's address, by node: the fixed ones and the agent pods that run.
     pub async fn all(&self, client: &Client) -> Result<BTreeMap<String, String>, String> {
         let mut out = self.fixed.clone();
-        if let Some(ns) = &self.namespace {
-            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-            let mut lp = ListParams::default();
-            if let Some(s) = &self.selector {
-                lp = lp.labels(s);
-            }
-            let pods = api
-                .list(&lp)
-                .await
-                .map_err(|e| format!("listing agent pods in {ns}: {e}"))?;
-            for (n, a) in agent_addresses(&pods.items, self.port) {
-                out.entry(n).or_insert(a);
-            }
+        for (n, a) in self.listed(client).await? {
+            out.entry(n).or_insert(a);
         }
         Ok(out)
+    }
+
+    /// The running agent pods' addresses by node (none without an agent namespace).
+    async fn listed(&self, client: &Client) -> Result<BTreeMap<String, String>, String> {
+        let Some(ns) = &self.namespace else {
+            return Ok(BTreeMap::new());
+        };
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let mut lp = ListParams::default();
+        if let Some(s) = &self.selector {
+            lp = lp.labels(s);
+        }
+        let pods = api
+            .list(&lp)
+            .await
+            .map_err(|e| format!("listing agent pods in {ns}: {e}"))?;
+        Ok(agent_addresses(&pods.items, self.port))
     }
 
     /// An address for each node, or the nodes that have no agent.
@@ -85,20 +91,9 @@ impl Directory {
             .filter_map(|n| self.fixed.get(n).map(|a| (n.clone(), a.clone())))
             .collect();
         if out.len() < nodes.len() {
-            if let Some(ns) = &self.namespace {
-                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-                let mut lp = ListParams::default();
-                if let Some(s) = &self.selector {
-                    lp = lp.labels(s);
-                }
-                let pods = api
-                    .list(&lp)
-                    .await
-                    .map_err(|e| format!("listing agent pods in {ns}: {e}"))?;
-                for (n, a) in agent_addresses(&pods.items, self.port) {
-                    if nodes.contains(&n) {
-                        out.entry(n).or_insert(a);
-                    }
+            for (n, a) in self.listed(client).await? {
+                if nodes.contains(&n) {
+                    out.entry(n).or_insert(a);
                 }
             }
         }

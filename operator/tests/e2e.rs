@@ -757,34 +757,39 @@ fn every_fault_kind_round_trips_through_the_api_server(node: &Node) {
     );
 }
 
-/// A controller SIGKILLed mid-run ends nothing itself. The kubelet restarts it, and the new
-/// process reverts what the agents still hold for the lost run at once (not at the lease's
-/// lapse, 30 s on) and ends it Aborted, saying what it reverted and that no claim is judged.
-fn a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(node: &Node, ip: &str) {
-    node.apply(&experiment("pause-kill", ip, "120s"));
-    let (name, uid) = frozen_pod(node);
-    let controller = node.json(&[
+/// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
+fn sigkill(node: &Node, component: &str) {
+    let uid = node.json(&[
         "get",
         "pods",
         "-n",
         SYSTEM,
         "-l",
-        "app.kubernetes.io/component=controller",
+        &format!("app.kubernetes.io/component={component}"),
     ])["items"][0]["metadata"]["uid"]
         .as_str()
-        .expect("controller pod")
+        .unwrap_or_else(|| panic!("no {component} pod"))
         .to_string();
-    let pids: Vec<i32> = pod_pids(&controller)
+    let pids: Vec<i32> = pod_pids(&uid)
         .into_iter()
         .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))
         .collect();
-    assert!(!pids.is_empty(), "the controller's process");
+    assert!(!pids.is_empty(), "the {component}'s process");
     for pid in &pids {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// A controller SIGKILLed mid-run ends nothing itself. The kubelet restarts it, and the new
+/// process reverts what the agents still hold for the lost run at once (not at the lease's
+/// lapse, 30 s on) and ends it Aborted, saying what it reverted and that no claim is judged.
+fn a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(node: &Node, ip: &str) {
+    node.apply(&experiment("pause-kill", ip, "120s"));
+    let (name, uid) = frozen_pod(node);
+    sigkill(node, "controller");
     let killed = Instant::now();
     node.kubectl(&[
         "wait",
@@ -824,28 +829,7 @@ fn a_controller_killed_mid_run_is_followed_by_one_that_reverts_and_ends_it(node:
 fn an_agent_killed_mid_fault_leaves_nothing_frozen_and_no_false_held(node: &Node, ip: &str) {
     node.apply(&experiment("pause-agent", ip, "20s"));
     let (name, uid) = frozen_pod(node);
-    let agent = node.json(&[
-        "get",
-        "pods",
-        "-n",
-        SYSTEM,
-        "-l",
-        "app.kubernetes.io/component=agent",
-    ])["items"][0]["metadata"]["uid"]
-        .as_str()
-        .expect("agent pod")
-        .to_string();
-    let pids: Vec<i32> = pod_pids(&agent)
-        .into_iter()
-        .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))
-        .collect();
-    assert!(!pids.is_empty(), "the agent's process");
-    for pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    sigkill(node, "agent");
     let killed = Instant::now();
     wait_for(
         "the restarted agent to thaw the pod",
@@ -958,6 +942,23 @@ fn samples(report: &Value, probe: &str) -> Vec<(f64, bool, f64)> {
         .collect()
 }
 
+/// A confirmed and reverted fault's window (run clock, ms).
+fn fault_window(fault: &Value) -> (f64, f64) {
+    (
+        fault["confirmedMs"].as_f64().expect("confirmed"),
+        fault["revertedMs"].as_f64().expect("reverted"),
+    )
+}
+
+/// Latencies (ms) of `probe`'s successful samples strictly between `from` and `to`.
+fn latencies(report: &Value, probe: &str, from: f64, to: f64) -> Vec<f64> {
+    samples(report, probe)
+        .into_iter()
+        .filter(|(t, ok, _)| *ok && *t > from && *t < to)
+        .map(|x| x.2)
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -991,21 +992,9 @@ fn a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(node
     let report = report_of(node, "delay-all");
     let fault = &report["record"]["faults"][0];
     assert_eq!(fault["confirmed"], true, "{fault}");
-    let (from, to) = (
-        fault["confirmedMs"].as_f64().expect("confirmed"),
-        fault["revertedMs"].as_f64().expect("reverted"),
-    );
-    let s = samples(&report, "shop");
-    let during: Vec<f64> = s
-        .iter()
-        .filter(|(t, ok, _)| *ok && *t > from + 500.0 && *t < to - 500.0)
-        .map(|x| x.2)
-        .collect();
-    let before: Vec<f64> = s
-        .iter()
-        .filter(|(t, ok, _)| *ok && *t < from - 200.0)
-        .map(|x| x.2)
-        .collect();
+    let (from, to) = fault_window(fault);
+    let during = latencies(&report, "shop", from + 500.0, to - 500.0);
+    let before = latencies(&report, "shop", f64::NEG_INFINITY, from - 200.0);
     let (md, mb) = (median(during.clone()), median(before.clone()));
     assert!(
         during.len() >= 3 && md >= 250.0,
@@ -1043,21 +1032,9 @@ fn an_io_latency_in_the_pods_is_measured_by_the_probe(node: &Node, ip: &str) {
     let report = report_of(node, "io-slow");
     let fault = &report["record"]["faults"][0];
     assert_eq!(fault["confirmed"], true, "{fault}");
-    let (from, to) = (
-        fault["confirmedMs"].as_f64().expect("confirmed"),
-        fault["revertedMs"].as_f64().expect("reverted"),
-    );
-    let s = samples(&report, "shop");
-    let during: Vec<f64> = s
-        .iter()
-        .filter(|(t, ok, _)| *ok && *t > from + 500.0 && *t < to - 500.0)
-        .map(|x| x.2)
-        .collect();
-    let after: Vec<f64> = s
-        .iter()
-        .filter(|(t, ok, _)| *ok && *t > to + 500.0)
-        .map(|x| x.2)
-        .collect();
+    let (from, to) = fault_window(fault);
+    let during = latencies(&report, "shop", from + 500.0, to - 500.0);
+    let after = latencies(&report, "shop", to + 500.0, f64::INFINITY);
     let (md, ma) = (median(during.clone()), median(after.clone()));
     assert!(
         during.len() >= 3 && md >= 180.0,
