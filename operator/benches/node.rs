@@ -272,22 +272,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let Some(k8s) = harness() else {
-        println!("node bench: skipped: no Kubernetes harness (MURPHY_K8S_LOCAL or ../shared/k8s)");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_murphy-operator"));
+    let Some(node) = up_with_operator("node bench", &bin) else {
         return;
     };
-    if !venv_python().exists() {
-        println!(
-            "node bench: skipped: no Helm venv at {} (scripts/e2e-venv)",
-            venv_python().display()
-        );
-        return;
-    }
-    common::require_root();
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_murphy-operator"));
-    build_image(bin.parent().expect("target dir"));
-    let node = Node::up(&k8s);
-    install(&node);
     deploy(&node, 10);
     let pods = pods(&node);
     assert_eq!(pods.len(), 10);

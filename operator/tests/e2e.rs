@@ -1252,23 +1252,10 @@ fn nothing_left_behind() {
 
 #[test]
 fn the_operator_installed_by_helm_on_a_real_node() {
-    let Some(k8s) = harness() else {
-        eprintln!("e2e: skipped: no Kubernetes harness (set MURPHY_K8S_LOCAL or put shared/k8s beside the repository)");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_murphy-operator"));
+    let Some(node) = up_with_operator("e2e", &bin) else {
         return;
     };
-    if !venv_python().exists() {
-        eprintln!(
-            "e2e: skipped: no Helm venv at {} (run scripts/e2e-venv)",
-            venv_python().display()
-        );
-        return;
-    }
-    common::require_root();
-    // The image: this build's binaries, from scratch with the tools the faults call.
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_murphy-operator"));
-    build_image(bin.parent().expect("target dir"));
-    let node = Node::up(&k8s);
-    install(&node);
     let ip = shop(&node);
     type Scenario = fn(&Node, &str);
     let scenarios: &[(&str, Scenario)] = &[

@@ -242,3 +242,26 @@ pub fn build_image(dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The node up with the chart installed from an image of the binaries beside `bin` (this
+/// build's `murphy-operator`), or `None`, said in one line by `who`, where the harness or
+/// the Helm venv is absent.
+pub fn up_with_operator(who: &str, bin: &Path) -> Option<Node> {
+    let Some(k8s) = harness() else {
+        eprintln!("{who}: skipped: no Kubernetes harness (set MURPHY_K8S_LOCAL or put shared/k8s beside the repository)");
+        return None;
+    };
+    if !venv_python().exists() {
+        eprintln!(
+            "{who}: skipped: no Helm venv at {} (run scripts/e2e-venv)",
+            venv_python().display()
+        );
+        return None;
+    }
+    super::require_root();
+    // The image: this build's binaries, from scratch with the tools the faults call.
+    build_image(bin.parent().expect("target dir"));
+    let node = Node::up(&k8s);
+    install(&node);
+    Some(node)
+}
