@@ -11,7 +11,7 @@
 //! Pure: no I/O, no clock, no threads. Both `murphy run` and the operator carry out the
 //! same plan, so a fault's window is the same whichever door runs it.
 
-use crate::model::spec::{ExperimentSpec, FaultAction, FaultSpec};
+use crate::model::spec::{Endpoint, ExperimentSpec, FaultAction, FaultSpec, WorkloadSpec};
 use crate::netns::Netns;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -150,6 +150,13 @@ pub enum PlanError {
     /// The place the fault acts from is not known to this door.
     #[error("fault {fault}: acts from {place:?}, which this front door does not have")]
     NoPlace { fault: String, place: String },
+    /// A workload's endpoint names a target that has no address right now.
+    #[error("workload {workload}: {endpoint:?} resolves to no address (target {target:?} has no member with one right now)")]
+    NoEndpoint {
+        workload: String,
+        endpoint: String,
+        target: String,
+    },
 }
 
 /// Resolve one fault against what a door knows. `own` are the addresses of the members
@@ -193,6 +200,55 @@ pub fn resolve(
         peers,
         from,
     })
+}
+
+/// A workload with every endpoint as `ip:port`: each `{target:<name>}:<port>` becomes that
+/// port on every address of the target, in the door's order (lab members as listed, pods by
+/// name). A target with no address refuses the run: a client with no node to talk to would
+/// record only failures, which is the system's fault in no way.
+pub fn resolve_workload(w: &WorkloadSpec, r: &dyn Resolver) -> Result<WorkloadSpec, PlanError> {
+    let expand = |list: &[String]| -> Result<Vec<String>, PlanError> {
+        let mut out = Vec::new();
+        for e in list {
+            match Endpoint::parse(e) {
+                Some(Endpoint::Target { target, port }) => {
+                    let addrs = r.target_addrs(&target);
+                    if addrs.is_empty() {
+                        return Err(PlanError::NoEndpoint {
+                            workload: w.name.clone(),
+                            endpoint: e.clone(),
+                            target,
+                        });
+                    }
+                    out.extend(addrs.iter().map(|a| format!("{a}:{port}")));
+                }
+                // Validated already: an address stays as written.
+                _ => out.push(e.clone()),
+            }
+        }
+        Ok(out)
+    };
+    let mut out = w.clone();
+    out.endpoints = expand(&w.endpoints)?;
+    out.read_endpoints = expand(&w.read_endpoints)?;
+    if let Some(d) = out.delivered_to.as_mut() {
+        d.endpoints = expand(&d.endpoints)?;
+    }
+    Ok(out)
+}
+
+/// Targets a workload's endpoints name (`{target:<name>}:<port>`), each once.
+pub fn workload_targets(w: &WorkloadSpec) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let sink = w.delivered_to.iter().flat_map(|d| d.endpoints.iter());
+    for e in w.endpoints.iter().chain(&w.read_endpoints).chain(sink) {
+        if let Some(Endpoint::Target { target, .. }) = Endpoint::parse(e) {
+            if !out.contains(&target) {
+                out.push(target);
+            }
+        }
+    }
+    out
 }
 
 /// The front door an experiment runs through.
@@ -240,8 +296,10 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
             out.push((format!("spec.faults[{i}].from"), LOCAL));
         }
     }
-    if !spec.workloads.is_empty() {
-        out.push(("spec.workloads".into(), NOT_YET));
+    for (i, w) in spec.workloads.iter().enumerate() {
+        if w.from.is_some() {
+            out.push((format!("spec.workloads[{i}].from"), LOCAL));
+        }
     }
     if !spec.watches.is_empty() {
         out.push(("spec.watches".into(), NOT_YET));
@@ -361,7 +419,7 @@ mod tests {
         assert!(unsupported(&s, Door::Cluster).is_empty());
         let more = spec(
             "    - {name: kill, kind: process-kill, target: web}\n",
-            "steps: [{name: s, at: 1s, argv: [\"true\"]}]\n  workloads: [{name: w, rate: 10/s, endpoints: [\"10.0.0.1:80\"], http: {path: /}}]",
+            "steps: [{name: s, at: 1s, argv: [\"true\"]}]\n  workloads: [{name: w, rate: 10/s, endpoints: [\"10.0.0.1:80\"], http: {path: /}}, {name: v, from: h, rate: 10/s, endpoints: [\"10.0.0.1:80\"], http: {path: /}}]",
         );
         s.workloads = more.workloads;
         s.steps = more.steps;
@@ -369,8 +427,35 @@ mod tests {
             .into_iter()
             .map(|(f, _)| f)
             .collect();
-        assert_eq!(fields, ["spec.workloads", "spec.steps"]);
+        assert_eq!(fields, ["spec.workloads[1].from", "spec.steps"]);
         assert!(unsupported(&s, Door::Local).is_empty());
+    }
+
+    #[test]
+    fn a_workload_endpoint_naming_a_target_becomes_every_member_address_in_the_door_order() {
+        let s = spec(
+            "    - {name: kill, kind: process-kill, target: db}\n",
+            "workloads: [{name: w, rate: 10/s, endpoints: [\"{target:db}:2379\", \"10.0.0.9:2379\"], readEndpoints: [\"{target:web}:80\"], etcd: {}}]",
+        );
+        let r = Fixed(BTreeMap::from([
+            (
+                "db",
+                vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1)],
+            ),
+            ("web", vec![]),
+        ]));
+        let w = &s.workloads[0];
+        assert_eq!(workload_targets(w), ["db", "web"]);
+        // A target without an address refuses the workload, naming the endpoint.
+        let err = resolve_workload(w, &r).expect_err("web has no address");
+        assert!(err.to_string().contains("{target:web}:80"), "{err}");
+        let mut w = w.clone();
+        w.read_endpoints.clear();
+        let got = resolve_workload(&w, &r).expect("resolves");
+        assert_eq!(
+            got.endpoints,
+            ["10.0.0.2:2379", "10.0.0.1:2379", "10.0.0.9:2379"]
+        );
     }
 
     #[test]

@@ -753,9 +753,13 @@ pub fn run(
     if out.ok() {
         cx.preflight(&mut out);
     }
+    let mut workloads = Vec::new();
+    if out.ok() {
+        workloads = cx.resolve_workloads(&mut out);
+    }
     let mut obs = Observers::default();
     if out.ok() {
-        obs = cx.start_observers();
+        obs = cx.start_observers(workloads);
         cx.steady_state(&mut out);
     }
     if out.ok() {
@@ -871,8 +875,28 @@ impl Ctx<'_> {
             .map(|(ns, _)| Netns::Named { name: ns })
     }
 
+    /// Each workload with its endpoints resolved through the plan (`{target:<name>}:<port>`
+    /// becomes the port on every member's address); a target without one ends the run.
+    fn resolve_workloads(&self, out: &mut Outcome) -> Vec<crate::model::spec::WorkloadSpec> {
+        let r = target::LocalResolver {
+            spec: &self.exp.spec,
+            lab: self.lab.as_ref(),
+        };
+        let mut ws = Vec::new();
+        for w in &self.exp.spec.workloads {
+            match crate::plan::resolve_workload(w, &r) {
+                Ok(w) => ws.push(w),
+                Err(e) => {
+                    out.end(RunStatus::Error, format!("preflight: {e}"));
+                    return Vec::new();
+                }
+            }
+        }
+        ws
+    }
+
     /// Start probes, watches and workloads; wait (up to 30 s) for workload set-up.
-    fn start_observers(&mut self) -> Observers {
+    fn start_observers(&mut self, workloads: Vec<crate::model::spec::WorkloadSpec>) -> Observers {
         let exp = self.exp;
         let mut obs = Observers::default();
         let (tx, rx) = channel();
@@ -907,11 +931,11 @@ impl Ctx<'_> {
             }
         }
         // Workloads run from the steady state to the end, on the same clock.
-        for w in &exp.spec.workloads {
+        for w in workloads {
             let netns = self.netns_of(w.from.as_ref());
             let h = crate::workload::spawn(w.clone(), netns.clone(), self.clock);
             self.live.push((w.name.clone(), h.live.clone(), None));
-            obs.workloads.push((w.clone(), netns, h));
+            obs.workloads.push((w, netns, h));
         }
         // Workload set-up (e.g. creating a table on the primary) comes before the steady state.
         if !self.live.is_empty() {
@@ -959,47 +983,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// What kept the steady state from holding: probes below their share, workloads that
-    /// never succeeded.
+    /// What kept the steady state from holding (the rule both doors share).
     fn steady_problems(&self, since_ms: f64) -> Vec<String> {
-        let exp = self.exp;
-        let need = exp.spec.steady_state.at_least.map_or(1.0, |p| p.ratio());
-        let names: Vec<String> = if exp.spec.steady_state.probes.is_empty() {
-            exp.spec.probes.iter().map(|p| p.name.clone()).collect()
-        } else {
-            exp.spec.steady_state.probes.clone()
-        };
-        let mut problems = Vec::new();
-        for n in &names {
-            let ss: Vec<&Sample> = self
-                .samples
-                .iter()
-                .filter(|s| &s.probe == n && s.t_ms >= since_ms)
-                .collect();
-            let good = ss.iter().filter(|s| s.ok).count();
-            if ss.is_empty() {
-                problems.push(format!("{n} produced no samples"));
-            } else if (good as f64) < need * ss.len() as f64 {
-                let err = ss
-                    .iter()
-                    .find(|s| !s.ok)
-                    .map(|s| s.detail.clone())
-                    .unwrap_or_default();
-                problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
-            }
-        }
-        for (name, live, _) in &self.live {
-            if live.ok.load(Ordering::SeqCst) == 0 {
-                let why = match live.last() {
-                    Some(crate::workload::LastOp::Failed(e)) => e,
-                    _ => "no operation completed".into(),
-                };
-                problems.push(format!(
-                    "workload {name} had no successful operation ({why})"
-                ));
-            }
-        }
-        problems
+        let workloads: Vec<crate::verdict::WorkloadProgress> = self
+            .live
+            .iter()
+            .map(|(name, live, _)| workload_progress(name, live))
+            .collect();
+        crate::verdict::steady_problems(&self.exp.spec, &self.samples, since_ms, &workloads)
     }
 
     /// The fault phase: faults and recovery steps on the plan's schedule under the
@@ -1150,21 +1141,8 @@ impl Ctx<'_> {
                 "stopping workloads and reading back their writes",
             );
         }
-        let mut stopped = Vec::new();
-        for (spec, netns, h) in workloads {
-            stopped.push((spec, netns, h.stop()));
-        }
-        for (spec, netns, mut hist) in stopped {
-            if *status == RunStatus::Completed || *status == RunStatus::Aborted {
-                let acked: Vec<String> = hist
-                    .ops
-                    .iter()
-                    .filter(|o| o.result == crate::record::history::OpResult::Ok && o.is_write())
-                    .map(|o| o.value.clone())
-                    .collect();
-                hist.final_read =
-                    crate::workload::final_read(&spec, netns.as_ref(), self.clock, &acked);
-            }
+        let read = *status == RunStatus::Completed || *status == RunStatus::Aborted;
+        for hist in crate::workload::stop_and_read(workloads, self.clock, read) {
             self.event("workload", None, workload_summary(&hist));
             histories.push(hist);
         }
@@ -1232,8 +1210,23 @@ impl Ctx<'_> {
     }
 }
 
+/// How far a running workload got, for the steady-state rule.
+pub fn workload_progress(
+    name: &str,
+    live: &crate::workload::Live,
+) -> crate::verdict::WorkloadProgress {
+    crate::verdict::WorkloadProgress {
+        name: name.to_string(),
+        ok: live.ok.load(Ordering::SeqCst),
+        last_error: match live.last() {
+            Some(crate::workload::LastOp::Failed(e)) => Some(e),
+            _ => None,
+        },
+    }
+}
+
 /// One line on a workload's history: counts, final read, latency, notes.
-fn workload_summary(hist: &crate::record::history::History) -> String {
+pub fn workload_summary(hist: &crate::record::history::History) -> String {
     use crate::record::history::OpResult;
     let fr = match &hist.final_read {
         Some(f) if f.ok => format!(

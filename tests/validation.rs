@@ -300,7 +300,20 @@ fn workload_needs_one_client_and_real_endpoints() {
         "exactly one of `http`, `redis`, `postgres` or `etcd` (found 2)",
     );
     let src = CLUSTER.replace("\"10.77.0.10:6379\"", "\"redis-1:6379\"");
-    expect_error(&src, "spec.workloads[0].endpoints[0]", "not an ip:port");
+    expect_error(
+        &src,
+        "spec.workloads[0].endpoints[0]",
+        "neither `ip:port` nor `{target:<name>}:<port>`",
+    );
+    // A target's members as endpoints: the target must exist.
+    let src = CLUSTER.replace("\"10.77.0.10:6379\"", "\"{target:nothere}:6379\"");
+    expect_error(
+        &src,
+        "spec.workloads[0].endpoints[0]",
+        "there is no `spec.targets.nothere`",
+    );
+    let src = CLUSTER.replace("\"10.77.0.10:6379\"", "\"{target:nothere}:0\"");
+    expect_error(&src, "spec.workloads[0].endpoints[0]", "neither");
     let src = CLUSTER.replace("from: c,", "from: nowhere,");
     expect_error(&src, "spec.workloads[0].from", "no lab host");
     let src = CLUSTER.replace("rate: 10/s", "rate: fast");

@@ -36,6 +36,8 @@ pub struct Observed {
     /// Running or Reverting, but this controller holds no run for it (it restarted, or
     /// another replica led before): the agents revert at lease lapse on their own.
     pub run_lost: bool,
+    /// The steady state did not hold: nothing was injected, the run ends now.
+    pub steady_failed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +94,10 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             "aborted before it started ({ABORT_ANNOTATION})"
         ))],
         Phase::Pending => vec![Start, Requeue(renew_every(o))],
+        Phase::Running if o.steady_failed => vec![
+            RevertAll("the steady state did not hold, so no fault was injected".into()),
+            Requeue(1000),
+        ],
         Phase::Running if o.abort_requested => vec![
             RevertAll(format!("aborted ({ABORT_ANNOTATION})")),
             Requeue(1000),
@@ -183,6 +189,17 @@ mod tests {
         };
         assert!(
             matches!(&plan(&o)[..], [RevertAll(r), Requeue(1000)] if r.contains(ABORT_ANNOTATION))
+        );
+    }
+
+    #[test]
+    fn a_steady_state_that_failed_ends_the_run_at_once() {
+        let o = Observed {
+            steady_failed: true,
+            ..running(4_000)
+        };
+        assert!(
+            matches!(&plan(&o)[..], [RevertAll(r), Requeue(1000)] if r.contains("steady state did not hold"))
         );
     }
 

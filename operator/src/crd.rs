@@ -119,9 +119,9 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
     // (schema path under spec, rule, message)
     ("", "!has(self.lab)", "spec.lab only runs with `murphy run` on one machine"),
     (
-        "",
-        "!has(self.workloads) || size(self.workloads) == 0",
-        "spec.workloads does not run on a cluster yet (it runs with `murphy run`)",
+        "/properties/workloads/items",
+        "!has(self.from)",
+        "spec.workloads[].from (a lab host) only runs with `murphy run` on one machine",
     ),
     (
         "",
@@ -267,11 +267,14 @@ mod tests {
             local_only_fields(&spec)
         };
         assert!(with(serde_json::json!({})).is_empty());
+        // A workload runs on a cluster (from the controller); only a lab host as its
+        // source is refused.
+        assert!(with(serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["{target:web}:80"], "http": {"path": "/"}}]})).is_empty());
         let cases = [
             (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
             (
-                serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["10.0.0.1:80"], "http": {"path": "/"}}]}),
-                "spec.workloads",
+                serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "from": "h", "endpoints": ["10.0.0.1:80"], "http": {"path": "/"}}]}),
+                "spec.workloads[",
             ),
             (
                 serde_json::json!({"steps": [{"name": "s", "argv": ["true"]}]}),

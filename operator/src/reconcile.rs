@@ -291,6 +291,7 @@ pub fn observe(exp: &Experiment, run: Option<&ClusterRun>, lease_ms: u64) -> Obs
         live_injections: run.map_or(0, ClusterRun::unexpired),
         lease_ms,
         run_lost: matches!(phase, Phase::Running | Phase::Reverting) && run.is_none(),
+        steady_failed: run.is_some_and(|r| r.steady_failed.is_some()),
     }
 }
 
@@ -366,7 +367,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                     r.step(&ctx.agents).await;
                     replacements(&ctx, r).await;
                     publish(&ctx, &exp, r).await;
-                    if r.aborted.is_some() {
+                    if r.aborted.is_some() || r.steady_failed.is_some() {
                         // A fault that did not take stops the run now, not at its next
                         // scheduled step.
                         next = Requeue::requeue(Duration::from_millis(50));
@@ -858,38 +859,48 @@ async fn pod_view(
     opted: &BTreeSet<String>,
 ) -> Result<PodView, String> {
     // Every running pod of a peer target (not only the ones a fault chose from it): a
-    // peer is the whole target, as on `murphy run`.
+    // peer is the whole target, as on `murphy run`. Likewise every pod of a target a
+    // workload's endpoints name, by pod name (a StatefulSet's in ordinal order).
     let mut view = PodView::default();
-    for f in &spec.faults {
-        for peer in f.action.peer_targets() {
-            if view.addrs.contains_key(peer) {
-                continue;
-            }
-            let sel = spec
-                .targets
-                .get(peer)
-                .and_then(|t| t.pods.as_ref())
-                .ok_or_else(|| {
-                    select::SelectError::NotPods {
-                        target: peer.clone(),
-                    }
-                    .to_string()
-                })?;
-            if !opted.contains(&sel.namespace) {
-                return Err(select::SelectError::NotOptedIn {
-                    target: peer.clone(),
-                    namespace: sel.namespace.clone(),
-                }
-                .to_string());
-            }
-            let (pods, _) = list_pods(&ctx.client, sel).await?;
-            let ips = pods
+    let named: Vec<String> = spec
+        .faults
+        .iter()
+        .flat_map(|f| f.action.peer_targets().iter().cloned())
+        .chain(
+            spec.workloads
                 .iter()
-                .filter(|p| p.running && !p.terminating)
-                .filter_map(|p| p.ip)
-                .collect();
-            view.addrs.insert(peer.clone(), ips);
+                .flat_map(murphy::plan::workload_targets),
+        )
+        .collect();
+    for peer in &named {
+        if view.addrs.contains_key(peer) {
+            continue;
         }
+        let sel = spec
+            .targets
+            .get(peer)
+            .and_then(|t| t.pods.as_ref())
+            .ok_or_else(|| {
+                select::SelectError::NotPods {
+                    target: peer.clone(),
+                }
+                .to_string()
+            })?;
+        if !opted.contains(&sel.namespace) {
+            return Err(select::SelectError::NotOptedIn {
+                target: peer.clone(),
+                namespace: sel.namespace.clone(),
+            }
+            .to_string());
+        }
+        let (pods, _) = list_pods(&ctx.client, sel).await?;
+        let mut running: Vec<_> = pods
+            .iter()
+            .filter(|p| p.running && !p.terminating)
+            .collect();
+        running.sort_by(|a, b| a.name.cmp(&b.name));
+        let ips = running.iter().filter_map(|p| p.ip).collect();
+        view.addrs.insert(peer.clone(), ips);
     }
     Ok(view)
 }
@@ -965,8 +976,10 @@ pub fn evidence_name(exp: &Experiment) -> String {
 /// ConfigMaps hold at most 1 MiB; the report keeps under this, dropping samples first.
 pub const EVIDENCE_BUDGET: usize = 900 * 1024;
 
-/// The report as JSON within [`EVIDENCE_BUDGET`]: when too big, probe samples are thinned
-/// (every other one, repeatedly) and the report says so.
+/// The report as JSON within [`EVIDENCE_BUDGET`]: when too big, probe samples and the
+/// workloads' successful operations are thinned (every other one, repeatedly; failed and
+/// unknown operations stay, as do the verdicts with every lost write), and the report says
+/// how often each was halved.
 pub fn bounded_report(mut report: serde_json::Value) -> String {
     let mut thinned = 0;
     loop {
@@ -981,20 +994,41 @@ pub fn bounded_report(mut report: serde_json::Value) -> String {
             let kept: Vec<_> = samples.iter().step_by(2).cloned().collect();
             *samples = kept;
         }
+        let histories = report
+            .pointer_mut("/record/histories")
+            .and_then(|v| v.as_array_mut());
+        for h in histories.into_iter().flatten() {
+            if let Some(ops) = h.get_mut("ops").and_then(|v| v.as_array_mut()) {
+                let mut n = 0usize;
+                ops.retain(|o| {
+                    n += 1;
+                    o["result"] != "ok" || n % 2 == 1
+                });
+            }
+        }
         thinned += 1;
         report["samplesThinned"] = serde_json::json!(thinned);
+        report["okOperationsThinned"] = serde_json::json!(thinned);
     }
 }
 
 async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(), Error> {
-    let aborted = run.aborted.clone();
-    let status = if aborted.is_some() {
-        RunStatus::Aborted
-    } else {
-        RunStatus::Completed
-    };
+    let (status, why) = run.ending();
+    let aborted = why.clone().filter(|_| status != RunStatus::Completed);
+    if run.result.is_none() && run.histories.is_none() {
+        // Every fault is reverted by now: the workloads stop and read back what the
+        // system holds (blocking, up to each one's deadline), as on `murphy run`.
+        let ws = run.take_workloads();
+        let read = matches!(status, RunStatus::Completed | RunStatus::Aborted);
+        let clock = run.clock;
+        let hs =
+            tokio::task::spawn_blocking(move || murphy::workload::stop_and_read(ws, clock, read))
+                .await
+                .unwrap_or_default();
+        run.end_workloads(hs);
+    }
     if run.result.is_none() {
-        run.result = Some(run.finish(status, aborted.clone()));
+        run.result = Some(run.finish(status.clone(), why));
     }
     let Some((record, verdicts)) = run.result.clone() else {
         return Ok(());
@@ -1046,7 +1080,10 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         Phase::Completed
     };
     let counts = summary(&verdicts);
+    let steady_failed = status == RunStatus::SteadyStateFailed;
     let mut reason = match &aborted {
+        // "the steady state did not hold, so no fault was injected: ..."
+        Some(r) if steady_failed => format!("{r}; {counts}"),
         Some(r) => format!("aborted: {r}; {counts}"),
         None => format!("verdict {word}: {counts}"),
     };
@@ -1062,7 +1099,7 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         Some(&verdicts),
         &reason,
         Some(name),
-        None,
+        steady_failed.then_some("SteadyStateFailed"),
     )
     .await?;
     let m = &ctx.metrics;

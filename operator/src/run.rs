@@ -16,11 +16,15 @@ use crate::lease::Key;
 use crate::select::Chosen;
 use murphy::claims::{self, Verdict};
 use murphy::model::spec::ExperimentSpec;
+use murphy::model::spec::WorkloadSpec;
 use murphy::plan::{self, Plan, Resolved, Resolver};
 use murphy::probe::{self, ProbeHandle, ProbeSample};
+use murphy::record::history::History;
 use murphy::timeline::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
+use murphy::workload;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::Code;
 
@@ -119,6 +123,16 @@ pub struct ClusterRun {
     pub notices: Vec<Notice>,
     probes: Vec<ProbeHandle>,
     rx: Option<Receiver<ProbeSample>>,
+    /// The workloads' clients, running from the controller since the run started (they
+    /// reach pods by IP, as probes do), with their endpoints resolved through the plan.
+    workloads: Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)>,
+    clients: Vec<(String, Arc<workload::Live>)>,
+    /// Their histories, once stopped and read back ([`ClusterRun::end_workloads`]).
+    pub histories: Option<Vec<History>>,
+    /// The steady state was judged (at its end, before any fault).
+    steady_checked: bool,
+    /// It did not hold: why. Nothing is injected; the run ends `steady-state-failed`.
+    pub steady_failed: Option<String>,
     pub aborted: Option<String>,
     /// The evaluated record, kept until it is written (a failed write is retried).
     pub result: Option<(RunRecord, Vec<Verdict>)>,
@@ -150,6 +164,11 @@ impl ClusterRun {
                 plan::resolve(f, &own, view).map(|r| (f.name.clone(), r))
             })
             .collect::<Result<_, _>>()?;
+        let workloads = spec
+            .workloads
+            .iter()
+            .map(|w| plan::resolve_workload(w, view))
+            .collect::<Result<Vec<_>, _>>()?;
         let clock = Clock::start();
         let (tx, rx) = channel();
         let probes = spec
@@ -186,6 +205,17 @@ impl ClusterRun {
             .iter()
             .map(|f| (f.name.clone(), Stage::Waiting))
             .collect();
+        let workloads: Vec<_> = workloads
+            .into_iter()
+            .map(|w| {
+                let h = workload::spawn(w.clone(), None, clock);
+                (w, None, h)
+            })
+            .collect();
+        let clients = workloads
+            .iter()
+            .map(|(w, _, h)| (w.name.clone(), h.live.clone()))
+            .collect();
         let mut run = ClusterRun {
             uid: uid.into(),
             experiment: experiment.into(),
@@ -207,6 +237,11 @@ impl ClusterRun {
             notices: Vec::new(),
             probes,
             rx: Some(rx),
+            workloads,
+            clients,
+            histories: None,
+            steady_checked: false,
+            steady_failed: None,
             aborted: None,
             result: None,
         };
@@ -316,6 +351,9 @@ impl ClusterRun {
         self.renew(agents).await;
         self.retry_releases(agents).await;
         let now = self.now_ms();
+        if !self.steady_checked && now >= self.steady_ms() {
+            self.judge_steady_state();
+        }
         let names: Vec<String> = self.stages.keys().cloned().collect();
         for name in names {
             let Some((start, _)) = self.window(&name) else {
@@ -323,7 +361,12 @@ impl ClusterRun {
             };
             let end = self.revert_due_ms(&name).unwrap_or(f64::INFINITY);
             let st = self.stages[&name];
-            if st == Stage::Waiting && now >= start && self.aborted.is_none() {
+            if st == Stage::Waiting
+                && now >= start
+                && self.steady_checked
+                && self.steady_failed.is_none()
+                && self.aborted.is_none()
+            {
                 self.stages.insert(name.clone(), Stage::Active);
                 self.injected_at.insert(name.clone(), now);
                 self.inject(agents, &name).await;
@@ -334,6 +377,63 @@ impl ClusterRun {
                 self.revert(agents, Some(&name), "retrying a failed revert")
                     .await;
             }
+        }
+    }
+
+    /// At the end of the steady state, by the rule `murphy run` keeps: every steady-state
+    /// probe at its share of healthy samples and every workload with a success, or no fault
+    /// is injected at all.
+    pub fn judge_steady_state(&mut self) {
+        self.drain();
+        self.steady_checked = true;
+        let progress: Vec<_> = self
+            .clients
+            .iter()
+            .map(|(name, live)| murphy::runner::workload_progress(name, live))
+            .collect();
+        let problems = murphy::verdict::steady_problems(&self.spec, &self.samples, 0.0, &progress);
+        if problems.is_empty() {
+            let held = format!("steady state held for {:?}", self.plan.steady);
+            self.event("phase", None, held);
+        } else {
+            let why = format!(
+                "the steady state did not hold, so no fault was injected: {}",
+                problems.join("; ")
+            );
+            self.event("phase", None, why.clone());
+            self.notice(true, "SteadyStateFailed", why.clone());
+            for st in self.stages.values_mut() {
+                *st = Stage::Done;
+            }
+            self.steady_failed = Some(why);
+        }
+    }
+
+    /// The workloads, to stop and read back off the async threads (the final read waits
+    /// up to each workload's deadline): [`workload::stop_and_read`].
+    pub fn take_workloads(
+        &mut self,
+    ) -> Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)> {
+        std::mem::take(&mut self.workloads)
+    }
+
+    /// Keep the stopped workloads' histories for the record, each summarized on the
+    /// timeline as `murphy run` does.
+    pub fn end_workloads(&mut self, histories: Vec<History>) {
+        for h in &histories {
+            self.event("workload", None, murphy::runner::workload_summary(h));
+        }
+        self.histories = Some(histories);
+    }
+
+    /// How the run ends: the steady state failed, it was aborted (why), or it completed.
+    pub fn ending(&self) -> (RunStatus, Option<String>) {
+        if let Some(why) = &self.steady_failed {
+            (RunStatus::SteadyStateFailed, Some(why.clone()))
+        } else if let Some(why) = &self.aborted {
+            (RunStatus::Aborted, Some(why.clone()))
+        } else {
+            (RunStatus::Completed, None)
         }
     }
 
@@ -887,18 +987,28 @@ impl ClusterRun {
         }
         self.drain();
         self.rx = None;
+        // Workloads not ended yet (the caller had no time to read back) stop here, unread.
+        if self.histories.is_none() {
+            let ws = self.take_workloads();
+            let hs = workload::stop_and_read(ws, self.clock, false);
+            self.end_workloads(hs);
+        }
         let now = self.now_ms();
         let steady = self.steady_ms();
         let mut rec = RunRecord::assemble(
             std::mem::take(&mut self.samples),
             std::mem::take(&mut self.events),
             self.faults.clone(),
-            Vec::new(),
+            self.histories.clone().unwrap_or_default(),
             Vec::new(),
             Phases {
                 steady_start_ms: 0.0,
-                faults_start_ms: Some(steady),
-                faults_end_ms: Some(self.fault_phase_end_ms().min(now)),
+                // No fault phase when the steady state did not hold (as on `murphy run`).
+                faults_start_ms: self.steady_failed.is_none().then_some(steady),
+                faults_end_ms: self
+                    .steady_failed
+                    .is_none()
+                    .then(|| self.fault_phase_end_ms().min(now)),
                 end_ms: now,
             },
             status,
@@ -982,6 +1092,70 @@ mod tests {
             ]
         }))
         .expect("spec")
+    }
+
+    /// A steady state that does not hold injects nothing, on a cluster as on `murphy run`:
+    /// the run ends steady-state-failed, saying why, and no claim holds.
+    #[tokio::test]
+    async fn a_steady_state_that_does_not_hold_injects_nothing() {
+        let spec: ExperimentSpec = serde_json::from_value(serde_json::json!({
+            "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+            "steadyState": {"duration": "300ms"},
+            "observeAfter": "0s",
+            "probes": [{"name": "shop", "interval": "50ms", "command": {"argv": ["/bin/false"]}}],
+            "faults": [{"name": "pause", "target": "web", "kind": "process-pause", "duration": "1s"}],
+            "claims": [{"name": "up", "availability": {"probe": "shop", "atLeast": "1%"}}]
+        }))
+        .expect("spec");
+        let certs = crate::certs::generate("test-ca", "murphy-controller", "murphy-agent", 1)
+            .expect("certs");
+        let agents = agents(&certs.controller, "murphy-agent");
+        let chosen = Chosen {
+            pod: crate::select::PodInfo {
+                namespace: "shop".into(),
+                name: "web-0".into(),
+                uid: "u".into(),
+                node: Some("n".into()),
+                labels: BTreeMap::new(),
+                running: true,
+                containers: vec!["app".into()],
+                terminating: false,
+                ip: None,
+                created_unix: None,
+                owner: None,
+            },
+            containers: vec!["app".into()],
+        };
+        // An agent nobody listens on: an injection attempt would be recorded as failed.
+        let placed = Placed {
+            chosen,
+            containers: vec![("app".into(), "c".into())],
+            addr: "127.0.0.1:9".into(),
+        };
+        let mut run = ClusterRun::start(
+            "uid",
+            "shop/x",
+            spec,
+            1,
+            30_000,
+            BTreeMap::from([("pause".to_string(), vec![placed])]),
+            &PodView::default(),
+        )
+        .expect("start");
+        run.step(&agents).await;
+        assert!(run.steady_failed.is_none(), "judged only at its end");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        run.step(&agents).await;
+        let why = run.steady_failed.clone().expect("the steady state failed");
+        assert!(why.contains("shop 0/"), "{why}");
+        assert!(run.live.is_empty() && run.active_faults().is_empty());
+        assert!(!run.faults[0].confirmed && run.faults[0].injected_ms.is_none());
+        assert!(run.notices.iter().any(|n| n.reason == "SteadyStateFailed"));
+        let (status, reason) = run.ending();
+        assert_eq!(status, RunStatus::SteadyStateFailed);
+        let (record, verdicts) = run.finish(status, reason);
+        assert_eq!(record.phases.faults_start_ms, None);
+        assert_eq!(verdicts[0].outcome, murphy::verdict::Outcome::Inconclusive);
     }
 
     #[test]

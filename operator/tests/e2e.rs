@@ -1234,6 +1234,268 @@ spec:
     );
 }
 
+/// Service IPs the etcd members' peer names point at (hostAliases: the node has no DNS),
+/// in the static band of the node's service range (10.96.0.0/24: .1 to .16), so a
+/// dynamically allocated Service never takes them.
+const ETCD_PEER_IPS: [&str; 3] = ["10.96.0.12", "10.96.0.13", "10.96.0.14"];
+
+/// A 3-member etcd StatefulSet (Debian's etcd in an image built here); each member is
+/// `etcd-N.peer`, a name its pod's /etc/hosts maps to a Service with a fixed ClusterIP
+/// that selects only that pod.
+fn etcd_cluster(node: &Node) -> Vec<std::net::SocketAddr> {
+    let out = std::process::Command::new(repo().join("scripts/e2e-image"))
+        .arg("etcd")
+        .output()
+        .expect("e2e-image etcd");
+    assert!(
+        out.status.success(),
+        "etcd image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut yaml = String::new();
+    let mut aliases = String::new();
+    let mut cluster = Vec::new();
+    for (i, ip) in ETCD_PEER_IPS.iter().enumerate() {
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: etcd-peer-{i}, namespace: {NS}}}\nspec:\n  clusterIP: {ip}\n  selector: {{statefulset.kubernetes.io/pod-name: etcd-{i}}}\n  ports: [{{name: peer, port: 2380, targetPort: 2380}}]\n---\n"
+        ));
+        aliases.push_str(&format!(
+            "        - {{ip: \"{ip}\", hostnames: [etcd-{i}.peer]}}\n"
+        ));
+        cluster.push(format!("etcd-{i}=http://etcd-{i}.peer:2380"));
+    }
+    let cluster = cluster.join(",");
+    yaml.push_str(&format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: etcd, namespace: {NS}}}
+spec:
+  serviceName: etcd
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: etcd}}}}
+  template:
+    metadata: {{labels: {{app: etcd}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      hostAliases:
+{aliases}      containers:
+        - name: etcd
+          image: localhost/etcd:e2e
+          imagePullPolicy: Never
+          env:
+            - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+            - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+          args:
+            - --name=$(POD_NAME)
+            - --data-dir=/var/lib/etcd/data
+            - --listen-peer-urls=http://0.0.0.0:2380
+            - --initial-advertise-peer-urls=http://$(POD_NAME).peer:2380
+            - --listen-client-urls=http://0.0.0.0:2379
+            - --advertise-client-urls=http://$(POD_IP):2379
+            - --initial-cluster={cluster}
+            - --initial-cluster-state=new
+            - --initial-cluster-token=murphy-e2e
+            - --heartbeat-interval=100
+            - --election-timeout=1000
+            - --log-level=warn
+          volumeMounts: [{{name: data, mountPath: /var/lib/etcd}}]
+      volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    node.apply(&yaml);
+    // Ready when the three pods run and exactly one member says it leads (asked from the
+    // host, which reaches pod IPs as the controller does).
+    wait_for(
+        "a 3-member etcd with a leader",
+        Duration::from_secs(180),
+        || {
+            let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=etcd"]);
+            let addrs: Vec<std::net::SocketAddr> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Running")
+                .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
+                .map(|ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 2379))
+                .collect();
+            let leaders = addrs
+                .iter()
+                .filter(|a| {
+                    murphy::workload::etcd::is_leader(**a, Duration::from_secs(1)).unwrap_or(false)
+                })
+                .count();
+            (addrs.len() == 3 && leaders == 1).then_some(addrs)
+        },
+    )
+}
+
+/// Issue 15's parity test: the leader of a 3-member etcd StatefulSet is SIGKILLed while a
+/// workload the controller runs writes unique keys through every member (endpoints
+/// `{target:etcd}:2379`, resolved to the pods). Raft acknowledges a write only once a
+/// majority has it, so no acknowledged write may be lost; writes stop for one election.
+/// The test checks the verdicts against etcd itself: every write the report lists as
+/// acknowledged is read back from the cluster by the test, the killed pod is the one that
+/// led and the only one restarted, and the gap the claim measured is real (above zero:
+/// writes did stop) and under the bound.
+fn killing_the_etcd_leader_loses_no_acknowledged_write(node: &Node, _ip: &str) {
+    let addrs = etcd_cluster(node);
+    let leader_ip = addrs
+        .iter()
+        .find(|a| murphy::workload::etcd::is_leader(**a, Duration::from_secs(1)).unwrap_or(false))
+        .map(|a| a.ip().to_string());
+    let restarts = |node: &Node| -> BTreeMap<String, (u64, String)> {
+        node.json(&["get", "pods", "-n", NS, "-l", "app=etcd"])["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    (
+                        p["status"]["containerStatuses"][0]["restartCount"]
+                            .as_u64()
+                            .unwrap_or(0),
+                        p["status"]["podIP"].as_str().unwrap_or("").to_string(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let before = restarts(node);
+    node.apply(&format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: etcd-leader-kill, namespace: {NS}}}
+spec:
+  targets:
+    etcd:
+      pods: {{namespace: {NS}, matchLabels: {{app: etcd}}}}
+    leader:
+      pods: {{namespace: {NS}, matchLabels: {{app: etcd}}, containers: [etcd]}}
+      select: primary
+      role: {{etcd: {{port: 2379}}}}
+  workloads:
+    - name: writes
+      rate: 50/s
+      timeout: 1s
+      endpoints: ["{{target:etcd}}:2379"]
+      etcd: {{prefix: /murphy/e2e/}}
+  faults:
+    - {{name: kill-leader, target: leader, kind: process-kill, at: 2s, duration: 6s}}
+  steadyState: {{duration: 3s}}
+  observeAfter: 4s
+  claims:
+    - name: no acknowledged write is lost
+      noAckedWriteLoss: {{workload: writes}}
+    - name: writes resume within 5s of losing the leader
+      writeAvailability: {{workload: writes, maxGap: 5s, fault: kill-leader}}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    ));
+    wait_for(
+        "the etcd experiment to finish",
+        Duration::from_secs(120),
+        || {
+            let p = phase(node, "etcd-leader-kill");
+            (p == "Completed" || p == "Aborted").then_some(())
+        },
+    );
+    let status = node.json(&["get", "experiment", "etcd-leader-kill", "-n", NS])["status"].clone();
+    assert_eq!(status["phase"], "Completed", "{status}");
+    let report = report_of(node, "etcd-leader-kill");
+    let verdicts = report["verdicts"].as_array().expect("verdicts");
+    let of = |kind: &str| -> &Value {
+        verdicts
+            .iter()
+            .find(|v| v["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} verdict: {verdicts:?}"))
+    };
+    let loss = of("noAckedWriteLoss");
+    let gap = of("writeAvailability");
+    assert_eq!(loss["outcome"], "held", "{loss}");
+    assert_eq!(gap["outcome"], "held", "{gap}");
+    let longest = gap["figures"]["longestGapMs"].as_f64().expect("gap");
+    assert!(
+        longest > 0.0 && longest < 5000.0,
+        "the measured gap {longest} ms"
+    );
+    // The killed pod led, and it alone restarted.
+    let fault = &report["record"]["faults"][0];
+    let killed = fault["members"][0].as_str().expect("member").to_string();
+    let killed_name = killed.rsplit('/').next().unwrap_or("").to_string();
+    assert_eq!(
+        before.get(&killed_name).map(|b| b.1.clone()),
+        leader_ip,
+        "the pod killed ({killed}) was the leader before the run: {before:?}"
+    );
+    let after = wait_for("the kubelet to restart it", Duration::from_secs(30), || {
+        let a = restarts(node);
+        (a.get(&killed_name).map(|x| x.0) > before.get(&killed_name).map(|x| x.0)).then_some(a)
+    });
+    for (name, (count, _)) in &after {
+        if *name != killed_name {
+            assert_eq!(
+                Some(*count),
+                before.get(name).map(|b| b.0),
+                "{name} restarted"
+            );
+        }
+    }
+    // Every write the history says was acknowledged is in etcd, read by the test itself.
+    let history = &report["record"]["histories"][0];
+    let acked: Vec<&str> = history["ops"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .filter(|o| o["result"] == "ok" && !o["value"].as_str().unwrap_or("").is_empty())
+        .filter_map(|o| o["value"].as_str())
+        .collect();
+    assert!(
+        acked.len() > 100,
+        "only {} acknowledged writes",
+        acked.len()
+    );
+    let held = wait_for("a readable etcd", Duration::from_secs(30), || {
+        addrs.iter().find_map(|a| {
+            murphy::workload::etcd::list(
+                *a,
+                "/murphy/e2e/",
+                Duration::from_secs(2),
+                Instant::now() + Duration::from_secs(5),
+            )
+            .ok()
+        })
+    });
+    let missing: Vec<&&str> = acked
+        .iter()
+        .filter(|v| !held.iter().any(|h| h == *v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in etcd: {missing:?}"
+    );
+    node.kubectl(&[
+        "delete",
+        "experiment",
+        "etcd-leader-kill",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
+    node.kubectl(&["delete", "statefulset", "etcd", "-n", NS, "--wait=true"]);
+    for i in 0..3 {
+        node.kubectl(&["delete", "service", &format!("etcd-peer-{i}"), "-n", NS]);
+    }
+    eprintln!(
+        "e2e: etcd: leader {killed} SIGKILLed and restarted once; {} writes acknowledged, all in etcd; longest write gap {:.0} ms; verdicts {} / {}",
+        acked.len(),
+        longest,
+        loss["outcome"],
+        gap["outcome"]
+    );
+}
+
 /// Nothing of Murphy is left in the kernel: no freezer cgroup of its own, no frozen
 /// process in any pod.
 fn nothing_left_behind() {
@@ -1296,6 +1558,7 @@ fn the_operator_installed_by_helm_on_a_real_node() {
             a_cpu_burn_in_a_pod_burns_its_cgroup_for_the_window_only,
         ),
         ("memory-leak", a_memory_leak_in_a_pod_ends_in_its_oom_kill),
+        ("etcd", killing_the_etcd_leader_loses_no_acknowledged_write),
         (
             "io-latency",
             an_io_latency_in_the_pods_is_measured_by_the_probe,

@@ -187,6 +187,35 @@ pub struct PostgresRole {
     pub database: Option<String>,
 }
 
+/// An endpoint as an experiment writes it: `ip:port`, or `{target:<name>}:<port>` — the
+/// port on every member of a target (a lab host's address, a pod's IP), one endpoint each,
+/// resolved by the front door when the run starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Addr(std::net::SocketAddr),
+    Target { target: String, port: u16 },
+}
+
+impl Endpoint {
+    /// `None` when `s` is neither form (or the port is 0).
+    pub fn parse(s: &str) -> Option<Endpoint> {
+        if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+            return Some(Endpoint::Addr(a));
+        }
+        let rest = s.strip_prefix("{target:")?;
+        let (target, port) = rest.split_once("}:")?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+        let name_ok = !target.is_empty()
+            && target
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        name_ok.then(|| Endpoint::Target {
+            target: target.to_string(),
+            port,
+        })
+    }
+}
+
 /// A client that runs all through the run at an open-loop rate and records every operation
 /// (invoke, then ok / fail / info) on the run's clock. Exactly one of `http`, `redis`,
 /// `postgres`, `etcd` is set.
@@ -199,7 +228,8 @@ pub struct WorkloadSpec {
     /// Operations started per second, on schedule whether or not earlier ones have finished
     /// (open loop: a slow system does not slow the client down).
     pub rate: Rate,
-    /// `ip:port` of each node. The client sticks to one and moves to the next when an
+    /// Each node, as `ip:port` or `{target:<name>}:<port>` (that port on every member of
+    /// the target: lab hosts, pods). The client sticks to one and moves to the next when an
     /// operation fails or the node refuses writes (e.g. a read-only replica).
     pub endpoints: Vec<String>,
     /// Nodes asked for the final read, which waits for exactly one of them to be primary
@@ -279,7 +309,8 @@ pub struct RetrySpec {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sink {
-    /// `ip:port` of each node of the store (at least one). The final read waits for exactly
+    /// Each node of the store (at least one), as `ip:port` or `{target:<name>}:<port>`.
+    /// The final read waits for exactly
     /// one of them to be primary (etcd: the first that answers).
     pub endpoints: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,61 @@ use crate::record::{RunRecord, RunStatus, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A workload as the steady-state rule sees it: successes so far and the last failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadProgress {
+    pub name: String,
+    pub ok: u64,
+    pub last_error: Option<String>,
+}
+
+/// What kept the steady state from holding, from `since_ms` on (empty: it held): each
+/// steady-state probe (default: every probe) below its share of healthy samples or without
+/// samples, each workload without one successful operation. Both doors inject nothing
+/// unless this is empty. A steady state of 0s asks for nothing (there was none to judge).
+pub fn steady_problems(
+    spec: &crate::model::spec::ExperimentSpec,
+    samples: &[Sample],
+    since_ms: f64,
+    workloads: &[WorkloadProgress],
+) -> Vec<String> {
+    if spec.steady_duration().is_zero() {
+        return Vec::new();
+    }
+    let need = spec.steady_state.at_least.map_or(1.0, |p| p.ratio());
+    let names: Vec<String> = if spec.steady_state.probes.is_empty() {
+        spec.probes.iter().map(|p| p.name.clone()).collect()
+    } else {
+        spec.steady_state.probes.clone()
+    };
+    let mut problems = Vec::new();
+    for n in &names {
+        let ss: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| &s.probe == n && s.t_ms >= since_ms)
+            .collect();
+        let good = ss.iter().filter(|s| s.ok).count();
+        if ss.is_empty() {
+            problems.push(format!("{n} produced no samples"));
+        } else if (good as f64) < need * ss.len() as f64 {
+            let err = ss
+                .iter()
+                .find(|s| !s.ok)
+                .map(|s| s.detail.clone())
+                .unwrap_or_default();
+            problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
+        }
+    }
+    for w in workloads.iter().filter(|w| w.ok == 0) {
+        let why = w.last_error.as_deref().unwrap_or("no operation completed");
+        problems.push(format!(
+            "workload {} had no successful operation ({why})",
+            w.name
+        ));
+    }
+    problems
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {

@@ -579,6 +579,35 @@ fn sink_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
     Some(s)
 }
 
+/// Stop each workload (waiting for the operations in flight), then, when `read`, read back
+/// what the system holds, after every client has stopped writing. Both doors end their
+/// workloads this way.
+pub fn stop_and_read(
+    workloads: Vec<(WorkloadSpec, Option<Netns>, Handle)>,
+    clock: Clock,
+    read: bool,
+) -> Vec<History> {
+    let stopped: Vec<_> = workloads
+        .into_iter()
+        .map(|(spec, netns, h)| (spec, netns, h.stop()))
+        .collect();
+    stopped
+        .into_iter()
+        .map(|(spec, netns, mut hist)| {
+            if read {
+                let acked: Vec<String> = hist
+                    .ops
+                    .iter()
+                    .filter(|o| o.result == OpResult::Ok && o.is_write())
+                    .map(|o| o.value.clone())
+                    .collect();
+                hist.final_read = final_read(&spec, netns.as_ref(), clock, &acked);
+            }
+            hist
+        })
+        .collect()
+}
+
 /// Read back what the system holds (or, with `deliveredTo`, what reached the sink, waiting
 /// until every value in `want` is there or the deadline passes).
 pub fn final_read(

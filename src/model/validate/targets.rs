@@ -193,7 +193,8 @@ fn check_process_selector(v: &mut V, pp: &FieldPath, p: &ProcessSelector) {
     }
 }
 
-/// `select`: the primary or a replica needs a `role`; any selection needs lab members.
+/// `select`: the primary or a replica needs a `role`; any selection needs members with
+/// addresses to ask: lab members, or pods (asked at their IPs by the controller).
 fn check_select(v: &mut V, tp: &FieldPath, t: &TargetSpec, sel: Select) {
     let l = &t.local;
     if matches!(sel, Select::Primary | Select::Replica) && t.role.is_none() {
@@ -202,10 +203,10 @@ fn check_select(v: &mut V, tp: &FieldPath, t: &TargetSpec, sel: Select) {
             "selecting the primary or a replica needs `role` (how to ask each member)",
         );
     }
-    if l.members.is_empty() && l.lab.is_none() {
+    if l.members.is_empty() && l.lab.is_none() && t.pods.is_none() {
         v.err(
             tp.key("select"),
-            "role-aware selection needs lab `members` (their addresses are probed)",
+            "role-aware selection needs lab `members` or `pods` (their addresses are probed)",
         );
     }
 }

@@ -6,8 +6,8 @@ use super::common::{check_paths, unique};
 use super::values::sql_identifier;
 use super::{Ctx, V};
 use crate::model::diag::FieldPath;
+use crate::model::spec::Endpoint;
 use crate::model::spec::{Sink, WorkloadSpec};
-use std::net::SocketAddr;
 
 /// `spec.workloads`: unique names, then each workload.
 pub(super) fn check_workloads(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
@@ -21,7 +21,7 @@ pub(super) fn check_workloads(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
     for (i, w) in spec.workloads.iter().enumerate() {
         let wp = sp.key("workloads").index(i);
         check_traffic(v, ctx, &wp, w);
-        check_client(v, &wp, w);
+        check_client(v, ctx, &wp, w);
     }
 }
 
@@ -48,12 +48,7 @@ fn check_traffic(v: &mut V, ctx: &Ctx, wp: &FieldPath, w: &WorkloadSpec) {
         ("readEndpoints", &w.read_endpoints),
     ] {
         for (j, e) in list.iter().enumerate() {
-            if e.parse::<SocketAddr>().is_err() {
-                v.err(
-                    wp.key(key).index(j),
-                    format!("{e:?} is not an ip:port address"),
-                );
-            }
+            check_endpoint(v, ctx, &wp.key(key).index(j), e);
         }
     }
     if let Some(from) = &w.from {
@@ -98,7 +93,7 @@ fn check_traffic(v: &mut V, ctx: &Ctx, wp: &FieldPath, w: &WorkloadSpec) {
 }
 
 /// The client's options (`http`, `redis`, `postgres`, `etcd`) and `deliveredTo`.
-fn check_client(v: &mut V, wp: &FieldPath, w: &WorkloadSpec) {
+fn check_client(v: &mut V, ctx: &Ctx, wp: &FieldPath, w: &WorkloadSpec) {
     if let Some(h) = &w.http {
         if let Some(p) = &h.path {
             if !p.starts_with('/') || p.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -130,7 +125,7 @@ fn check_client(v: &mut V, wp: &FieldPath, w: &WorkloadSpec) {
         }
     }
     if let Some(d) = &w.delivered_to {
-        check_sink(v, &wp.key("deliveredTo"), w, d);
+        check_sink(v, ctx, &wp.key("deliveredTo"), w, d);
     }
     if let Some(e) = &w.etcd {
         if let Some(p) = &e.prefix {
@@ -145,7 +140,7 @@ fn check_client(v: &mut V, wp: &FieldPath, w: &WorkloadSpec) {
 }
 
 /// `deliveredTo` (at `dp`): one store with real endpoints, for a workload that is not http.
-fn check_sink(v: &mut V, dp: &FieldPath, w: &WorkloadSpec, d: &Sink) {
+fn check_sink(v: &mut V, ctx: &Ctx, dp: &FieldPath, w: &WorkloadSpec, d: &Sink) {
     let n = [d.redis.is_some(), d.postgres.is_some(), d.etcd.is_some()]
         .iter()
         .filter(|b| **b)
@@ -160,12 +155,7 @@ fn check_sink(v: &mut V, dp: &FieldPath, w: &WorkloadSpec, d: &Sink) {
         v.err(dp.key("endpoints"), "needs at least one `ip:port`");
     }
     for (j, e) in d.endpoints.iter().enumerate() {
-        if e.parse::<SocketAddr>().is_err() {
-            v.err(
-                dp.key("endpoints").index(j),
-                format!("{e:?} is not an ip:port address"),
-            );
-        }
+        check_endpoint(v, ctx, &dp.key("endpoints").index(j), e);
     }
     if let Some(t) = d.postgres.as_ref().and_then(|p| p.table.as_ref()) {
         if !sql_identifier(t) {
@@ -202,5 +192,25 @@ pub(super) fn check_watches(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
                 std::slice::from_ref(&h.socket),
             ),
         }
+    }
+}
+
+/// One endpoint (at `ep`): `ip:port`, or `{target:<name>}:<port>` naming a target of the
+/// experiment.
+fn check_endpoint(v: &mut V, ctx: &Ctx, ep: &FieldPath, e: &str) {
+    match Endpoint::parse(e) {
+        Some(Endpoint::Addr(_)) => {}
+        Some(Endpoint::Target { target, .. }) => {
+            if !ctx.spec.targets.contains_key(&target) {
+                v.err(
+                    ep.clone(),
+                    format!("{e:?} names no target: there is no `spec.targets.{target}`"),
+                );
+            }
+        }
+        None => v.err(
+            ep.clone(),
+            format!("{e:?} is neither `ip:port` nor `{{target:<name>}}:<port>`"),
+        ),
     }
 }
