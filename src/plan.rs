@@ -11,7 +11,9 @@
 //! Pure: no I/O, no clock, no threads. Both `murphy run` and the operator carry out the
 //! same plan, so a fault's window is the same whichever door runs it.
 
-use crate::model::spec::{Endpoint, ExperimentSpec, FaultAction, FaultSpec, WorkloadSpec};
+use crate::model::spec::{
+    Endpoint, ExperimentSpec, FaultAction, FaultSpec, WatchSpec, WorkloadSpec,
+};
 use crate::netns::Netns;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -150,12 +152,20 @@ pub enum PlanError {
     /// The place the fault acts from is not known to this door.
     #[error("fault {fault}: acts from {place:?}, which this front door does not have")]
     NoPlace { fault: String, place: String },
-    /// A workload's endpoint names a target that has no address right now.
-    #[error("workload {workload}: {endpoint:?} resolves to no address (target {target:?} has no member with one right now)")]
+    /// A workload's or watch's endpoint names a target that has no address right now.
+    #[error("{what}: {endpoint:?} resolves to no address (target {target:?} has no member with one right now)")]
     NoEndpoint {
-        workload: String,
+        what: String,
         endpoint: String,
         target: String,
+    },
+    /// A watch reads one component; its target has several members.
+    #[error("{what}: {endpoint:?} names target {target:?}, which has {count} members with an address: a watch reads one (name a target with exactly one)")]
+    ManyEndpoints {
+        what: String,
+        endpoint: String,
+        target: String,
+        count: usize,
     },
 }
 
@@ -215,7 +225,7 @@ pub fn resolve_workload(w: &WorkloadSpec, r: &dyn Resolver) -> Result<WorkloadSp
                     let addrs = r.target_addrs(&target);
                     if addrs.is_empty() {
                         return Err(PlanError::NoEndpoint {
-                            workload: w.name.clone(),
+                            what: format!("workload {}", w.name),
                             endpoint: e.clone(),
                             target,
                         });
@@ -235,6 +245,54 @@ pub fn resolve_workload(w: &WorkloadSpec, r: &dyn Resolver) -> Result<WorkloadSp
         d.endpoints = expand(&d.endpoints)?;
     }
     Ok(out)
+}
+
+/// A watch with its source resolved: a socket path through the door's placeholders, an
+/// `address` of `{target:<name>}:<port>` to that port on the target's one member.
+pub fn resolve_watch(w: &WatchSpec, r: &dyn Resolver) -> Result<WatchSpec, PlanError> {
+    let mut out = w.clone();
+    let what = format!("watch {}", w.name);
+    if let Some(h) = out.haproxy.as_mut() {
+        if let Some(s) = h.socket.as_mut() {
+            *s = r.substitute(s);
+        }
+        if let Some(a) = h.address.as_mut() {
+            if let Some(Endpoint::Target { target, port }) = Endpoint::parse(a) {
+                let addrs = r.target_addrs(&target);
+                match addrs.as_slice() {
+                    [one] => *a = format!("{one}:{port}"),
+                    [] => {
+                        return Err(PlanError::NoEndpoint {
+                            what,
+                            endpoint: a.clone(),
+                            target,
+                        })
+                    }
+                    many => {
+                        return Err(PlanError::ManyEndpoints {
+                            what,
+                            endpoint: a.clone(),
+                            target,
+                            count: many.len(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Targets a watch's address names, each once.
+pub fn watch_targets(w: &WatchSpec) -> Vec<String> {
+    w.haproxy
+        .iter()
+        .filter_map(|h| h.address.as_deref())
+        .filter_map(|a| match Endpoint::parse(a) {
+            Some(Endpoint::Target { target, .. }) => Some(target),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Targets a workload's endpoints name (`{target:<name>}:<port>`), each once.
@@ -301,8 +359,10 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
             out.push((format!("spec.workloads[{i}].from"), LOCAL));
         }
     }
-    if !spec.watches.is_empty() {
-        out.push(("spec.watches".into(), NOT_YET));
+    for (i, w) in spec.watches.iter().enumerate() {
+        if w.haproxy.as_ref().is_some_and(|h| h.socket.is_some()) {
+            out.push((format!("spec.watches[{i}].haproxy.socket"), LOCAL));
+        }
     }
     if !spec.steps.is_empty() {
         out.push(("spec.steps".into(), NOT_YET));

@@ -670,6 +670,12 @@ impl Ctx<'_> {
     }
 }
 
+/// The workloads and watches as the plan resolved them, to start.
+type Resolved = (
+    Vec<crate::model::spec::WorkloadSpec>,
+    Vec<crate::model::spec::WatchSpec>,
+);
+
 /// What runs beside the faults from the steady state to the end: probes, watches and
 /// workloads, all on the run's clock.
 #[derive(Default)]
@@ -753,13 +759,13 @@ pub fn run(
     if out.ok() {
         cx.preflight(&mut out);
     }
-    let mut workloads = Vec::new();
+    let mut observers = (Vec::new(), Vec::new());
     if out.ok() {
-        workloads = cx.resolve_workloads(&mut out);
+        observers = cx.resolve_observers(&mut out);
     }
     let mut obs = Observers::default();
     if out.ok() {
-        obs = cx.start_observers(workloads);
+        obs = cx.start_observers(observers);
         cx.steady_state(&mut out);
     }
     if out.ok() {
@@ -875,28 +881,36 @@ impl Ctx<'_> {
             .map(|(ns, _)| Netns::Named { name: ns })
     }
 
-    /// Each workload with its endpoints resolved through the plan (`{target:<name>}:<port>`
-    /// becomes the port on every member's address); a target without one ends the run.
-    fn resolve_workloads(&self, out: &mut Outcome) -> Vec<crate::model::spec::WorkloadSpec> {
+    /// Each workload and watch with its endpoints resolved through the plan
+    /// (`{target:<name>}:<port>` becomes the port on the members' addresses, a socket path
+    /// goes through the lab's placeholders); a target without an address ends the run.
+    fn resolve_observers(&self, out: &mut Outcome) -> Resolved {
         let r = target::LocalResolver {
             spec: &self.exp.spec,
             lab: self.lab.as_ref(),
         };
-        let mut ws = Vec::new();
-        for w in &self.exp.spec.workloads {
-            match crate::plan::resolve_workload(w, &r) {
-                Ok(w) => ws.push(w),
-                Err(e) => {
-                    out.end(RunStatus::Error, format!("preflight: {e}"));
-                    return Vec::new();
-                }
-            }
-        }
-        ws
+        let spec = &self.exp.spec;
+        let all = spec
+            .workloads
+            .iter()
+            .map(|w| crate::plan::resolve_workload(w, &r))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ws| {
+                let watches = spec
+                    .watches
+                    .iter()
+                    .map(|w| crate::plan::resolve_watch(w, &r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((ws, watches))
+            });
+        all.unwrap_or_else(|e| {
+            out.end(RunStatus::Error, format!("preflight: {e}"));
+            (Vec::new(), Vec::new())
+        })
     }
 
     /// Start probes, watches and workloads; wait (up to 30 s) for workload set-up.
-    fn start_observers(&mut self, workloads: Vec<crate::model::spec::WorkloadSpec>) -> Observers {
+    fn start_observers(&mut self, (workloads, watches): Resolved) -> Observers {
         let exp = self.exp;
         let mut obs = Observers::default();
         let (tx, rx) = channel();
@@ -913,21 +927,9 @@ impl Ctx<'_> {
         }
         self.rx = Some(rx);
         // Watches sample components' own view on the same clock.
-        for w in &exp.spec.watches {
-            if let Some(h) = &w.haproxy {
-                let socket = match self.lab.as_ref() {
-                    Some(l) => l.substitute_for("", &h.socket),
-                    None => h.socket.clone(),
-                };
-                obs.watches.push((
-                    w.name.clone(),
-                    crate::watch::spawn_haproxy(
-                        w.name.clone(),
-                        socket.into(),
-                        Duration::from_millis(250),
-                        self.clock,
-                    ),
-                ));
+        for w in watches {
+            if let Some(h) = crate::watch::spawn(&w, self.clock) {
+                obs.watches.push((w.name.clone(), h));
             }
         }
         // Workloads run from the steady state to the end, on the same clock.
@@ -988,7 +990,7 @@ impl Ctx<'_> {
         let workloads: Vec<crate::verdict::WorkloadProgress> = self
             .live
             .iter()
-            .map(|(name, live, _)| workload_progress(name, live))
+            .map(|(name, live, _)| workload_progress(&self.exp.spec, name, live))
             .collect();
         crate::verdict::steady_problems(&self.exp.spec, &self.samples, since_ms, &workloads)
     }
@@ -1154,39 +1156,9 @@ impl Ctx<'_> {
         &mut self,
         watches: Vec<(String, crate::watch::WatchHandle)>,
     ) -> Vec<crate::record::watch::WatchSample> {
-        let mut watch_samples = Vec::new();
-        for (name, h) in watches {
-            let (samples, err) = h.stop();
-            if samples.is_empty() {
-                self.event(
-                    "watch",
-                    None,
-                    format!(
-                        "{name}: no samples{}",
-                        err.map(|e| format!(" ({e})")).unwrap_or_default()
-                    ),
-                );
-            }
-            let mut backends: Vec<&str> = samples
-                .iter()
-                .filter(|s| s.server != "BACKEND" && s.server != "FRONTEND")
-                .map(|s| s.proxy.as_str())
-                .collect();
-            backends.sort();
-            backends.dedup();
-            for b in backends {
-                for f in crate::verdict::load::server_flips(&samples, &name, b, &[]) {
-                    self.events.push(crate::record::Event {
-                        t_ms: f.t_ms,
-                        kind: "watch".into(),
-                        fault: None,
-                        message: format!("{name}: {b}/{} marked {}", f.who, f.to),
-                    });
-                }
-            }
-            watch_samples.extend(samples);
-        }
-        watch_samples
+        let (samples, events) = crate::watch::stop_all(watches, self.clock.now_ms());
+        self.events.extend(events);
+        samples
     }
 
     /// Tear the lab down (when there is one).
@@ -1212,10 +1184,17 @@ impl Ctx<'_> {
 
 /// How far a running workload got, for the steady-state rule.
 pub fn workload_progress(
+    spec: &crate::model::spec::ExperimentSpec,
     name: &str,
     live: &crate::workload::Live,
 ) -> crate::verdict::WorkloadProgress {
+    let required = spec
+        .workloads
+        .iter()
+        .find(|w| w.name == name)
+        .is_none_or(|w| w.must_succeed_before_faults != Some(false));
     crate::verdict::WorkloadProgress {
+        required,
         name: name.to_string(),
         ok: live.ok.load(Ordering::SeqCst),
         last_error: match live.last() {

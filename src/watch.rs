@@ -5,6 +5,7 @@
 pub use crate::record::watch::WatchSample;
 use crate::record::Clock;
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,14 +52,47 @@ pub fn parse_haproxy_stat(watch: &str, t_ms: f64, csv: &str) -> Vec<WatchSample>
         .collect()
 }
 
-fn haproxy_show_stat(socket: &PathBuf) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_millis(500)))?;
-    s.set_write_timeout(Some(Duration::from_millis(500)))?;
-    s.write_all(b"show stat\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+/// Where a haproxy's stats socket is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatsSource {
+    /// A unix socket on this machine (`stats socket <path>`).
+    Unix(PathBuf),
+    /// On the network (`stats socket ipv4@<ip>:<port>`).
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for StatsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatsSource::Unix(p) => write!(f, "{}", p.display()),
+            StatsSource::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// One `show stat` (haproxy answers and closes: non-interactive mode).
+fn haproxy_show_stat(src: &StatsSource) -> std::io::Result<String> {
+    const T: Duration = Duration::from_millis(500);
+    fn ask(mut s: impl Read + Write) -> std::io::Result<String> {
+        s.write_all(b"show stat\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+    match src {
+        StatsSource::Unix(path) => {
+            let s = UnixStream::connect(path)?;
+            s.set_read_timeout(Some(T))?;
+            s.set_write_timeout(Some(T))?;
+            ask(s)
+        }
+        StatsSource::Tcp(addr) => {
+            let s = TcpStream::connect_timeout(addr, T)?;
+            s.set_read_timeout(Some(T))?;
+            s.set_write_timeout(Some(T))?;
+            ask(s)
+        }
+    }
 }
 
 pub struct WatchHandle {
@@ -80,7 +114,7 @@ impl WatchHandle {
 /// Sample a haproxy stats socket every `interval`.
 pub fn spawn_haproxy(
     name: String,
-    socket: PathBuf,
+    socket: StatsSource,
     interval: Duration,
     clock: Clock,
 ) -> WatchHandle {
@@ -95,7 +129,7 @@ pub fn spawn_haproxy(
                 let t = clock.now_ms();
                 match haproxy_show_stat(&socket) {
                     Ok(csv) => out.extend(parse_haproxy_stat(&name, t, &csv)),
-                    Err(e) => err = Some(format!("{}: {e}", socket.display())),
+                    Err(e) => err = Some(format!("{socket}: {e}")),
                 }
                 std::thread::sleep(interval);
             }
@@ -103,6 +137,66 @@ pub fn spawn_haproxy(
         })
         .ok();
     WatchHandle { stop, thread }
+}
+
+/// Start sampling a watch whose source is resolved ([`crate::plan::resolve_watch`]) every
+/// 250 ms; `None` when it has no readable source.
+pub fn spawn(w: &crate::model::spec::WatchSpec, clock: Clock) -> Option<WatchHandle> {
+    let h = w.haproxy.as_ref()?;
+    let src = match (&h.socket, &h.address) {
+        (Some(p), _) => StatsSource::Unix(p.into()),
+        (None, Some(a)) => StatsSource::Tcp(a.parse().ok()?),
+        _ => return None,
+    };
+    Some(spawn_haproxy(
+        w.name.clone(),
+        src,
+        Duration::from_millis(250),
+        clock,
+    ))
+}
+
+/// Stop the watches: their samples, and the timeline's events (a watch without samples,
+/// each server a balancer marked up or down). Both doors end their watches this way.
+pub fn stop_all(
+    watches: Vec<(String, WatchHandle)>,
+    now_ms: f64,
+) -> (Vec<WatchSample>, Vec<crate::record::Event>) {
+    let mut all = Vec::new();
+    let mut events = Vec::new();
+    for (name, h) in watches {
+        let (samples, err) = h.stop();
+        if samples.is_empty() {
+            events.push(crate::record::Event {
+                t_ms: now_ms,
+                kind: "watch".into(),
+                fault: None,
+                message: format!(
+                    "{name}: no samples{}",
+                    err.map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            });
+        }
+        let mut backends: Vec<&str> = samples
+            .iter()
+            .filter(|s| s.server != "BACKEND" && s.server != "FRONTEND")
+            .map(|s| s.proxy.as_str())
+            .collect();
+        backends.sort();
+        backends.dedup();
+        for b in backends {
+            for f in crate::verdict::load::server_flips(&samples, &name, b, &[]) {
+                events.push(crate::record::Event {
+                    t_ms: f.t_ms,
+                    kind: "watch".into(),
+                    fault: None,
+                    message: format!("{name}: {b}/{} marked {}", f.who, f.to),
+                });
+            }
+        }
+        all.extend(samples);
+    }
+    (all, events)
 }
 
 #[cfg(test)]

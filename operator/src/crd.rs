@@ -124,9 +124,9 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.workloads[].from (a lab host) only runs with `murphy run` on one machine",
     ),
     (
-        "",
-        "!has(self.watches) || size(self.watches) == 0",
-        "spec.watches does not run on a cluster yet (it runs with `murphy run`)",
+        "/properties/watches/items/properties/haproxy",
+        "!has(self.socket)",
+        "spec.watches[].haproxy.socket (a path on one machine) only runs with `murphy run`; use `address`",
     ),
     (
         "",
@@ -270,6 +270,7 @@ mod tests {
         // A workload runs on a cluster (from the controller); only a lab host as its
         // source is refused.
         assert!(with(serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["{target:web}:80"], "http": {"path": "/"}}]})).is_empty());
+        assert!(with(serde_json::json!({"watches": [{"name": "lb", "haproxy": {"address": "{target:web}:9999"}}]})).is_empty());
         let cases = [
             (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
             (
@@ -279,6 +280,10 @@ mod tests {
             (
                 serde_json::json!({"steps": [{"name": "s", "argv": ["true"]}]}),
                 "spec.steps",
+            ),
+            (
+                serde_json::json!({"watches": [{"name": "lb", "haproxy": {"socket": "/run/lb.sock"}}]}),
+                "spec.watches[",
             ),
             (
                 serde_json::json!({"probes": [{"name": "p", "from": "h", "tcp": {"address": "10.0.0.1:80"}}]}),

@@ -871,6 +871,7 @@ async fn pod_view(
                 .iter()
                 .flat_map(murphy::plan::workload_targets),
         )
+        .chain(spec.watches.iter().flat_map(murphy::plan::watch_targets))
         .collect();
     for peer in &named {
         if view.addrs.contains_key(peer) {

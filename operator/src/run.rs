@@ -127,6 +127,9 @@ pub struct ClusterRun {
     /// reach pods by IP, as probes do), with their endpoints resolved through the plan.
     workloads: Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)>,
     clients: Vec<(String, Arc<workload::Live>)>,
+    /// The watches, read over the network from the controller (a haproxy stats socket on
+    /// TCP), with their addresses resolved through the plan.
+    watches: Vec<(String, murphy::watch::WatchHandle)>,
     /// Their histories, once stopped and read back ([`ClusterRun::end_workloads`]).
     pub histories: Option<Vec<History>>,
     /// The steady state was judged (at its end, before any fault).
@@ -168,6 +171,11 @@ impl ClusterRun {
             .workloads
             .iter()
             .map(|w| plan::resolve_workload(w, view))
+            .collect::<Result<Vec<_>, _>>()?;
+        let watches = spec
+            .watches
+            .iter()
+            .map(|w| plan::resolve_watch(w, view))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = Clock::start();
         let (tx, rx) = channel();
@@ -216,6 +224,10 @@ impl ClusterRun {
             .iter()
             .map(|(w, _, h)| (w.name.clone(), h.live.clone()))
             .collect();
+        let watches = watches
+            .iter()
+            .filter_map(|w| Some((w.name.clone(), murphy::watch::spawn(w, clock)?)))
+            .collect();
         let mut run = ClusterRun {
             uid: uid.into(),
             experiment: experiment.into(),
@@ -239,6 +251,7 @@ impl ClusterRun {
             rx: Some(rx),
             workloads,
             clients,
+            watches,
             histories: None,
             steady_checked: false,
             steady_failed: None,
@@ -389,7 +402,7 @@ impl ClusterRun {
         let progress: Vec<_> = self
             .clients
             .iter()
-            .map(|(name, live)| murphy::runner::workload_progress(name, live))
+            .map(|(name, live)| murphy::runner::workload_progress(&self.spec, name, live))
             .collect();
         let problems = murphy::verdict::steady_problems(&self.spec, &self.samples, 0.0, &progress);
         if problems.is_empty() {
@@ -993,6 +1006,10 @@ impl ClusterRun {
             let hs = workload::stop_and_read(ws, self.clock, false);
             self.end_workloads(hs);
         }
+        let (watch_samples, watch_events) =
+            murphy::watch::stop_all(std::mem::take(&mut self.watches), self.now_ms());
+        self.events.extend(watch_events);
+        self.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         let now = self.now_ms();
         let steady = self.steady_ms();
         let mut rec = RunRecord::assemble(
@@ -1000,7 +1017,7 @@ impl ClusterRun {
             std::mem::take(&mut self.events),
             self.faults.clone(),
             self.histories.clone().unwrap_or_default(),
-            Vec::new(),
+            watch_samples,
             Phases {
                 steady_start_ms: 0.0,
                 // No fault phase when the steady state did not hold (as on `murphy run`).

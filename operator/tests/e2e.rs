@@ -225,6 +225,34 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
     node.kubectl(&["delete", "experiment", "pause-one", "-n", NS, "--wait=true"]);
 }
 
+/// Deleting the Experiment mid-fault: the finalizer holds the object until the pause is
+/// reverted, so `kubectl delete --wait` returns with the pod running again, well before
+/// the 60 s window would have ended.
+fn deleting_the_experiment_mid_fault_thaws_the_pod_before_it_goes(node: &Node, ip: &str) {
+    node.apply(&experiment("pause-deleted", ip, "60s"));
+    let (name, uid) = frozen_pod(node);
+    let t0 = Instant::now();
+    node.kubectl(&[
+        "delete",
+        "experiment",
+        "pause-deleted",
+        "-n",
+        NS,
+        "--wait=true",
+        "--timeout=30s",
+    ]);
+    let took = t0.elapsed();
+    assert_eq!(
+        app_stopped(&uid),
+        Some(false),
+        "{name} still frozen once the Experiment is gone"
+    );
+    assert!(took < Duration::from_secs(30), "deletion took {took:?}");
+    eprintln!(
+        "e2e: delete the Experiment mid-fault: {name} thawed and the object gone in {took:?}"
+    );
+}
+
 /// The Events about an Experiment, oldest first: (reason, note).
 fn events(node: &Node, name: &str) -> Vec<(String, String)> {
     let list = node.json(&[
@@ -1234,6 +1262,212 @@ spec:
     );
 }
 
+/// `localhost/<tool>:e2e` built from this host's binary and imported into the node.
+fn tool_image(tool: &str) {
+    let out = std::process::Command::new(repo().join("scripts/e2e-image"))
+        .args(["tool", tool])
+        .output()
+        .expect("e2e-image tool");
+    assert!(
+        out.status.success(),
+        "{tool} image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Watches on a cluster: haproxy (Debian's, in a pod) balances the two web pods and
+/// serves its stats on TCP; the controller reads them through `{target:lb}:9999`. One web
+/// pod is frozen for 4 s. The balancer's own view must be in the evidence: the frozen
+/// pod's server marked DOWN during the window and UP again after, the other never
+/// changing; so a "no flapping during the fault" claim fails on the backend and holds on
+/// the server that was not touched (without watch samples both would be inconclusive).
+fn a_balancer_watched_over_tcp_sees_the_frozen_pod_go_down(node: &Node, _ip: &str) {
+    tool_image("haproxy");
+    let web = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
+    let servers: Vec<(String, String)> = web["items"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| {
+            Some((
+                p["metadata"]["name"].as_str()?.to_string(),
+                p["status"]["podIP"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    let lines: String = servers
+        .iter()
+        .map(|(n, ip)| format!("        server {n} {ip}:8080 check\n"))
+        .collect();
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: lb, namespace: {NS}}}
+data:
+  haproxy.cfg: |
+    global
+      stats socket ipv4@0.0.0.0:9999 level user
+    defaults
+      mode http
+      timeout connect 200ms
+      timeout client 5s
+      timeout server 1s
+      timeout check 300ms
+      retries 2
+      option redispatch
+    frontend web
+      bind 0.0.0.0:8080
+      default_backend app
+    backend app
+      balance roundrobin
+      option httpchk GET /healthz
+      default-server inter 300ms fall 2 rise 2
+{lines}---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: lb, namespace: {NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: lb}}}}
+  template:
+    metadata: {{labels: {{app: lb}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: haproxy
+          image: localhost/haproxy:e2e
+          imagePullPolicy: Never
+          args: [-db, -f, /etc/haproxy/haproxy.cfg]
+          volumeMounts: [{{name: cfg, mountPath: /etc/haproxy}}]
+          readinessProbe: {{tcpSocket: {{port: 9999}}, periodSeconds: 1}}
+      volumes: [{{name: cfg, configMap: {{name: lb}}}}]
+"#
+    ));
+    let lb_ip = wait_for("a ready balancer", Duration::from_secs(120), || {
+        let d = node.json(&["get", "deployment", "lb", "-n", NS]);
+        if d["status"]["readyReplicas"].as_u64() != Some(1) {
+            return None;
+        }
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=lb"]);
+        pods["items"].as_array()?.iter().find_map(|p| {
+            (p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+                .then(|| p["status"]["podIP"].as_str().map(str::to_string))
+                .flatten()
+        })
+    });
+    node.apply(&format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: watch-lb, namespace: {NS}}}
+spec:
+  targets:
+    web:
+      pods: {{namespace: {NS}, matchLabels: {{app: web}}, containers: [app]}}
+      pick: {{mode: one}}
+    lb:
+      pods: {{namespace: {NS}, matchLabels: {{app: lb}}}}
+  watches:
+    - {{name: lb, haproxy: {{address: "{{target:lb}}:9999"}}}}
+  probes:
+    - {{name: site, interval: 200ms, http: {{url: "http://{lb_ip}:8080/healthz"}}}}
+  faults:
+    - {{name: f, target: web, kind: process-pause, at: 1s, duration: 4s}}
+  steadyState: {{duration: 3s}}
+  observeAfter: 3s
+  claims:
+    - name: no backend server changes state while one pod is frozen
+      noFlapping: {{watch: lb, backend: app, window: during, fault: f}}
+    - name: the balancer serves the site while one pod is frozen
+      availability: {{probe: site, fault: f, atLeast: 50%}}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    ));
+    wait_for(
+        "the watch experiment to finish",
+        Duration::from_secs(90),
+        || {
+            let p = phase(node, "watch-lb");
+            (p == "Completed" || p == "Aborted").then_some(())
+        },
+    );
+    let report = report_of(node, "watch-lb");
+    assert_eq!(
+        report["record"]["status"], "completed",
+        "{}",
+        report["record"]["statusReason"]
+    );
+    let frozen = report["record"]["faults"][0]["members"][0]
+        .as_str()
+        .expect("member")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let (from, to) = fault_window(&report["record"]["faults"][0]);
+    let samples: Vec<(f64, String, String)> = report["record"]["watchSamples"]
+        .as_array()
+        .expect("watch samples in the evidence")
+        .iter()
+        .filter(|s| s["watch"] == "lb" && s["proxy"] == "app")
+        .map(|s| {
+            (
+                s["tMs"].as_f64().unwrap_or(0.0),
+                s["server"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let status_of = |server: &str, a: f64, b: f64| -> Vec<String> {
+        samples
+            .iter()
+            .filter(|(t, s, _)| s == server && *t >= a && *t <= b)
+            .map(|x| x.2.clone())
+            .collect()
+    };
+    let before = status_of(&frozen, 0.0, from);
+    let during = status_of(&frozen, from, to);
+    assert!(
+        !before.is_empty() && before.iter().all(|s| s == "UP"),
+        "{frozen} before the freeze: {before:?}"
+    );
+    assert!(
+        during.iter().any(|s| s == "DOWN"),
+        "{frozen} was never marked DOWN while frozen: {during:?}"
+    );
+    let other = servers
+        .iter()
+        .map(|x| x.0.clone())
+        .find(|n| *n != frozen)
+        .expect("other");
+    let other_all = status_of(&other, 0.0, f64::INFINITY);
+    assert!(
+        !other_all.is_empty() && other_all.iter().all(|s| s == "UP"),
+        "{other}: {other_all:?}"
+    );
+    let verdicts = report["verdicts"].as_array().expect("verdicts");
+    assert_eq!(verdicts[0]["outcome"], "failed", "{}", verdicts[0]);
+    let events = report["record"]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("lb: app/{frozen} marked DOWN")))),
+        "no timeline event of the balancer marking {frozen} down"
+    );
+    node.kubectl(&["delete", "experiment", "watch-lb", "-n", NS, "--wait=true"]);
+    node.kubectl(&["delete", "deployment", "lb", "-n", NS, "--wait=true"]);
+    node.kubectl(&["delete", "configmap", "lb", "-n", NS]);
+    eprintln!(
+        "e2e: watch: haproxy's stats read over TCP from the controller: {frozen} UP before, DOWN while frozen, {other} UP throughout ({} samples); noFlapping {}, availability {}",
+        samples.len(),
+        verdicts[0]["outcome"],
+        verdicts[1]["outcome"]
+    );
+}
+
 /// Service IPs the etcd members' peer names point at (hostAliases: the node has no DNS),
 /// in the static band of the node's service range (10.96.0.0/24: .1 to .16), so a
 /// dynamically allocated Service never takes them.
@@ -1243,15 +1477,7 @@ const ETCD_PEER_IPS: [&str; 3] = ["10.96.0.12", "10.96.0.13", "10.96.0.14"];
 /// `etcd-N.peer`, a name its pod's /etc/hosts maps to a Service with a fixed ClusterIP
 /// that selects only that pod.
 fn etcd_cluster(node: &Node) -> Vec<std::net::SocketAddr> {
-    let out = std::process::Command::new(repo().join("scripts/e2e-image"))
-        .arg("etcd")
-        .output()
-        .expect("e2e-image etcd");
-    assert!(
-        out.status.success(),
-        "etcd image: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tool_image("etcd");
     let mut yaml = String::new();
     let mut aliases = String::new();
     let mut cluster = Vec::new();
@@ -1304,10 +1530,12 @@ spec:
 "#
     ));
     node.apply(&yaml);
-    // Ready when the three pods run and exactly one member says it leads (asked from the
-    // host, which reaches pod IPs as the controller does).
+    // Ready when the three pods run and every member answers, exactly one saying it leads,
+    // the same one for 3 s running (asked from the host, which reaches pod IPs as the
+    // controller does): a cluster still settling its first election is not a steady state.
+    let mut stable: Option<(std::net::SocketAddr, Instant)> = None;
     wait_for(
-        "a 3-member etcd with a leader",
+        "a 3-member etcd with a stable leader",
         Duration::from_secs(180),
         || {
             let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=etcd"]);
@@ -1318,13 +1546,28 @@ spec:
                 .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
                 .map(|ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 2379))
                 .collect();
-            let leaders = addrs
+            let roles: Vec<Option<bool>> = addrs
                 .iter()
-                .filter(|a| {
-                    murphy::workload::etcd::is_leader(**a, Duration::from_secs(1)).unwrap_or(false)
-                })
-                .count();
-            (addrs.len() == 3 && leaders == 1).then_some(addrs)
+                .map(|a| murphy::workload::etcd::is_leader(*a, Duration::from_secs(1)).ok())
+                .collect();
+            let leaders: Vec<std::net::SocketAddr> = addrs
+                .iter()
+                .zip(&roles)
+                .filter(|(_, r)| **r == Some(true))
+                .map(|(a, _)| *a)
+                .collect();
+            let settled =
+                addrs.len() == 3 && roles.iter().all(Option::is_some) && leaders.len() == 1;
+            match (settled, stable) {
+                (false, _) => stable = None,
+                (true, Some((l, since))) if l == leaders[0] => {
+                    if since.elapsed() >= Duration::from_secs(3) {
+                        return Some(addrs);
+                    }
+                }
+                (true, _) => stable = Some((leaders[0], Instant::now())),
+            }
+            None
         },
     )
 }
@@ -1533,6 +1776,10 @@ fn the_operator_installed_by_helm_on_a_real_node() {
             deleting_the_frozen_pod_releases_it_and_never_freezes_a_bystander,
         ),
         (
+            "delete-experiment",
+            deleting_the_experiment_mid_fault_thaws_the_pod_before_it_goes,
+        ),
+        (
             "partition",
             a_partition_from_named_peers_cuts_only_those_peers,
         ),
@@ -1559,6 +1806,10 @@ fn the_operator_installed_by_helm_on_a_real_node() {
         ),
         ("memory-leak", a_memory_leak_in_a_pod_ends_in_its_oom_kill),
         ("etcd", killing_the_etcd_leader_loses_no_acknowledged_write),
+        (
+            "watch",
+            a_balancer_watched_over_tcp_sees_the_frozen_pod_go_down,
+        ),
         (
             "io-latency",
             an_io_latency_in_the_pods_is_measured_by_the_probe,

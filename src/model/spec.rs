@@ -274,6 +274,13 @@ pub struct WorkloadSpec {
     /// client-side balancer) instead of sticking to one until it fails.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spread: bool,
+    /// Whether the steady state needs one successful operation of this workload before any
+    /// fault is injected (default true: a client that never got through means the system
+    /// was not healthy to begin with). `false` for a client meant to fail, such as writes
+    /// sent to a replica that must refuse them; its operations are recorded and judged all
+    /// the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub must_succeed_before_faults: Option<bool>,
     /// HTTP only: send failed requests again, like a client library with retries (a retry
     /// storm when the backoff is short), or hold them and release them all at once the
     /// moment one succeeds (`herd`: the queued traffic returning when a service comes back).
@@ -1245,12 +1252,20 @@ pub struct WatchSpec {
     pub haproxy: Option<HaproxyWatch>,
 }
 
+/// Where haproxy's stats socket is: exactly one of `socket` (a path on this machine) or
+/// `address` (on the network, so a cluster reads it too).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["socket", "address"]))]
 pub struct HaproxyWatch {
-    /// Path of haproxy's stats socket: absolute, or starting with a lab placeholder such as
-    /// `{data:lb1}`.
-    pub socket: String,
+    /// Path of haproxy's stats socket (`stats socket <path>`): absolute, or starting with a
+    /// lab placeholder such as `{data:lb1}`. Only with `murphy run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    /// haproxy's stats socket on TCP (`stats socket ipv4@<ip>:<port>`), as `ip:port` or
+    /// `{target:<name>}:<port>` of a target with exactly one member (a lab host, a pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -25,6 +25,8 @@ pub struct WorkloadProgress {
     pub name: String,
     pub ok: u64,
     pub last_error: Option<String>,
+    /// Its `mustSucceedBeforeFaults` (default true).
+    pub required: bool,
 }
 
 /// What kept the steady state from holding, from `since_ms` on (empty: it held): each
@@ -64,10 +66,10 @@ pub fn steady_problems(
             problems.push(format!("{n} {good}/{} healthy ({err})", ss.len()));
         }
     }
-    for w in workloads.iter().filter(|w| w.ok == 0) {
+    for w in workloads.iter().filter(|w| w.ok == 0 && w.required) {
         let why = w.last_error.as_deref().unwrap_or("no operation completed");
         problems.push(format!(
-            "workload {} had no successful operation ({why})",
+            "workload {} had no successful operation ({why}); if it is meant to fail, set `mustSucceedBeforeFaults: false` on it",
             w.name
         ));
     }
@@ -833,6 +835,67 @@ mod tests {
     use crate::model::quantity::{Duration, Percent};
     use crate::record::{FaultRecord, Phases};
     use proptest::prelude::*;
+
+    /// The steady-state rule both doors use: probes at their share, and every workload
+    /// that must succeed first with a success; one meant to fail is exempt when it says so.
+    #[test]
+    fn the_steady_state_needs_each_required_workload_to_succeed_once() {
+        let spec: crate::model::spec::ExperimentSpec = serde_json::from_value(serde_json::json!({
+            "targets": {},
+            "steadyState": {"duration": "2s"},
+            "probes": [{"name": "p", "command": {"argv": ["/bin/true"]}}],
+            "faults": [],
+            "workloads": [
+                {"name": "writes", "rate": "1/s", "endpoints": ["10.0.0.1:1"], "etcd": {}},
+                {"name": "to-replica", "rate": "1/s", "endpoints": ["10.0.0.2:1"], "etcd": {},
+                 "mustSucceedBeforeFaults": false}
+            ]
+        }))
+        .expect("spec");
+        let sample = |t: f64, ok: bool| Sample {
+            probe: "p".into(),
+            t_ms: t,
+            ok,
+            latency_ms: 1.0,
+            detail: if ok { String::new() } else { "refused".into() },
+        };
+        let none = |name: &str, required: bool| WorkloadProgress {
+            name: name.into(),
+            ok: 0,
+            last_error: Some("read-only".into()),
+            required,
+        };
+        let samples = [sample(100.0, true), sample(600.0, true)];
+        // Both workloads without a success: only the required one keeps the steady state
+        // from holding, and the message says how to exempt it.
+        let p = steady_problems(
+            &spec,
+            &samples,
+            0.0,
+            &[none("writes", true), none("to-replica", false)],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("workload writes") && p[0].contains("mustSucceedBeforeFaults: false")
+        );
+        let ok = WorkloadProgress {
+            ok: 3,
+            ..none("writes", true)
+        };
+        assert!(steady_problems(
+            &spec,
+            &samples,
+            0.0,
+            &[ok.clone(), none("to-replica", false)]
+        )
+        .is_empty());
+        // A failing probe sample, or none at all since `since`, is a problem too.
+        let bad = [sample(100.0, true), sample(600.0, false)];
+        let p = steady_problems(&spec, &bad, 0.0, std::slice::from_ref(&ok));
+        assert!(p[0].contains("p 1/2 healthy (refused)"), "{p:?}");
+        let p = steady_problems(&spec, &samples, 1000.0, std::slice::from_ref(&ok));
+        assert!(p[0].contains("p produced no samples"), "{p:?}");
+    }
 
     #[test]
     fn detects_needs_the_log_line_after_the_fault_and_in_time() {

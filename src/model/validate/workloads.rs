@@ -186,11 +186,19 @@ pub(super) fn check_watches(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
         let wp = sp.key("watches").index(i);
         match &w.haproxy {
             None => v.err(wp, "needs a source: `haproxy`"),
-            Some(h) => check_paths(
-                v,
-                wp.key("haproxy").key("socket"),
-                std::slice::from_ref(&h.socket),
-            ),
+            Some(h) => {
+                let hp = wp.key("haproxy");
+                match (&h.socket, &h.address) {
+                    (Some(s), None) => {
+                        check_paths(v, hp.key("socket"), std::slice::from_ref(s));
+                    }
+                    (None, Some(a)) => check_endpoint(v, ctx, &hp.key("address"), a),
+                    _ => v.err(
+                        hp,
+                        "needs exactly one of `socket` (a path) or `address` (`ip:port` or `{target:<name>}:<port>`)",
+                    ),
+                }
+            }
         }
     }
 }
