@@ -992,7 +992,13 @@ impl Ctx<'_> {
             .iter()
             .map(|(name, live, _)| workload_progress(&self.exp.spec, name, live))
             .collect();
-        crate::verdict::steady_problems(&self.exp.spec, &self.samples, since_ms, &workloads)
+        let until = self.clock.now_ms();
+        crate::verdict::steady_problems(
+            &self.exp.spec,
+            &self.samples,
+            (since_ms, until),
+            &workloads,
+        )
     }
 
     /// The fault phase: faults and recovery steps on the plan's schedule under the

@@ -100,6 +100,13 @@ pub struct WatchHandle {
     thread: Option<JoinHandle<(Vec<WatchSample>, Option<String>)>>,
 }
 
+impl Drop for WatchHandle {
+    /// A watch dropped without `stop` (its run forgotten) stops sampling all the same.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 impl WatchHandle {
     /// Stop sampling; the samples, and the last error if sampling ever failed.
     pub fn stop(mut self) -> (Vec<WatchSample>, Option<String>) {

@@ -317,6 +317,9 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
     let o = observe(&exp, run.as_deref(), ctx.lease_ms);
     let actions = controller::plan(&o);
     let mut next = Requeue::await_change();
+    // The soonest step the run itself asked for in this reconcile (a later Requeue action
+    // never pushes it back).
+    let mut soonest: Option<Duration> = None;
     for a in actions {
         match a {
             Action::AddFinalizer => patch_finalizers(&ctx.client, &exp, true).await?,
@@ -370,8 +373,10 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                     if r.aborted.is_some() || r.steady_failed.is_some() {
                         // A fault that did not take stops the run now, not at its next
                         // scheduled step.
+                        soonest = Some(Duration::from_millis(50));
                         next = Requeue::requeue(Duration::from_millis(50));
                     } else if let Some(ms) = r.next_due_ms() {
+                        soonest = Some(Duration::from_millis(ms.max(50)));
                         next = Requeue::requeue(Duration::from_millis(ms.max(50)));
                     }
                 }
@@ -420,14 +425,18 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                 }
             }
             Action::Requeue(ms) => {
-                // The schedule's own next step may come sooner.
-                let want = Duration::from_millis(ms.max(50));
-                next = match run.as_deref().and_then(ClusterRun::next_due_ms) {
-                    Some(due) if Duration::from_millis(due.max(50)) < want => {
-                        Requeue::requeue(Duration::from_millis(due.max(50)))
-                    }
-                    _ => Requeue::requeue(want),
-                };
+                // The schedule's own next step, or what the run asked for above (a fault
+                // that did not take, a steady state that failed), may come sooner.
+                let due = run
+                    .as_deref()
+                    .and_then(ClusterRun::next_due_ms)
+                    .map(|d| Duration::from_millis(d.max(50)));
+                let want = [Some(Duration::from_millis(ms.max(50))), due, soonest]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(Duration::from_millis(50));
+                next = Requeue::requeue(want);
             }
         }
     }
@@ -899,7 +908,9 @@ async fn pod_view(
             .iter()
             .filter(|p| p.running && !p.terminating)
             .collect();
-        running.sort_by(|a, b| a.name.cmp(&b.name));
+        // By name, shorter first: a StatefulSet's pods in ordinal order (etcd-2 before
+        // etcd-10).
+        running.sort_by(|a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
         let ips = running.iter().filter_map(|p| p.ip).collect();
         view.addrs.insert(peer.clone(), ips);
     }
@@ -985,8 +996,30 @@ pub fn bounded_report(mut report: serde_json::Value) -> String {
     let mut thinned = 0;
     loop {
         let s = serde_json::to_string(&report).unwrap_or_default();
-        if s.len() <= EVIDENCE_BUDGET || thinned > 20 {
+        if s.len() <= EVIDENCE_BUDGET {
             return s;
+        }
+        if thinned > 20 {
+            // Thinning was not enough (watch samples, final-read values, events): keep
+            // the verdicts (with every lost write) and the run's outline, drop the raw
+            // record, and say so, rather than fail to store any evidence at all.
+            for key in ["samples", "histories", "watchSamples", "events"] {
+                if let Some(r) = report.get_mut("record").and_then(|r| r.as_object_mut()) {
+                    r.remove(key);
+                }
+            }
+            report["recordDropped"] = serde_json::json!(
+                "the raw record did not fit in a ConfigMap; the verdicts were judged on all of it"
+            );
+            let s = serde_json::to_string(&report).unwrap_or_default();
+            if s.len() <= EVIDENCE_BUDGET {
+                return s;
+            }
+            return serde_json::json!({
+                "verdictsDropped": "the report did not fit in a ConfigMap even without its record",
+                "verdicts": report["verdicts"].as_array().map_or(0, Vec::len),
+            })
+            .to_string();
         }
         if let Some(samples) = report
             .pointer_mut("/record/samples")
@@ -1019,14 +1052,16 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
     if run.result.is_none() && run.histories.is_none() {
         // Every fault is reverted by now: the workloads stop and read back what the
         // system holds (blocking, up to each one's deadline), as on `murphy run`.
-        let ws = run.take_workloads();
+        let (ws, watches) = run.take_observers();
         let read = matches!(status, RunStatus::Completed | RunStatus::Aborted);
         let clock = run.clock;
-        let hs =
-            tokio::task::spawn_blocking(move || murphy::workload::stop_and_read(ws, clock, read))
-                .await
-                .unwrap_or_default();
-        run.end_workloads(hs);
+        let (hs, watched) = tokio::task::spawn_blocking(move || {
+            let watched = murphy::watch::stop_all(watches, clock.now_ms());
+            (murphy::workload::stop_and_read(ws, clock, read), watched)
+        })
+        .await
+        .unwrap_or_default();
+        run.end_observers(hs, watched);
     }
     if run.result.is_none() {
         run.result = Some(run.finish(status.clone(), why));
@@ -1262,4 +1297,39 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evidence always fits a ConfigMap: thinned first (probe samples, successful
+    /// operations), and when what cannot be thinned is still too big, the raw record goes
+    /// and the verdicts stay, saying so.
+    #[test]
+    fn the_evidence_always_fits_a_configmap() {
+        let sample = serde_json::json!({"probe": "p", "tMs": 1.0, "ok": true, "latencyMs": 1.0});
+        let small = serde_json::json!({
+            "verdicts": [{"claim": "c", "outcome": "held"}],
+            "record": {"samples": vec![sample.clone(); 20_000]},
+        });
+        let s = bounded_report(small);
+        assert!(s.len() <= EVIDENCE_BUDGET);
+        let v: serde_json::Value = serde_json::from_str(&s).expect("json");
+        assert!(v["samplesThinned"].as_u64() > Some(0));
+        assert!(v.get("recordDropped").is_none());
+        assert!(!v["record"]["samples"].as_array().expect("kept").is_empty());
+        // Watch samples are never thinned: with enough of them only dropping helps.
+        let row = serde_json::json!({"watch": "lb", "tMs": 1.0, "proxy": "app", "server": "web-1", "status": "UP", "total": 1, "current": 0});
+        let big = serde_json::json!({
+            "verdicts": [{"claim": "c", "outcome": "failed", "lostWrites": [{"value": "w-1"}]}],
+            "record": {"watchSamples": vec![row; 20_000], "status": "completed"},
+        });
+        let s = bounded_report(big);
+        assert!(s.len() <= EVIDENCE_BUDGET);
+        let v: serde_json::Value = serde_json::from_str(&s).expect("json");
+        assert!(v["recordDropped"].is_string(), "{v}");
+        assert_eq!(v["verdicts"][0]["lostWrites"][0]["value"], "w-1");
+        assert_eq!(v["record"]["status"], "completed");
+    }
 }

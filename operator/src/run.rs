@@ -130,8 +130,10 @@ pub struct ClusterRun {
     /// The watches, read over the network from the controller (a haproxy stats socket on
     /// TCP), with their addresses resolved through the plan.
     watches: Vec<(String, murphy::watch::WatchHandle)>,
-    /// Their histories, once stopped and read back ([`ClusterRun::end_workloads`]).
+    /// Their histories, once stopped and read back ([`ClusterRun::end_observers`]).
     pub histories: Option<Vec<History>>,
+    /// The watches' samples, once stopped.
+    watch_samples: Vec<murphy::record::watch::WatchSample>,
     /// The steady state was judged (at its end, before any fault).
     steady_checked: bool,
     /// It did not hold: why. Nothing is injected; the run ends `steady-state-failed`.
@@ -253,6 +255,7 @@ impl ClusterRun {
             clients,
             watches,
             histories: None,
+            watch_samples: Vec::new(),
             steady_checked: false,
             steady_failed: None,
             aborted: None,
@@ -343,6 +346,8 @@ impl ClusterRun {
     /// When the schedule next needs a step (ms from now), for the requeue.
     pub fn next_due_ms(&self) -> Option<u64> {
         let now = self.now_ms();
+        // The steady state is judged at its end, not whenever the next step comes.
+        let steady_end = (!self.steady_checked).then(|| self.steady_ms());
         self.stages
             .iter()
             .filter_map(|(name, st)| {
@@ -353,6 +358,7 @@ impl ClusterRun {
                     Stage::Done => None,
                 }
             })
+            .chain(steady_end)
             .map(|t| (t - now).max(0.0) as u64)
             .min()
     }
@@ -404,7 +410,9 @@ impl ClusterRun {
             .iter()
             .map(|(name, live)| murphy::runner::workload_progress(&self.spec, name, live))
             .collect();
-        let problems = murphy::verdict::steady_problems(&self.spec, &self.samples, 0.0, &progress);
+        let window = (0.0, self.steady_ms());
+        let problems =
+            murphy::verdict::steady_problems(&self.spec, &self.samples, window, &progress);
         if problems.is_empty() {
             let held = format!("steady state held for {:?}", self.plan.steady);
             self.event("phase", None, held);
@@ -422,21 +430,25 @@ impl ClusterRun {
         }
     }
 
-    /// The workloads, to stop and read back off the async threads (the final read waits
-    /// up to each workload's deadline): [`workload::stop_and_read`].
-    pub fn take_workloads(
-        &mut self,
-    ) -> Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)> {
-        std::mem::take(&mut self.workloads)
+    /// The workloads and watches, to stop (and read back) off the async threads: the final
+    /// read waits up to each workload's deadline ([`workload::stop_and_read`]), a watch
+    /// joins its sampler ([`murphy::watch::stop_all`]).
+    pub fn take_observers(&mut self) -> Observers {
+        (
+            std::mem::take(&mut self.workloads),
+            std::mem::take(&mut self.watches),
+        )
     }
 
-    /// Keep the stopped workloads' histories for the record, each summarized on the
-    /// timeline as `murphy run` does.
-    pub fn end_workloads(&mut self, histories: Vec<History>) {
+    /// Keep the stopped workloads' histories and the watches' samples for the record, each
+    /// history summarized on the timeline as `murphy run` does.
+    pub fn end_observers(&mut self, histories: Vec<History>, watched: Watched) {
         for h in &histories {
             self.event("workload", None, murphy::runner::workload_summary(h));
         }
         self.histories = Some(histories);
+        self.watch_samples = watched.0;
+        self.events.extend(watched.1);
     }
 
     /// How the run ends: the steady state failed, it was aborted (why), or it completed.
@@ -470,7 +482,45 @@ impl ClusterRun {
 
     async fn inject(&mut self, agents: &Agents, fault: &str) {
         let placed = self.targets.get(fault).cloned().unwrap_or_default();
+        // Pods chosen by their role at the start are injected only if they still have it
+        // now (as `murphy run` asks at injection): killing a follower in a "leader kill"
+        // would let its claims hold on a fault that never happened.
+        if let Some(why) = self.role_changed(fault, &placed).await {
+            let msg = format!("not injected: {why}");
+            self.event("fault", Some(fault), msg.clone());
+            self.notice(true, "FaultFailed", format!("{fault}: {msg}"));
+            self.aborted = Some(format!("fault {fault}: {why}"));
+            return;
+        }
         self.inject_into(agents, fault, &placed, true).await;
+    }
+
+    /// For a fault whose target selects the primary or the replicas, why a chosen pod no
+    /// longer has that role (asked now at its IP, off the async threads); `None` when all do
+    /// or the target does not select by role.
+    async fn role_changed(&mut self, fault: &str, placed: &[Placed]) -> Option<String> {
+        // `&mut self` (Send), not `&self`: the run holds a probe receiver that is not Sync.
+        let (want, probe, pods) = self.role_check(fault, placed)?;
+        roles_now(want, probe, pods).await
+    }
+
+    /// What [`Self::role_changed`] asks: the role wanted, how to ask, and each chosen pod.
+    fn role_check(&self, fault: &str, placed: &[Placed]) -> Option<RoleCheck> {
+        use murphy::model::spec::Select;
+        use murphy::roles::Role;
+        let f = self.spec.fault(fault)?;
+        let t = self.spec.targets.get(&f.target)?;
+        let want = match t.select? {
+            Select::Primary => Role::Primary,
+            Select::Replica => Role::Replica,
+            _ => return None,
+        };
+        let probe = t.role.clone()?;
+        let pods = placed
+            .iter()
+            .map(|p| (pod_name(&p.chosen), p.chosen.pod.ip))
+            .collect();
+        Some((want, probe, pods))
     }
 
     /// Inject `fault` into `placed`; `first` for the fault's own start (a replacement
@@ -1000,15 +1050,15 @@ impl ClusterRun {
         }
         self.drain();
         self.rx = None;
-        // Workloads not ended yet (the caller had no time to read back) stop here, unread.
+        // Workloads and watches not ended yet (the caller had no time to read back) stop
+        // here, unread.
         if self.histories.is_none() {
-            let ws = self.take_workloads();
+            let (ws, watches) = self.take_observers();
             let hs = workload::stop_and_read(ws, self.clock, false);
-            self.end_workloads(hs);
+            let watched = murphy::watch::stop_all(watches, self.now_ms());
+            self.end_observers(hs, watched);
         }
-        let (watch_samples, watch_events) =
-            murphy::watch::stop_all(std::mem::take(&mut self.watches), self.now_ms());
-        self.events.extend(watch_events);
+        let watch_samples = std::mem::take(&mut self.watch_samples);
         self.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         let now = self.now_ms();
         let steady = self.steady_ms();
@@ -1047,7 +1097,65 @@ impl ClusterRun {
     }
 }
 
+/// The role a fault's pods must still have, how to ask, and each pod (name, IP).
+type RoleCheck = (
+    murphy::roles::Role,
+    murphy::model::spec::RoleProbe,
+    Vec<(String, Option<std::net::Ipv4Addr>)>,
+);
+
+/// Ask each pod its role now (off the async threads); why one does not have `want`.
+async fn roles_now(
+    want: murphy::roles::Role,
+    probe: murphy::model::spec::RoleProbe,
+    pods: Vec<(String, Option<std::net::Ipv4Addr>)>,
+) -> Option<String> {
+    use murphy::roles::Role;
+    let roles = tokio::task::spawn_blocking(move || {
+        pods.into_iter()
+            .map(|(n, ip)| (n, ip.map(|a| murphy::roles::role_of(&probe, a))))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .ok()?;
+    let wrong: Vec<String> = roles
+        .into_iter()
+        .filter(|(_, r)| r.as_ref() != Some(&want))
+        .map(|(n, r)| match r {
+            Some(Role::Primary) => format!("{n} is now primary"),
+            Some(Role::Replica) => format!("{n} is now a replica"),
+            Some(Role::Unknown(e)) => format!("{n} did not say ({e})"),
+            None => format!("{n} has no IP"),
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "chosen as {} at the start, but when the fault was due {}",
+            if want == Role::Primary {
+                "the primary"
+            } else {
+                "a replica"
+            },
+            wrong.join(", ")
+        )
+    })
+}
+
+/// A run's workloads and watches, handed out to be stopped off the async threads.
+pub type Observers = (
+    Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)>,
+    Vec<(String, murphy::watch::WatchHandle)>,
+);
+
+/// What stopping the watches gave: samples and timeline events.
+pub type Watched = (
+    Vec<murphy::record::watch::WatchSample>,
+    Vec<murphy::record::Event>,
+);
+
 impl Drop for ClusterRun {
+    /// A run forgotten mid-way (its Experiment deleted) stops sampling and writing: probes
+    /// here, watches and workloads by their own drop.
     fn drop(&mut self) {
         for p in self.probes.drain(..) {
             p.stop();

@@ -227,7 +227,8 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
 
 /// Deleting the Experiment mid-fault: the finalizer holds the object until the pause is
 /// reverted, so `kubectl delete --wait` returns with the pod running again, well before
-/// the 60 s window would have ended.
+/// the 60 s window would have ended — and before the lease would have lapsed on its own
+/// (30 s, renewed every 10 s): the controller reverted it, not the agent's timer.
 fn deleting_the_experiment_mid_fault_thaws_the_pod_before_it_goes(node: &Node, ip: &str) {
     node.apply(&experiment("pause-deleted", ip, "60s"));
     let (name, uid) = frozen_pod(node);
@@ -247,7 +248,10 @@ fn deleting_the_experiment_mid_fault_thaws_the_pod_before_it_goes(node: &Node, i
         Some(false),
         "{name} still frozen once the Experiment is gone"
     );
-    assert!(took < Duration::from_secs(30), "deletion took {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "deletion took {took:?}: longer than the controller's revert should"
+    );
     eprintln!(
         "e2e: delete the Experiment mid-fault: {name} thawed and the object gone in {took:?}"
     );
@@ -1279,8 +1283,9 @@ fn tool_image(tool: &str) {
 /// serves its stats on TCP; the controller reads them through `{target:lb}:9999`. One web
 /// pod is frozen for 4 s. The balancer's own view must be in the evidence: the frozen
 /// pod's server marked DOWN during the window and UP again after, the other never
-/// changing; so a "no flapping during the fault" claim fails on the backend and holds on
-/// the server that was not touched (without watch samples both would be inconclusive).
+/// changing; so a "no flapping during the fault" claim fails on the backend (without
+/// watch samples it would be inconclusive), while the site stays available through the
+/// balancer.
 fn a_balancer_watched_over_tcp_sees_the_frozen_pod_go_down(node: &Node, _ip: &str) {
     tool_image("haproxy");
     let web = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
@@ -1450,6 +1455,7 @@ spec:
     );
     let verdicts = report["verdicts"].as_array().expect("verdicts");
     assert_eq!(verdicts[0]["outcome"], "failed", "{}", verdicts[0]);
+    assert_eq!(verdicts[1]["outcome"], "held", "{}", verdicts[1]);
     let events = report["record"]["events"].as_array().expect("events");
     assert!(
         events.iter().any(|e| e["message"]

@@ -29,14 +29,14 @@ pub struct WorkloadProgress {
     pub required: bool,
 }
 
-/// What kept the steady state from holding, from `since_ms` on (empty: it held): each
+/// What kept the steady state from holding, from `since_ms` to `until_ms` (empty: it held): each
 /// steady-state probe (default: every probe) below its share of healthy samples or without
 /// samples, each workload without one successful operation. Both doors inject nothing
 /// unless this is empty. A steady state of 0s asks for nothing (there was none to judge).
 pub fn steady_problems(
     spec: &crate::model::spec::ExperimentSpec,
     samples: &[Sample],
-    since_ms: f64,
+    (since_ms, until_ms): (f64, f64),
     workloads: &[WorkloadProgress],
 ) -> Vec<String> {
     if spec.steady_duration().is_zero() {
@@ -52,7 +52,7 @@ pub fn steady_problems(
     for n in &names {
         let ss: Vec<&Sample> = samples
             .iter()
-            .filter(|s| &s.probe == n && s.t_ms >= since_ms)
+            .filter(|s| &s.probe == n && s.t_ms >= since_ms && s.t_ms <= until_ms)
             .collect();
         let good = ss.iter().filter(|s| s.ok).count();
         if ss.is_empty() {
@@ -871,7 +871,7 @@ mod tests {
         let p = steady_problems(
             &spec,
             &samples,
-            0.0,
+            (0.0, 2000.0),
             &[none("writes", true), none("to-replica", false)],
         );
         assert_eq!(p.len(), 1, "{p:?}");
@@ -885,16 +885,20 @@ mod tests {
         assert!(steady_problems(
             &spec,
             &samples,
-            0.0,
+            (0.0, 2000.0),
             &[ok.clone(), none("to-replica", false)]
         )
         .is_empty());
         // A failing probe sample, or none at all since `since`, is a problem too.
         let bad = [sample(100.0, true), sample(600.0, false)];
-        let p = steady_problems(&spec, &bad, 0.0, std::slice::from_ref(&ok));
+        let p = steady_problems(&spec, &bad, (0.0, 2000.0), std::slice::from_ref(&ok));
         assert!(p[0].contains("p 1/2 healthy (refused)"), "{p:?}");
-        let p = steady_problems(&spec, &samples, 1000.0, std::slice::from_ref(&ok));
+        let p = steady_problems(&spec, &samples, (1000.0, 2000.0), std::slice::from_ref(&ok));
         assert!(p[0].contains("p produced no samples"), "{p:?}");
+        // A sample after the steady state's end is not part of it.
+        let late = [sample(100.0, false), sample(2500.0, true)];
+        let p = steady_problems(&spec, &late, (0.0, 2000.0), std::slice::from_ref(&ok));
+        assert!(p[0].contains("p 0/1 healthy"), "{p:?}");
     }
 
     #[test]
