@@ -344,9 +344,20 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
             }
         }
     }
+    // Nothing from a spec runs as the controller: a command check would run in its pod,
+    // with its identity.
+    const NO_CODE: &str = "would run a command in the controller's pod, which a cluster never does (use an `http` or `tcp` check)";
     for (i, p) in spec.probes.iter().enumerate() {
         if p.from.is_some() {
             out.push((format!("spec.probes[{i}].from"), LOCAL));
+        }
+        if p.check.command.is_some() {
+            out.push((format!("spec.probes[{i}].command"), NO_CODE));
+        }
+    }
+    for (name, t) in &spec.targets {
+        if t.role.as_ref().is_some_and(|r| r.command.is_some()) {
+            out.push((format!("spec.targets.{name}.role.command"), NO_CODE));
         }
     }
     for (i, f) in spec.faults.iter().enumerate() {

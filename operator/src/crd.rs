@@ -139,6 +139,16 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.probes[].from (a lab host) only runs with `murphy run` on one machine",
     ),
     (
+        "/properties/probes/items",
+        "!has(self.command)",
+        "spec.probes[].command would run a command in the controller's pod, which a cluster never does (use an `http` or `tcp` check)",
+    ),
+    (
+        "/properties/targets/additionalProperties/properties/role",
+        "!has(self.command)",
+        "spec.targets.*.role.command would run a command in the controller's pod, which a cluster never does (use a `redis`, `postgres` or `etcd` role)",
+    ),
+    (
         "/properties/faults/items",
         "!has(self.from)",
         "spec.faults[].from (a lab host) only runs with `murphy run` on one machine",
@@ -284,6 +294,14 @@ mod tests {
             (
                 serde_json::json!({"watches": [{"name": "lb", "haproxy": {"socket": "/run/lb.sock"}}]}),
                 "spec.watches[",
+            ),
+            (
+                serde_json::json!({"probes": [{"name": "p", "command": {"argv": ["/bin/true"]}}]}),
+                "spec.probes[",
+            ),
+            (
+                serde_json::json!({"targets": {"web": {"select": "primary", "role": {"command": {"argv": ["/bin/true"]}}}}}),
+                "spec.targets.",
             ),
             (
                 serde_json::json!({"probes": [{"name": "p", "from": "h", "tcp": {"address": "10.0.0.1:80"}}]}),

@@ -137,8 +137,50 @@ async fn reconcile_once(
         .expect("the reconcile waited on a request the scenario does not answer")
 }
 
+/// A TCP address that always accepts (a listener of this test process): the probes' target.
+/// A cluster never runs a `command` check (it would run as the controller).
+fn healthy_addr() -> String {
+    static ADDR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ADDR.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || for _ in l.incoming() {});
+        addr
+    })
+    .clone()
+}
+
+/// An HTTP health endpoint (of this test process) that answers 200 while `pid` runs or
+/// sleeps and 503 while it is stopped: a probe that sees the pause for real.
+fn process_health(pid: i32) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let addr = l.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let running = status
+                .lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .is_some_and(|st| matches!(st.trim().chars().next(), Some('R' | 'S')));
+            let line = if running {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = c.write_all(
+                format!("HTTP/1.1 {line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    addr
+}
+
 fn spec(yaml: &str) -> ExperimentSpec {
-    serde_saphyr::from_str(yaml).expect("spec")
+    serde_saphyr::from_str(&yaml.replace("{healthy}", &healthy_addr())).expect("spec")
 }
 
 const PAUSE_SPEC: &str = r#"
@@ -151,8 +193,7 @@ targets:
 probes:
   - name: web-running
     interval: 100ms
-    command:
-      argv: ["/bin/true"]
+    tcp: {address: "{healthy}"}
 faults:
   - name: pause
     target: web
@@ -577,14 +618,13 @@ async fn start_and_inject(c: &Arc<Ctx>, handle: &Handle, yaml: &str) -> (Vec<Val
 async fn start_inject_revert_and_evaluate_through_a_real_agent() {
     let p = pod("life");
     let (c, handle, stop) = with_agent(&p).await;
-    // The probe reads the pod's process state: it fails while the process is paused.
+    // The probe asks a health endpoint that reports the pod's process state (as a
+    // service's own health check would): it fails while the process is paused.
+    let health = process_health(p.pid);
     let yaml = PAUSE_SPEC
         .replace(
-            r#"argv: ["/bin/true"]"#,
-            &format!(
-                r#"argv: ["/usr/bin/grep", "-qE", "^State:\\s+[RS]", "/proc/{}/status"]"#,
-                p.pid
-            ),
+            r#"tcp: {address: "{healthy}"}"#,
+            &format!(r#"http: {{url: "http://{health}/"}}"#),
         )
         .replace(
             "claims:\n",
