@@ -1267,16 +1267,8 @@ spec:
 }
 
 /// `localhost/<tool>:e2e` built from this host's binary and imported into the node.
-fn tool_image(tool: &str) {
-    let out = std::process::Command::new(repo().join("scripts/e2e-image"))
-        .args(["tool", tool])
-        .output()
-        .expect("e2e-image tool");
-    assert!(
-        out.status.success(),
-        "{tool} image: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn tool_image(node: &Node, tool: &str) {
+    e2e_image(Some(node), &["tool", tool]);
 }
 
 /// Watches on a cluster: haproxy (Debian's, in a pod) balances the two web pods and
@@ -1287,7 +1279,7 @@ fn tool_image(tool: &str) {
 /// watch samples it would be inconclusive), while the site stays available through the
 /// balancer.
 fn a_balancer_watched_over_tcp_sees_the_frozen_pod_go_down(node: &Node, _ip: &str) {
-    tool_image("haproxy");
+    tool_image(node, "haproxy");
     let web = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
     let servers: Vec<(String, String)> = web["items"]
         .as_array()
@@ -1483,7 +1475,7 @@ const ETCD_PEER_IPS: [&str; 3] = ["10.96.0.12", "10.96.0.13", "10.96.0.14"];
 /// `etcd-N.peer`, a name its pod's /etc/hosts maps to a Service with a fixed ClusterIP
 /// that selects only that pod.
 fn etcd_cluster(node: &Node) -> Vec<std::net::SocketAddr> {
-    tool_image("etcd");
+    tool_image(node, "etcd");
     let mut yaml = String::new();
     let mut aliases = String::new();
     let mut cluster = Vec::new();

@@ -189,17 +189,24 @@ pub fn app_stopped(uid: &str) -> Option<bool> {
     )
 }
 
-pub fn install(node: &Node) {
-    let out = Command::new(repo().join("scripts/e2e-image"))
-        .arg("import")
-        .env("PATH", &node.path)
-        .output()
-        .expect("e2e-image import");
+/// `scripts/e2e-image ARGS` (with the node's PATH for `ctr`), asserted to succeed.
+pub fn e2e_image(node: Option<&Node>, args: &[&str]) {
+    let mut cmd = Command::new(repo().join("scripts/e2e-image"));
+    cmd.args(args);
+    if let Some(n) = node {
+        cmd.env("PATH", &n.path);
+    }
+    let out = cmd.output().expect("scripts/e2e-image");
     assert!(
         out.status.success(),
-        "image import: {}",
+        "e2e-image {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+pub fn install(node: &Node) {
+    e2e_image(Some(node), &["import"]);
     node.apply(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {SYSTEM}}}\n"
     ));
@@ -232,15 +239,7 @@ pub fn build_image(dir: &Path) {
         "build the workspace first (no {})",
         dir.join("murphy").display()
     );
-    let out = Command::new(repo().join("scripts/e2e-image"))
-        .args(["build", &dir.to_string_lossy()])
-        .output()
-        .expect("e2e-image build");
-    assert!(
-        out.status.success(),
-        "image build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e2e_image(None, &["build", &dir.to_string_lossy()]);
 }
 
 /// The node up with the chart installed from an image of the binaries beside `bin` (this
