@@ -771,6 +771,8 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         .map(ResourceExt::name_any)
         .collect();
     let mut chosen_by_target: BTreeMap<String, Vec<Chosen>> = BTreeMap::new();
+    // How each role-aware target was chosen (each pod's answer), for the run's timeline.
+    let mut how_chosen: Vec<(String, String)> = Vec::new();
     let mut ids = HashMap::new();
     for f in &spec.faults {
         if chosen_by_target.contains_key(&f.target) {
@@ -809,11 +811,14 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
                 })
                 .collect();
             let (name, spec_t) = (f.target.clone(), t.clone());
-            let (narrowed, _how) = tokio::task::spawn_blocking(move || {
+            let (narrowed, how) = tokio::task::spawn_blocking(move || {
                 select::by_role(&name, &spec_t, candidates, seed)
             })
             .await
             .map_err(|e| e.to_string())??;
+            if !how.is_empty() {
+                how_chosen.push((f.name.clone(), format!("{}: {how}", f.target)));
+            }
             narrowed
         } else {
             pods
@@ -856,8 +861,12 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         .collect();
     let view = pod_view(ctx, spec, &opted).await?;
     let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
-    ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
-        .map_err(|e| e.to_string())
+    let mut run = ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
+        .map_err(|e| e.to_string())?;
+    for (fault, how) in how_chosen {
+        run.chosen_by_role(&fault, how);
+    }
+    Ok(run)
 }
 
 /// The addresses the run plan resolves faults against: every running pod of each target a

@@ -399,6 +399,12 @@ impl ClusterRun {
         }
     }
 
+    /// Say on the timeline how a fault's role-aware target was chosen (each pod's answer),
+    /// as `murphy run` does.
+    pub fn chosen_by_role(&mut self, fault: &str, how: String) {
+        self.event("target", Some(fault), how);
+    }
+
     /// At the end of the steady state, by the rule `murphy run` keeps: every steady-state
     /// probe at its share of healthy samples and every workload with a success, or no fault
     /// is injected at all.

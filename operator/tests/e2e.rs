@@ -1266,9 +1266,11 @@ spec:
     );
 }
 
-/// `localhost/<tool>:e2e` built from this host's binary and imported into the node.
-fn tool_image(node: &Node, tool: &str) {
-    e2e_image(Some(node), &["tool", tool]);
+/// `localhost/<tool>:e2e` built from this host's binary (Debian's, found on this process's
+/// PATH — not the node's, whose `etcd` is the control plane's own build) and imported into
+/// the node.
+fn tool_image(_node: &Node, tool: &str) {
+    e2e_image(None, &["tool", tool]);
 }
 
 /// Watches on a cluster: haproxy (Debian's, in a pod) balances the two web pods and
@@ -1532,42 +1534,57 @@ spec:
     // the same one for 3 s running (asked from the host, which reaches pod IPs as the
     // controller does): a cluster still settling its first election is not a steady state.
     let mut stable: Option<(std::net::SocketAddr, Instant)> = None;
-    wait_for(
-        "a 3-member etcd with a stable leader",
-        Duration::from_secs(180),
-        || {
-            let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=etcd"]);
-            let addrs: Vec<std::net::SocketAddr> = pods["items"]
-                .as_array()?
-                .iter()
-                .filter(|p| p["status"]["phase"] == "Running")
-                .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
-                .map(|ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 2379))
-                .collect();
-            let roles: Vec<Option<bool>> = addrs
-                .iter()
-                .map(|a| murphy::workload::etcd::is_leader(*a, Duration::from_secs(1)).ok())
-                .collect();
-            let leaders: Vec<std::net::SocketAddr> = addrs
-                .iter()
-                .zip(&roles)
-                .filter(|(_, r)| **r == Some(true))
-                .map(|(a, _)| *a)
-                .collect();
-            let settled =
-                addrs.len() == 3 && roles.iter().all(Option::is_some) && leaders.len() == 1;
-            match (settled, stable) {
-                (false, _) => stable = None,
-                (true, Some((l, since))) if l == leaders[0] => {
-                    if since.elapsed() >= Duration::from_secs(3) {
-                        return Some(addrs);
-                    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=etcd"]);
+        let addrs: Vec<std::net::SocketAddr> = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
+            .map(|ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 2379))
+            .collect();
+        let roles: Vec<Result<bool, String>> = addrs
+            .iter()
+            .map(|a| {
+                murphy::workload::etcd::is_leader(*a, Duration::from_secs(1)).map_err(|e| e.message)
+            })
+            .collect();
+        let leaders: Vec<std::net::SocketAddr> = addrs
+            .iter()
+            .zip(&roles)
+            .filter(|(_, r)| matches!(r, Ok(true)))
+            .map(|(a, _)| *a)
+            .collect();
+        let settled = addrs.len() == 3 && roles.iter().all(Result::is_ok) && leaders.len() == 1;
+        match (settled, stable) {
+            (false, _) => stable = None,
+            (true, Some((l, since))) if l == leaders[0] => {
+                if since.elapsed() >= Duration::from_secs(3) {
+                    return addrs;
                 }
-                (true, _) => stable = Some((leaders[0], Instant::now())),
             }
-            None
-        },
-    )
+            (true, _) => stable = Some((leaders[0], Instant::now())),
+        }
+        if Instant::now() > deadline {
+            // Say what was seen: the pods, each member's answer, the end of each log.
+            let logs: String = (0..3)
+                .map(|i| {
+                    let out = node.run(
+                        "kubectl",
+                        &["logs", "-n", NS, &format!("etcd-{i}"), "--tail=15"],
+                    );
+                    format!("--- etcd-{i}:\n{}", String::from_utf8_lossy(&out.stdout))
+                })
+                .collect();
+            panic!(
+                "no 3-member etcd with a stable leader in 240 s: pods {}; members {addrs:?} answered {roles:?}\n{logs}",
+                node.kubectl(&["get", "pods", "-n", NS, "-l", "app=etcd", "-o", "wide"])
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Issue 15's parity test: the leader of a 3-member etcd StatefulSet is SIGKILLed while a
@@ -1660,6 +1677,15 @@ spec:
     assert!(
         longest > 0.0 && longest < 5000.0,
         "the measured gap {longest} ms"
+    );
+    // The timeline says how the leader was chosen: each pod's answer, as `murphy run` says.
+    let events = report["record"]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["kind"] == "target"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("leader: "))),
+        "no timeline event of how the leader was chosen: {events:?}"
     );
     // The killed pod led, and it alone restarted.
     let fault = &report["record"]["faults"][0];
