@@ -1269,7 +1269,7 @@ spec:
 /// `localhost/<tool>:e2e` built from this host's binary (Debian's, found on this process's
 /// PATH — not the node's, whose `etcd` is the control plane's own build) and imported into
 /// the node.
-fn tool_image(_node: &Node, tool: &str) {
+fn tool_image(tool: &str) {
     e2e_image(None, &["tool", tool]);
 }
 
@@ -1281,7 +1281,7 @@ fn tool_image(_node: &Node, tool: &str) {
 /// watch samples it would be inconclusive), while the site stays available through the
 /// balancer.
 fn a_balancer_watched_over_tcp_sees_the_frozen_pod_go_down(node: &Node, _ip: &str) {
-    tool_image(node, "haproxy");
+    tool_image("haproxy");
     let web = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
     let servers: Vec<(String, String)> = web["items"]
         .as_array()
@@ -1477,7 +1477,7 @@ const ETCD_PEER_IPS: [&str; 3] = ["10.96.0.12", "10.96.0.13", "10.96.0.14"];
 /// `etcd-N.peer`, a name its pod's /etc/hosts maps to a Service with a fixed ClusterIP
 /// that selects only that pod.
 fn etcd_cluster(node: &Node) -> Vec<std::net::SocketAddr> {
-    tool_image(node, "etcd");
+    tool_image("etcd");
     let mut yaml = String::new();
     let mut aliases = String::new();
     let mut cluster = Vec::new();
