@@ -250,6 +250,105 @@ pub fn crd_yaml() -> Result<String, String> {
     serde_saphyr::to_string(&crd_json()?).map_err(|e| e.to_string())
 }
 
+/// The cluster-scoped twin of [`Experiment`] (`murphy.dev/v1alpha1`, short name `cmx`):
+/// the same spec and status, but its targets may be pods of any opted-in namespace. Only
+/// cluster admins can create one (the chart grants it to no one; an `Experiment`, which
+/// tenants' `edit` role may create, targets its own namespace only). Its Events go to the
+/// `default` namespace and its evidence ConfigMap to the controller's own namespace.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClusterExperiment {
+    #[serde(default)]
+    pub metadata: kube::api::ObjectMeta,
+    pub spec: ExperimentSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::ExperimentStatus>,
+}
+
+impl kube::Resource for ClusterExperiment {
+    type DynamicType = ();
+    type Scope = kube::core::ClusterResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "ClusterExperiment".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "murphy.dev".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1alpha1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "clusterexperiments".into()
+    }
+    fn meta(&self) -> &kube::api::ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl ClusterExperiment {
+    /// The controller's one view of both kinds: an [`Experiment`] with no namespace.
+    pub fn as_experiment(&self) -> Experiment {
+        let mut metadata = self.metadata.clone();
+        metadata.namespace = None;
+        Experiment {
+            metadata,
+            spec: self.spec.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+/// The ClusterExperiment CRD: the Experiment's, cluster-scoped, under its own names.
+pub fn cluster_crd_json() -> Result<serde_json::Value, String> {
+    let mut crd = crd_json()?;
+    crd["metadata"]["name"] = "clusterexperiments.murphy.dev".into();
+    crd["spec"]["scope"] = "Cluster".into();
+    crd["spec"]["names"] = serde_json::json!({
+        "kind": "ClusterExperiment",
+        "listKind": "ClusterExperimentList",
+        "plural": "clusterexperiments",
+        "singular": "clusterexperiment",
+        "shortNames": ["cmx"],
+        "categories": ["chaos"],
+    });
+    if let Some(root) = crd.pointer_mut("/spec/versions/0/schema/openAPIV3Schema/description") {
+        *root = "A Murphy experiment whose targets may be pods of any namespace that opted in (murphy.dev/chaos=enabled); only cluster admins create these. Same spec and status as an Experiment.".into();
+    }
+    Ok(crd)
+}
+
+/// The ClusterExperiment CRD as YAML (`murphy-operator crd --cluster`).
+pub fn cluster_crd_yaml() -> Result<String, String> {
+    serde_saphyr::to_string(&cluster_crd_json()?).map_err(|e| e.to_string())
+}
+
+/// What an Experiment in `namespace` may not target: pods of another namespace (each such
+/// field named). A ClusterExperiment (`namespace` None) may target any opted-in namespace.
+/// The chart's ValidatingAdmissionPolicy refuses the same at admission.
+pub fn scope_problems(
+    namespace: Option<&str>,
+    spec: &murphy::model::ExperimentSpec,
+) -> Vec<String> {
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    spec.targets
+        .iter()
+        .filter_map(|(name, t)| {
+            let sel = t.pods.as_ref()?;
+            (sel.namespace != ns).then(|| {
+                format!(
+                    "spec.targets.{name}.pods.namespace: an Experiment in namespace {ns:?} targets pods of its own namespace only, found {:?} (a ClusterExperiment, which cluster admins create, may target other namespaces)",
+                    sel.namespace
+                )
+            })
+        })
+        .collect()
+}
+
 /// Parts of a spec the cluster front door cannot run (the engine's
 /// [`murphy::plan::unsupported`]): it refuses them, naming each field.
 pub fn local_only_fields(spec: &murphy::model::ExperimentSpec) -> Vec<String> {

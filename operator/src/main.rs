@@ -40,7 +40,11 @@ fn init_tracing(format: &str) {
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the Experiment CustomResourceDefinition (YAML), generated from the engine's types.
-    Crd,
+    Crd {
+        /// Print the ClusterExperiment CRD instead (cluster-scoped, same spec).
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Run the node agent: a gRPC service (mTLS only) that injects and reverts faults on
     /// pods of this node, with leases, and reverts what an earlier agent left.
     Agent {
@@ -103,6 +107,9 @@ enum Cmd {
         leader_election_namespace: String,
         #[arg(long, default_value = "murphy-controller")]
         lease_name: String,
+        /// The controller's own namespace: ClusterExperiments' evidence ConfigMaps go here.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        namespace: String,
         /// Lease the agents hold each injection under, in seconds (renewed at a third).
         #[arg(long, default_value_t = 30)]
         injection_lease_seconds: u64,
@@ -134,8 +141,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     match cli.command {
-        Cmd::Crd => {
-            let yaml = murphy_operator::crd::crd_yaml().map_err(anyhow::Error::msg)?;
+        Cmd::Crd { cluster } => {
+            let yaml = if cluster {
+                murphy_operator::crd::cluster_crd_yaml()
+            } else {
+                murphy_operator::crd::crd_yaml()
+            }
+            .map_err(anyhow::Error::msg)?;
             // A closed pipe (`murphy-operator crd | head`) ends the output, not in a panic.
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(yaml.as_bytes());
@@ -178,6 +190,7 @@ fn main() -> anyhow::Result<()> {
             leader_elect,
             leader_election_namespace,
             lease_name,
+            namespace,
             injection_lease_seconds,
         } => {
             if !(1..=3600).contains(&injection_lease_seconds) {
@@ -204,6 +217,7 @@ fn main() -> anyhow::Result<()> {
                 leader_election: leader_elect.then_some((leader_election_namespace, lease_name)),
                 lease_ms: injection_lease_seconds * 1000,
                 identity: format!("{identity}-{}", std::process::id()),
+                namespace,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -234,6 +234,8 @@ pub struct Ctx {
     /// The runs this controller holds, by Experiment UID, each behind its own lock.
     pub runs: Mutex<HashMap<String, Arc<Mutex<ClusterRun>>>>,
     pub metrics: Arc<Metrics>,
+    /// The controller's own namespace: ClusterExperiments' evidence ConfigMaps go here.
+    pub home_namespace: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +279,10 @@ pub fn observe(exp: &Experiment, run: Option<&ClusterRun>, lease_ms: u64) -> Obs
             None => murphy::model::validate::validate(&core)
                 .iter()
                 .map(ToString::to_string)
+                .chain(crd::scope_problems(
+                    exp.namespace().as_deref(),
+                    &exp.spec.spec,
+                ))
                 .collect(),
         },
         local_only: crd::local_only_fields(&exp.spec.spec),
@@ -303,7 +309,7 @@ fn now_rfc3339() -> String {
 }
 
 /// One reconcile: observe, plan, act.
-#[tracing::instrument(skip_all, fields(experiment = %format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any())))]
+#[tracing::instrument(skip_all, fields(experiment = %key_of(&exp)))]
 pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     let uid = exp.uid().unwrap_or_default();
     // The map is locked only to look up or change entries; each run has its own lock, held
@@ -459,7 +465,7 @@ async fn sweep(ctx: &Ctx, exp: &Experiment) -> String {
         Ok(a) => a,
         Err(e) => return format!("the agents could not be found ({e}): {lapse}"),
     };
-    let experiment = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
+    let experiment = key_of(exp);
     let calls = agents
         .values()
         .map(|addr| {
@@ -556,8 +562,50 @@ pub fn error_policy(_exp: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Requeu
     Requeue::requeue(Duration::from_secs(5))
 }
 
-fn api(client: &Client, exp: &Experiment) -> Api<Experiment> {
-    Api::namespaced(client.clone(), &exp.namespace().unwrap_or_default())
+/// The API of the object's own kind: an Experiment in its namespace, or the
+/// ClusterExperiment of that name (the controller sees both as an [`Experiment`]; a
+/// cluster-scoped one has no namespace).
+fn api(client: &Client, exp: &Experiment) -> Api<kube::api::DynamicObject> {
+    match exp.namespace() {
+        Some(ns) => Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &kube::api::ApiResource::erase::<Experiment>(&()),
+        ),
+        None => Api::all_with(
+            client.clone(),
+            &kube::api::ApiResource::erase::<crd::ClusterExperiment>(&()),
+        ),
+    }
+}
+
+/// How runs, agents' leases and logs name an experiment: `namespace/name` for an
+/// Experiment, the bare name for a ClusterExperiment (a namespace never holds a '/').
+pub fn key_of(exp: &Experiment) -> String {
+    match exp.namespace() {
+        Some(ns) => format!("{ns}/{}", exp.name_any()),
+        None => exp.name_any(),
+    }
+}
+
+/// A reference to the object, of its own kind (Events' `regarding`).
+fn reference(exp: &Experiment) -> k8s_openapi::api::core::v1::ObjectReference {
+    let mut r = exp.object_ref(&());
+    if exp.namespace().is_none() {
+        r.kind = Some("ClusterExperiment".into());
+    }
+    r
+}
+
+/// The evidence ConfigMap's owner: the object, of its own kind.
+fn owner(
+    exp: &Experiment,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    let mut o = exp.controller_owner_ref(&())?;
+    if exp.namespace().is_none() {
+        o.kind = "ClusterExperiment".into();
+    }
+    Some(o)
 }
 
 /// The finalizer patches: JSON patches whose `test` op makes them fail if someone else
@@ -646,7 +694,7 @@ async fn event(ctx: &Ctx, exp: &Experiment, t: EventType, reason: &str, action: 
         EventType::Warning => tracing::warn!(reason, action, "{note}"),
         EventType::Normal => tracing::info!(reason, action, "{note}"),
     }
-    let regarding = exp.object_ref(&());
+    let regarding = reference(exp);
     if let Err(e) = ctx
         .recorder
         .publish(t, reason, action, &note, &regarding)
@@ -860,7 +908,7 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         })
         .collect();
     let view = pod_view(ctx, spec, &opted).await?;
-    let name = format!("{}/{}", exp.namespace().unwrap_or_default(), exp.name_any());
+    let name = key_of(exp);
     let mut run = ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
         .map_err(|e| e.to_string())?;
     for (fault, how) in how_chosen {
@@ -989,9 +1037,13 @@ async fn replacements(ctx: &Ctx, run: &mut ClusterRun) {
     }
 }
 
-/// The evidence ConfigMap's name for an Experiment.
+/// The evidence ConfigMap's name for an Experiment (a ClusterExperiment's, which lives in
+/// the controller's namespace, says so: it cannot clash with an Experiment's there).
 pub fn evidence_name(exp: &Experiment) -> String {
-    format!("{}-evidence", exp.name_any())
+    match exp.namespace() {
+        Some(_) => format!("{}-evidence", exp.name_any()),
+        None => format!("cluster-{}-evidence", exp.name_any()),
+    }
 }
 
 /// ConfigMaps hold at most 1 MiB; the report keeps under this, dropping samples first.
@@ -1092,11 +1144,14 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
     let table = murphy::report::table(&report);
     let json = bounded_report(serde_json::to_value(&report).unwrap_or_default());
     let name = evidence_name(exp);
+    let evidence_ns = exp
+        .namespace()
+        .unwrap_or_else(|| ctx.home_namespace.clone());
     let cm = ConfigMap {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
-            namespace: exp.namespace(),
-            owner_references: exp.controller_owner_ref(&()).map(|o| vec![o]),
+            namespace: Some(evidence_ns.clone()),
+            owner_references: owner(exp).map(|o| vec![o]),
             labels: Some(BTreeMap::from([(
                 "murphy.dev/experiment".to_string(),
                 exp.name_any(),
@@ -1109,8 +1164,7 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         ])),
         ..Default::default()
     };
-    let cms: Api<ConfigMap> =
-        Api::namespaced(ctx.client.clone(), &exp.namespace().unwrap_or_default());
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &evidence_ns);
     match cms.create(&PostParams::default(), &cm).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -1184,6 +1238,8 @@ pub struct ControllerOptions {
     pub leader_election: Option<(String, String)>,
     pub lease_ms: u64,
     pub identity: String,
+    /// The controller's own namespace (ClusterExperiments' evidence).
+    pub namespace: String,
 }
 
 /// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
@@ -1229,6 +1285,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         lease_ms: o.lease_ms,
         runs: Mutex::new(HashMap::new()),
         metrics,
+        home_namespace: o.namespace.clone(),
     });
     tracing::info!(
         identity = %o.identity,
@@ -1237,12 +1294,12 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             (Some(ns), Some(sel)) => format!("pods {sel} in namespace {ns}, port {}", o.directory.port),
             _ => format!("{} fixed address(es)", o.directory.fixed.len()),
         },
-        "watching Experiments in every namespace; targets only in namespaces labelled {}={}",
+        "watching Experiments (each targets its own namespace) and ClusterExperiments in every namespace; targets only in namespaces labelled {}={}",
         select::OPT_IN_LABEL,
         select::OPT_IN_VALUE
     );
-    let exps: Api<Experiment> = Api::all(client);
-    let controller = Controller::new(exps, watcher::Config::default())
+    let exps: Api<Experiment> = Api::all(client.clone());
+    let namespaced = Controller::new(exps, watcher::Config::default())
         .graceful_shutdown_on(crate::node::stopped())
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -1250,6 +1307,24 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
                 tracing::warn!("{e}");
             }
         });
+    // ClusterExperiments go through the very same reconcile, seen as an Experiment with
+    // no namespace.
+    let cexps: Api<crd::ClusterExperiment> = Api::all(client);
+    let cluster = Controller::new(cexps, watcher::Config::default())
+        .graceful_shutdown_on(crate::node::stopped())
+        .run(
+            |c: Arc<crd::ClusterExperiment>, ctx| reconcile(Arc::new(c.as_experiment()), ctx),
+            |c: Arc<crd::ClusterExperiment>, e: &Error, ctx| {
+                error_policy(Arc::new(c.as_experiment()), e, ctx)
+            },
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::warn!("{e}");
+            }
+        });
+    let controller = futures_util::future::join(namespaced, cluster);
     tokio::select! {
         _ = controller => {}
         why = &mut lost_leadership => {
@@ -1268,9 +1343,18 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             r.aborted.get_or_insert_with(|| {
                 "the controller stopped before the run ended; every fault was reverted".into()
             });
-            let (ns, name) = r.experiment.split_once('/').unwrap_or(("", &r.experiment));
-            let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), ns);
-            match api.get(name).await {
+            let got = match r.experiment.split_once('/') {
+                Some((ns, name)) => {
+                    Api::<Experiment>::namespaced(ctx.client.clone(), ns)
+                        .get(name)
+                        .await
+                }
+                None => Api::<crd::ClusterExperiment>::all(ctx.client.clone())
+                    .get(&r.experiment)
+                    .await
+                    .map(|c| c.as_experiment()),
+            };
+            match got {
                 Ok(exp) => {
                     publish(&ctx, &exp, &mut r).await;
                     if let Err(e) = finish(&ctx, &exp, &mut r).await {

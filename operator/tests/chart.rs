@@ -307,7 +307,14 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRole"
+        ]
     );
     let mut found = Vec::new();
     for doc in &docs {
@@ -327,10 +334,21 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
             ),
             (
                 "murphy.dev",
+                "clusterexperiments",
+                &["get", "list", "watch", "patch", "update"]
+            ),
+            (
+                "murphy.dev",
                 "experiments/status",
                 &["get", "patch", "update"]
             ),
+            (
+                "murphy.dev",
+                "clusterexperiments/status",
+                &["get", "patch", "update"]
+            ),
             ("murphy.dev", "experiments/finalizers", &["update"]),
+            ("murphy.dev", "clusterexperiments/finalizers", &["update"]),
             ("", "pods", &["get", "list", "watch"]),
             ("", "namespaces", &["get", "list", "watch"]),
             ("", "configmaps", &["get", "create", "patch", "update"]),
@@ -345,6 +363,39 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
             "leases",
             &["get", "create", "update"]
         )])
+    );
+    // Tenants' roles (aggregated into the built-in edit/admin and view) name Experiments
+    // only: nothing in the chart grants ClusterExperiments to anyone but the controller.
+    let edit = &docs[4];
+    assert_eq!(
+        edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    assert_eq!(
+        grants(&edit["rules"]),
+        expected(&[(
+            "murphy.dev",
+            "experiments",
+            &[
+                "get",
+                "list",
+                "watch",
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection"
+            ]
+        )])
+    );
+    let view = &docs[5];
+    assert_eq!(
+        view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    assert_eq!(
+        grants(&view["rules"]),
+        expected(&[("murphy.dev", "experiments", &["get", "list", "watch"])])
     );
     for (binding, kind) in [(&docs[1], "ClusterRole"), (&docs[3], "Role")] {
         assert_eq!(binding["roleRef"]["kind"], kind);

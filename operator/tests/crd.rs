@@ -13,15 +13,80 @@ fn root() -> std::path::PathBuf {
 }
 
 #[test]
-fn the_charts_crd_is_the_generated_one() {
-    let generated = crd_yaml().expect("crd");
-    let path = root().join("charts/murphy/crds/experiment.yaml");
-    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        shipped == generated,
-        "{} differs from `murphy-operator crd`: regenerate it with\n  cargo run -p murphy-operator -- crd > charts/murphy/crds/experiment.yaml",
-        path.display()
+fn the_charts_crds_are_the_generated_ones() {
+    for (generated, file, flag) in [
+        (crd_yaml().expect("crd"), "experiment.yaml", ""),
+        (
+            murphy_operator::crd::cluster_crd_yaml().expect("crd"),
+            "clusterexperiment.yaml",
+            " --cluster",
+        ),
+    ] {
+        let path = root().join("charts/murphy/crds").join(file);
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            shipped == generated,
+            "{} differs from `murphy-operator crd{flag}`: regenerate it with\n  cargo run -p murphy-operator -- crd{flag} > charts/murphy/crds/{file}",
+            path.display()
+        );
+    }
+}
+
+/// The ClusterExperiment is the Experiment's schema, rules and columns, cluster-scoped
+/// under its own names; the controller reads one as an Experiment with no namespace.
+#[test]
+fn the_cluster_kind_is_the_same_schema_cluster_scoped() {
+    let ns = murphy_operator::crd::crd_json().expect("crd");
+    let cl = murphy_operator::crd::cluster_crd_json().expect("crd");
+    assert_eq!(cl["spec"]["scope"], "Cluster");
+    assert_eq!(ns["spec"]["scope"], "Namespaced");
+    assert_eq!(cl["spec"]["names"]["kind"], "ClusterExperiment");
+    assert_eq!(
+        cl["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"],
+        ns["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
     );
+    assert_eq!(
+        cl["spec"]["versions"][0]["additionalPrinterColumns"],
+        ns["spec"]["versions"][0]["additionalPrinterColumns"]
+    );
+    let obj = serde_json::json!({
+        "apiVersion": "murphy.dev/v1alpha1", "kind": "ClusterExperiment",
+        "metadata": {"name": "wide", "uid": "u1"},
+        "spec": {"faults": [{"name": "pause", "target": "web", "kind": "process-pause"}]}
+    });
+    let c: murphy_operator::crd::ClusterExperiment = serde_json::from_value(obj).expect("read");
+    let e = c.as_experiment();
+    assert_eq!(kube::ResourceExt::namespace(&e), None);
+    assert_eq!(murphy_operator::reconcile::key_of(&e), "wide");
+    assert_eq!(
+        murphy_operator::reconcile::evidence_name(&e),
+        "cluster-wide-evidence"
+    );
+}
+
+/// A namespaced Experiment targets its own namespace only, each stray target named; a
+/// ClusterExperiment may target any (opted-in) namespace.
+#[test]
+fn an_experiment_targets_its_own_namespace_only() {
+    let spec: murphy::model::ExperimentSpec = serde_json::from_value(serde_json::json!({
+        "targets": {
+            "web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}},
+            "db": {"pods": {"namespace": "bank", "matchLabels": {"app": "db"}}},
+        },
+        "faults": [{"name": "pause", "target": "web", "kind": "process-pause"}],
+    }))
+    .expect("spec");
+    let p = murphy_operator::crd::scope_problems(Some("shop"), &spec);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("spec.targets.db.pods.namespace: an Experiment in namespace \"shop\" targets pods of its own namespace only, found \"bank\""),
+        "{p:?}"
+    );
+    assert_eq!(
+        murphy_operator::crd::scope_problems(Some("bank"), &spec).len(),
+        1
+    );
+    assert!(murphy_operator::crd::scope_problems(None, &spec).is_empty());
 }
 
 #[test]

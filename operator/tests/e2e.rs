@@ -789,6 +789,155 @@ fn every_fault_kind_round_trips_through_the_api_server(node: &Node) {
     );
 }
 
+const TENANT: &str = "e2e-tenant";
+
+/// The pause Experiment of [`experiment`] as `kind` in namespace `ns` (None: a
+/// ClusterExperiment), its target still the shop's pods.
+fn scoped(kind: &str, name: &str, ns: Option<&str>, ip: &str) -> String {
+    let text = experiment(name, ip, "4s").replacen("kind: Experiment", &format!("kind: {kind}"), 1);
+    let meta = format!("metadata: {{name: {name}, namespace: {NS}}}");
+    match ns {
+        Some(ns) => text.replacen(
+            &meta,
+            &format!("metadata: {{name: {name}, namespace: {ns}}}"),
+            1,
+        ),
+        None => text.replacen(&meta, &format!("metadata: {{name: {name}}}"), 1),
+    }
+}
+
+/// Tenants: an Experiment touches pods of its own namespace only. A tenant with the
+/// built-in `edit` role may create Experiments in its namespace but no ClusterExperiment;
+/// its Experiment aimed at another (opted-in) namespace is refused by the API server at
+/// apply, and — were the admission policy gone — by the controller, naming the field,
+/// with no pod touched. A ClusterExperiment (a cluster admin's) reaches it.
+fn an_experiment_reaches_its_own_namespace_only(node: &Node, ip: &str) {
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {TENANT}, labels: {{murphy.dev/chaos: enabled}}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: tenant, namespace: {TENANT}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: tenant-edit, namespace: {TENANT}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}
+subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
+"#
+    ));
+    let tenant = format!("--as=system:serviceaccount:{TENANT}:tenant");
+    let can = |args: &[&str]| {
+        let mut a = vec!["auth", "can-i"];
+        a.extend_from_slice(args);
+        a.push(&tenant);
+        String::from_utf8_lossy(&node.run("kubectl", &a).stdout)
+            .trim()
+            .to_string()
+    };
+    // The chart's roles are aggregated into `edit` by the control plane, shortly.
+    wait_for("edit to grant Experiments", Duration::from_secs(30), || {
+        (can(&["create", "experiments.murphy.dev", "-n", TENANT]) == "yes").then_some(())
+    });
+    assert_eq!(can(&["create", "clusterexperiments.murphy.dev"]), "no");
+    assert_eq!(can(&["create", "experiments.murphy.dev", "-n", NS]), "no");
+    // The tenant's Experiment aimed at the shop: refused at apply, the field named.
+    let stray = scoped("Experiment", "stray", Some(TENANT), ip);
+    let file = std::env::temp_dir().join(format!("murphy-e2e-stray-{}.yaml", std::process::id()));
+    std::fs::write(&file, &stray).expect("write");
+    let want = format!(
+        "spec.targets.web.pods.namespace: an Experiment in namespace \"{TENANT}\" targets pods of its own namespace only, found \"{NS}\""
+    );
+    let out = node.run(
+        "kubectl",
+        &["apply", "-f", &file.to_string_lossy(), &tenant],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the API server stored a stray Experiment"
+    );
+    assert!(said.contains(&want), "{said}");
+    // Without the policy (a cluster without it, or a stale chart), the controller refuses
+    // the same, in the same words, and touches nothing.
+    let binding = format!("{RELEASE}-experiment-scope");
+    let kept = node.json(&["get", "validatingadmissionpolicybinding", &binding]);
+    node.kubectl(&["delete", "validatingadmissionpolicybinding", &binding]);
+    wait_for("the policy to be gone", Duration::from_secs(30), || {
+        node.run("kubectl", &["apply", "-f", &file.to_string_lossy()])
+            .status
+            .success()
+            .then_some(())
+    });
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "-n",
+        TENANT,
+        "experiment/stray",
+    ]);
+    let exp = node.json(&["get", "experiment", "stray", "-n", TENANT]);
+    let ready = exp["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "False", "{exp}");
+    assert_eq!(ready["reason"], "Rejected", "{exp}");
+    assert!(
+        ready["message"].as_str().unwrap_or("").contains(&want),
+        "{ready}"
+    );
+    let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
+    for p in pods["items"].as_array().into_iter().flatten() {
+        assert_eq!(
+            app_stopped(p["metadata"]["uid"].as_str().unwrap_or("")),
+            Some(false)
+        );
+    }
+    node.kubectl(&["delete", "experiment", "stray", "-n", TENANT, "--wait=true"]);
+    let mut restore = kept.clone();
+    if let Some(m) = restore["metadata"].as_object_mut() {
+        m.retain(|k, _| k == "name" || k == "labels");
+    }
+    node.apply(&restore.to_string());
+    let _ = std::fs::remove_file(&file);
+    // A ClusterExperiment reaches the shop: its pod is frozen and thawed, its status
+    // is written on the cluster-scoped object and its evidence in the release namespace.
+    node.apply(&scoped("ClusterExperiment", "wide", None, ip));
+    let (name, uid) = frozen_pod(node);
+    wait_for(
+        "the frozen pod to run again",
+        Duration::from_secs(30),
+        || (app_stopped(&uid) == Some(false)).then_some(()),
+    );
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "clusterexperiment/wide",
+    ]);
+    let wide = node.json(&["get", "clusterexperiment", "wide"]);
+    assert_eq!(wide["status"]["phase"], "Completed", "{wide}");
+    assert_eq!(
+        wide["status"]["evidence"], "cluster-wide-evidence",
+        "{wide}"
+    );
+    let cm = node.json(&["get", "configmap", "cluster-wide-evidence", "-n", SYSTEM]);
+    let report: Value =
+        serde_json::from_str(cm["data"]["report.json"].as_str().expect("report")).expect("json");
+    assert_eq!(report["record"]["faults"][0]["confirmed"], true, "{report}");
+    node.kubectl(&["delete", "clusterexperiment", "wide", "--wait=true"]);
+    node.kubectl(&["delete", "namespace", TENANT, "--wait=false"]);
+    eprintln!(
+        "e2e: scope: a tenant (edit in {TENANT}) may create Experiments there, no ClusterExperiment; its Experiment aimed at {NS} was refused at apply and, without the policy, by the controller ({want}); a ClusterExperiment froze {name} and completed, evidence in {SYSTEM}/cluster-wide-evidence"
+    );
+}
+
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
 fn sigkill(node: &Node, component: &str) {
     let uid = node.json(&[
@@ -1791,6 +1940,7 @@ fn the_operator_installed_by_helm_on_a_real_node() {
         ("schema", |n, _| {
             every_fault_kind_round_trips_through_the_api_server(n)
         }),
+        ("scope", an_experiment_reaches_its_own_namespace_only),
         (
             "pause",
             a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it,

@@ -270,6 +270,7 @@ fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx>
         lease_ms: 5_000,
         runs: tokio::sync::Mutex::new(HashMap::new()),
         metrics: Arc::new(Metrics::default()),
+        home_namespace: "murphy-system".into(),
     })
 }
 
