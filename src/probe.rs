@@ -180,6 +180,23 @@ fn http(h: &HttpCheck, timeout: Duration) -> Result<String, String> {
     Ok(format!("HTTP {code}"))
 }
 
+/// A finished command's sample: healthy when it exited with the expected code and, when
+/// asked, printed the expected text. Shared by the local door (which runs the command) and
+/// the cluster's command pods (which report the exit code and output).
+pub fn judge_command(c: &CommandCheck, code: i32, stdout: Option<&str>) -> Result<String, String> {
+    if code != c.exit_code {
+        return Err(format!("exit {code}, expected {}", c.exit_code));
+    }
+    if let Some(w) = &c.stdout_contains {
+        if !stdout.unwrap_or("").contains(w.as_str()) {
+            return Err(format!(
+                "exit {code}, but the output does not contain {w:?}"
+            ));
+        }
+    }
+    Ok(format!("exit {code}"))
+}
+
 fn command(c: &CommandCheck, timeout: Duration) -> Result<String, String> {
     let want = c.stdout_contains.as_deref();
     let mut child = Command::new(&c.argv[0])
@@ -206,18 +223,9 @@ fn command(c: &CommandCheck, timeout: Duration) -> Result<String, String> {
         match child.try_wait() {
             Ok(Some(status)) => {
                 let code = status.code().unwrap_or(-1);
-                if code != c.exit_code {
-                    return Err(format!("exit {code}, expected {}", c.exit_code));
-                }
-                if let (Some(w), Some(r)) = (want, reader) {
-                    let out = r.join().unwrap_or_default();
-                    if !String::from_utf8_lossy(&out).contains(w) {
-                        return Err(format!(
-                            "exit {code}, but the output does not contain {w:?}"
-                        ));
-                    }
-                }
-                return Ok(format!("exit {code}"));
+                let out = reader.map(|r| r.join().unwrap_or_default());
+                let out = out.as_deref().map(String::from_utf8_lossy);
+                return judge_command(c, code, out.as_deref());
             }
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();

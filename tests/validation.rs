@@ -639,3 +639,30 @@ fn lists_are_bounded_as_the_crd_bounds_them() {
     );
     expect_error(&src, "spec.faults", "at most 64 entries (found 65)");
 }
+
+/// `spec.commandPod` (where a cluster runs command probes): an image reference, a service
+/// account name and limits the API server takes, every problem named at once.
+#[test]
+fn command_pod_fields_are_checked_at_once() {
+    let src = GOOD.replace(
+        "  targets:\n",
+        "  commandPod: {image: \"busy box;rm\", serviceAccountName: Checker_1, cpu: lots, memory: 64Mi}\n  targets:\n",
+    );
+    let errs = errors(&src);
+    for (field, words) in [
+        ("spec.commandPod.image", "not an image reference"),
+        ("spec.commandPod.serviceAccountName", "not a service account name"),
+        ("spec.commandPod.cpu", "not a Kubernetes quantity"),
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(field) && e.contains(words)),
+            "{field}: {errs:#?}"
+        );
+    }
+    assert!(!errs.iter().any(|e| e.contains("commandPod.memory")), "{errs:#?}");
+    let ok = GOOD.replace(
+        "  targets:\n",
+        "  commandPod: {image: \"registry.example.com:5000/tools/busybox:1.36@sha256:0f3c\", serviceAccountName: checker, cpu: \"0.5\", memory: 64Mi}\n  targets:\n",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}

@@ -139,9 +139,9 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.probes[].from (a lab host) only runs with `murphy run` on one machine",
     ),
     (
-        "/properties/probes/items",
-        "!has(self.command)",
-        "spec.probes[].command would run a command in the controller's pod, which a cluster never does (use an `http` or `tcp` check)",
+        "",
+        "has(self.commandPod) || !has(self.probes) || self.probes.all(p, !has(p.command))",
+        "spec.probes[].command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
     ),
     (
         "/properties/targets/additionalProperties/properties/role",
@@ -380,6 +380,8 @@ mod tests {
         // source is refused.
         assert!(with(serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["{target:web}:80"], "http": {"path": "/"}}]})).is_empty());
         assert!(with(serde_json::json!({"watches": [{"name": "lb", "haproxy": {"address": "{target:web}:9999"}}]})).is_empty());
+        // A command probe runs on a cluster in a pod of its own, when the spec names one.
+        assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "probes": [{"name": "p", "command": {"argv": ["/bin/true"]}}]})).is_empty());
         let cases = [
             (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
             (

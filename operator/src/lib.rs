@@ -30,6 +30,7 @@ pub mod leader;
 pub mod lease;
 pub mod node;
 pub mod pods;
+pub mod probe_pods;
 pub mod reconcile;
 pub mod run;
 pub mod schema;

@@ -110,6 +110,13 @@ enum Cmd {
         /// The controller's own namespace: ClusterExperiments' evidence ConfigMaps go here.
         #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
         namespace: String,
+        /// The operator's image: command probes' pods copy `murphy-probe-pod` from it.
+        /// Without it, command probes are refused.
+        #[arg(long)]
+        probe_pod_image: Option<String>,
+        /// Pull policy of that image in command probes' pods.
+        #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
+        probe_pod_pull_policy: String,
         /// Lease the agents hold each injection under, in seconds (renewed at a third).
         #[arg(long, default_value_t = 30)]
         injection_lease_seconds: u64,
@@ -191,6 +198,8 @@ fn main() -> anyhow::Result<()> {
             leader_election_namespace,
             lease_name,
             namespace,
+            probe_pod_image,
+            probe_pod_pull_policy,
             injection_lease_seconds,
         } => {
             if !(1..=3600).contains(&injection_lease_seconds) {
@@ -218,6 +227,10 @@ fn main() -> anyhow::Result<()> {
                 lease_ms: injection_lease_seconds * 1000,
                 identity: format!("{identity}-{}", std::process::id()),
                 namespace,
+                runner: probe_pod_image.map(|image| murphy_operator::probe_pods::Runner {
+                    image,
+                    pull_policy: probe_pod_pull_policy,
+                }),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -236,6 +236,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The controller's own namespace: ClusterExperiments' evidence ConfigMaps go here.
     pub home_namespace: String,
+    /// How command probes' pods get their sampler (None: command probes are refused).
+    pub runner: Option<crate::probe_pods::Runner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +332,10 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
         match a {
             Action::AddFinalizer => patch_finalizers(&ctx.client, &exp, true).await?,
             Action::RemoveFinalizer => {
+                if let Some(r) = run.as_deref_mut() {
+                    let pods = std::mem::take(&mut r.probe_pods);
+                    crate::probe_pods::delete(&ctx.client, &pods).await;
+                }
                 forget(&ctx, &uid).await;
                 patch_finalizers(&ctx.client, &exp, false).await?;
             }
@@ -524,13 +530,23 @@ async fn publish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) {
     }
 }
 
-/// Drop an experiment's run (its probes stop).
+/// Drop an experiment's run (its probes stop, its probe pods are deleted).
 async fn forget(ctx: &Ctx, uid: &str) {
-    let mut runs = ctx.runs.lock().await;
-    runs.remove(uid);
-    ctx.metrics
-        .running
-        .store(runs.len() as u64, Ordering::Relaxed);
+    let gone = {
+        let mut runs = ctx.runs.lock().await;
+        let gone = runs.remove(uid);
+        ctx.metrics
+            .running
+            .store(runs.len() as u64, Ordering::Relaxed);
+        gone
+    };
+    if let Some(run) = gone {
+        // Held by this reconcile at most (it called us): try, never wait on it.
+        if let Ok(mut r) = run.try_lock() {
+            let pods = std::mem::take(&mut r.probe_pods);
+            crate::probe_pods::delete(&ctx.client, &pods).await;
+        }
+    }
 }
 
 /// Status Aborted with `reason`, and a Warning Event saying so.
@@ -909,12 +925,71 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
         .collect();
     let view = pod_view(ctx, spec, &opted).await?;
     let name = key_of(exp);
-    let mut run = ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view)
-        .map_err(|e| e.to_string())?;
+    // Command probes run in pods of their own, running before the run's clock starts so
+    // that they sample the whole steady state.
+    let probe_pods = start_probe_pods(ctx, exp, uid).await?;
+    let mut run =
+        match ClusterRun::start(uid, &name, spec.clone(), seed, ctx.lease_ms, targets, &view) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::probe_pods::delete(&ctx.client, &probe_pods).await;
+                return Err(e.to_string());
+            }
+        };
+    run.follow_probe_pods(&ctx.client, probe_pods);
     for (fault, how) in how_chosen {
         run.chosen_by_role(&fault, how);
     }
     Ok(run)
+}
+
+/// A pod for each command probe (`spec.commandPod`), running; none without command probes.
+async fn start_probe_pods(
+    ctx: &Ctx,
+    exp: &Experiment,
+    uid: &str,
+) -> Result<Vec<crate::probe_pods::ProbePod>, String> {
+    let spec = &exp.spec.spec;
+    let commands: Vec<_> = spec
+        .probes
+        .iter()
+        .filter_map(|p| Some((p, p.check.command.as_ref()?)))
+        .collect();
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cp = spec
+        .command_pod
+        .as_ref()
+        .ok_or("spec.probes[].command needs spec.commandPod on a cluster (refused at admission)")?;
+    let runner = ctx.runner.as_ref().ok_or(
+        "this controller was started without --probe-pod-image, so it cannot run command probes (the chart sets it)",
+    )?;
+    let ns = exp
+        .namespace()
+        .unwrap_or_else(|| ctx.home_namespace.clone());
+    // Alive for the whole run and a margin; gone by itself after.
+    let lifetime = murphy::plan::Plan::new(spec).length() + Duration::from_secs(120);
+    let pods = commands
+        .into_iter()
+        .map(|(p, c)| {
+            (
+                p.name.clone(),
+                crate::probe_pods::pod_for(
+                    &exp.name_any(),
+                    uid,
+                    &ns,
+                    owner(exp),
+                    p,
+                    c,
+                    cp,
+                    runner,
+                    lifetime,
+                ),
+            )
+        })
+        .collect();
+    crate::probe_pods::start(&ctx.client, pods, Duration::from_secs(90)).await
 }
 
 /// The addresses the run plan resolves faults against: every running pod of each target a
@@ -1127,6 +1202,9 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
     if run.result.is_none() {
         run.result = Some(run.finish(status.clone(), why));
     }
+    // The command probes' pods go with the run (their samples are in the record now).
+    let pods = std::mem::take(&mut run.probe_pods);
+    crate::probe_pods::delete(&ctx.client, &pods).await;
     let Some((record, verdicts)) = run.result.clone() else {
         return Ok(());
     };
@@ -1240,6 +1318,8 @@ pub struct ControllerOptions {
     pub identity: String,
     /// The controller's own namespace (ClusterExperiments' evidence).
     pub namespace: String,
+    /// The image and pull policy of command probes' pods' init container (the operator's).
+    pub runner: Option<crate::probe_pods::Runner>,
 }
 
 /// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
@@ -1286,6 +1366,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         runs: Mutex::new(HashMap::new()),
         metrics,
         home_namespace: o.namespace.clone(),
+        runner: o.runner.clone(),
     });
     tracing::info!(
         identity = %o.identity,

@@ -123,6 +123,12 @@ pub struct ClusterRun {
     pub notices: Vec<Notice>,
     probes: Vec<ProbeHandle>,
     rx: Option<Receiver<ProbeSample>>,
+    /// Where samples go (the command probes' pods send theirs here too).
+    probe_tx: Option<std::sync::mpsc::Sender<ProbeSample>>,
+    /// The command probes' pods (`spec.commandPod`), deleted when the run ends.
+    pub probe_pods: Vec<crate::probe_pods::ProbePod>,
+    /// The tasks following their logs.
+    pod_followers: Vec<tokio::task::JoinHandle<()>>,
     /// The workloads' clients, running from the controller since the run started (they
     /// reach pods by IP, as probes do), with their endpoints resolved through the plan.
     workloads: Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)>,
@@ -181,9 +187,12 @@ impl ClusterRun {
             .collect::<Result<Vec<_>, _>>()?;
         let clock = Clock::start();
         let (tx, rx) = channel();
+        // A command probe never runs here: it runs in a pod of its own
+        // ([`ClusterRun::follow_probe_pods`]), or the run is refused at admission.
         let probes = spec
             .probes
             .iter()
+            .filter(|p| p.check.command.is_none())
             .map(|p| {
                 probe::spawn(
                     p.name.clone(),
@@ -251,6 +260,9 @@ impl ClusterRun {
             notices: Vec::new(),
             probes,
             rx: Some(rx),
+            probe_tx: Some(tx),
+            probe_pods: Vec::new(),
+            pod_followers: Vec::new(),
             workloads,
             clients,
             watches,
@@ -1045,6 +1057,34 @@ impl ClusterRun {
             .collect()
     }
 
+    /// Follow the command probes' pods: their samples join the others, on this run's
+    /// clock. Needs a Tokio runtime.
+    pub fn follow_probe_pods(
+        &mut self,
+        client: &kube::Client,
+        pods: Vec<crate::probe_pods::ProbePod>,
+    ) {
+        let Some(tx) = &self.probe_tx else { return };
+        for pod in &pods {
+            let check = self
+                .spec
+                .probes
+                .iter()
+                .find(|p| p.name == pod.probe)
+                .and_then(|p| p.check.command.clone());
+            if let Some(check) = check {
+                self.pod_followers.push(crate::probe_pods::follow(
+                    client.clone(),
+                    pod.clone(),
+                    check,
+                    self.started_unix_ms,
+                    tx.clone(),
+                ));
+            }
+        }
+        self.probe_pods.extend(pods);
+    }
+
     /// Stop the probes and evaluate the claims on the finished record.
     pub fn finish(
         &mut self,
@@ -1054,6 +1094,10 @@ impl ClusterRun {
         for p in self.probes.drain(..) {
             p.stop();
         }
+        for f in self.pod_followers.drain(..) {
+            f.abort();
+        }
+        self.probe_tx = None;
         self.drain();
         self.rx = None;
         // Workloads and watches not ended yet (the caller had no time to read back) stop
@@ -1166,6 +1210,9 @@ impl Drop for ClusterRun {
         for p in self.probes.drain(..) {
             p.stop();
         }
+        for f in self.pod_followers.drain(..) {
+            f.abort();
+        }
     }
 }
 
@@ -1225,6 +1272,34 @@ mod tests {
         .expect("spec")
     }
 
+    /// The controller never runs a command from a spec: a command probe of a run (which
+    /// only a pod of its own samples) starts no process here, whatever it says.
+    #[tokio::test]
+    async fn a_command_probe_never_runs_in_the_controller() {
+        let marker = std::env::temp_dir().join(format!("murphy-no-command-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let spec: ExperimentSpec = serde_json::from_value(serde_json::json!({
+            "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+            "commandPod": {"image": "busybox:1.36"},
+            "probes": [{"name": "shop", "interval": "20ms", "command": {"argv": ["/usr/bin/touch", marker.to_string_lossy()]}}],
+            "faults": [{"name": "pause", "target": "web", "kind": "process-pause", "duration": "1s"}],
+        }))
+        .expect("spec");
+        let run = ClusterRun::start(
+            "uid",
+            "shop/x",
+            spec,
+            1,
+            30_000,
+            BTreeMap::new(),
+            &PodView::default(),
+        )
+        .expect("start");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!marker.exists(), "a command ran in the controller");
+        assert!(run.probes.is_empty());
+    }
+
     /// A steady state that does not hold injects nothing, on a cluster as on `murphy run`:
     /// the run ends steady-state-failed, saying why, and no claim holds.
     #[tokio::test]
@@ -1233,7 +1308,7 @@ mod tests {
             "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
             "steadyState": {"duration": "300ms"},
             "observeAfter": "0s",
-            "probes": [{"name": "shop", "interval": "50ms", "command": {"argv": ["/bin/false"]}}],
+            "probes": [{"name": "shop", "interval": "50ms", "timeout": "100ms", "tcp": {"address": "127.0.0.1:9"}}],
             "faults": [{"name": "pause", "target": "web", "kind": "process-pause", "duration": "1s"}],
             "claims": [{"name": "up", "availability": {"probe": "shop", "atLeast": "1%"}}]
         }))

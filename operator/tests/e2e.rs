@@ -938,6 +938,175 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     );
 }
 
+/// The processes of Murphy's `component` pod (not its sandbox's `pause`), and each one's
+/// children: (pid, comm, child pids).
+fn component_processes(node: &Node, component: &str) -> Vec<(i32, String, Vec<i32>)> {
+    let uid = node.json(&[
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
+        &format!("app.kubernetes.io/component={component}"),
+    ])["items"][0]["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {component} pod"))
+        .to_string();
+    pod_pids(&uid)
+        .into_iter()
+        .filter_map(|p| {
+            let comm = murphy::procfs::stat(p)?.comm;
+            let children = std::fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .flat_map(|t| {
+                    std::fs::read_to_string(t.path().join("children"))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|c| c.parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect();
+            (comm != "pause").then_some((p, comm, children))
+        })
+        .collect()
+}
+
+/// A command probe never starts a process in the controller: it runs in a pod of its own
+/// in the Experiment's namespace (from the image `commandPod` names, as the namespace's
+/// `default` account with no token), sampling through the steady state and the fault; its
+/// samples are the evidence the claim is judged on, and the pod is gone with the run.
+/// Without `commandPod` the API server refuses the probe, naming the field.
+fn a_command_probe_runs_in_its_own_pod_never_in_the_controller(node: &Node, ip: &str) {
+    let cmd = format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: cmd-probe, namespace: {NS}}}
+spec:
+  commandPod: {{image: "localhost/web:1", memory: 32Mi}}
+  targets:
+    web:
+      pods: {{namespace: {NS}, matchLabels: {{app: web}}, containers: [app]}}
+      pick: {{mode: one}}
+  probes:
+    - name: shop
+      interval: 500ms
+      timeout: 2s
+      command: {{argv: [/bin/wget, -q, -O, "-", "http://{ip}:8080/healthz"], stdoutContains: ok}}
+  faults:
+    - {{name: pause, target: web, kind: process-pause, at: 2s, duration: 8s}}
+  steadyState: {{duration: 4s}}
+  observeAfter: 3s
+  claims:
+    - name: the shop answers the command probe while one web pod is frozen
+      availability: {{probe: shop, fault: pause, atLeast: 50%}}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    );
+    // Without commandPod: refused at admission, the field named.
+    let doc: Value = serde_saphyr::from_str(&cmd).expect("yaml");
+    let mut bare = doc.clone();
+    bare["metadata"]["name"] = "cmd-bare".into();
+    if let Some(o) = bare["spec"].as_object_mut() {
+        o.remove("commandPod");
+    }
+    let e = dry_run(node, &[bare]).expect_err("a command probe without commandPod");
+    assert!(
+        e.contains("spec.probes[].command needs `spec.commandPod`"),
+        "{e}"
+    );
+    node.apply(&cmd);
+    let sel = "murphy.dev/experiment=cmd-probe,murphy.dev/probe=shop";
+    let pod = wait_for("the probe's pod to run", Duration::from_secs(90), || {
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", sel]);
+        pods["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["status"]["phase"] == "Running")
+            .cloned()
+    });
+    let spec = &pod["spec"];
+    assert_eq!(spec["serviceAccountName"], "default", "{spec}");
+    assert_eq!(spec["automountServiceAccountToken"], false, "{spec}");
+    assert_eq!(spec["containers"][0]["image"], "localhost/web:1", "{spec}");
+    assert_eq!(
+        spec["containers"][0]["resources"]["limits"]["memory"], "32Mi",
+        "{spec}"
+    );
+    // Through the run, the controller starts nothing: one process, no children, and no
+    // wget anywhere in its pod.
+    let mut looked = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(12) {
+        let procs = component_processes(node, "controller");
+        assert_eq!(
+            procs.len(),
+            1,
+            "the controller's pod runs more than itself: {procs:?}"
+        );
+        assert!(
+            procs[0].2.is_empty(),
+            "the controller has children: {procs:?}"
+        );
+        looked += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=90s",
+        "-n",
+        NS,
+        "experiment/cmd-probe",
+    ]);
+    assert_eq!(
+        phase(node, "cmd-probe"),
+        "Completed",
+        "{}",
+        diagnostics(node, "cmd-probe")
+    );
+    let report = report_of(node, "cmd-probe");
+    let s = samples(&report, "shop");
+    let ok = s.iter().filter(|(_, ok, _)| *ok).count();
+    let steady_end = 4_000.0;
+    assert!(s.len() >= 20, "{} samples of the command probe", s.len());
+    assert!(
+        s.iter().any(|(t, ok, _)| *t < steady_end && *ok),
+        "no healthy sample in the steady state: {s:?}"
+    );
+    let (from, to) = fault_window(&report["record"]["faults"][0]);
+    let during = s.iter().filter(|(t, _, _)| (from..to).contains(t)).count();
+    assert!(
+        during >= 8,
+        "{during} samples during the fault window {from}..{to}"
+    );
+    let record: murphy::record::RunRecord =
+        serde_json::from_value(report["record"].clone()).expect("record");
+    let exp: murphy::model::spec::Experiment =
+        serde_json::from_value(report["experiment"].clone()).expect("experiment");
+    let again = murphy::verdict::evaluate(&exp.spec.claims, &record);
+    let outcome = serde_json::to_value(again[0].outcome).expect("outcome");
+    assert_eq!(report["verdicts"][0]["outcome"], outcome);
+    assert_ne!(outcome, "inconclusive", "{}", again[0].reason);
+    wait_for(
+        "the probe's pod to be gone",
+        Duration::from_secs(30),
+        || {
+            let pods = node.json(&["get", "pods", "-n", NS, "-l", sel]);
+            pods["items"].as_array()?.is_empty().then_some(())
+        },
+    );
+    eprintln!(
+        "e2e: command-probe: the probe ran in its own pod ({}, image localhost/web:1, account default, no token); the controller had 1 process and no children in {looked} looks; {} samples ({ok} healthy, {during} during the fault), verdict {outcome} ({}); the pod was deleted with the run; without commandPod the API server refused it",
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+        s.len(),
+        again[0].reason
+    );
+    node.kubectl(&["delete", "experiment", "cmd-probe", "-n", NS, "--wait=true"]);
+}
+
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
 fn sigkill(node: &Node, component: &str) {
     let uid = node.json(&[
@@ -1941,6 +2110,10 @@ fn the_operator_installed_by_helm_on_a_real_node() {
             every_fault_kind_round_trips_through_the_api_server(n)
         }),
         ("scope", an_experiment_reaches_its_own_namespace_only),
+        (
+            "command-probe",
+            a_command_probe_runs_in_its_own_pod_never_in_the_controller,
+        ),
         (
             "pause",
             a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it,

@@ -271,6 +271,7 @@ fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx>
         runs: tokio::sync::Mutex::new(HashMap::new()),
         metrics: Arc::new(Metrics::default()),
         home_namespace: "murphy-system".into(),
+        runner: None,
     })
 }
 

@@ -86,6 +86,31 @@ pub struct ExperimentSpec {
     /// Local only: network namespaces and processes Murphy brings up for the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<LabSpec>,
+    /// Cluster only: where `command` probes run on a cluster, which never runs a command in
+    /// its controller. Each command probe gets a pod of its own in the Experiment's
+    /// namespace for the run (a ClusterExperiment's: the controller's namespace), from this
+    /// image, that runs the command at the probe's interval. Without it a cluster refuses
+    /// command probes. `murphy run` runs commands on its own machine and ignores this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_pod: Option<CommandPod>,
+}
+
+/// The pod a cluster runs command probes in.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandPod {
+    /// Container image holding the probes' programs (e.g. `busybox:1.36`, `postgres:16`).
+    pub image: String,
+    /// Service account the pod runs as (default: the namespace's `default`, whose token is
+    /// then not mounted). Name one only to give the command API access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// CPU limit of the probe container (Kubernetes quantity, default `100m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory limit of the probe container (Kubernetes quantity, default `64Mi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// A named selector. Exactly one way of selecting must be given.

@@ -47,9 +47,65 @@ pub(super) fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
     }
 }
 
+/// A Kubernetes resource quantity as a limit takes it: digits with an optional fraction
+/// and suffix (`100m`, `0.5`, `64Mi`, `1G`).
+fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    let number = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.chars().filter(|c| *c == '.').count() <= 1
+        && digits.chars().any(|c| c.is_ascii_digit());
+    number
+        && matches!(
+            suffix,
+            "" | "m" | "k" | "M" | "G" | "T" | "Ki" | "Mi" | "Gi" | "Ti"
+        )
+}
+
+/// `spec.commandPod`: an image reference and a service account name the API server takes.
+pub(super) fn check_command_pod(v: &mut V, sp: &FieldPath, c: &crate::model::spec::CommandPod) {
+    let cp = sp.key("commandPod");
+    let image_ok = !c.image.is_empty()
+        && c.image.len() <= 512
+        && c.image
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "./:@_-".contains(ch));
+    if !image_ok {
+        v.err(
+            cp.key("image"),
+            format!(
+                "{:?} is not an image reference (letters, digits and ./:@_- only, at most 512)",
+                c.image
+            ),
+        );
+    }
+    if let Some(sa) = &c.service_account_name {
+        if !super::values::is_dns_subdomain(sa) {
+            v.err(
+                cp.key("serviceAccountName"),
+                format!("{sa:?} is not a service account name (lowercase DNS subdomain)"),
+            );
+        }
+    }
+    for (k, q) in [("cpu", &c.cpu), ("memory", &c.memory)] {
+        if let Some(q) = q {
+            if !is_quantity(q) {
+                v.err(
+                    cp.key(k),
+                    format!("{q:?} is not a Kubernetes quantity such as 100m or 64Mi"),
+                );
+            }
+        }
+    }
+}
+
 /// `spec.probes`: unique names, then each probe.
 pub(super) fn check_probes(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
     let spec = ctx.spec;
+    if let Some(c) = &spec.command_pod {
+        check_command_pod(v, sp, c);
+    }
     unique(
         v,
         sp.key("probes"),

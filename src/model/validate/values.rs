@@ -15,6 +15,11 @@ pub(super) fn is_name(s: &str, max: usize) -> bool {
         && !s.ends_with('-')
 }
 
+/// A lowercase DNS subdomain (RFC 1123) of at most 253 characters: dot-separated names.
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|part| is_name(part, 63))
+}
+
 /// Signals accepted by `process-kill`, by name.
 pub fn parse_signal(s: &str) -> Option<i32> {
     let n = s.strip_prefix("SIG").unwrap_or(s);
