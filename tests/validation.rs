@@ -651,7 +651,10 @@ fn command_pod_fields_are_checked_at_once() {
     let errs = errors(&src);
     for (field, words) in [
         ("spec.commandPod.image", "not an image reference"),
-        ("spec.commandPod.serviceAccountName", "not a service account name"),
+        (
+            "spec.commandPod.serviceAccountName",
+            "not a service account name",
+        ),
         ("spec.commandPod.cpu", "not a Kubernetes quantity"),
     ] {
         assert!(
@@ -659,7 +662,10 @@ fn command_pod_fields_are_checked_at_once() {
             "{field}: {errs:#?}"
         );
     }
-    assert!(!errs.iter().any(|e| e.contains("commandPod.memory")), "{errs:#?}");
+    assert!(
+        !errs.iter().any(|e| e.contains("commandPod.memory")),
+        "{errs:#?}"
+    );
     let ok = GOOD.replace(
         "  targets:\n",
         "  commandPod: {image: \"registry.example.com:5000/tools/busybox:1.36@sha256:0f3c\", serviceAccountName: checker, cpu: \"0.5\", memory: 64Mi}\n  targets:\n",

@@ -258,6 +258,55 @@ fn all_strings<'a>(v: &'a Value, path: &str, out: &mut Vec<(String, &'a str)>) {
     }
 }
 
+/// values.schema.json (which Helm checks every install and upgrade against) describes
+/// every value of values.yaml with its type, and refuses keys it does not know.
+#[test]
+fn the_values_schema_covers_every_value_with_its_type() {
+    let schema: Value =
+        serde_json::from_str(&read("values.schema.json")).expect("values.schema.json is JSON");
+    let values = values();
+    let mut leaves = Vec::new();
+    leaf_paths(&values, "", &mut leaves);
+    let mut missing = Vec::new();
+    for leaf in &leaves {
+        let mut node = &schema;
+        let mut value = &values;
+        let mut free_map = false;
+        for part in leaf.split('.') {
+            if node.get("properties").is_none() && node["additionalProperties"].is_object() {
+                // A map of free keys (e.g. resources.requests): its values' schema.
+                node = &node["additionalProperties"];
+                value = &value[part];
+                free_map = true;
+                continue;
+            }
+            assert_eq!(
+                node["additionalProperties"], false,
+                "{leaf}: the schema must refuse unknown keys at this level"
+            );
+            node = &node["properties"][part];
+            value = &value[part];
+        }
+        if node.is_null() {
+            missing.push(leaf.clone());
+            continue;
+        }
+        let ty = node["type"]
+            .as_str()
+            .unwrap_or(if free_map { "any" } else { "" });
+        let fits = match value {
+            Value::String(_) => ty == "string" || ty == "any",
+            Value::Bool(_) => ty == "boolean",
+            Value::Number(_) => ty == "integer" || ty == "number" || ty == "any",
+            Value::Array(_) => ty == "array",
+            Value::Object(_) => ty == "object",
+            Value::Null => true,
+        };
+        assert!(fits, "{leaf}: schema type {ty:?} does not fit {value:?}");
+    }
+    assert!(missing.is_empty(), "not in values.schema.json: {missing:?}");
+}
+
 #[test]
 fn every_value_a_template_uses_is_defined_and_every_defined_value_is_used() {
     let values = values();
