@@ -97,7 +97,14 @@ enum Cmd {
         junit: Option<PathBuf>,
     },
     /// Check an experiment file and report every problem with its field path and line.
-    Validate { files: Vec<PathBuf> },
+    Validate {
+        /// Check it as a cluster's admission does (`kubectl apply`): also refuse what the
+        /// cluster door cannot run, and an Experiment's targets outside its namespace.
+        #[arg(long)]
+        cluster: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Revert whatever crashed runs left behind, from their journals.
     Recover {
         #[arg(long, env = "MURPHY_STATE_DIR", default_value = "/var/lib/murphy")]
@@ -233,7 +240,7 @@ fn real_main() -> anyhow::Result<i32> {
     }
     init_tracing(&cli.log_format);
     match cli.command {
-        Cmd::Validate { files } => Ok(validate_cmd(files)),
+        Cmd::Validate { cluster, files } => Ok(validate_cmd(files, cluster)),
         Cmd::Report {
             run_json,
             output,
@@ -277,10 +284,25 @@ fn real_main() -> anyhow::Result<i32> {
 }
 
 /// `murphy validate`: check each file; the exit code is the last failure's, else 0.
-fn validate_cmd(files: Vec<PathBuf>) -> i32 {
+fn validate_cmd(files: Vec<PathBuf>, cluster: bool) -> i32 {
     let mut code = 0;
     for f in files {
-        match load(&f) {
+        let refused = match load(&f) {
+            Ok(exp) if cluster => {
+                let r = murphy::plan::refusals(&exp, murphy::plan::Door::Cluster);
+                if r.is_empty() {
+                    Ok(exp)
+                } else {
+                    errln!("{}: {} problem(s) on a cluster:", f.display(), r.len());
+                    for d in r {
+                        errln!("  {}:{d}", f.display());
+                    }
+                    Err(exit::INVALID)
+                }
+            }
+            other => other,
+        };
+        match refused {
             Ok(exp) => outln!(
                 "{}: valid ({} probes, {} faults, {} claims)",
                 f.display(),

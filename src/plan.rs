@@ -318,6 +318,54 @@ pub enum Door {
     Cluster,
 }
 
+/// What an `Experiment` in `namespace` may not target on a cluster: pods of another
+/// namespace (each such field named). A `ClusterExperiment` (no `namespace` here) may
+/// target any opted-in namespace. The chart's ValidatingAdmissionPolicy says the same.
+pub fn scope_problems(namespace: Option<&str>, spec: &ExperimentSpec) -> Vec<(String, String)> {
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    spec.targets
+        .iter()
+        .filter_map(|(name, t)| {
+            let sel = t.pods.as_ref()?;
+            (sel.namespace != ns).then(|| {
+                (
+                    format!("spec.targets.{name}.pods.namespace"),
+                    format!(
+                        "an Experiment in namespace {ns:?} targets pods of its own namespace only, found {:?} (a ClusterExperiment, which cluster admins create, may target other namespaces)",
+                        sel.namespace
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Everything `door` refuses in an experiment the validator accepted: what the door
+/// cannot run ([`unsupported`]) and, on a cluster, an `Experiment`'s targets outside its
+/// own namespace. `murphy validate --cluster` and the cluster's admission webhook both
+/// answer with exactly this, so they never disagree.
+pub fn refusals(
+    exp: &crate::model::spec::Experiment,
+    door: Door,
+) -> Vec<crate::model::diag::Diagnostic> {
+    let mut out: Vec<(String, String)> = unsupported(&exp.spec, door)
+        .into_iter()
+        .map(|(f, m)| (f, m.to_string()))
+        .collect();
+    if door == Door::Cluster && exp.kind == crate::model::spec::KIND {
+        out.extend(scope_problems(exp.metadata.namespace.as_deref(), &exp.spec));
+    }
+    out.into_iter()
+        .map(|(field, message)| crate::model::diag::Diagnostic {
+            path: crate::model::diag::FieldPath::parse(&field),
+            message,
+            location: None,
+        })
+        .collect()
+}
+
 /// Fields of a spec that `door` cannot carry out, each with why. The door refuses such an
 /// experiment as a whole, naming every field, before anything runs.
 pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static str)> {

@@ -672,3 +672,48 @@ fn command_pod_fields_are_checked_at_once() {
     );
     assert_eq!(errors(&ok), Vec::<String>::new());
 }
+
+/// What `murphy validate --cluster` says of a document: the parser's and validator's
+/// problems, else what the cluster door refuses (field paths and messages).
+fn cluster_problems(src: &str) -> Vec<String> {
+    match parse_experiment(src) {
+        Ok(exp) => murphy::plan::refusals(&exp, murphy::plan::Door::Cluster)
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect(),
+        Err(d) => d
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect(),
+    }
+}
+
+/// The bad cluster specs (tests/data/bad-cluster-specs.yaml, which the Kubernetes e2e
+/// test also sends to a real API server): each is refused for a cluster, naming its field,
+/// while the file they are made from is accepted.
+#[test]
+fn every_bad_cluster_spec_is_refused_naming_its_field() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base_src = std::fs::read_to_string(root.join("experiments/kubernetes/pause-one-web.yaml"))
+        .expect("base");
+    assert_eq!(cluster_problems(&base_src), Vec::<String>::new());
+    let base: serde_json::Value = serde_saphyr::from_str(&base_src).expect("yaml");
+    let cases: Vec<serde_json::Value> = serde_saphyr::from_str(
+        &std::fs::read_to_string(root.join("tests/data/bad-cluster-specs.yaml")).expect("cases"),
+    )
+    .expect("cases yaml");
+    assert!(cases.len() >= 15);
+    for c in &cases {
+        let mut doc = base.clone();
+        for (k, v) in c["spec"].as_object().expect("spec") {
+            doc["spec"][k] = v.clone();
+        }
+        let field = c["field"].as_str().expect("field");
+        let p = cluster_problems(&doc.to_string());
+        assert!(
+            p.iter().any(|l| l.starts_with(field)),
+            "{}: expected a problem at {field}, got {p:#?}",
+            c["name"]
+        );
+    }
+}

@@ -325,27 +325,15 @@ pub fn cluster_crd_yaml() -> Result<String, String> {
     serde_saphyr::to_string(&cluster_crd_json()?).map_err(|e| e.to_string())
 }
 
-/// What an Experiment in `namespace` may not target: pods of another namespace (each such
-/// field named). A ClusterExperiment (`namespace` None) may target any opted-in namespace.
-/// The chart's ValidatingAdmissionPolicy refuses the same at admission.
+/// What an Experiment in `namespace` may not target (the engine's
+/// [`murphy::plan::scope_problems`]), as "field: message".
 pub fn scope_problems(
     namespace: Option<&str>,
     spec: &murphy::model::ExperimentSpec,
 ) -> Vec<String> {
-    let Some(ns) = namespace else {
-        return Vec::new();
-    };
-    spec.targets
-        .iter()
-        .filter_map(|(name, t)| {
-            let sel = t.pods.as_ref()?;
-            (sel.namespace != ns).then(|| {
-                format!(
-                    "spec.targets.{name}.pods.namespace: an Experiment in namespace {ns:?} targets pods of its own namespace only, found {:?} (a ClusterExperiment, which cluster admins create, may target other namespaces)",
-                    sel.namespace
-                )
-            })
-        })
+    murphy::plan::scope_problems(namespace, spec)
+        .into_iter()
+        .map(|(f, m)| format!("{f}: {m}"))
         .collect()
 }
 

@@ -36,3 +36,4 @@ pub mod run;
 pub mod schema;
 pub mod select;
 pub mod status;
+pub mod webhook;

@@ -114,6 +114,11 @@ enum Cmd {
         /// Without it, command probes are refused.
         #[arg(long)]
         probe_pod_image: Option<String>,
+        /// HTTPS address of the validating admission webhook (`POST /validate`), served
+        /// with the certificate in --tls-dir, whose DNS names must include the webhook
+        /// Service's.
+        #[arg(long)]
+        webhook_addr: Option<SocketAddr>,
         /// Pull policy of that image in command probes' pods.
         #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
         probe_pod_pull_policy: String,
@@ -200,6 +205,7 @@ fn main() -> anyhow::Result<()> {
             namespace,
             probe_pod_image,
             probe_pod_pull_policy,
+            webhook_addr,
             injection_lease_seconds,
         } => {
             if !(1..=3600).contains(&injection_lease_seconds) {
@@ -227,6 +233,7 @@ fn main() -> anyhow::Result<()> {
                 lease_ms: injection_lease_seconds * 1000,
                 identity: format!("{identity}-{}", std::process::id()),
                 namespace,
+                webhook_addr,
                 runner: probe_pod_image.map(|image| murphy_operator::probe_pods::Runner {
                     image,
                     pull_policy: probe_pod_pull_policy,

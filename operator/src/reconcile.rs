@@ -1320,6 +1320,8 @@ pub struct ControllerOptions {
     pub namespace: String,
     /// The image and pull policy of command probes' pods' init container (the operator's).
     pub runner: Option<crate::probe_pods::Runner>,
+    /// Where to serve the admission webhook (HTTPS with the certificate in `tls_dir`).
+    pub webhook_addr: Option<std::net::SocketAddr>,
 }
 
 /// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
@@ -1339,6 +1341,13 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: {e}"))?;
         let m = metrics.clone();
         tokio::spawn(crate::node::health(l, Arc::new(move || m.render())));
+    }
+    // Every replica answers admission, leader or not.
+    if let Some(addr) = o.webhook_addr {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--webhook-addr {addr}: {e}"))?;
+        tokio::spawn(crate::webhook::serve(l, o.tls_dir.clone()));
     }
     let mut lost_leadership: std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> =
         Box::pin(std::future::pending());

@@ -866,6 +866,10 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     let binding = format!("{RELEASE}-experiment-scope");
     let kept = node.json(&["get", "validatingadmissionpolicybinding", &binding]);
     node.kubectl(&["delete", "validatingadmissionpolicybinding", &binding]);
+    // The admission webhook says the same (the engine's rule): out of the way too.
+    let hook = format!("{RELEASE}-validate");
+    let kept_hook = node.json(&["get", "validatingwebhookconfiguration", &hook]);
+    node.kubectl(&["delete", "validatingwebhookconfiguration", &hook]);
     wait_for("the policy to be gone", Duration::from_secs(30), || {
         node.run("kubectl", &["apply", "-f", &file.to_string_lossy()])
             .status
@@ -901,6 +905,11 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     }
     node.kubectl(&["delete", "experiment", "stray", "-n", TENANT, "--wait=true"]);
     let mut restore = kept.clone();
+    if let Some(m) = restore["metadata"].as_object_mut() {
+        m.retain(|k, _| k == "name" || k == "labels");
+    }
+    node.apply(&restore.to_string());
+    let mut restore = kept_hook.clone();
     if let Some(m) = restore["metadata"].as_object_mut() {
         m.retain(|k, _| k == "name" || k == "labels");
     }
@@ -1105,6 +1114,140 @@ spec:
         again[0].reason
     );
     node.kubectl(&["delete", "experiment", "cmd-probe", "-n", NS, "--wait=true"]);
+}
+
+/// `murphy validate --cluster` of `doc` (written to a file): admitted, and the problems it
+/// printed as "field: message".
+fn murphy_validate_cluster(doc: &Value) -> (bool, Vec<String>) {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_murphy-operator"))
+        .parent()
+        .expect("target dir")
+        .join("murphy");
+    let file =
+        std::env::temp_dir().join(format!("murphy-e2e-validate-{}.yaml", std::process::id()));
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let out = std::process::Command::new(&bin)
+        .args(["validate", "--cluster"])
+        .arg(&file)
+        .output()
+        .expect("murphy validate");
+    let _ = std::fs::remove_file(&file);
+    let prefix = format!("{}:", file.display());
+    let lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_prefix(&prefix))
+        .map(|l| {
+            // "12:5: spec.x: message" (with a location) or "spec.x: message".
+            let mut parts = l.splitn(3, ':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), Some(rest))
+                    if a.chars().all(|c| c.is_ascii_digit())
+                        && b.chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    rest.trim().to_string()
+                }
+                _ => l.trim().to_string(),
+            }
+        })
+        .collect();
+    (out.status.success(), lines)
+}
+
+/// One answer for one document: `murphy validate --cluster` and the real API server's
+/// admission (server-side dry run: the CRD's schema and CEL rules, the scoping policy and
+/// the controller's webhook) accept the same documents and refuse the same ones — every
+/// cluster experiment of the repository, every bad cluster spec of the validation tests,
+/// and every local-only experiment of the gallery. Where the webhook refuses, its message
+/// is murphy validate's, problem for problem.
+fn admission_answers_as_murphy_validate_does(node: &Node, _ip: &str) {
+    let root = repo();
+    let _ = node.run("kubectl", &["create", "namespace", "shop"]);
+    let mut docs: Vec<(String, Value, Option<String>)> = Vec::new();
+    let mut files = Vec::new();
+    yaml_files(&root.join("experiments"), &mut files);
+    files.sort();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read");
+        let Ok(mut doc) = serde_saphyr::from_str::<Value>(&text) else {
+            continue;
+        };
+        if doc["metadata"]["namespace"].is_null() {
+            doc["metadata"]["namespace"] = "default".into();
+        }
+        let name = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        docs.push((name, doc, None));
+    }
+    let base: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root.join("experiments/kubernetes/pause-one-web.yaml"))
+            .expect("base"),
+    )
+    .expect("yaml");
+    let cases: Vec<Value> = serde_saphyr::from_str(
+        &std::fs::read_to_string(root.join("tests/data/bad-cluster-specs.yaml")).expect("cases"),
+    )
+    .expect("cases");
+    for c in &cases {
+        let mut doc = base.clone();
+        for (k, v) in c["spec"].as_object().expect("spec") {
+            doc["spec"][k] = v.clone();
+        }
+        docs.push((
+            format!("bad: {}", c["name"].as_str().unwrap_or("")),
+            doc,
+            c["field"].as_str().map(str::to_string),
+        ));
+    }
+    let (mut admitted, mut refused, mut by_webhook) = (0, 0, 0);
+    for (name, doc, field) in &docs {
+        let (ok, said) = murphy_validate_cluster(doc);
+        let server = dry_run(node, std::slice::from_ref(doc));
+        assert_eq!(
+            ok,
+            server.is_ok(),
+            "{name}: murphy validate --cluster says {}, the API server {}: {said:?} / {server:?}",
+            if ok { "valid" } else { "invalid" },
+            if server.is_ok() {
+                "admits it"
+            } else {
+                "refuses it"
+            },
+        );
+        if ok {
+            admitted += 1;
+            continue;
+        }
+        refused += 1;
+        let msg = server.expect_err("refused");
+        if msg.contains("admission webhook") {
+            by_webhook += 1;
+            for line in &said {
+                assert!(
+                    msg.contains(line.as_str()),
+                    "{name}: the webhook did not say {line:?}: {msg}"
+                );
+            }
+        } else if let Some(field) = field {
+            // Refused by the schema or a CEL rule (before any webhook): naming the field.
+            let top = field
+                .split(['[', '.'])
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".");
+            assert!(
+                msg.contains(field.as_str()) || msg.contains(&top),
+                "{name}: the API server did not name {field}: {msg}"
+            );
+        }
+    }
+    let _ = node.run("kubectl", &["delete", "namespace", "shop", "--wait=false"]);
+    assert!(
+        by_webhook >= 5,
+        "only {by_webhook} refusals came from the webhook"
+    );
+    eprintln!(
+        "e2e: admission: {} documents, the same answer from murphy validate --cluster and the API server for each: {admitted} admitted, {refused} refused ({by_webhook} by the webhook, with murphy validate's very problems; the rest by the schema and CEL rules)",
+        docs.len()
+    );
 }
 
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
@@ -2110,6 +2253,7 @@ fn the_operator_installed_by_helm_on_a_real_node() {
             every_fault_kind_round_trips_through_the_api_server(n)
         }),
         ("scope", an_experiment_reaches_its_own_namespace_only),
+        ("admission", admission_answers_as_murphy_validate_does),
         (
             "command-probe",
             a_command_probe_runs_in_its_own_pod_never_in_the_controller,

@@ -74,11 +74,29 @@ fn split_number(s: &str) -> Option<(f64, &str)> {
 impl std::str::FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
         let bad = || {
             format!("invalid duration {s:?}: expected a number with a unit (us, ms, s, m, h), e.g. \"250ms\" or \"1.5s\"")
         };
-        let (n, unit) = split_number(t).ok_or_else(bad)?;
+        // One grammar with the CRD's pattern (`^[0-9]+(\.[0-9]+)?(us|µs|ms|s|m|min|h)$`):
+        // no spaces, digits on both sides of a point, so `kubectl apply` and `murphy
+        // validate` never disagree on a duration.
+        let digits_end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let number = &s[..digits_end];
+        let well_formed = match number.split_once('.') {
+            Some((a, b)) => {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.chars().all(|c| c.is_ascii_digit())
+                    && b.chars().all(|c| c.is_ascii_digit())
+            }
+            None => !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
+        };
+        if !well_formed || s[digits_end..].chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let (n, unit) = split_number(s).ok_or_else(bad)?;
         let secs = match unit {
             "us" | "µs" => n / 1_000_000.0,
             "ms" => n / 1000.0,
@@ -376,6 +394,23 @@ mod tests {
         assert!("5".parse::<Duration>().is_err(), "bare numbers are refused");
         assert!("5 parsecs".parse::<Duration>().is_err());
         assert!("-1s".parse::<Duration>().is_err());
+    }
+
+    /// The parser and the CRD's pattern are one grammar: every string one accepts, the
+    /// other does (the CRD once took "100 ms" refused here, or the other way round).
+    #[test]
+    fn the_duration_parser_and_the_crd_pattern_agree() {
+        let pattern = regex::Regex::new(r"^[0-9]+(\.[0-9]+)?(us|µs|ms|s|m|min|h)$").expect("re");
+        for s in [
+            "100ms", "100 ms", " 1s", "1s ", "1.s", ".5s", "1.5s", "1..5s", "2min", "3h", "7µs",
+            "5", "s", "1e3ms", "0s", "10 s", "1.0.0s", "+1s", "1S",
+        ] {
+            assert_eq!(
+                s.parse::<Duration>().is_ok(),
+                pattern.is_match(s),
+                "{s:?}: parser and pattern disagree"
+            );
+        }
     }
 
     #[test]

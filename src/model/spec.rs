@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 pub const API_VERSION: &str = "murphy.dev/v1alpha1";
 pub const KIND: &str = "Experiment";
+/// The cluster-scoped kind: the same spec, targets in any opted-in namespace.
+pub const CLUSTER_KIND: &str = "ClusterExperiment";
 
 /// A whole experiment file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -5,7 +5,9 @@ use super::common::{check_argv, check_user, unique};
 use super::values::is_name;
 use super::{Ctx, V};
 use crate::model::diag::FieldPath;
-use crate::model::spec::{list_limit, Experiment, ExperimentSpec, StepSpec, API_VERSION, KIND};
+use crate::model::spec::{
+    list_limit, Experiment, ExperimentSpec, StepSpec, API_VERSION, CLUSTER_KIND, KIND,
+};
 
 /// `apiVersion`, `kind` and `metadata.name`.
 pub(super) fn check_header(v: &mut V, root: &FieldPath, exp: &Experiment) {
@@ -15,10 +17,10 @@ pub(super) fn check_header(v: &mut V, root: &FieldPath, exp: &Experiment) {
             format!("must be {API_VERSION:?}, found {:?}", exp.api_version),
         );
     }
-    if exp.kind != KIND {
+    if exp.kind != KIND && exp.kind != CLUSTER_KIND {
         v.err(
             root.key("kind"),
-            format!("must be {KIND:?}, found {:?}", exp.kind),
+            format!("must be {KIND:?} or {CLUSTER_KIND:?}, found {:?}", exp.kind),
         );
     }
     if !is_name(&exp.metadata.name, 63) {
