@@ -9,6 +9,7 @@ over Helm's Go SDK). Run it with the venv scripts/e2e-venv makes:
     $V scripts/helm.py template charts/murphy --set image.tag=e2e [--include-crds]
     $V scripts/helm.py install murphy charts/murphy --namespace murphy-system \
         --set image.repository=localhost/murphy-operator --wait-seconds 180
+    $V scripts/helm.py upgrade murphy charts/murphy --namespace murphy-system --set ...
     $V scripts/helm.py uninstall murphy --namespace murphy-system
 
 Cluster commands use the kubeconfig in $KUBECONFIG (then ~/.kube/config), as helm does.
@@ -168,6 +169,25 @@ def cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    values = values_of(args)
+    start = time.monotonic()
+    with kube_config(args.namespace) as cfg, helm.Chart.load(args.chart) as chart:
+        cfg.check_reachable()
+        release = cfg.upgrade(
+            chart,
+            args.release,
+            values,
+            namespace=args.namespace,
+            wait="watcher" if args.wait_seconds else None,
+            timeout=args.wait_seconds or None,
+        )
+    took = time.monotonic() - start
+    waited = f", waited for readiness (<= {args.wait_seconds}s)" if args.wait_seconds else ""
+    print(f"upgraded: {summary(release)} in {took:.1f}s{waited}")
+    return 0
+
+
 def cmd_uninstall(args: argparse.Namespace) -> int:
     start = time.monotonic()
     with kube_config(args.namespace) as cfg:
@@ -224,6 +244,14 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("--show-manifest", action="store_true")
     add_values_opts(ins)
     ins.set_defaults(func=cmd_install)
+
+    up = sub.add_parser("upgrade", help="upgrade a release with new values (not --reuse-values)")
+    up.add_argument("release")
+    up.add_argument("chart")
+    up.add_argument("--namespace", "-n", required=True)
+    up.add_argument("--wait-seconds", type=int, default=0, metavar="N")
+    add_values_opts(up)
+    up.set_defaults(func=cmd_upgrade)
 
     un = sub.add_parser("uninstall", help="remove a release")
     un.add_argument("release")

@@ -392,10 +392,9 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
             }
         }
     }
-    // Nothing from a spec runs as the controller: a command probe runs in a pod of its
-    // own (`spec.commandPod`), or not at all.
+    // Nothing from a spec runs as the controller: a command probe or role check runs in a
+    // pod of its own (`spec.commandPod`), or not at all.
     const NO_POD: &str = "needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller";
-    const NO_CODE: &str = "would run a command in the controller's pod, which a cluster never does (use a `redis`, `postgres` or `etcd` role)";
     for (i, p) in spec.probes.iter().enumerate() {
         if p.from.is_some() {
             out.push((format!("spec.probes[{i}].from"), LOCAL));
@@ -405,8 +404,8 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
         }
     }
     for (name, t) in &spec.targets {
-        if t.role.as_ref().is_some_and(|r| r.command.is_some()) {
-            out.push((format!("spec.targets.{name}.role.command"), NO_CODE));
+        if t.role.as_ref().is_some_and(|r| r.command.is_some()) && spec.command_pod.is_none() {
+            out.push((format!("spec.targets.{name}.role.command"), NO_POD));
         }
     }
     for (i, f) in spec.faults.iter().enumerate() {

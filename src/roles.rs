@@ -52,16 +52,21 @@ pub fn role_of(probe: &RoleProbe, addr: Ipv4Addr) -> Role {
     }
 }
 
+/// A role command's argv for one member: `{address}` replaced by its address (the only
+/// placeholder; everything else is passed as written, never through a shell).
+pub fn command_argv(argv: &[String], addr: Ipv4Addr) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.replace("{address}", &addr.to_string()))
+        .collect()
+}
+
 fn command(
     argv: &[String],
     primary_code: i32,
     addr: Ipv4Addr,
     t: Duration,
 ) -> Result<bool, String> {
-    let args: Vec<String> = argv
-        .iter()
-        .map(|a| a.replace("{address}", &addr.to_string()))
-        .collect();
+    let args = command_argv(argv, addr);
     let mut child = Command::new(&args[0])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -104,6 +109,18 @@ pub fn select(
     members: Vec<Member>,
     seed: u64,
 ) -> Result<(Vec<Member>, String), TargetError> {
+    select_by(name, spec, members, seed, &|probe, _, addr| role_of(probe, addr))
+}
+
+/// [`select`] with the roles told by `ask` (the role probe, the member, its address):
+/// a cluster asks a command role check in a pod of its own, not here.
+pub fn select_by(
+    name: &str,
+    spec: &TargetSpec,
+    members: Vec<Member>,
+    seed: u64,
+    ask: &dyn Fn(&RoleProbe, &Member, Ipv4Addr) -> Role,
+) -> Result<(Vec<Member>, String), TargetError> {
     let fail = |why: String| TargetError::Roles {
         target: name.into(),
         why,
@@ -139,7 +156,7 @@ pub fn select(
                     said.push(format!("{}: no address", m.label));
                     continue;
                 };
-                let r = role_of(probe, addr);
+                let r = ask(probe, &m, addr);
                 said.push(match &r {
                     Role::Primary => format!("{}: primary", m.label),
                     Role::Replica => format!("{}: replica", m.label),

@@ -144,9 +144,9 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.probes[].command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
     ),
     (
-        "/properties/targets/additionalProperties/properties/role",
-        "!has(self.command)",
-        "spec.targets.*.role.command would run a command in the controller's pod, which a cluster never does (use a `redis`, `postgres` or `etcd` role)",
+        "",
+        "has(self.commandPod) || !has(self.targets) || self.targets.all(k, !has(self.targets[k].role) || !has(self.targets[k].role.command))",
+        "spec.targets.*.role.command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
     ),
     (
         "/properties/faults/items",
@@ -368,8 +368,10 @@ mod tests {
         // source is refused.
         assert!(with(serde_json::json!({"workloads": [{"name": "w", "rate": "1/s", "endpoints": ["{target:web}:80"], "http": {"path": "/"}}]})).is_empty());
         assert!(with(serde_json::json!({"watches": [{"name": "lb", "haproxy": {"address": "{target:web}:9999"}}]})).is_empty());
-        // A command probe runs on a cluster in a pod of its own, when the spec names one.
+        // A command probe or role check runs on a cluster in a pod of its own, when the
+        // spec names one.
         assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "probes": [{"name": "p", "command": {"argv": ["/bin/true"]}}]})).is_empty());
+        assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "targets": {"web": {"select": "primary", "role": {"command": {"argv": ["/bin/true"]}}}}})).is_empty());
         let cases = [
             (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
             (

@@ -119,6 +119,11 @@ enum Cmd {
         /// Service's.
         #[arg(long)]
         webhook_addr: Option<SocketAddr>,
+        /// Namespaced mode (repeatable): reconcile Experiments of these namespaces only,
+        /// whose pods are then the only targets (the list is the opt-in; no namespace is
+        /// listed, no ClusterExperiment served). Default: every namespace.
+        #[arg(long = "watch-namespace")]
+        watch_namespaces: Vec<String>,
         /// Pull policy of that image in command probes' pods.
         #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
         probe_pod_pull_policy: String,
@@ -206,6 +211,7 @@ fn main() -> anyhow::Result<()> {
             probe_pod_image,
             probe_pod_pull_policy,
             webhook_addr,
+            watch_namespaces,
             injection_lease_seconds,
         } => {
             if !(1..=3600).contains(&injection_lease_seconds) {
@@ -234,6 +240,7 @@ fn main() -> anyhow::Result<()> {
                 identity: format!("{identity}-{}", std::process::id()),
                 namespace,
                 webhook_addr,
+                watch_namespaces,
                 runner: probe_pod_image.map(|image| murphy_operator::probe_pods::Runner {
                     image,
                     pull_policy: probe_pod_pull_policy,

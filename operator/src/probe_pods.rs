@@ -24,6 +24,7 @@ const RUNNER: &str = "/murphy/murphy-probe-pod";
 /// Labels that mark a probe pod (and say whose it is).
 pub const LABEL_EXPERIMENT: &str = "murphy.dev/experiment";
 pub const LABEL_PROBE: &str = "murphy.dev/probe";
+pub const LABEL_ROLE: &str = "murphy.dev/role-check";
 
 /// What the controller needs to make probe pods.
 #[derive(Clone, Debug, Default)]
@@ -70,8 +71,45 @@ pub fn pod_for(
     }
     args.push("--".into());
     args.extend(check.argv.iter().cloned());
+    build(
+        Who {
+            exp,
+            uid,
+            namespace,
+            owner,
+            kind: "probe",
+            name: &probe.name,
+        },
+        args,
+        cp,
+        runner,
+        lifetime,
+    )
+}
+
+/// Whose pod, and for what (`probe` or `role`, and the probe's or target's name).
+struct Who<'a> {
+    exp: &'a str,
+    uid: &'a str,
+    namespace: &'a str,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    kind: &'a str,
+    name: &'a str,
+}
+
+/// The pod: `args` (the runner's command line) in the user's image, the runner copied in
+/// by an init container from the operator's.
+fn build(who: Who, args: Vec<String>, cp: &CommandPod, runner: &Runner, lifetime: Duration) -> Pod {
+    let Who {
+        exp,
+        uid,
+        namespace,
+        owner,
+        kind,
+        name,
+    } = who;
     // generateName: a re-created Experiment never collides with a pod still terminating.
-    let mut prefix = format!("{exp}-probe-{}", probe.name);
+    let mut prefix = format!("{exp}-{kind}-{name}");
     prefix.truncate(57);
     let prefix = format!("{}-", prefix.trim_end_matches('-'));
     let limits = std::collections::BTreeMap::from([
@@ -113,10 +151,17 @@ pub fn pod_for(
     };
     let labels = [
         (LABEL_EXPERIMENT, exp),
-        (LABEL_PROBE, probe.name.as_str()),
+        (
+            if kind == "probe" {
+                LABEL_PROBE
+            } else {
+                LABEL_ROLE
+            },
+            name,
+        ),
         ("murphy.dev/experiment-uid", uid),
         ("app.kubernetes.io/managed-by", "murphy"),
-        ("app.kubernetes.io/component", "probe"),
+        ("app.kubernetes.io/component", kind),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -222,6 +267,148 @@ pub fn parse_line(check: &CommandCheck, line: &str) -> Option<(u64, Outcome)> {
             },
         },
     ))
+}
+
+/// Asks members their role with a `command` role check, each in a one-shot pod of its own
+/// (`murphy-probe-pod --once`), never in the controller.
+#[derive(Clone)]
+pub struct RoleAsker {
+    pub client: Client,
+    pub runner: Runner,
+    pub pod: CommandPod,
+    pub namespace: String,
+    pub exp: String,
+    pub uid: String,
+    pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+}
+
+impl std::fmt::Debug for RoleAsker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RoleAsker({}/{})", self.namespace, self.exp)
+    }
+}
+
+/// A one-shot role check's answer, from the runner's line: the primary's exit code says
+/// primary, another says replica; no answer is unknown.
+pub fn role_of_line(line: &str, primary_code: i32) -> murphy::roles::Role {
+    use murphy::roles::Role;
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Role::Unknown(format!("no answer: {line}"));
+    };
+    if let Some(code) = v["exit"].as_i64() {
+        return if code as i32 == primary_code {
+            Role::Primary
+        } else {
+            Role::Replica
+        };
+    }
+    if let Some(sig) = v["signal"].as_i64() {
+        return Role::Unknown(format!("killed by signal {sig}"));
+    }
+    if v["timedOut"] == true {
+        return Role::Unknown("role command timed out".into());
+    }
+    Role::Unknown(v["error"].as_str().unwrap_or("no answer").to_string())
+}
+
+impl RoleAsker {
+    /// Each member's role (by its key), asked at once, each in its own pod, within the
+    /// probe's timeout plus the time a pod takes to start (at most 60 s). Pods are deleted.
+    pub async fn ask(
+        &self,
+        target: &str,
+        probe: &murphy::model::spec::RoleProbe,
+        members: &[(String, std::net::Ipv4Addr)],
+    ) -> std::collections::BTreeMap<String, murphy::roles::Role> {
+        use murphy::roles::Role;
+        let mut out = std::collections::BTreeMap::new();
+        let Some(check) = &probe.command else {
+            return out;
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let timeout = probe.timeout();
+        let mut made: Vec<(String, String)> = Vec::new();
+        for (key, addr) in members {
+            let mut args = vec![
+                RUNNER.to_string(),
+                "--once".into(),
+                "--timeout-ms".into(),
+                timeout.as_millis().to_string(),
+                "--".into(),
+            ];
+            args.extend(murphy::roles::command_argv(&check.argv, *addr));
+            let pod = build(
+                Who {
+                    exp: &self.exp,
+                    uid: &self.uid,
+                    namespace: &self.namespace,
+                    owner: self.owner.clone(),
+                    kind: "role",
+                    name: target,
+                },
+                args,
+                &self.pod,
+                &self.runner,
+                timeout + Duration::from_secs(60),
+            );
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(p) => made.push((key.clone(), p.metadata.name.unwrap_or_default())),
+                Err(e) => {
+                    out.insert(key.clone(), Role::Unknown(format!("its role pod: {e}")));
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(60);
+        let mut pending = made.clone();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for (key, name) in pending {
+                let pod = match api.get(&name).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        out.insert(key, Role::Unknown(format!("its role pod {name}: {e}")));
+                        continue;
+                    }
+                };
+                let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+                if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
+                    let lp = LogParams {
+                        container: Some("probe".into()),
+                        ..Default::default()
+                    };
+                    let role = match api.logs(&name, &lp).await {
+                        Ok(text) => text
+                            .lines()
+                            .find(|l| l.starts_with('{'))
+                            .map(|l| role_of_line(l, check.exit_code))
+                            .unwrap_or_else(|| Role::Unknown(format!("its role pod {name} said nothing"))),
+                        Err(e) => Role::Unknown(format!("its role pod {name}'s log: {e}")),
+                    };
+                    out.insert(key, role);
+                } else if let Some(why) = stuck(&pod) {
+                    out.insert(key, Role::Unknown(format!("its role pod {name} does not run: {why}")));
+                } else if tokio::time::Instant::now() >= deadline {
+                    out.insert(key, Role::Unknown(format!("its role pod {name} did not finish in time")));
+                } else {
+                    still.push((key, name));
+                }
+            }
+            pending = still;
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let gone: Vec<ProbePod> = made
+            .into_iter()
+            .map(|(_, name)| ProbePod {
+                probe: target.to_string(),
+                namespace: self.namespace.clone(),
+                name,
+            })
+            .collect();
+        delete(&self.client, &gone).await;
+        out
+    }
 }
 
 /// Why a probe pod will not run, from its status (None: it may still start).
@@ -529,6 +716,17 @@ mod tests {
         .expect("spec");
         assert_eq!(spec.service_account_name.as_deref(), Some("checker"));
         assert_eq!(spec.automount_service_account_token, Some(true));
+    }
+
+    #[test]
+    fn a_role_checks_line_says_primary_replica_or_unknown() {
+        use murphy::roles::Role;
+        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":0}"#, 0), Role::Primary);
+        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":1}"#, 0), Role::Replica);
+        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":3}"#, 3), Role::Primary);
+        assert!(matches!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"timedOut":true}"#, 0), Role::Unknown(_)));
+        assert!(matches!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"signal":9}"#, 0), Role::Unknown(_)));
+        assert!(matches!(role_of_line("garbage", 0), Role::Unknown(_)));
     }
 
     #[test]

@@ -238,6 +238,31 @@ pub struct Ctx {
     pub home_namespace: String,
     /// How command probes' pods get their sampler (None: command probes are refused).
     pub runner: Option<crate::probe_pods::Runner>,
+    /// Namespaced mode's namespaces (empty: cluster-wide).
+    pub watch_namespaces: Vec<String>,
+}
+
+impl Ctx {
+    /// The namespaces targets may be in: the watched ones in namespaced mode (the
+    /// installer's list is the opt-in), else those labelled murphy.dev/chaos=enabled.
+    async fn opted_in(&self) -> Result<BTreeSet<String>, String> {
+        if !self.watch_namespaces.is_empty() {
+            return Ok(self.watch_namespaces.iter().cloned().collect());
+        }
+        let ns_api: Api<Namespace> = Api::all(self.client.clone());
+        Ok(ns_api
+            .list(&ListParams::default().labels(&format!(
+                "{}={}",
+                select::OPT_IN_LABEL,
+                select::OPT_IN_VALUE
+            )))
+            .await
+            .map_err(|e| format!("listing opted-in namespaces: {e}"))?
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -821,19 +846,8 @@ fn seed_of(exp: &Experiment) -> u64 {
 async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, String> {
     let spec = &exp.spec.spec;
     let seed = seed_of(exp);
-    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    let opted: BTreeSet<String> = ns_api
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            select::OPT_IN_LABEL,
-            select::OPT_IN_VALUE
-        )))
-        .await
-        .map_err(|e| format!("listing opted-in namespaces: {e}"))?
-        .items
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
+    let role_asker = role_asker(ctx, exp, uid);
+    let opted = ctx.opted_in().await?;
     let mut chosen_by_target: BTreeMap<String, Vec<Chosen>> = BTreeMap::new();
     // How each role-aware target was chosen (each pod's answer), for the run's timeline.
     let mut how_chosen: Vec<(String, String)> = Vec::new();
@@ -874,9 +888,20 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
                             .all(|(k, v)| p.labels.get(k) == Some(v))
                 })
                 .collect();
+            // A command role check runs in one-shot pods of its own, never here.
+            let asked = match (&role_asker, t.role.as_ref()) {
+                (Some(asker), Some(probe)) if probe.command.is_some() => {
+                    let members: Vec<(String, std::net::Ipv4Addr)> = candidates
+                        .iter()
+                        .filter_map(|p| Some((p.uid.clone(), p.ip?)))
+                        .collect();
+                    Some(asker.ask(&f.target, probe, &members).await)
+                }
+                _ => None,
+            };
             let (name, spec_t) = (f.target.clone(), t.clone());
             let (narrowed, how) = tokio::task::spawn_blocking(move || {
-                select::by_role(&name, &spec_t, candidates, seed)
+                select::by_role(&name, &spec_t, candidates, seed, asked.as_ref())
             })
             .await
             .map_err(|e| e.to_string())??;
@@ -937,10 +962,35 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
             }
         };
     run.follow_probe_pods(&ctx.client, probe_pods);
+    run.role_asker = role_asker;
     for (fault, how) in how_chosen {
         run.chosen_by_role(&fault, how);
     }
     Ok(run)
+}
+
+/// How this run asks a `command` role check (in one-shot pods of its own, from
+/// `spec.commandPod`), when it has one.
+fn role_asker(ctx: &Ctx, exp: &Experiment, uid: &str) -> Option<crate::probe_pods::RoleAsker> {
+    let spec = &exp.spec.spec;
+    let any = spec
+        .targets
+        .values()
+        .any(|t| t.role.as_ref().is_some_and(|r| r.command.is_some()));
+    if !any {
+        return None;
+    }
+    Some(crate::probe_pods::RoleAsker {
+        client: ctx.client.clone(),
+        runner: ctx.runner.clone()?,
+        pod: spec.command_pod.clone()?,
+        namespace: exp
+            .namespace()
+            .unwrap_or_else(|| ctx.home_namespace.clone()),
+        exp: exp.name_any(),
+        uid: uid.to_string(),
+        owner: owner(exp),
+    })
 }
 
 /// A pod for each command probe (`spec.commandPod`), running; none without command probes.
@@ -1322,6 +1372,10 @@ pub struct ControllerOptions {
     pub runner: Option<crate::probe_pods::Runner>,
     /// Where to serve the admission webhook (HTTPS with the certificate in `tls_dir`).
     pub webhook_addr: Option<std::net::SocketAddr>,
+    /// Namespaced mode: only Experiments of these namespaces, which are also the only
+    /// namespaces targets may be in (no ClusterExperiments, no namespace listing).
+    /// Empty: every namespace, targets in those labelled murphy.dev/chaos=enabled.
+    pub watch_namespaces: Vec<String>,
 }
 
 /// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
@@ -1376,6 +1430,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         metrics,
         home_namespace: o.namespace.clone(),
         runner: o.runner.clone(),
+        watch_namespaces: o.watch_namespaces.clone(),
     });
     tracing::info!(
         identity = %o.identity,
@@ -1384,22 +1439,44 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             (Some(ns), Some(sel)) => format!("pods {sel} in namespace {ns}, port {}", o.directory.port),
             _ => format!("{} fixed address(es)", o.directory.fixed.len()),
         },
-        "watching Experiments (each targets its own namespace) and ClusterExperiments in every namespace; targets only in namespaces labelled {}={}",
-        select::OPT_IN_LABEL,
-        select::OPT_IN_VALUE
+        "{}",
+        if o.watch_namespaces.is_empty() {
+            format!(
+                "watching Experiments (each targets its own namespace) and ClusterExperiments in every namespace; targets only in namespaces labelled {}={}",
+                select::OPT_IN_LABEL,
+                select::OPT_IN_VALUE
+            )
+        } else {
+            format!(
+                "namespaced: watching Experiments in {} only (no ClusterExperiments)",
+                o.watch_namespaces.join(", ")
+            )
+        }
     );
-    let exps: Api<Experiment> = Api::all(client.clone());
-    let namespaced = Controller::new(exps, watcher::Config::default())
-        .graceful_shutdown_on(crate::node::stopped())
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::warn!("{e}");
-            }
-        });
+    // Cluster-wide: one watch over every namespace. Namespaced mode: one per watched
+    // namespace (the controller may list nothing else).
+    let apis: Vec<Api<Experiment>> = if o.watch_namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        o.watch_namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    let namespaced = futures_util::future::join_all(apis.into_iter().map(|exps| {
+        Controller::new(exps, watcher::Config::default())
+            .graceful_shutdown_on(crate::node::stopped())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::warn!("{e}");
+                }
+            })
+    }));
     // ClusterExperiments go through the very same reconcile, seen as an Experiment with
     // no namespace.
     let cexps: Api<crd::ClusterExperiment> = Api::all(client);
+    let cluster_wide = o.watch_namespaces.is_empty();
     let cluster = Controller::new(cexps, watcher::Config::default())
         .graceful_shutdown_on(crate::node::stopped())
         .run(
@@ -1414,6 +1491,11 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
                 tracing::warn!("{e}");
             }
         });
+    let cluster = async move {
+        if cluster_wide {
+            cluster.await;
+        }
+    };
     let controller = futures_util::future::join(namespaced, cluster);
     tokio::select! {
         _ = controller => {}

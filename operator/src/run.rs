@@ -129,6 +129,8 @@ pub struct ClusterRun {
     pub probe_pods: Vec<crate::probe_pods::ProbePod>,
     /// The tasks following their logs.
     pod_followers: Vec<tokio::task::JoinHandle<()>>,
+    /// How a `command` role check is asked (in pods of its own) when a fault is due.
+    pub role_asker: Option<crate::probe_pods::RoleAsker>,
     /// The workloads' clients, running from the controller since the run started (they
     /// reach pods by IP, as probes do), with their endpoints resolved through the plan.
     workloads: Vec<(WorkloadSpec, Option<murphy::netns::Netns>, workload::Handle)>,
@@ -263,6 +265,7 @@ impl ClusterRun {
             probe_tx: Some(tx),
             probe_pods: Vec::new(),
             pod_followers: Vec::new(),
+            role_asker: None,
             workloads,
             clients,
             watches,
@@ -519,6 +522,27 @@ impl ClusterRun {
     async fn role_changed(&mut self, fault: &str, placed: &[Placed]) -> Option<String> {
         // `&mut self` (Send), not `&self`: the run holds a probe receiver that is not Sync.
         let (want, probe, pods) = self.role_check(fault, placed)?;
+        if probe.command.is_some() {
+            // Asked in one-shot pods, never here; no way to ask is no answer.
+            let Some(asker) = self.role_asker.clone() else {
+                return Some("its command role check cannot be asked (no spec.commandPod)".into());
+            };
+            let target = self.spec.fault(fault).map(|f| f.target.clone()).unwrap_or_default();
+            let members: Vec<(String, std::net::Ipv4Addr)> = pods
+                .iter()
+                .filter_map(|(n, ip)| Some((n.clone(), (*ip)?)))
+                .collect();
+            let roles = asker.ask(&target, &probe, &members).await;
+            return wrong_roles(
+                want,
+                pods.into_iter()
+                    .map(|(n, ip)| {
+                        let r = ip.and_then(|_| roles.get(&n).cloned());
+                        (n, r)
+                    })
+                    .collect(),
+            );
+        }
         roles_now(want, probe, pods).await
     }
 
@@ -1168,6 +1192,15 @@ async fn roles_now(
     })
     .await
     .ok()?;
+    wrong_roles(want, roles)
+}
+
+/// What moved: each chosen pod whose role is not the one it was chosen for.
+fn wrong_roles(
+    want: murphy::roles::Role,
+    roles: Vec<(String, Option<murphy::roles::Role>)>,
+) -> Option<String> {
+    use murphy::roles::Role;
     let wrong: Vec<String> = roles
         .into_iter()
         .filter(|(_, r)| r.as_ref() != Some(&want))

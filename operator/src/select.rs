@@ -159,6 +159,7 @@ pub fn by_role(
     spec: &TargetSpec,
     pods: Vec<PodInfo>,
     seed: u64,
+    asked: Option<&BTreeMap<String, murphy::roles::Role>>,
 ) -> Result<(Vec<PodInfo>, String), String> {
     if spec.select.is_none() {
         return Ok((pods, String::new()));
@@ -173,8 +174,18 @@ pub fn by_role(
             lab: None,
         })
         .collect();
-    let (chosen, how) =
-        murphy::roles::select(target, spec, members, seed).map_err(|e| e.to_string())?;
+    // A command role check was asked in pods of its own (`asked`, by pod UID); the others
+    // are asked from here.
+    let (chosen, how) = match asked {
+        Some(roles) => murphy::roles::select_by(target, spec, members, seed, &|_, m, _| {
+            roles
+                .get(&m.label)
+                .cloned()
+                .unwrap_or_else(|| murphy::roles::Role::Unknown("not asked".into()))
+        }),
+        None => murphy::roles::select(target, spec, members, seed),
+    }
+    .map_err(|e| e.to_string())?;
     let keep: BTreeSet<String> = chosen.into_iter().map(|m| m.label).collect();
     Ok((
         pods.into_iter().filter(|p| keep.contains(&p.uid)).collect(),
@@ -311,9 +322,9 @@ mod tests {
             select: Some(Select::Minority),
             ..target(PickMode::All, None, None)
         };
-        let (a, how) = by_role("web", &t, pods.clone(), 9).expect("minority");
+        let (a, how) = by_role("web", &t, pods.clone(), 9, None).expect("minority");
         assert_eq!(a.len(), 2, "{how}");
-        let (b, _) = by_role("web", &t, pods.clone(), 9).expect("again");
+        let (b, _) = by_role("web", &t, pods.clone(), 9, None).expect("again");
         assert_eq!(a, b);
         // A role: the pod whose probe (a real program, given the pod's IP) says primary.
         let t = TargetSpec {
@@ -330,7 +341,7 @@ mod tests {
             }),
             ..target(PickMode::All, None, None)
         };
-        let (p, how) = by_role("web", &t, pods, 9).expect("primary");
+        let (p, how) = by_role("web", &t, pods, 9, None).expect("primary");
         assert_eq!(
             p.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
             ["web-3"],

@@ -61,10 +61,11 @@ pub fn next_phase(current: Phase, event: &Event, aborting: bool) -> Phase {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Ready`, `Running`, `Completed`, `Aborted` or `Held`.
+    /// `Ready`, `Finished`, `Running`, `Completed`, `Aborted` or `Held`.
     #[serde(rename = "type")]
     pub type_: String,
     /// "True", "False" or "Unknown".
+    #[schemars(extend("enum" = ["True", "False", "Unknown"]))]
     pub status: String,
     /// Why the condition has its status, in one CamelCase word: `Accepted` for `Ready`, the
     /// phase for `Running`, `Completed` and `Aborted`, and the verdict (or `Pending`) for
@@ -126,6 +127,7 @@ pub struct ExperimentStatus {
     /// `Finished` (True however the run ended: `kubectl wait --for=condition=Finished`
     /// always returns), `Running`, `Completed`, `Aborted` and `Held`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The Experiment's `metadata.generation` when the status was last written.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -63,7 +63,19 @@ pub fn review(body: &[u8]) -> Result<Vec<u8>, String> {
         (&req.old_object, &req.object),
         (Some(old), Some(new)) if old.data.get("spec") == new.data.get("spec")
     );
-    if let (false, Some(obj)) = (same_spec, &req.object) {
+    // A run keeps the plan it started with: its spec cannot change under it (the status
+    // would describe one spec and the record another). Abort or delete, then apply again.
+    let running = req
+        .old_object
+        .as_ref()
+        .and_then(|o| o.data.pointer("/status/phase"))
+        .and_then(|p| p.as_str())
+        .filter(|p| matches!(*p, "Running" | "Reverting"));
+    if let (false, Some(phase)) = (same_spec, running) {
+        resp = resp.deny(format!(
+            "spec: cannot change while the run is {phase} (it keeps the plan it started with); abort it (annotation murphy.dev/abort=true) or delete it, then apply the new spec"
+        ));
+    } else if let (false, Some(obj)) = (same_spec, &req.object) {
         let v = serde_json::to_value(obj).map_err(|e| e.to_string())?;
         let p = problems(&v);
         if !p.is_empty() {
@@ -263,6 +275,16 @@ mod tests {
             serde_json::from_slice(&review(upd.to_string().as_bytes()).expect("review"))
                 .expect("json");
         assert_eq!(out["response"]["allowed"], true, "{out}");
+        // A changed spec of a running Experiment is refused whatever it says.
+        let mut running = upd.clone();
+        running["request"]["oldObject"]["status"] = serde_json::json!({"phase": "Running"});
+        running["request"]["object"]["spec"] = serde_json::json!({
+            "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
+            "faults": [{"name": "k", "target": "web", "kind": "process-kill"}]});
+        let out: serde_json::Value =
+            serde_json::from_slice(&review(running.to_string().as_bytes()).expect("review")).expect("json");
+        assert_eq!(out["response"]["allowed"], false, "{out}");
+        assert!(out["response"]["status"]["message"].as_str().unwrap_or("").contains("cannot change while the run is Running"), "{out}");
         // A changed spec is judged again.
         upd["request"]["object"]["spec"]["faults"][0]["name"] = "k2".into();
         let out: serde_json::Value =

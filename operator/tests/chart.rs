@@ -356,14 +356,7 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        [
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Role",
-            "RoleBinding",
-            "ClusterRole",
-            "ClusterRole"
-        ]
+        ["ClusterRole", "Role", "RoleBinding", "ClusterRole", "ClusterRole"]
     );
     let mut found = Vec::new();
     for doc in &docs {
@@ -405,7 +398,7 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
             ("events.k8s.io", "events", &["create", "patch"]),
         ])
     );
-    let role = &docs[2];
+    let role = &docs[1];
     assert_eq!(
         grants(&role["rules"]),
         expected(&[(
@@ -416,7 +409,7 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
     );
     // Tenants' roles (aggregated into the built-in edit/admin and view) name Experiments
     // only: nothing in the chart grants ClusterExperiments to anyone but the controller.
-    let edit = &docs[4];
+    let edit = &docs[3];
     assert_eq!(
         edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
         "true"
@@ -438,7 +431,7 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
             ]
         )])
     );
-    let view = &docs[5];
+    let view = &docs[4];
     assert_eq!(
         view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
         "true"
@@ -447,16 +440,35 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
         grants(&view["rules"]),
         expected(&[("murphy.dev", "experiments", &["get", "list", "watch"])])
     );
-    for (binding, kind) in [(&docs[1], "ClusterRole"), (&docs[3], "Role")] {
-        assert_eq!(binding["roleRef"]["kind"], kind);
-        let subjects = binding["subjects"].as_array().expect("subjects");
-        assert_eq!(subjects.len(), 1, "{binding}");
-        assert_eq!(subjects[0]["kind"], "ServiceAccount");
-    }
+    let binding = &docs[2];
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    let subjects = binding["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1, "{binding}");
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+
+    // The ClusterRole's bindings (a ClusterRoleBinding, or RoleBindings in namespaced
+    // mode) bind that ClusterRole to the controller's account and nothing else.
+    let bindings = read("templates/rbac-bindings.yaml");
+    let role_refs: Vec<&str> = bindings
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("name:") || l.starts_with("kind:"))
+        .collect();
+    assert_eq!(
+        role_refs.iter().filter(|l| l.starts_with("kind: ClusterRole") && **l != "kind: ClusterRoleBinding").count(),
+        2,
+        "{role_refs:?}"
+    );
+    assert!(
+        bindings.matches("kind: ServiceAccount").count() == 2
+            && !bindings.contains("kind: User")
+            && !bindings.contains("kind: Group"),
+        "rbac-bindings.yaml binds someone else"
+    );
 
     // No grant elsewhere escapes the comparison above.
     for (name, text) in templates() {
-        if name == "rbac.yaml" {
+        if name == "rbac.yaml" || name == "rbac-bindings.yaml" {
             continue;
         }
         for (n, line) in text.lines().enumerate() {

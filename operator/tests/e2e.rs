@@ -141,6 +141,26 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
     node.apply(&experiment("pause-one", ip, "6s"));
     let (name, uid) = frozen_pod(node);
     let t0 = Instant::now();
+    // A running Experiment's spec cannot change under it (admission refuses the edit).
+    let edit = node.run(
+        "kubectl",
+        &[
+            "patch",
+            "experiment",
+            "pause-one",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"observeAfter":"4s"}}"#,
+        ],
+    );
+    let said = String::from_utf8_lossy(&edit.stderr).into_owned();
+    assert!(
+        !edit.status.success() && said.contains("cannot change while the run is Running"),
+        "a running Experiment's spec was edited: {said}"
+    );
     // Exactly one pod frozen (maxTargets 1), the other untouched.
     let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
     let stopped: Vec<&str> = pods["items"]
@@ -1250,6 +1270,216 @@ fn admission_answers_as_murphy_validate_does(node: &Node, _ip: &str) {
     );
 }
 
+/// Upgrade the release with the e2e install's values and `extra` (`--set ...`), waiting for
+/// the new controller to lead.
+fn helm_upgrade(node: &Node, extra: &[&str]) {
+    let mut args = vec![
+        "upgrade",
+        RELEASE,
+        "charts/murphy",
+        "--namespace",
+        SYSTEM,
+        "--set",
+        "image.repository=localhost/murphy-operator,image.tag=e2e,image.pullPolicy=Never",
+        "--set",
+        "controller.replicas=1",
+        "--wait-seconds",
+        "180",
+    ];
+    args.extend_from_slice(extra);
+    let out = node.helm(&args);
+    assert!(
+        out.status.success(),
+        "helm upgrade: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.kubectl(&[
+        "rollout",
+        "status",
+        "deployment",
+        &format!("{RELEASE}-controller"),
+        "-n",
+        SYSTEM,
+        "--timeout=120s",
+    ]);
+}
+
+/// Namespaced mode (`watchNamespaces`): the controller's rules hold in the watched
+/// namespace (and its own) only — it may not list namespaces or touch another — and it
+/// runs that namespace's Experiments while an Experiment elsewhere is left alone.
+fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
+    helm_upgrade(node, &["--set", &format!("watchNamespaces={{{NS}}}")]);
+    let sa = format!("--as=system:serviceaccount:{SYSTEM}:{RELEASE}-controller");
+    let can = |args: &[&str]| {
+        let mut a = vec!["auth", "can-i"];
+        a.extend_from_slice(args);
+        a.push(&sa);
+        String::from_utf8_lossy(&node.run("kubectl", &a).stdout).trim().to_string()
+    };
+    assert_eq!(can(&["list", "pods", "-n", NS]), "yes");
+    assert_eq!(can(&["create", "pods", "-n", NS]), "yes");
+    assert_eq!(can(&["list", "pods", "-n", SYSTEM]), "yes");
+    assert_eq!(can(&["list", "pods", "-n", "default"]), "no");
+    assert_eq!(can(&["list", "namespaces"]), "no");
+    assert_eq!(can(&["list", "clusterexperiments.murphy.dev"]), "no");
+    // Another namespace's Experiment is not this controller's.
+    let other = "e2e-other";
+    node.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {other}, labels: {{murphy.dev/chaos: enabled}}}}\n"
+    ));
+    let elsewhere = experiment("elsewhere", ip, "4s")
+        .replace(&format!("namespace: {NS}"), &format!("namespace: {other}"));
+    node.apply(&elsewhere);
+    // The watched namespace's runs.
+    node.apply(&experiment("ns-pause", ip, "4s"));
+    let (name, uid) = frozen_pod(node);
+    wait_for("the frozen pod to run again", Duration::from_secs(30), || {
+        (app_stopped(&uid) == Some(false)).then_some(())
+    });
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "-n",
+        NS,
+        "experiment/ns-pause",
+    ]);
+    assert_eq!(phase(node, "ns-pause"), "Completed", "{}", diagnostics(node, "ns-pause"));
+    let untouched = node.json(&["get", "experiment", "elsewhere", "-n", other]);
+    assert!(untouched["status"].is_null(), "reconciled outside the watched namespace: {untouched}");
+    assert!(
+        untouched["metadata"]["finalizers"].is_null(),
+        "a finalizer was added outside the watched namespace: {untouched}"
+    );
+    node.kubectl(&["delete", "experiment", "ns-pause", "-n", NS, "--wait=true"]);
+    node.kubectl(&["delete", "namespace", other, "--wait=true", "--timeout=60s"]);
+    // Back to cluster-wide, as the other scenarios expect.
+    helm_upgrade(node, &[]);
+    assert_eq!(can(&["list", "namespaces"]), "yes");
+    eprintln!(
+        "e2e: namespaced: with watchNamespaces={{{NS}}} the controller may list pods in {NS} and {SYSTEM} only, no namespaces, no ClusterExperiments; it froze and thawed {name} and completed, and never touched an Experiment in {other}; upgraded back to cluster-wide"
+    );
+}
+
+/// A `command` role check on a cluster runs in one-shot pods of its own, never in the
+/// controller: of two pods behind one label, the one whose role command succeeds (it
+/// serves /healthz) is chosen as the primary and frozen, the other is left alone; the
+/// timeline says each pod's answer and no role pod is left.
+fn a_command_role_check_runs_in_its_own_pods(node: &Node, ip: &str) {
+    let kv = |side: &str, command: &str| {
+        format!(
+            r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: kv-{side}, namespace: {NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: kv, side: {side}}}}}
+  template:
+    metadata: {{labels: {{app: kv, side: {side}}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: app
+          image: localhost/web:1
+          imagePullPolicy: Never
+          {command}
+"#
+        )
+    };
+    // kv-b serves an empty directory: its /healthz is a 404, so it is no primary.
+    node.apply(&format!(
+        "{}{}",
+        kv("a", ""),
+        kv("b", r#"command: [/bin/busybox, httpd, -f, -p, "8080", -h, /tmp]"#)
+    ));
+    for side in ["a", "b"] {
+        wait_for(&format!("kv-{side} ready"), Duration::from_secs(60), || {
+            let d = node.json(&["get", "deployment", &format!("kv-{side}"), "-n", NS]);
+            (d["status"]["readyReplicas"].as_u64() == Some(1)).then_some(())
+        });
+    }
+    let pod_of = |side: &str| {
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", &format!("app=kv,side={side}")]);
+        let p = &pods["items"][0];
+        (
+            p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let ((a_name, a_uid), (b_name, b_uid)) = (pod_of("a"), pod_of("b"));
+    node.apply(&format!(
+        r#"
+apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: role-cmd, namespace: {NS}}}
+spec:
+  commandPod: {{image: "localhost/web:1"}}
+  targets:
+    kv:
+      pods: {{namespace: {NS}, matchLabels: {{app: kv}}, containers: [app]}}
+      select: primary
+      role: {{command: {{argv: [/bin/wget, -q, -O, /dev/null, "http://{{address}}:8080/healthz"]}}, timeout: 3s}}
+  probes:
+    - {{name: shop, interval: 200ms, http: {{url: "http://{ip}:8080/healthz"}}}}
+  faults:
+    - {{name: pause, target: kv, kind: process-pause, at: 1s, duration: 5s}}
+  steadyState: {{duration: 2s}}
+  observeAfter: 2s
+  claims:
+    - name: the shop answers
+      availability: {{probe: shop, atLeast: 50%}}
+  guardrails: {{maxTargets: 1, maxDuration: 3m}}
+"#
+    ));
+    let t0 = Instant::now();
+    let mut saw_b_stopped = false;
+    let mut saw_a_stopped = false;
+    let mut looked = 0;
+    while t0.elapsed() < Duration::from_secs(25) && !(saw_a_stopped && looked > 20) {
+        saw_a_stopped |= app_stopped(&a_uid) == Some(true);
+        saw_b_stopped |= app_stopped(&b_uid) == Some(true);
+        let procs = component_processes(node, "controller");
+        assert!(
+            procs.len() == 1 && procs[0].2.is_empty(),
+            "the controller ran something: {procs:?}"
+        );
+        looked += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(saw_a_stopped, "the primary {a_name} was never frozen: {}", diagnostics(node, "role-cmd"));
+    assert!(!saw_b_stopped, "{b_name} (no primary) was frozen");
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Finished",
+        "--timeout=60s",
+        "-n",
+        NS,
+        "experiment/role-cmd",
+    ]);
+    let report = report_of(node, "role-cmd");
+    let how = report["record"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["detail"].as_str().or(e["message"].as_str()))
+        .find(|d| d.contains("roles:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(how.contains("primary") && how.contains("replica"), "the timeline says: {how:?} ({report})");
+    wait_for("no role pod left", Duration::from_secs(30), || {
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", "murphy.dev/role-check"]);
+        pods["items"].as_array()?.is_empty().then_some(())
+    });
+    eprintln!(
+        "e2e: role-command: the role check ran in one-shot pods (never in the controller: 1 process, no children in {looked} looks); {a_name} (serves /healthz) was chosen as the primary and frozen, {b_name} never; the timeline says {how:?}"
+    );
+    node.kubectl(&["delete", "experiment", "role-cmd", "-n", NS, "--wait=true"]);
+    node.kubectl(&["delete", "deployment", "kv-a", "kv-b", "-n", NS, "--wait=true"]);
+}
+
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
 fn sigkill(node: &Node, component: &str) {
     let uid = node.json(&[
@@ -2254,10 +2484,12 @@ fn the_operator_installed_by_helm_on_a_real_node() {
         }),
         ("scope", an_experiment_reaches_its_own_namespace_only),
         ("admission", admission_answers_as_murphy_validate_does),
+        ("namespaced", namespaced_mode_runs_the_watched_namespace_only),
         (
             "command-probe",
             a_command_probe_runs_in_its_own_pod_never_in_the_controller,
         ),
+        ("role-command", a_command_role_check_runs_in_its_own_pods),
         (
             "pause",
             a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it,

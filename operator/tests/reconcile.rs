@@ -272,6 +272,7 @@ fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx>
         metrics: Arc::new(Metrics::default()),
         home_namespace: "murphy-system".into(),
         runner: None,
+        watch_namespaces: Vec::new(),
     })
 }
 

@@ -17,8 +17,11 @@
 //!
 //! ```text
 //! murphy-probe-pod --install PATH
-//! murphy-probe-pod --interval-ms N --timeout-ms N --for-ms N [--stdout] -- PROGRAM [ARG...]
+//! murphy-probe-pod --interval-ms N --timeout-ms N --for-ms N [--stdout] [--once] -- PROGRAM [ARG...]
 //! ```
+//!
+//! `--once` samples once and exits: a role check (is this member the primary?) asked in a
+//! pod of its own.
 //!
 //! `--for-ms` bounds its life: it exits by itself when the run is long over even if the
 //! controller that started it is gone. The program is executed directly, never through a
@@ -36,6 +39,7 @@ struct Args {
     timeout: Duration,
     lifetime: Duration,
     stdout: bool,
+    once: bool,
     argv: Vec<String>,
 }
 
@@ -45,6 +49,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         timeout: Duration::from_secs(1),
         lifetime: Duration::from_secs(3600),
         stdout: false,
+        once: false,
         argv: Vec::new(),
     };
     let ms = |v: Option<String>, flag: &str| -> Result<Duration, String> {
@@ -60,6 +65,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--timeout-ms" => a.timeout = ms(it.next(), "--timeout-ms")?,
             "--for-ms" => a.lifetime = ms(it.next(), "--for-ms")?,
             "--stdout" => a.stdout = true,
+            "--once" => a.once = true,
             "--" => {
                 a.argv = it.collect();
                 break;
@@ -221,6 +227,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         drop(out);
+        if a.once {
+            break;
+        }
         next += a.interval;
         let now = Instant::now();
         if next < now {
