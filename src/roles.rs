@@ -109,7 +109,9 @@ pub fn select(
     members: Vec<Member>,
     seed: u64,
 ) -> Result<(Vec<Member>, String), TargetError> {
-    select_by(name, spec, members, seed, &|probe, _, addr| role_of(probe, addr))
+    select_by(name, spec, members, seed, &|probe, _, addr| {
+        role_of(probe, addr)
+    })
 }
 
 /// [`select`] with the roles told by `ask` (the role probe, the member, its address):

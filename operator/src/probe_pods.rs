@@ -381,14 +381,22 @@ impl RoleAsker {
                             .lines()
                             .find(|l| l.starts_with('{'))
                             .map(|l| role_of_line(l, check.exit_code))
-                            .unwrap_or_else(|| Role::Unknown(format!("its role pod {name} said nothing"))),
+                            .unwrap_or_else(|| {
+                                Role::Unknown(format!("its role pod {name} said nothing"))
+                            }),
                         Err(e) => Role::Unknown(format!("its role pod {name}'s log: {e}")),
                     };
                     out.insert(key, role);
                 } else if let Some(why) = stuck(&pod) {
-                    out.insert(key, Role::Unknown(format!("its role pod {name} does not run: {why}")));
+                    out.insert(
+                        key,
+                        Role::Unknown(format!("its role pod {name} does not run: {why}")),
+                    );
                 } else if tokio::time::Instant::now() >= deadline {
-                    out.insert(key, Role::Unknown(format!("its role pod {name} did not finish in time")));
+                    out.insert(
+                        key,
+                        Role::Unknown(format!("its role pod {name} did not finish in time")),
+                    );
                 } else {
                     still.push((key, name));
                 }
@@ -721,11 +729,26 @@ mod tests {
     #[test]
     fn a_role_checks_line_says_primary_replica_or_unknown() {
         use murphy::roles::Role;
-        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":0}"#, 0), Role::Primary);
-        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":1}"#, 0), Role::Replica);
-        assert_eq!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":3}"#, 3), Role::Primary);
-        assert!(matches!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"timedOut":true}"#, 0), Role::Unknown(_)));
-        assert!(matches!(role_of_line(r#"{"unixMs":1,"latencyMs":2,"signal":9}"#, 0), Role::Unknown(_)));
+        assert_eq!(
+            role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":0}"#, 0),
+            Role::Primary
+        );
+        assert_eq!(
+            role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":1}"#, 0),
+            Role::Replica
+        );
+        assert_eq!(
+            role_of_line(r#"{"unixMs":1,"latencyMs":2,"exit":3}"#, 3),
+            Role::Primary
+        );
+        assert!(matches!(
+            role_of_line(r#"{"unixMs":1,"latencyMs":2,"timedOut":true}"#, 0),
+            Role::Unknown(_)
+        ));
+        assert!(matches!(
+            role_of_line(r#"{"unixMs":1,"latencyMs":2,"signal":9}"#, 0),
+            Role::Unknown(_)
+        ));
         assert!(matches!(role_of_line("garbage", 0), Role::Unknown(_)));
     }
 

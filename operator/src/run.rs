@@ -527,7 +527,11 @@ impl ClusterRun {
             let Some(asker) = self.role_asker.clone() else {
                 return Some("its command role check cannot be asked (no spec.commandPod)".into());
             };
-            let target = self.spec.fault(fault).map(|f| f.target.clone()).unwrap_or_default();
+            let target = self
+                .spec
+                .fault(fault)
+                .map(|f| f.target.clone())
+                .unwrap_or_default();
             let members: Vec<(String, std::net::Ipv4Addr)> = pods
                 .iter()
                 .filter_map(|(n, ip)| Some((n.clone(), (*ip)?)))
@@ -1184,7 +1188,6 @@ async fn roles_now(
     probe: murphy::model::spec::RoleProbe,
     pods: Vec<(String, Option<std::net::Ipv4Addr>)>,
 ) -> Option<String> {
-    use murphy::roles::Role;
     let roles = tokio::task::spawn_blocking(move || {
         pods.into_iter()
             .map(|(n, ip)| (n, ip.map(|a| murphy::roles::role_of(&probe, a))))

@@ -282,9 +282,16 @@ mod tests {
             "targets": {"web": {"pods": {"namespace": "shop", "matchLabels": {"app": "web"}}}},
             "faults": [{"name": "k", "target": "web", "kind": "process-kill"}]});
         let out: serde_json::Value =
-            serde_json::from_slice(&review(running.to_string().as_bytes()).expect("review")).expect("json");
+            serde_json::from_slice(&review(running.to_string().as_bytes()).expect("review"))
+                .expect("json");
         assert_eq!(out["response"]["allowed"], false, "{out}");
-        assert!(out["response"]["status"]["message"].as_str().unwrap_or("").contains("cannot change while the run is Running"), "{out}");
+        assert!(
+            out["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot change while the run is Running"),
+            "{out}"
+        );
         // A changed spec is judged again.
         upd["request"]["object"]["spec"]["faults"][0]["name"] = "k2".into();
         let out: serde_json::Value =

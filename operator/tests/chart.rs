@@ -356,7 +356,13 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["ClusterRole", "Role", "RoleBinding", "ClusterRole", "ClusterRole"]
+        [
+            "ClusterRole",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRole"
+        ]
     );
     let mut found = Vec::new();
     for doc in &docs {
@@ -455,7 +461,10 @@ fn the_controller_gets_exactly_the_rbac_its_code_paths_need() {
         .filter(|l| l.starts_with("name:") || l.starts_with("kind:"))
         .collect();
     assert_eq!(
-        role_refs.iter().filter(|l| l.starts_with("kind: ClusterRole") && **l != "kind: ClusterRoleBinding").count(),
+        role_refs
+            .iter()
+            .filter(|l| l.starts_with("kind: ClusterRole") && **l != "kind: ClusterRoleBinding")
+            .count(),
         2,
         "{role_refs:?}"
     );

@@ -1315,7 +1315,9 @@ fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
         let mut a = vec!["auth", "can-i"];
         a.extend_from_slice(args);
         a.push(&sa);
-        String::from_utf8_lossy(&node.run("kubectl", &a).stdout).trim().to_string()
+        String::from_utf8_lossy(&node.run("kubectl", &a).stdout)
+            .trim()
+            .to_string()
     };
     assert_eq!(can(&["list", "pods", "-n", NS]), "yes");
     assert_eq!(can(&["create", "pods", "-n", NS]), "yes");
@@ -1334,9 +1336,11 @@ fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
     // The watched namespace's runs.
     node.apply(&experiment("ns-pause", ip, "4s"));
     let (name, uid) = frozen_pod(node);
-    wait_for("the frozen pod to run again", Duration::from_secs(30), || {
-        (app_stopped(&uid) == Some(false)).then_some(())
-    });
+    wait_for(
+        "the frozen pod to run again",
+        Duration::from_secs(30),
+        || (app_stopped(&uid) == Some(false)).then_some(()),
+    );
     node.kubectl(&[
         "wait",
         "--for=condition=Finished",
@@ -1345,9 +1349,17 @@ fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
         NS,
         "experiment/ns-pause",
     ]);
-    assert_eq!(phase(node, "ns-pause"), "Completed", "{}", diagnostics(node, "ns-pause"));
+    assert_eq!(
+        phase(node, "ns-pause"),
+        "Completed",
+        "{}",
+        diagnostics(node, "ns-pause")
+    );
     let untouched = node.json(&["get", "experiment", "elsewhere", "-n", other]);
-    assert!(untouched["status"].is_null(), "reconciled outside the watched namespace: {untouched}");
+    assert!(
+        untouched["status"].is_null(),
+        "reconciled outside the watched namespace: {untouched}"
+    );
     assert!(
         untouched["metadata"]["finalizers"].is_null(),
         "a finalizer was added outside the watched namespace: {untouched}"
@@ -1393,7 +1405,10 @@ spec:
     node.apply(&format!(
         "{}{}",
         kv("a", ""),
-        kv("b", r#"command: [/bin/busybox, httpd, -f, -p, "8080", -h, /tmp]"#)
+        kv(
+            "b",
+            r#"command: [/bin/busybox, httpd, -f, -p, "8080", -h, /tmp]"#
+        )
     ));
     for side in ["a", "b"] {
         wait_for(&format!("kv-{side} ready"), Duration::from_secs(60), || {
@@ -1402,7 +1417,14 @@ spec:
         });
     }
     let pod_of = |side: &str| {
-        let pods = node.json(&["get", "pods", "-n", NS, "-l", &format!("app=kv,side={side}")]);
+        let pods = node.json(&[
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            &format!("app=kv,side={side}"),
+        ]);
         let p = &pods["items"][0];
         (
             p["metadata"]["name"].as_str().unwrap_or("").to_string(),
@@ -1449,7 +1471,11 @@ spec:
         looked += 1;
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(saw_a_stopped, "the primary {a_name} was never frozen: {}", diagnostics(node, "role-cmd"));
+    assert!(
+        saw_a_stopped,
+        "the primary {a_name} was never frozen: {}",
+        diagnostics(node, "role-cmd")
+    );
     assert!(!saw_b_stopped, "{b_name} (no primary) was frozen");
     node.kubectl(&[
         "wait",
@@ -1468,7 +1494,10 @@ spec:
         .find(|d| d.contains("roles:"))
         .unwrap_or_default()
         .to_string();
-    assert!(how.contains("primary") && how.contains("replica"), "the timeline says: {how:?} ({report})");
+    assert!(
+        how.contains("primary") && how.contains("replica"),
+        "the timeline says: {how:?} ({report})"
+    );
     wait_for("no role pod left", Duration::from_secs(30), || {
         let pods = node.json(&["get", "pods", "-n", NS, "-l", "murphy.dev/role-check"]);
         pods["items"].as_array()?.is_empty().then_some(())
@@ -1477,7 +1506,15 @@ spec:
         "e2e: role-command: the role check ran in one-shot pods (never in the controller: 1 process, no children in {looked} looks); {a_name} (serves /healthz) was chosen as the primary and frozen, {b_name} never; the timeline says {how:?}"
     );
     node.kubectl(&["delete", "experiment", "role-cmd", "-n", NS, "--wait=true"]);
-    node.kubectl(&["delete", "deployment", "kv-a", "kv-b", "-n", NS, "--wait=true"]);
+    node.kubectl(&[
+        "delete",
+        "deployment",
+        "kv-a",
+        "kv-b",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
 }
 
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
@@ -2484,7 +2521,10 @@ fn the_operator_installed_by_helm_on_a_real_node() {
         }),
         ("scope", an_experiment_reaches_its_own_namespace_only),
         ("admission", admission_answers_as_murphy_validate_does),
-        ("namespaced", namespaced_mode_runs_the_watched_namespace_only),
+        (
+            "namespaced",
+            namespaced_mode_runs_the_watched_namespace_only,
+        ),
         (
             "command-probe",
             a_command_probe_runs_in_its_own_pod_never_in_the_controller,
