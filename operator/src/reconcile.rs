@@ -893,7 +893,7 @@ async fn start(ctx: &Ctx, exp: &Experiment, uid: &str) -> Result<ClusterRun, Str
                 (Some(asker), Some(probe)) if probe.command.is_some() => {
                     let members: Vec<(String, std::net::Ipv4Addr)> = candidates
                         .iter()
-                        .filter_map(|p| Some((p.uid.clone(), p.ip?)))
+                        .filter_map(|p| Some((p.name.clone(), p.ip?)))
                         .collect();
                     Some(asker.ask(&f.target, probe, &members).await)
                 }

@@ -167,15 +167,15 @@ pub fn by_role(
     let members = pods
         .iter()
         .map(|p| murphy::fault::Member {
-            label: p.uid.clone(),
+            label: p.name.clone(),
             procs: Vec::new(),
             netns: murphy::journal::Netns::Root,
             addrs: p.ip.into_iter().collect(),
             lab: None,
         })
         .collect();
-    // A command role check was asked in pods of its own (`asked`, by pod UID); the others
-    // are asked from here.
+    // A command role check was asked in pods of its own (`asked`, by pod name); the others
+    // are asked from here (members go by pod name).
     let (chosen, how) = match asked {
         Some(roles) => murphy::roles::select_by(target, spec, members, seed, &|_, m, _| {
             roles
@@ -188,7 +188,9 @@ pub fn by_role(
     .map_err(|e| e.to_string())?;
     let keep: BTreeSet<String> = chosen.into_iter().map(|m| m.label).collect();
     Ok((
-        pods.into_iter().filter(|p| keep.contains(&p.uid)).collect(),
+        pods.into_iter()
+            .filter(|p| keep.contains(&p.name))
+            .collect(),
         how,
     ))
 }
