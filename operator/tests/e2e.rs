@@ -1495,7 +1495,7 @@ spec:
         .unwrap_or_default()
         .to_string();
     assert!(
-        how.contains("primary") && how.contains("replica"),
+        how.contains(&format!("{a_name}: primary")) && how.contains(&format!("{b_name}: replica")),
         "the timeline says: {how:?} ({report})"
     );
     wait_for("no role pod left", Duration::from_secs(30), || {
