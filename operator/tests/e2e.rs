@@ -743,6 +743,19 @@ fn the_schema_round_trip_covers_every_fault_kind_a_cluster_runs() {
 /// What the API server would store for `docs` (server-side dry run: admission, pruning and
 /// defaulting, nothing created): the stored objects, or the server's refusal.
 fn dry_run(node: &Node, docs: &[Value]) -> Result<Vec<Value>, String> {
+    // While no controller answers the admission webhook (restarting), ask again.
+    let t0 = Instant::now();
+    loop {
+        match dry_run_once(node, docs) {
+            Err(e) if webhook_unavailable(&e) && t0.elapsed() < Duration::from_secs(90) => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn dry_run_once(node: &Node, docs: &[Value]) -> Result<Vec<Value>, String> {
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
     let mut child = node
         .cmd(node.kubectl_path())

@@ -101,10 +101,27 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl apply` of `yaml`, which must succeed. While no controller answers the
+    /// admission webhook (one replica restarting: killed by a scenario, or rolled by an
+    /// upgrade) the API server refuses Experiments (`failurePolicy: Fail`); that, and only
+    /// that, is retried for up to 90 s, as a user would.
     pub fn apply(&self, yaml: &str) {
         let file = std::env::temp_dir().join(format!("murphy-e2e-{}.yaml", std::process::id()));
         std::fs::write(&file, yaml).expect("write manifest");
-        self.kubectl(&["apply", "-f", &file.to_string_lossy()]);
+        let path = file.to_string_lossy().into_owned();
+        let t0 = std::time::Instant::now();
+        loop {
+            let out = self.run("kubectl", &["apply", "-f", &path]);
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if webhook_unavailable(&err) && t0.elapsed() < Duration::from_secs(90) {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            panic!("kubectl apply -f {path}: {err}");
+        }
         let _ = std::fs::remove_file(&file);
     }
 
@@ -263,4 +280,10 @@ pub fn up_with_operator(who: &str, bin: &Path) -> Option<Node> {
     let node = Node::up(&k8s);
     install(&node);
     Some(node)
+}
+
+/// The API server could not reach the admission webhook (no controller answering yet), as
+/// opposed to the webhook's own refusal.
+pub fn webhook_unavailable(stderr: &str) -> bool {
+    stderr.contains("failed calling webhook")
 }
