@@ -1461,6 +1461,9 @@ spec:
     - {{name: shop, interval: 200ms, http: {{url: "http://{ip}:8080/healthz"}}}}
   faults:
     - {{name: pause, target: kv, kind: process-pause, at: 1s, duration: 5s}}
+  # The fault waits for its role check's one-shot pods when it is due (seconds, more on a
+  # busy node): a long fault phase leaves it its whole 5 s window however late it starts.
+  duration: 40s
   steadyState: {{duration: 2s}}
   observeAfter: 2s
   claims:
@@ -1473,7 +1476,7 @@ spec:
     let mut saw_b_stopped = false;
     let mut saw_a_stopped = false;
     let mut looked = 0;
-    while t0.elapsed() < Duration::from_secs(25) && !(saw_a_stopped && looked > 20) {
+    while t0.elapsed() < Duration::from_secs(60) && !(saw_a_stopped && looked > 20) {
         saw_a_stopped |= app_stopped(&a_uid) == Some(true);
         saw_b_stopped |= app_stopped(&b_uid) == Some(true);
         let procs = component_processes(node, "controller");
@@ -1493,11 +1496,18 @@ spec:
     node.kubectl(&[
         "wait",
         "--for=condition=Finished",
-        "--timeout=60s",
+        "--timeout=90s",
         "-n",
         NS,
         "experiment/role-cmd",
     ]);
+    // Its window was the one it was confirmed in, not cut short by a late start.
+    let fault_rec = &report_of(node, "role-cmd")["record"]["faults"][0];
+    let (from, to) = fault_window(fault_rec);
+    assert!(
+        to - from > 4_000.0,
+        "the window was {from}..{to}: {fault_rec}"
+    );
     let report = report_of(node, "role-cmd");
     let how = report["record"]["events"]
         .as_array()
