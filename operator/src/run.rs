@@ -402,6 +402,8 @@ impl ClusterRun {
                 && self.aborted.is_none()
             {
                 self.stages.insert(name.clone(), Stage::Active);
+                // Its length counts from the injection (set in `inject`, after any role
+                // check), not from when it fell due.
                 self.injected_at.insert(name.clone(), now);
                 self.inject(agents, &name).await;
             } else if st == Stage::Active && now >= end {
@@ -513,6 +515,10 @@ impl ClusterRun {
             self.aborted = Some(format!("fault {fault}: {why}"));
             return;
         }
+        // The role check may have taken seconds (a command role check's one-shot pods): the
+        // fault's `duration` starts now, as on `murphy run`.
+        let now = self.now_ms();
+        self.injected_at.insert(fault.to_string(), now);
         self.inject_into(agents, fault, &placed, true).await;
     }
 
