@@ -119,20 +119,35 @@ fn phase(node: &Node, name: &str) -> String {
         .to_string()
 }
 
-/// The pod whose app processes the kernel shows stopped (name, UID).
+/// The pod whose app processes the kernel shows stopped (name, UID); on a timeout, what the
+/// Experiments and pods of the namespace said.
 fn frozen_pod(node: &Node) -> (String, String) {
-    wait_for(
-        "a web pod frozen by the kernel",
-        Duration::from_secs(30),
-        || {
-            let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
-            pods["items"].as_array()?.iter().find_map(|p| {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = node.json(&["get", "pods", "-n", NS, "-l", "app=web"]);
+        let found = pods["items"].as_array().and_then(|items| {
+            items.iter().find_map(|p| {
                 let uid = p["metadata"]["uid"].as_str()?.to_string();
                 let name = p["metadata"]["name"].as_str()?.to_string();
                 (app_stopped(&uid) == Some(true)).then_some((name, uid))
             })
-        },
-    )
+        });
+        if let Some(f) = found {
+            return f;
+        }
+        if Instant::now() >= deadline {
+            let said = |args: &[&str]| {
+                String::from_utf8_lossy(&node.run("kubectl", args).stdout).into_owned()
+            };
+            panic!(
+                "timed out waiting for a web pod frozen by the kernel\n{}\n{}\n{}",
+                said(&["get", "experiments", "-n", NS, "-o", "yaml"]),
+                said(&["get", "pods", "-n", NS, "-o", "wide"]),
+                said(&["get", "events", "-n", NS, "--sort-by=.lastTimestamp"]),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A pause of one pod: the kernel shows its processes stopped for the window and running
@@ -250,6 +265,15 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
 /// the 60 s window would have ended — and before the lease would have lapsed on its own
 /// (30 s, renewed every 10 s): the controller reverted it, not the agent's timer.
 fn deleting_the_experiment_mid_fault_thaws_the_pod_before_it_goes(node: &Node, ip: &str) {
+    // The scenario before this one replaced a web pod: both serve again before the steady
+    // state is asked of them.
+    wait_for("2 ready web pods", Duration::from_secs(120), || {
+        let d = node.json(&["get", "deployment", "web", "-n", NS]);
+        (d["status"]["readyReplicas"].as_u64() == Some(2)
+            && d["status"]["updatedReplicas"].as_u64() == Some(2)
+            && d["status"]["replicas"].as_u64() == Some(2))
+        .then_some(())
+    });
     node.apply(&experiment("pause-deleted", ip, "60s"));
     let (name, uid) = frozen_pod(node);
     let t0 = Instant::now();
