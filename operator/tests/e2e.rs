@@ -1004,10 +1004,9 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     );
 }
 
-/// The processes of Murphy's `component` pod (not its sandbox's `pause`), and each one's
-/// children: (pid, comm, child pids).
-fn component_processes(node: &Node, component: &str) -> Vec<(i32, String, Vec<i32>)> {
-    let uid = node.json(&[
+/// The UID of Murphy's `component` pod (`controller` or `agent`; the first one).
+fn component_uid(node: &Node, component: &str) -> String {
+    node.json(&[
         "get",
         "pods",
         "-n",
@@ -1017,7 +1016,13 @@ fn component_processes(node: &Node, component: &str) -> Vec<(i32, String, Vec<i3
     ])["items"][0]["metadata"]["uid"]
         .as_str()
         .unwrap_or_else(|| panic!("no {component} pod"))
-        .to_string();
+        .to_string()
+}
+
+/// The processes of Murphy's `component` pod (not its sandbox's `pause`), and each one's
+/// children: (pid, comm, child pids).
+fn component_processes(node: &Node, component: &str) -> Vec<(i32, String, Vec<i32>)> {
+    let uid = component_uid(node, component);
     pod_pids(&uid)
         .into_iter()
         .filter_map(|p| {
@@ -1316,13 +1321,10 @@ fn helm_upgrade(node: &Node, extra: &[&str]) {
         "charts/murphy",
         "--namespace",
         SYSTEM,
-        "--set",
-        "image.repository=localhost/murphy-operator,image.tag=e2e,image.pullPolicy=Never",
-        "--set",
-        "controller.replicas=1",
         "--wait-seconds",
         "180",
     ];
+    args.extend_from_slice(E2E_VALUES);
     args.extend_from_slice(extra);
     let out = node.helm(&args);
     assert!(
@@ -1566,17 +1568,7 @@ spec:
 
 /// SIGKILL the app processes of Murphy's `component` pod (`controller` or `agent`).
 fn sigkill(node: &Node, component: &str) {
-    let uid = node.json(&[
-        "get",
-        "pods",
-        "-n",
-        SYSTEM,
-        "-l",
-        &format!("app.kubernetes.io/component={component}"),
-    ])["items"][0]["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {component} pod"))
-        .to_string();
+    let uid = component_uid(node, component);
     let pids: Vec<i32> = pod_pids(&uid)
         .into_iter()
         .filter(|p| murphy::procfs::stat(*p).is_some_and(|s| s.comm != "pause"))

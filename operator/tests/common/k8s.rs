@@ -222,6 +222,15 @@ pub fn e2e_image(node: Option<&Node>, args: &[&str]) {
     );
 }
 
+/// The chart values of the e2e install (and of its upgrades): this build's image, imported
+/// (never pulled), and one controller replica.
+pub const E2E_VALUES: &[&str] = &[
+    "--set",
+    "image.repository=localhost/murphy-operator,image.tag=e2e,image.pullPolicy=Never",
+    "--set",
+    "controller.replicas=1",
+];
+
 pub fn install(node: &Node) {
     e2e_image(Some(node), &["import"]);
     node.apply(&format!(
@@ -233,12 +242,12 @@ pub fn install(node: &Node) {
         "charts/murphy",
         "--namespace",
         SYSTEM,
-        "--set",
-        "image.repository=localhost/murphy-operator,image.tag=e2e,image.pullPolicy=Never",
-        "--set",
-        "controller.replicas=1",
         "--wait-seconds",
         "180",
+        E2E_VALUES[0],
+        E2E_VALUES[1],
+        E2E_VALUES[2],
+        E2E_VALUES[3],
     ]);
     assert!(
         out.status.success(),
