@@ -59,6 +59,7 @@ fn main() {
         peer_addrs: vec![],
         seed: 1,
         max_data_bytes: 1 << 30,
+        allow_paths: Vec::new(),
         from: None,
     };
     let member = |p: &str| {

@@ -84,6 +84,7 @@ fn main() {
         peer_addrs: vec![],
         seed: 1,
         max_data_bytes: 0,
+        allow_paths: Vec::new(),
         from: None,
     };
     let (ns, addr) = lab.host("h1").expect("h1");

@@ -8,6 +8,7 @@
 //! or `{"group":..,"done":true}`, in `<state-dir>/journal/<run-id>.jsonl`.
 
 use crate::cgroup;
+use crate::fsnode::{Content, FsError, Meta, RootRef, Special, Want};
 pub use crate::netns::Netns;
 use crate::procfs::ProcId;
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,8 @@ pub enum UndoAction {
     DeleteNetns { name: String },
     /// Delete a network link Murphy created.
     DeleteLink { name: String },
-    /// Put a file's original bytes, mode and owner back from the journal's copy.
+    /// Put a file's original bytes, mode, owner, extended attributes and times back from
+    /// the journal's copy, resolved beneath `root` without following a symlink.
     RestoreFile {
         path: PathBuf,
         /// The copy in the journal's data directory; none when wiped without a copy.
@@ -58,6 +60,13 @@ pub enum UndoAction {
         gid: u32,
         /// Restore when the fault ends (false: only `murphy recover` after a crash does).
         on_revert: bool,
+        /// The root `path` lies beneath (`/`, or the target's `/proc/<pid>/root` and that
+        /// process). Absent in journals written before it was recorded: read from `path`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<RootRef>,
+        /// Extended attributes and times. Absent in older journals: left as they are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<Meta>,
     },
     /// Send a signal again (e.g. SIGHUP so a restored config is reloaded).
     Signal { proc: ProcId, signal: i32 },
@@ -88,12 +97,29 @@ pub enum UndoAction {
         chain: String,
         rule: Vec<String>,
     },
-    /// Recreate a directory with its mode and owner.
+    /// Recreate a directory (or put its metadata back) with its mode, owner, extended
+    /// attributes and times.
     RestoreDir {
         path: PathBuf,
         mode: u32,
         uid: u32,
         gid: u32,
+        on_revert: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<RootRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<Meta>,
+    },
+    /// Recreate a symlink (as a link, its target exactly), a FIFO, a socket or a device
+    /// node (its rdev), with its mode, owner, extended attributes and times.
+    RestoreNode {
+        path: PathBuf,
+        root: RootRef,
+        node: Special,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        meta: Meta,
         on_revert: bool,
     },
 }
@@ -233,6 +259,7 @@ impl UndoAction {
             U::DeleteLink { name } => format!("link {name}"),
             U::RestoreFile { path, .. }
             | U::RestoreDir { path, .. }
+            | U::RestoreNode { path, .. }
             | U::Unmount { path }
             | U::WriteCgroupFile { path, .. } => path.display().to_string(),
             U::DetachLoop { backing } => backing.display().to_string(),
@@ -296,10 +323,13 @@ impl UndoAction {
                 uid,
                 gid,
                 on_revert,
+                root,
+                meta,
             } => undo_file(
                 path,
+                root.as_ref(),
                 backup.as_deref(),
-                (*mode, *uid, *gid),
+                (*mode, *uid, *gid, meta.as_ref()),
                 *on_revert,
                 env,
             ),
@@ -309,7 +339,43 @@ impl UndoAction {
                 uid,
                 gid,
                 on_revert,
-            } => undo_dir(path, (*mode, *uid, *gid), *on_revert, env),
+                root,
+                meta,
+            } => undo_node(
+                path,
+                root.as_ref(),
+                Want {
+                    content: Content::Dir,
+                    mode: *mode,
+                    uid: *uid,
+                    gid: *gid,
+                    meta: meta.as_ref(),
+                },
+                *on_revert,
+                env,
+            ),
+            UndoAction::RestoreNode {
+                path,
+                root,
+                node,
+                mode,
+                uid,
+                gid,
+                meta,
+                on_revert,
+            } => undo_node(
+                path,
+                Some(root),
+                Want {
+                    content: Content::Special(node),
+                    mode: *mode,
+                    uid: *uid,
+                    gid: *gid,
+                    meta: Some(meta),
+                },
+                *on_revert,
+                env,
+            ),
             // mounts and the lab
             UndoAction::Unmount { path } => unmount(path),
             UndoAction::DetachLoop { backing } => detach_loop(backing),
@@ -580,12 +646,13 @@ fn unmap(proc: &ProcId, addr: u64, len: u64) -> Result<String, String> {
 
 // Undoing changes to files and data.
 
-/// Put a file back from the journal's copy, with its `(mode, uid, gid)`; during a run, a
-/// file not marked `on_revert` is left to the experiment's own recovery.
+/// Put a file back from the journal's copy, with its `(mode, uid, gid, meta)`; during a
+/// run, a file not marked `on_revert` is left to the experiment's own recovery.
 fn undo_file(
     path: &Path,
+    root: Option<&RootRef>,
     backup: Option<&Path>,
-    (mode, uid, gid): (u32, u32, u32),
+    (mode, uid, gid, meta): (u32, u32, u32, Option<&Meta>),
     on_revert: bool,
     env: &dyn RevertEnv,
 ) -> Result<String, String> {
@@ -601,30 +668,79 @@ fn undo_file(
             path.display()
         ));
     };
-    restore_file(path, backup, mode, uid, gid).map_err(|e| {
+    let bytes = fs::read(backup).map_err(|e| {
         format!(
-            "restoring {} (the original is kept at {}): {e}",
+            "restoring {}: reading the journal copy {}: {e}",
             path.display(),
             backup.display()
         )
-    })
+    })?;
+    let want = Want {
+        content: Content::File(&bytes),
+        mode,
+        uid,
+        gid,
+        meta,
+    };
+    restore(path, root, &want)
+        .map_err(|e| format!("{e} (the original is kept at {})", backup.display()))
 }
 
-/// Recreate a directory with its `(mode, uid, gid)`; during a run, a directory not marked
-/// `on_revert` is left as it is.
-fn undo_dir(
+/// Put a directory or a special node back; during a run, one not marked `on_revert` is
+/// left as it is.
+fn undo_node(
     path: &Path,
-    (mode, uid, gid): (u32, u32, u32),
+    root: Option<&RootRef>,
+    want: Want<'_>,
     on_revert: bool,
     env: &dyn RevertEnv,
 ) -> Result<String, String> {
     if !on_revert && env.in_run() {
-        return Ok(format!("left directory {} as it is", path.display()));
+        return Ok(format!("left {} as it is", path.display()));
     }
-    fs::create_dir_all(path)
-        .and_then(|_| set_meta(path, mode, uid, gid))
-        .map(|_| format!("directory {} is back", path.display()))
-        .map_err(|e| format!("restoring directory {}: {e}", path.display()))
+    restore(path, root, &want)
+}
+
+/// Restore `path` beneath its root (journals from before roots were recorded: the root
+/// read from the path), exactly, or fail saying what differs.
+fn restore(path: &Path, root: Option<&RootRef>, want: &Want<'_>) -> Result<String, String> {
+    let root = root
+        .cloned()
+        .unwrap_or_else(|| RootRef::of_legacy_path(path));
+    let rel = path.strip_prefix(&root.path).map_err(|_| {
+        format!(
+            "restoring {}: the path is not beneath its root {}",
+            path.display(),
+            root.path.display()
+        )
+    })?;
+    let failed = |e: FsError| match e {
+        FsError::Refused { path: p, why } if p == path => {
+            format!("restoring {}: {why}", path.display())
+        }
+        FsError::Differs { path: p, what } if p == path => format!(
+            "restoring {}: not as it was after the restore: {what}",
+            path.display()
+        ),
+        e => format!("restoring {}: {e}", path.display()),
+    };
+    let done = root
+        .open()
+        .and_then(|r| r.restore(rel, want))
+        .map_err(failed)?;
+    let what = match want.content {
+        Content::File(b) => format!("{} bytes, ", b.len()),
+        Content::Dir => "directory, ".into(),
+        Content::Special(s) => format!("{}, ", s.describe()),
+    };
+    Ok(format!(
+        "{done} ({what}mode, owner{})",
+        if want.meta.is_some() {
+            ", extended attributes and times"
+        } else {
+            ""
+        }
+    ))
 }
 
 // Undoing mounts and the lab's loop devices.
@@ -699,46 +815,6 @@ pub fn run_in_netns(netns: &Netns, argv: &[&str]) -> Result<String, CommandError
         .open()
         .map_err(|e| failed(format!("opening {}: {e}", netns.describe())))?;
     run_quiet(argv, fd).map_err(failed)
-}
-
-fn set_meta(path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-}
-
-/// Put `backup`'s bytes at `path` atomically (a temporary file renamed over it), with the
-/// original mode and owner. Idempotent.
-fn restore_file(path: &Path, backup: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<String> {
-    let original = fs::read(backup)?;
-    if fs::read(path).ok().as_deref() == Some(&original[..]) {
-        set_meta(path, mode, uid, gid)?;
-        return Ok(format!(
-            "{} already holds its original bytes",
-            path.display()
-        ));
-    }
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("a file path needs a parent directory"))?;
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.murphy-restore"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&original)?;
-        f.sync_all()?;
-    }
-    set_meta(&tmp, mode, uid, gid)?;
-    fs::rename(&tmp, path)?;
-    Ok(format!(
-        "restored {} ({} bytes, original mode and owner)",
-        path.display(),
-        original.len()
-    ))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

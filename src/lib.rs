@@ -6,6 +6,7 @@ pub mod bgp;
 pub mod cgroup;
 pub mod dns;
 pub mod fault;
+pub mod fsnode;
 pub mod glob;
 pub mod html;
 pub mod journal;

@@ -548,6 +548,7 @@ impl Ctx<'_> {
             peer_addrs: resolved.peers,
             seed: self.seed,
             max_data_bytes: self.exp.spec.max_data_bytes(),
+            allow_paths: Vec::new(),
             from: resolved.from.map(|p| (p.netns, p.addrs)),
         };
         let mut fault = fault::build(&resolved.action, &env, &group);

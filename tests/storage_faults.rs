@@ -21,6 +21,7 @@ fn env() -> FaultEnv {
         peer_addrs: vec![],
         seed: 7,
         max_data_bytes: 1 << 30,
+        allow_paths: Vec::new(),
         from: None,
     }
 }

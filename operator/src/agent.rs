@@ -156,6 +156,7 @@ impl Agent {
             peer_addrs: req.peer_addrs.clone(),
             seed: req.seed,
             max_data_bytes: 1 << 30,
+            allow_paths: Vec::new(),
             from: None,
         };
         let _span = tracing::info_span!(

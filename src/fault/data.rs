@@ -1,138 +1,359 @@
 //! Data faults: `data-wipe`, `data-corrupt`, `config-corrupt`.
 //!
-//! Paths are seen from the target's mount namespace (`/proc/<pid>/root` when it differs
-//! from Murphy's). Before any byte changes, every file to be touched is copied into the
-//! journal's data directory and a restore record (path, copy, mode, owner) is on disk, so
-//! revert — or `murphy recover` after a crash — puts the exact original bytes back. A
-//! guardrail caps how many bytes one fault may touch; over it, nothing is changed.
+//! Paths are seen from the target's mount namespace: they are resolved beneath its root
+//! (`/proc/<pid>/root` when it differs from Murphy's) as if chrooted there. A symlink on
+//! the way is followed only inside that root (an absolute target starts again at the
+//! target's `/`, `..` stops there); the node a path names is acted on itself, a symlink as
+//! a link, and a tree is walked without following any. Every path is resolved before
+//! anything changes, and refused — nothing touched — when it resolves to `/`, under
+//! `/proc`, `/sys` or `/dev`, or outside `guardrails.allowPaths`.
+//!
+//! Before anything changes, every node to be touched is captured whole ([`fsnode`]: type,
+//! bytes or symlink target or rdev, mode, owner, extended attributes, times), each file's
+//! bytes are copied into the journal's data directory, and a restore record is on disk, so
+//! revert — or `murphy recover` after a crash — puts the exact originals back and fails
+//! loudly if it cannot. A guardrail caps how many bytes one fault may touch; over it,
+//! nothing is changed.
 //!
 //! The corruption generators are pure and seeded ([`corrupt`], [`edit_config`]).
 
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
+use crate::fsnode::{self, FsError, Kind, Node, Root, RootRef};
 use crate::journal::UndoAction;
 use crate::model::spec::FaultKind;
 use crate::model::spec::{ConfigCorrupt, CorruptHow, DataCorrupt, DataWipe, WipeMode};
+use crate::procfs::ProcId;
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The filesystem root a member's paths are resolved against.
-pub fn root_of(m: &Member) -> PathBuf {
+impl From<FsError> for FaultError {
+    fn from(e: FsError) -> Self {
+        match e {
+            FsError::Refused { .. } => FaultError::Refused(e.to_string()),
+            _ => FaultError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The filesystem root a member's paths are resolved against, and the process it belongs
+/// to when it is not Murphy's own.
+fn root_and_proc(m: &Member) -> (PathBuf, Option<ProcId>) {
     let Some(p) = m.procs.first() else {
-        return PathBuf::from("/");
+        return (PathBuf::from("/"), None);
     };
     let mine = fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).ok();
     let theirs = fs::metadata(format!("/proc/{}/ns/mnt", p.pid))
         .map(|m| m.ino())
         .ok();
     if theirs.is_some() && theirs != mine {
-        PathBuf::from(format!("/proc/{}/root", p.pid))
+        (PathBuf::from(format!("/proc/{}/root", p.pid)), Some(*p))
     } else {
-        PathBuf::from("/")
+        (PathBuf::from("/"), None)
     }
 }
 
-/// Expand an absolute pattern (`*` and `?` within components) under `root`.
-pub fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
-    let mut current = vec![root.to_path_buf()];
-    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
-        let mut next = Vec::new();
-        for dir in &current {
-            if comp.contains(['*', '?']) {
-                let Ok(rd) = fs::read_dir(dir) else { continue };
-                let mut names: Vec<String> = rd
-                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .filter(|n| crate::glob::wildcard(comp, n))
-                    .collect();
-                names.sort();
-                next.extend(names.into_iter().map(|n| dir.join(n)));
-            } else {
-                let p = dir.join(comp);
-                if fs::symlink_metadata(&p).is_ok() {
-                    next.push(p);
-                }
+/// The filesystem root a member's paths are resolved against.
+pub fn root_of(m: &Member) -> PathBuf {
+    root_and_proc(m).0
+}
+
+/// One member's filesystem: its open root and how the journal names it.
+struct Place {
+    root: Root,
+    id: RootRef,
+}
+
+impl Place {
+    fn of(m: Option<&Member>) -> Result<Place, FaultError> {
+        let (path, proc) = m.map_or((PathBuf::from("/"), None), root_and_proc);
+        let id = RootRef { path, proc };
+        let root = id.open()?;
+        Ok(Place { root, id })
+    }
+
+    /// Every place the members' paths live in, once each (no member: Murphy's own `/`).
+    fn all(members: &[Member]) -> Result<Vec<Place>, FaultError> {
+        let mut out: Vec<Place> = Vec::new();
+        if members.is_empty() {
+            out.push(Place::of(None)?);
+        }
+        for m in members {
+            if !out.iter().any(|p| p.id.path == root_and_proc(m).0) {
+                out.push(Place::of(Some(m))?);
             }
         }
-        current = next;
+        Ok(out)
     }
-    current
+
+    fn show(&self, rel: &Path) -> PathBuf {
+        self.root.show(rel)
+    }
 }
 
-/// A file or directory to be touched, in pre-order.
+/// What is left of a path to resolve: a piece of the pattern (may hold wildcards) or a
+/// piece of a symlink's target (a plain name, whatever characters it holds).
 #[derive(Clone, Debug)]
-struct Entry {
-    path: PathBuf,
-    dir: bool,
-    size: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
+enum Step {
+    Pattern(String),
+    Name(OsString),
 }
 
-fn walk(p: &Path, out: &mut Vec<Entry>) -> std::io::Result<()> {
-    let m = fs::symlink_metadata(p)?;
-    let e = Entry {
-        path: p.to_path_buf(),
-        dir: m.is_dir(),
-        size: if m.is_file() { m.len() } else { 0 },
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-    };
-    if m.is_dir() {
-        out.push(e);
-        let mut kids: Vec<PathBuf> = fs::read_dir(p)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        kids.sort();
-        for k in kids {
-            walk(&k, out)?;
-        }
-    } else if m.is_file() {
-        out.push(e);
+/// At most this many symlinks on the way to one path (the kernel's own limit).
+const MAX_LINKS: u32 = 40;
+
+fn absent(e: &FsError) -> bool {
+    matches!(e, FsError::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)))
+}
+
+/// Expand an absolute pattern (`*` and `?` within components) beneath `root` into the
+/// paths it names, relative to the root and free of symlinks, sorted. A symlink on the way
+/// is followed inside the root (an absolute target starts again at the root, `..` stops
+/// there); the last name is never followed.
+pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>, FsError> {
+    struct Branch {
+        at: PathBuf,
+        rest: VecDeque<Step>,
+        links: u32,
     }
-    // Symlinks, sockets and devices are left alone.
+    let mut out = Vec::new();
+    let mut work = vec![Branch {
+        at: PathBuf::new(),
+        rest: pattern
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(|c| Step::Pattern(c.to_string()))
+            .collect(),
+        links: 0,
+    }];
+    while let Some(mut b) = work.pop() {
+        let Some(step) = b.rest.pop_front() else {
+            out.push(b.at);
+            continue;
+        };
+        let name: OsString = match step {
+            Step::Pattern(p) if p.contains(['*', '?']) => {
+                let names = match root.list(&b.at) {
+                    Ok(n) => n,
+                    Err(e) if absent(&e) => continue,
+                    Err(e) => return Err(e),
+                };
+                for n in names.into_iter().rev() {
+                    if n.to_str().is_some_and(|s| crate::glob::wildcard(&p, s)) {
+                        let mut rest = b.rest.clone();
+                        rest.push_front(Step::Name(n));
+                        work.push(Branch {
+                            at: b.at.clone(),
+                            rest,
+                            links: b.links,
+                        });
+                    }
+                }
+                continue;
+            }
+            Step::Pattern(p) => p.into(),
+            Step::Name(n) => n,
+        };
+        if name == "." {
+            work.push(b);
+            continue;
+        }
+        if name == ".." {
+            b.at.pop();
+            work.push(b);
+            continue;
+        }
+        let here = b.at.join(&name);
+        let st = match root.lstat(&here) {
+            Ok(Some(st)) => st,
+            Ok(None) => continue,
+            Err(e) if absent(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let last = b.rest.is_empty();
+        match rustix::fs::FileType::from_raw_mode(st.st_mode as u32) {
+            rustix::fs::FileType::Symlink if !last => {
+                b.links += 1;
+                if b.links > MAX_LINKS {
+                    return Err(FsError::Refused {
+                        path: root.show(&here),
+                        why: format!("more than {MAX_LINKS} symlinks on the way to {pattern}"),
+                    });
+                }
+                let target = root.read_link(&here)?;
+                if target.as_bytes().starts_with(b"/") {
+                    b.at = PathBuf::new();
+                }
+                for c in target
+                    .as_bytes()
+                    .split(|c| *c == b'/')
+                    .filter(|c| !c.is_empty())
+                    .rev()
+                {
+                    b.rest
+                        .push_front(Step::Name(OsString::from_vec(c.to_vec())));
+                }
+                work.push(b);
+            }
+            rustix::fs::FileType::Directory => {
+                b.at = here;
+                work.push(b);
+            }
+            _ if last => {
+                b.at = here;
+                work.push(b);
+            }
+            // Not a directory: nothing lies beneath it.
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A resolved path may be acted on: not the root itself, not under /proc, /sys or /dev,
+/// and within `guardrails.allowPaths` when set. Checked before anything changes.
+fn check_resolved(
+    place: &Place,
+    rel: &Path,
+    pattern: &str,
+    allow: &[PathBuf],
+) -> Result<(), FaultError> {
+    let seen = Path::new("/").join(rel);
+    let seen_s = seen.to_string_lossy();
+    let refused = |why: String| {
+        Err(FaultError::Refused(format!(
+            "{pattern} resolves to {}{why}; nothing was touched",
+            place.show(rel).display()
+        )))
+    };
+    if rel.as_os_str().is_empty() {
+        return refused(": the whole filesystem".into());
+    }
+    if let Some(t) = crate::model::validate::kernel_tree(&seen_s) {
+        return refused(format!(", under {t}: data faults never act there"));
+    }
+    if !allow.is_empty()
+        && !allow
+            .iter()
+            .any(|a| crate::model::validate::is_beneath(&seen_s, &a.to_string_lossy()))
+    {
+        return refused(format!(
+            " ({}), outside guardrails.allowPaths ({})",
+            seen.display(),
+            allow
+                .iter()
+                .map(|a| a.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if rel.to_str().is_none() {
+        return refused(": a name that is not UTF-8, which the journal cannot record".into());
+    }
     Ok(())
 }
 
-/// Resolve every pattern for every member; an unmatched pattern is an error.
+/// A node to be touched, in pre-order, with the place it lives in.
+#[derive(Clone, Debug)]
+struct Entry {
+    place: usize,
+    rel: PathBuf,
+    node: Node,
+}
+
+impl Entry {
+    fn size(&self) -> u64 {
+        match self.node.kind {
+            Kind::File { size } => size,
+            _ => 0,
+        }
+    }
+}
+
+/// Capture `rel` and, for a directory, everything in it, following no symlink.
+fn walk(root: &Root, place: usize, rel: &Path, out: &mut Vec<Entry>) -> Result<(), FaultError> {
+    if rel.to_str().is_none() {
+        return Err(FaultError::Refused(format!(
+            "{} has a name that is not UTF-8, which the journal cannot record; nothing was touched",
+            root.show(rel).display()
+        )));
+    }
+    let node = root.capture(rel)?;
+    let dir = node.kind == Kind::Dir;
+    out.push(Entry {
+        place,
+        rel: rel.to_path_buf(),
+        node,
+    });
+    if dir {
+        for name in root.list(rel)? {
+            walk(root, place, &rel.join(name), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every pattern resolved for every member's place: the top paths (outermost only) and
+/// every node beneath them. An unmatched pattern, or a path that may not be touched, is
+/// refused before anything changes.
+struct Found {
+    places: Vec<Place>,
+    tops: Vec<(usize, PathBuf)>,
+    entries: Vec<Entry>,
+}
+
 fn resolve(
     members: &[Member],
     patterns: &[String],
-) -> Result<(Vec<PathBuf>, Vec<Entry>), FaultError> {
+    allow: &[PathBuf],
+) -> Result<Found, FaultError> {
+    let places = Place::all(members)?;
     let mut tops = Vec::new();
     let mut entries = Vec::new();
-    let roots: Vec<PathBuf> = if members.is_empty() {
-        vec![PathBuf::from("/")]
-    } else {
-        let mut r: Vec<PathBuf> = members.iter().map(root_of).collect();
-        r.dedup();
-        r
-    };
-    for root in &roots {
+    for (i, place) in places.iter().enumerate() {
+        let mut mine: Vec<PathBuf> = Vec::new();
         for pat in patterns {
-            let found = expand(root, pat);
+            let found = expand(&place.root, pat)?;
             if found.is_empty() {
                 return Err(FaultError::Refused(format!(
                     "nothing matches {pat} (under {})",
-                    root.display()
+                    place.id.path.display()
                 )));
             }
-            for f in found {
-                if !tops.contains(&f) {
-                    walk(&f, &mut entries)
-                        .map_err(|e| FaultError::Failed(format!("reading {}: {e}", f.display())))?;
-                    tops.push(f);
-                }
+            for rel in found {
+                check_resolved(place, &rel, pat, allow)?;
+                mine.push(rel);
             }
         }
+        mine.sort();
+        mine.dedup();
+        let mut outer: Vec<PathBuf> = Vec::new();
+        for t in mine {
+            if !outer.iter().any(|o| t.starts_with(o)) {
+                outer.push(t);
+            }
+        }
+        for t in outer {
+            walk(&place.root, i, &t, &mut entries)?;
+            tops.push((i, t));
+        }
     }
-    Ok((tops, entries))
+    Ok(Found {
+        places,
+        tops,
+        entries,
+    })
 }
 
-fn budget(entries: &[Entry], max: u64) -> Result<u64, FaultError> {
-    let total: u64 = entries.iter().map(|e| e.size).sum();
+fn budget<'a>(entries: impl Iterator<Item = &'a Entry>, max: u64) -> Result<u64, FaultError> {
+    let total: u64 = entries.map(Entry::size).sum();
     if total > max {
         return Err(FaultError::Refused(format!(
             "the files come to {total} bytes, more than guardrails.maxDataBytes ({max}); nothing was touched"
@@ -141,78 +362,125 @@ fn budget(entries: &[Entry], max: u64) -> Result<u64, FaultError> {
     Ok(total)
 }
 
-/// Copy `e` into the journal's data directory (fsynced) and record how to restore it.
-fn journal_copy(
+/// Record how to restore `e` (a file's bytes copied into the journal's data directory
+/// first, fsynced, when `copy`); returns the copy.
+fn journal_entry(
     undo: &mut UndoLog<'_>,
+    place: &Place,
     e: &Entry,
     n: usize,
     copy: bool,
     on_revert: bool,
 ) -> Result<Option<PathBuf>, FaultError> {
-    if e.dir {
-        undo.record(UndoAction::RestoreDir {
-            path: e.path.clone(),
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            on_revert,
-        })?;
-        return Ok(None);
+    let path = place.show(&e.rel);
+    let node = &e.node;
+    match &node.kind {
+        Kind::Dir => {
+            undo.record(UndoAction::RestoreDir {
+                path,
+                mode: node.mode,
+                uid: node.uid,
+                gid: node.gid,
+                on_revert,
+                root: Some(place.id.clone()),
+                meta: Some(node.meta.clone()),
+            })?;
+            Ok(None)
+        }
+        Kind::Special(s) => {
+            undo.record(UndoAction::RestoreNode {
+                path,
+                root: place.id.clone(),
+                node: s.clone(),
+                mode: node.mode,
+                uid: node.uid,
+                gid: node.gid,
+                meta: node.meta.clone(),
+                on_revert,
+            })?;
+            Ok(None)
+        }
+        Kind::File { .. } => {
+            let backup = if copy {
+                let dir = undo.copy_dir();
+                fs::create_dir_all(&dir)?;
+                let b = dir.join(format!("{n:06}"));
+                let bytes = place.root.read_file(&e.rel, Some(node))?;
+                let mut f = fs::File::create(&b)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                Some(b)
+            } else {
+                None
+            };
+            undo.record(UndoAction::RestoreFile {
+                path,
+                backup: backup.clone(),
+                mode: node.mode,
+                uid: node.uid,
+                gid: node.gid,
+                on_revert,
+                root: Some(place.id.clone()),
+                meta: Some(node.meta.clone()),
+            })?;
+            Ok(backup)
+        }
     }
-    let backup = if copy {
-        let dir = undo.copy_dir();
-        fs::create_dir_all(&dir)?;
-        let b = dir.join(format!("{n:06}"));
-        let bytes = fs::read(&e.path)
-            .map_err(|err| FaultError::Failed(format!("reading {}: {err}", e.path.display())))?;
-        let mut f = fs::File::create(&b)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        Some(b)
-    } else {
-        None
-    };
-    undo.record(UndoAction::RestoreFile {
-        path: e.path.clone(),
-        backup: backup.clone(),
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        on_revert,
-    })?;
-    Ok(backup)
 }
 
-/// Remove a directory tree that a running program may still be writing into: files it
-/// creates after the copy was taken are removed too (they did not exist before the fault).
-fn remove_tree(t: &Path) -> std::io::Result<()> {
-    let mut last = None;
-    for _ in 0..20 {
-        match fs::remove_dir_all(t) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => last = Some(e),
+/// Sync the journal's copy directory and its parent, so the copies' names survive a
+/// crash as their bytes do.
+fn sync_copies(undo: &UndoLog<'_>) -> Result<(), FaultError> {
+    let dir = undo.copy_dir();
+    if dir.exists() {
+        fs::File::open(&dir)?.sync_all()?;
+        if let Some(p) = dir.parent() {
+            fs::File::open(p)?.sync_all()?;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("could not remove")))
+    Ok(())
+}
+
+/// Remove a tree a running program may still be writing into: files it creates after
+/// the copy was taken are removed too (they did not exist before the fault).
+fn remove_tree(root: &Root, rel: &Path) -> Result<(), FsError> {
+    let mut n = 0;
+    loop {
+        match root.remove(rel) {
+            Err(FsError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::ENOTEMPTY) && n < 20 =>
+            {
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
 }
 
 pub struct Wipe {
     spec: DataWipe,
     max: u64,
-    tops: Vec<PathBuf>,
+    allow: Vec<PathBuf>,
+    places: Vec<Place>,
+    tops: Vec<(usize, PathBuf)>,
+    truncated: Vec<(usize, PathBuf)>,
     files: usize,
+    others: usize,
     bytes: u64,
 }
 
 impl Wipe {
-    pub fn new(spec: &DataWipe, max: u64) -> Wipe {
+    pub fn new(spec: &DataWipe, max: u64, allow: &[PathBuf]) -> Wipe {
         Wipe {
             spec: spec.clone(),
             max,
+            allow: allow.to_vec(),
+            places: Vec::new(),
             tops: Vec::new(),
+            truncated: Vec::new(),
             files: 0,
+            others: 0,
             bytes: 0,
         }
     }
@@ -227,57 +495,86 @@ impl Fault for Wipe {
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let (tops, entries) = resolve(members, &self.spec.paths)?;
-        self.bytes = budget(&entries, self.max)?;
+        let found = resolve(members, &self.spec.paths, &self.allow)?;
+        self.bytes = budget(found.entries.iter(), self.max)?;
         let copy = self.spec.journal_copy.unwrap_or(true);
         let on_revert = self.spec.restore.unwrap_or(true);
-        for (i, e) in entries.iter().enumerate() {
-            journal_copy(undo, e, i, copy, on_revert)?;
-        }
-        self.files = entries.iter().filter(|e| !e.dir).count();
-        for t in &tops {
-            let m = fs::symlink_metadata(t)?;
-            let r = match (self.mode(), m.is_dir()) {
-                (WipeMode::Delete, true) => remove_tree(t),
-                (WipeMode::Delete, false) => fs::remove_file(t),
-                (WipeMode::Truncate, _) => {
-                    for e in entries.iter().filter(|e| !e.dir && e.path.starts_with(t)) {
-                        fs::OpenOptions::new()
-                            .write(true)
-                            .open(&e.path)?
-                            .set_len(0)?;
+        let is_file = |e: &Entry| matches!(e.node.kind, Kind::File { .. });
+        self.files = found.entries.iter().filter(|e| is_file(e)).count();
+        match self.mode() {
+            WipeMode::Delete => {
+                // The directories the tops go from: removing the tops changes their times.
+                let mut parents: Vec<Entry> = Vec::new();
+                for (i, t) in &found.tops {
+                    let rel = t.parent().unwrap_or(Path::new("")).to_path_buf();
+                    if !parents.iter().any(|p| p.place == *i && p.rel == rel) {
+                        let node = found.places[*i].root.capture(&rel)?;
+                        parents.push(Entry {
+                            place: *i,
+                            rel,
+                            node,
+                        });
                     }
-                    Ok(())
                 }
-            };
-            r.map_err(|e| FaultError::Failed(format!("wiping {}: {e}", t.display())))?;
+                for p in &parents {
+                    journal_entry(undo, &found.places[p.place], p, 0, false, on_revert)?;
+                }
+                for (n, e) in found.entries.iter().enumerate() {
+                    journal_entry(undo, &found.places[e.place], e, n, copy, on_revert)?;
+                }
+                sync_copies(undo)?;
+                self.others = found
+                    .entries
+                    .iter()
+                    .filter(|e| matches!(e.node.kind, Kind::Special(_)))
+                    .count();
+                for (i, t) in &found.tops {
+                    remove_tree(&found.places[*i].root, t)?;
+                }
+            }
+            WipeMode::Truncate => {
+                let files: Vec<&Entry> = found.entries.iter().filter(|e| is_file(e)).collect();
+                for (n, e) in files.iter().enumerate() {
+                    journal_entry(undo, &found.places[e.place], e, n, copy, on_revert)?;
+                }
+                sync_copies(undo)?;
+                for e in files {
+                    found.places[e.place]
+                        .root
+                        .write_file(&e.rel, Some(&e.node), &[])?;
+                    self.truncated.push((e.place, e.rel.clone()));
+                }
+            }
         }
-        self.tops = tops;
+        self.tops = found.tops;
+        self.places = found.places;
         Ok(())
     }
 
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
-        for t in &self.tops {
-            match self.mode() {
-                WipeMode::Delete if fs::symlink_metadata(t).is_ok() => {
-                    return Err(FaultError::Failed(format!("{} still exists", t.display())))
+        for (i, t) in &self.tops {
+            let place = &self.places[*i];
+            if self.mode() == WipeMode::Delete && place.root.lstat(t)?.is_some() {
+                return Err(FaultError::Failed(format!(
+                    "{} still exists",
+                    place.show(t).display()
+                )));
+            }
+        }
+        for (i, f) in &self.truncated {
+            let place = &self.places[*i];
+            if let Some(st) = place.root.lstat(f)? {
+                if st.st_size > 0 {
+                    return Err(FaultError::Failed(format!(
+                        "{} still has {} bytes",
+                        place.show(f).display(),
+                        st.st_size
+                    )));
                 }
-                WipeMode::Truncate => {
-                    let mut v = Vec::new();
-                    walk(t, &mut v)?;
-                    if let Some(e) = v.iter().find(|e| !e.dir && e.size > 0) {
-                        return Err(FaultError::Failed(format!(
-                            "{} still has {} bytes",
-                            e.path.display(),
-                            e.size
-                        )));
-                    }
-                }
-                _ => {}
             }
         }
         Ok(Evidence(format!(
-            "{} file(s), {} bytes {} under {}{}",
+            "{} file(s), {} bytes {} under {}{}{}",
             self.files,
             self.bytes,
             if self.mode() == WipeMode::Delete {
@@ -287,9 +584,17 @@ impl Fault for Wipe {
             },
             self.tops
                 .iter()
-                .map(|t| t.display().to_string())
+                .map(|(i, t)| self.places[*i].show(t).display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
+            if self.others > 0 {
+                format!(
+                    ", and {} symlink(s), FIFO(s), socket(s) or device node(s)",
+                    self.others
+                )
+            } else {
+                String::new()
+            },
             if self.spec.journal_copy == Some(false) {
                 "; NO journal copy (journalCopy: false)"
             } else {
@@ -360,22 +665,31 @@ pub fn corrupt(
     places.into_iter().map(|o| (o, len)).collect()
 }
 
-/// A corrupted file: its path, the journal copy, and the places changed.
-type Corrupted = (PathBuf, PathBuf, Vec<(u64, u64)>);
+/// A corrupted file: its place, path, the journal copy, and the places changed.
+struct Corrupted {
+    place: usize,
+    rel: PathBuf,
+    backup: PathBuf,
+    at: Vec<(u64, u64)>,
+}
 
 pub struct Corrupt {
     spec: DataCorrupt,
     max: u64,
     seed: u64,
+    allow: Vec<PathBuf>,
+    places: Vec<Place>,
     done: Vec<Corrupted>,
 }
 
 impl Corrupt {
-    pub fn new(spec: &DataCorrupt, max: u64, seed: u64) -> Corrupt {
+    pub fn new(spec: &DataCorrupt, max: u64, seed: u64, allow: &[PathBuf]) -> Corrupt {
         Corrupt {
             spec: spec.clone(),
             max,
             seed,
+            allow: allow.to_vec(),
+            places: Vec::new(),
             done: Vec::new(),
         }
     }
@@ -387,44 +701,54 @@ impl Fault for Corrupt {
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let (_, entries) = resolve(members, &self.spec.paths)?;
-        let files: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| !e.dir && e.size > 0)
+        let found = resolve(members, &self.spec.paths, &self.allow)?;
+        // Regular files only: a symlink is never written through.
+        let files: Vec<&Entry> = found
+            .entries
+            .iter()
+            .filter(|e| matches!(e.node.kind, Kind::File { size } if size > 0))
             .collect();
         if files.is_empty() {
             return Err(FaultError::Refused(
-                "no non-empty file to corrupt matches the paths".into(),
+                "no non-empty regular file to corrupt matches the paths".into(),
             ));
         }
-        budget(&files, self.max)?;
+        budget(files.iter().copied(), self.max)?;
         let how = self.spec.how.unwrap_or(CorruptHow::Bitflip);
         let length = self.spec.length.map_or(4096, |b| b.0);
+        let on_revert = self.spec.restore.unwrap_or(true);
+        self.places = found.places;
         for (i, e) in files.iter().enumerate() {
-            let backup = journal_copy(undo, e, i, true, self.spec.restore.unwrap_or(true))?
+            let place = &self.places[e.place];
+            let backup = journal_entry(undo, place, e, i, true, on_revert)?
                 .ok_or_else(|| FaultError::Failed("no journal copy".into()))?;
+            sync_copies(undo)?;
             let mut bytes = fs::read(&backup)?;
-            let places = corrupt(
+            let at = corrupt(
                 &mut bytes,
                 how,
                 self.spec.offset.map(|b| b.0),
                 length,
                 self.spec.count.unwrap_or(1),
-                seed_for(self.seed, &e.path),
+                seed_for(self.seed, &place.show(&e.rel)),
             );
-            let mut f = fs::OpenOptions::new().write(true).open(&e.path)?;
-            f.write_all(&bytes)?;
-            f.set_len(bytes.len() as u64)?;
-            f.sync_all()?;
-            self.done.push((e.path.clone(), backup, places));
+            place.root.write_file(&e.rel, Some(&e.node), &bytes)?;
+            self.done.push(Corrupted {
+                place: e.place,
+                rel: e.rel.clone(),
+                backup,
+                at,
+            });
         }
         Ok(())
     }
 
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
-        for (path, backup, places) in &self.done {
-            if fs::read(path)? == fs::read(backup)? {
+        for c in &self.done {
+            let place = &self.places[c.place];
+            let path = place.show(&c.rel);
+            if place.root.read_file(&c.rel, None)? == fs::read(&c.backup)? {
                 return Err(FaultError::Failed(format!(
                     "{} still holds its original bytes",
                     path.display()
@@ -433,8 +757,7 @@ impl Fault for Corrupt {
             parts.push(format!(
                 "{} at {}",
                 path.display(),
-                places
-                    .iter()
+                c.at.iter()
                     .map(|(o, l)| format!("{o}+{l}"))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -504,16 +827,19 @@ pub fn edit_config(text: &str, c: &ConfigCorrupt) -> Result<String, EditError> {
 
 pub struct Config {
     spec: ConfigCorrupt,
-    path: Option<PathBuf>,
+    allow: Vec<PathBuf>,
+    /// Where the file is: its place and path beneath it.
+    at: Option<(Place, PathBuf)>,
     wanted: String,
     reloaded: Vec<i32>,
 }
 
 impl Config {
-    pub fn new(spec: &ConfigCorrupt) -> Config {
+    pub fn new(spec: &ConfigCorrupt, allow: &[PathBuf]) -> Config {
         Config {
             spec: spec.clone(),
-            path: None,
+            allow: allow.to_vec(),
+            at: None,
             wanted: String::new(),
             reloaded: Vec::new(),
         }
@@ -526,19 +852,37 @@ impl Fault for Config {
     }
 
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
-        let root = members.first().map_or_else(|| PathBuf::from("/"), root_of);
-        let path = root.join(self.spec.path.trim_start_matches('/'));
-        let mut entries = Vec::new();
-        walk(&path, &mut entries)
-            .map_err(|e| FaultError::Refused(format!("{}: {e}", path.display())))?;
-        let Some(e) = entries.first().filter(|e| !e.dir).cloned() else {
-            return Err(FaultError::Refused(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
+        let place = Place::of(members.first())?;
+        let pattern = &self.spec.path;
+        let rel = match expand(&place.root, pattern)?.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(FaultError::Refused(format!(
+                    "{pattern}: no such file (under {})",
+                    place.id.path.display()
+                )))
+            }
         };
-        let text = fs::read_to_string(&path)
-            .map_err(|err| FaultError::Refused(format!("{}: {err}", path.display())))?;
+        check_resolved(&place, &rel, pattern, &self.allow)?;
+        let path = place.show(&rel);
+        let node = place.root.capture(&rel)?;
+        match &node.kind {
+            Kind::File { .. } => {}
+            Kind::Special(fsnode::Special::Symlink { target }) => {
+                return Err(FaultError::Refused(format!(
+                    "{} is a symlink (to {target:?}); config-corrupt does not write through one: name the file it points to",
+                    path.display()
+                )))
+            }
+            _ => {
+                return Err(FaultError::Refused(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )))
+            }
+        }
+        let text = String::from_utf8(place.root.read_file(&rel, Some(&node))?)
+            .map_err(|_| FaultError::Refused(format!("{}: not UTF-8 text", path.display())))?;
         let new = edit_config(&text, &self.spec)
             .map_err(|err| FaultError::Refused(format!("{}: {err}", path.display())))?;
         // With a reload signal, the undo first restores the file, then signals again so the
@@ -569,15 +913,25 @@ impl Fault for Config {
                 })?;
             }
         }
-        journal_copy(undo, &e, 0, true, self.spec.restore.unwrap_or(true))?;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        f.write_all(new.as_bytes())?;
-        f.sync_all()?;
+        let entry = Entry {
+            place: 0,
+            rel: rel.clone(),
+            node,
+        };
+        journal_entry(
+            undo,
+            &place,
+            &entry,
+            0,
+            true,
+            self.spec.restore.unwrap_or(true),
+        )?;
+        sync_copies(undo)?;
+        place
+            .root
+            .write_file(&rel, Some(&entry.node), new.as_bytes())?;
         self.wanted = new;
-        self.path = Some(path);
+        self.at = Some((place, rel));
         if let Some(signo) = reload {
             let signal = nix::sys::signal::Signal::try_from(signo)
                 .map_err(|e| FaultError::Refused(format!("signal {signo}: {e}")))?;
@@ -591,10 +945,11 @@ impl Fault for Config {
     }
 
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
-        let Some(p) = &self.path else {
+        let Some((place, rel)) = &self.at else {
             return Err(FaultError::Failed("not injected".into()));
         };
-        if fs::read_to_string(p)? != self.wanted {
+        let p = place.show(rel);
+        if place.root.read_file(rel, None)? != self.wanted.as_bytes() {
             return Err(FaultError::Failed(format!(
                 "{} does not hold the changed text",
                 p.display()
@@ -716,14 +1071,44 @@ mod tests {
         for f in ["a/x.log", "a/y.log", "a/z.txt", "a/b/x.log"] {
             fs::write(d.join(f), "1").expect("file");
         }
-        let rel = d.strip_prefix("/").expect("absolute").display().to_string();
-        let got = expand(Path::new("/"), &format!("{rel}/a/*.log"));
-        assert_eq!(got, vec![d.join("a/x.log"), d.join("a/y.log")]);
+        let rel = d.strip_prefix("/").expect("absolute").to_path_buf();
+        let root = Root::open(Path::new("/")).expect("root");
+        let got = expand(&root, &format!("/{}/a/*.log", rel.display())).expect("expand");
+        assert_eq!(got, vec![rel.join("a/x.log"), rel.join("a/y.log")]);
         assert_eq!(
-            expand(Path::new("/"), &format!("{rel}/a/?.txt")),
-            vec![d.join("a/z.txt")]
+            expand(&root, &format!("/{}/a/?.txt", rel.display())).expect("expand"),
+            vec![rel.join("a/z.txt")]
         );
-        assert!(expand(Path::new("/"), &format!("{rel}/nope/*")).is_empty());
+        assert!(expand(&root, &format!("/{}/nope/*", rel.display()))
+            .expect("expand")
+            .is_empty());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// Symlinks on the way resolve as if chrooted at the root: an absolute target starts
+    /// again at the root, `..` stops there, and the last name is never followed.
+    #[test]
+    fn symlinks_on_the_way_resolve_inside_the_root() {
+        let d = std::env::temp_dir().join(format!("murphy-chroot-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("data/real")).expect("dirs");
+        fs::write(d.join("data/real/f"), "1").expect("file");
+        std::os::unix::fs::symlink("/data/real", d.join("data/abs")).expect("link");
+        std::os::unix::fs::symlink("../../../../data/real", d.join("data/up")).expect("link");
+        std::os::unix::fs::symlink("real/f", d.join("data/last")).expect("link");
+        let root = Root::open(&d).expect("root");
+        for p in ["/data/abs/f", "/data/up/f", "/data/*/f"] {
+            let got = expand(&root, p).expect("expand");
+            assert!(
+                got.iter().all(|g| g == Path::new("data/real/f")) && !got.is_empty(),
+                "{p}: {got:?}"
+            );
+        }
+        assert_eq!(
+            expand(&root, "/data/last").expect("expand"),
+            vec![PathBuf::from("data/last")],
+            "the last name is the link itself"
+        );
         let _ = fs::remove_dir_all(&d);
     }
 }

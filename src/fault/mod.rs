@@ -110,6 +110,9 @@ pub struct FaultEnv {
     pub seed: u64,
     /// Most bytes one data fault may touch.
     pub max_data_bytes: u64,
+    /// Where data faults may act (`guardrails.allowPaths`, as the target sees them, lab
+    /// placeholders resolved); empty: anywhere but /proc, /sys and /dev.
+    pub allow_paths: Vec<PathBuf>,
     /// Where a fault acts from, when that is not the target (the BGP speaker's lab host):
     /// its namespace and addresses.
     pub from: Option<(Netns, Vec<Ipv4Addr>)>,
@@ -154,11 +157,16 @@ pub fn build(action: &FaultAction, env: &FaultEnv, group: &str) -> Box<dyn Fault
         }
         FaultAction::MemoryLeak(p) => Box::new(memory_leak::MemoryLeak::new(p, env)),
         FaultAction::CpuBurn(p) => Box::new(cpu_burn::CpuBurn::new(p, env)),
-        FaultAction::DataWipe(p) => Box::new(data::Wipe::new(p, env.max_data_bytes)),
-        FaultAction::DataCorrupt(p) => {
-            Box::new(data::Corrupt::new(p, env.max_data_bytes, env.seed))
+        FaultAction::DataWipe(p) => {
+            Box::new(data::Wipe::new(p, env.max_data_bytes, &env.allow_paths))
         }
-        FaultAction::ConfigCorrupt(p) => Box::new(data::Config::new(p)),
+        FaultAction::DataCorrupt(p) => Box::new(data::Corrupt::new(
+            p,
+            env.max_data_bytes,
+            env.seed,
+            &env.allow_paths,
+        )),
+        FaultAction::ConfigCorrupt(p) => Box::new(data::Config::new(p, &env.allow_paths)),
         FaultAction::StorageStall(s) => Box::new(storage::Storage::stall(s, env)),
         FaultAction::IoLatency(l) => Box::new(storage::Storage::latency(l, env)),
         FaultAction::IoError(e) => Box::new(storage::Storage::error(e, env)),

@@ -22,7 +22,8 @@ mod values;
 mod workloads;
 
 pub use values::{
-    label_key, label_value, mask, parse_cidr, parse_http_url, parse_signal, UrlError,
+    is_beneath, kernel_tree, label_key, label_value, mask, parse_cidr, parse_http_url,
+    parse_signal, UrlError, NO_DATA_UNDER,
 };
 
 use super::diag::{Diagnostic, FieldPath};

@@ -1,6 +1,6 @@
 //! The syntax of single values: names, signals, CIDRs and netmasks, `http://` URLs,
-//! Kubernetes label keys and values, SQL identifiers. Pure predicates and parsers; the
-//! public ones are also used by the faults that act on these values.
+//! Kubernetes label keys and values, SQL identifiers, data-fault paths. Pure predicates and
+//! parsers; the public ones are also used by the faults that act on these values.
 
 use std::net::Ipv4Addr;
 
@@ -18,6 +18,32 @@ pub(super) fn is_name(s: &str, max: usize) -> bool {
 /// A lowercase DNS subdomain (RFC 1123) of at most 253 characters: dot-separated names.
 pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(|part| is_name(part, 63))
+}
+
+/// The kernel's own trees, where no data fault acts (a path under them reaches processes,
+/// devices and other roots: `/proc/1/root` is the host's `/`).
+pub const NO_DATA_UNDER: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// The tree of [`NO_DATA_UNDER`] an absolute path lies in, if any.
+pub fn kernel_tree(path: &str) -> Option<&'static str> {
+    let first = path.split('/').find(|c| !c.is_empty())?;
+    NO_DATA_UNDER
+        .into_iter()
+        .find(|t| t.trim_start_matches('/') == first)
+}
+
+/// `path` is `prefix` or lies beneath it, compared name by name (`/data` holds
+/// `/data/x`, not `/database`). A wildcard in `path` is a name like any other: `/d*/x`
+/// is not beneath `/data`.
+pub fn is_beneath(path: &str, prefix: &str) -> bool {
+    let names = |s: &str| {
+        s.split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (p, pre) = (names(path), names(prefix));
+    p.len() >= pre.len() && p[..pre.len()] == pre[..]
 }
 
 /// Signals accepted by `process-kill`, by name.
