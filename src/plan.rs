@@ -426,6 +426,14 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
     if !spec.steps.is_empty() {
         out.push(("spec.steps".into(), NOT_YET));
     }
+    // The node agents resolve data faults' paths without it: a guardrail that would not
+    // hold is refused, never ignored.
+    if !spec.guardrails.allow_paths.is_empty() {
+        out.push((
+            "spec.guardrails.allowPaths".into(),
+            "is not enforced by the node agents yet (it runs with `murphy run`)",
+        ));
+    }
     for (i, c) in spec.claims.iter().enumerate() {
         if c.detects.is_some() {
             out.push((format!("spec.claims[{i}].detects"), LOCAL));
@@ -542,11 +550,19 @@ mod tests {
         );
         s.workloads = more.workloads;
         s.steps = more.steps;
+        s.guardrails.allow_paths = vec!["/srv/db".into()];
         let fields: Vec<String> = unsupported(&s, Door::Cluster)
             .into_iter()
             .map(|(f, _)| f)
             .collect();
-        assert_eq!(fields, ["spec.workloads[1].from", "spec.steps"]);
+        assert_eq!(
+            fields,
+            [
+                "spec.workloads[1].from",
+                "spec.steps",
+                "spec.guardrails.allowPaths"
+            ]
+        );
         assert!(unsupported(&s, Door::Local).is_empty());
     }
 

@@ -8,7 +8,7 @@ use crate::journal::{Journal, NoLab, RevertEnv, UndoAction};
 use crate::lab::Lab;
 use crate::model::spec::Experiment;
 use crate::netns::Netns;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, Resolver};
 use crate::probe::{self, ProbeHandle, ProbeSample};
 use crate::record::{Clock, Event, FaultRecord, Phases, RunRecord, RunStatus, Sample};
 use crate::target;
@@ -548,7 +548,9 @@ impl Ctx<'_> {
             peer_addrs: resolved.peers,
             seed: self.seed,
             max_data_bytes: self.exp.spec.max_data_bytes(),
-            allow_paths: Vec::new(),
+            allow_paths: (self.exp.spec.guardrails.allow_paths.iter())
+                .map(|p| view.substitute(p).into())
+                .collect(),
             from: resolved.from.map(|p| (p.netns, p.addrs)),
         };
         let mut fault = fault::build(&resolved.action, &env, &group);

@@ -302,6 +302,86 @@ spec:
     );
 }
 
+/// `guardrails.allowPaths` in a run: lab placeholders in it are resolved as in the
+/// faults' paths, a data fault inside runs (and reverts exactly), and one whose path leads
+/// out through a symlink made mid-run is not injected, naming the guardrail, with the file
+/// outside untouched.
+#[test]
+fn allow_paths_bound_a_runs_data_faults_once_symlinks_are_resolved() {
+    require_root();
+    let state = temp_dir("allowpaths");
+    let outside = state.join("outside");
+    std::fs::create_dir_all(&outside).expect("outside");
+    std::fs::write(outside.join("secret"), b"do not touch\n").expect("secret");
+    let exp = state.join("allow.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {{name: allow}}
+spec:
+  lab:
+    subnet: 10.78.14.0/24
+    hosts:
+      - name: a
+        processes: [{{name: idle, argv: [sleep, "600"], files: {{keep.txt: "kept\n"}}}}]
+  targets:
+    a: {{lab: a}}
+  probes:
+    - {{name: p, command: {{argv: ["true"]}}, interval: 200ms}}
+  steadyState: {{duration: 500ms}}
+  faults:
+    - {{name: inside, kind: data-wipe, target: a, at: 0s, duration: 2s, paths: ["{{data:a}}/keep.txt"]}}
+    - {{name: outside, kind: data-corrupt, target: a, at: 1s, duration: 1s, paths: ["{{data:a}}/escape/secret"]}}
+  steps:
+    - {{name: link, at: 0s, argv: [ln, -s, "{outside}", "{{data:a}}/escape"]}}
+  guardrails: {{allowPaths: ["{{data:a}}"]}}
+  claims:
+    - {{name: c, availability: {{probe: p, atLeast: "50%"}}}}
+"#,
+            outside = outside.display()
+        ),
+    )
+    .expect("write");
+    let json = state.join("out.json");
+    let out = Command::new(MURPHY)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(5), "nothing left behind: {said}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let faults = rep["record"]["faults"].as_array().expect("faults");
+    let by = |n: &str| {
+        faults
+            .iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .expect("fault")
+    };
+    assert_eq!(by("inside")["confirmed"], true, "{}", by("inside"));
+    assert!(by("inside")["error"].is_null(), "{}", by("inside"));
+    let why = by("outside")["error"].to_string();
+    assert!(
+        why.contains("guardrails.allowPaths") && why.contains("outside/secret"),
+        "{why}"
+    );
+    assert_eq!(
+        std::fs::read(outside.join("secret")).expect("secret"),
+        b"do not touch\n"
+    );
+    let run_id = rep["runId"].as_str().expect("run id").to_string();
+    assert_no_leftovers(&run_id);
+}
+
 /// A revert that cannot complete is never a clean ending: a wiped directory replaced by a
 /// file mid-fault cannot be restored, so the run exits 5 ("left behind"), its table and
 /// JSON name what is left and the `recover` command, and once the obstacle is gone

@@ -413,6 +413,114 @@ fn data_faults_are_validated() {
     );
 }
 
+/// Data faults never reach the kernel's trees (a path under /proc/1/root is the host's
+/// `/`) nor the whole filesystem; `guardrails.allowPaths`, when set, bounds every
+/// data-fault path. Every problem is reported at once, each naming its field.
+#[test]
+fn data_fault_paths_stay_out_of_the_kernel_trees_and_within_allow_paths() {
+    let src = with_fault(
+        "kind: data-wipe, paths: [/proc/1/root/var/lib/db, /sys/fs/cgroup, /dev/sda, \"/*\", /, \"/?ar/lib\", \"/var/*/db\"]",
+    );
+    expect_error(&src, "spec.faults[0].paths[0]", "under /proc");
+    expect_error(&src, "spec.faults[0].paths[1]", "under /sys");
+    expect_error(&src, "spec.faults[0].paths[2]", "under /dev");
+    expect_error(&src, "spec.faults[0].paths[3]", "starts with a wildcard");
+    expect_error(&src, "spec.faults[0].paths[4]", "the whole filesystem");
+    expect_error(&src, "spec.faults[0].paths[5]", "starts with a wildcard");
+    let errs = errors(&src);
+    assert_eq!(
+        errs.len(),
+        6,
+        "one error per bad path, all at once: {errs:#?}"
+    );
+    expect_error(
+        &with_fault("kind: data-corrupt, paths: [/dev/shm/x]"),
+        "spec.faults[0].paths[0]",
+        "under /dev",
+    );
+    expect_error(
+        &with_fault("kind: config-corrupt, path: /proc/sys/kernel/panic, replace: \"1\""),
+        "spec.faults[0].path",
+        "under /proc",
+    );
+    // Storage faults only watch: /dev is theirs to name.
+    assert_eq!(
+        errors(&with_fault(
+            "kind: io-error, paths: [/dev/shm/x], errno: EIO"
+        )),
+        Vec::<String>::new()
+    );
+
+    let allowed = |fault: &str, allow: &str| {
+        with_fault(fault).replace(
+            "  claims:",
+            &format!("  guardrails: {{allowPaths: {allow}}}\n  claims:"),
+        )
+    };
+    let ok = allowed(
+        "kind: data-wipe, paths: [/var/lib/db/base, \"/var/lib/db/*.log\", /var/lib/db]",
+        "[/srv, /var/lib/db/]",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new(), "beneath allowPaths");
+    let out = allowed(
+        "kind: data-corrupt, paths: [/var/lib/db/x, /var/lib/dbx, \"/var/lib/d*/x\", /etc/passwd]",
+        "[/var/lib/db]",
+    );
+    expect_error(
+        &out,
+        "spec.faults[0].paths[1]",
+        "not beneath guardrails.allowPaths",
+    );
+    expect_error(
+        &out,
+        "spec.faults[0].paths[2]",
+        "not beneath guardrails.allowPaths",
+    );
+    expect_error(
+        &out,
+        "spec.faults[0].paths[3]",
+        "not beneath guardrails.allowPaths",
+    );
+    assert_eq!(errors(&out).len(), 3, "{:#?}", errors(&out));
+    expect_error(
+        &allowed(
+            "kind: config-corrupt, path: /etc/app.conf, replace: x",
+            "[/var/lib/db]",
+        ),
+        "spec.faults[0].path",
+        "not beneath guardrails.allowPaths",
+    );
+    // A lab placeholder is compared as written.
+    assert_eq!(
+        errors(&allowed(
+            "kind: data-wipe, paths: [\"{data:web}/base\"]",
+            "[\"{data:web}\"]"
+        )),
+        Vec::<String>::new()
+    );
+    let bad = allowed(
+        "kind: data-wipe, paths: [/var/lib/db]",
+        "[/, relative/dir, /proc/1/root, \"/var/*\", /var/lib/db]",
+    );
+    expect_error(
+        &bad,
+        "spec.guardrails.allowPaths[0]",
+        "the whole filesystem",
+    );
+    expect_error(&bad, "spec.guardrails.allowPaths[1]", "absolute path");
+    expect_error(&bad, "spec.guardrails.allowPaths[2]", "under /proc");
+    expect_error(&bad, "spec.guardrails.allowPaths[3]", "without wildcards");
+    assert_eq!(errors(&bad).len(), 4, "{:#?}", errors(&bad));
+    // A cluster's node agents do not enforce it: refused there, naming the field.
+    assert!(
+        cluster_problems(&ok)
+            .iter()
+            .any(|p| p.starts_with("spec.guardrails.allowPaths")),
+        "{:?}",
+        cluster_problems(&ok)
+    );
+}
+
 #[test]
 fn steps_and_drill_claims_are_validated() {
     let src = GOOD.replace(

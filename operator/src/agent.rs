@@ -156,6 +156,7 @@ impl Agent {
             peer_addrs: req.peer_addrs.clone(),
             seed: req.seed,
             max_data_bytes: 1 << 30,
+            // A cluster refuses `guardrails.allowPaths` (`plan::unsupported`).
             allow_paths: Vec::new(),
             from: None,
         };

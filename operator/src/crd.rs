@@ -149,6 +149,11 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.targets.*.role.command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
     ),
     (
+        "/properties/guardrails",
+        "!has(self.allowPaths) || size(self.allowPaths) == 0",
+        "spec.guardrails.allowPaths is not enforced by the node agents yet (it runs with `murphy run`)",
+    ),
+    (
         "/properties/faults/items",
         "!has(self.from)",
         "spec.faults[].from (a lab host) only runs with `murphy run` on one machine",
@@ -401,6 +406,10 @@ mod tests {
             (
                 serde_json::json!({"targets": {"web": {"netns": "blue"}}}),
                 "spec.targets.",
+            ),
+            (
+                serde_json::json!({"guardrails": {"allowPaths": ["/srv/db"]}}),
+                "spec.guardrails.allowPaths",
             ),
         ];
         for (patch, field) in cases {

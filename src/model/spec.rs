@@ -1685,6 +1685,14 @@ pub struct Guardrails {
     /// Most bytes a single data fault may touch (and copy into the journal); default 1Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_data_bytes: Option<ByteSize>,
+    /// Where data faults (`data-wipe`, `data-corrupt`, `config-corrupt`) may act: absolute
+    /// directories as the target sees them (lab placeholders such as `{data:db1}` apply).
+    /// When set, every path of those faults must lie beneath one of them, as written and
+    /// again once resolved (symlinks followed) at injection; a path outside is refused and
+    /// nothing is touched. Unset: anywhere but `/` itself, /proc, /sys and /dev. Runs with
+    /// `murphy run`; a cluster refuses it (its node agents do not enforce it yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_paths: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]

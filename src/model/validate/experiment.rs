@@ -1,7 +1,7 @@
 //! Rules on the experiment as a whole: the header (`apiVersion`, `kind`, `metadata`), the
 //! drill steps run during the fault phase, the steady state and the guardrails.
 
-use super::common::{check_argv, check_user, unique};
+use super::common::{check_allow_paths, check_argv, check_user, unique};
 use super::values::is_name;
 use super::{Ctx, V};
 use crate::model::diag::FieldPath;
@@ -97,12 +97,18 @@ pub(super) fn check_steady_state(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
     }
 }
 
-/// `spec.guardrails`: a target limit of at least 1, and abort conditions on known probes.
+/// `spec.guardrails`: a target limit of at least 1, abort conditions on known probes, and
+/// data-fault directories that are directories a data fault may act in.
 pub(super) fn check_guardrails(v: &mut V, ctx: &Ctx, sp: &FieldPath) {
     let guardrails = &ctx.spec.guardrails;
     if guardrails.max_targets == Some(0) {
         v.err(sp.key("guardrails").key("maxTargets"), "must be at least 1");
     }
+    check_allow_paths(
+        v,
+        sp.key("guardrails").key("allowPaths"),
+        &guardrails.allow_paths,
+    );
     for (i, a) in guardrails.abort_when.iter().enumerate() {
         if !ctx.probe_exists(&a.probe) {
             v.err(

@@ -64,6 +64,7 @@ fn check_target_and_timing(
 fn check_action(v: &mut V, ctx: &Ctx, fp: &FieldPath, f: &FaultSpec) {
     let spec = ctx.spec;
     let own = f.target.as_str();
+    let allow = &spec.guardrails.allow_paths;
     match &f.action {
         FaultAction::ProcessKill(k) => proc_::process_kill(v, fp, k),
         FaultAction::ProcessPause(_) => {}
@@ -85,9 +86,9 @@ fn check_action(v: &mut V, ctx: &Ctx, fp: &FieldPath, f: &FaultSpec) {
         FaultAction::BgpSessionDrop(b) => route::bgp_session_drop(v, spec, fp, b, own),
         FaultAction::BgpAnnounce(b) => route::bgp_announce(v, ctx, fp, b),
         FaultAction::DnsFault(d) => route::dns_fault(v, fp, d),
-        FaultAction::DataWipe(d) => storage::data_wipe(v, fp, d),
-        FaultAction::DataCorrupt(d) => storage::data_corrupt(v, fp, d),
-        FaultAction::ConfigCorrupt(c) => storage::config_corrupt(v, fp, c),
+        FaultAction::DataWipe(d) => storage::data_wipe(v, fp, d, allow),
+        FaultAction::DataCorrupt(d) => storage::data_corrupt(v, fp, d, allow),
+        FaultAction::ConfigCorrupt(c) => storage::config_corrupt(v, fp, c, allow),
         FaultAction::StorageStall(s) => storage::storage_stall(v, fp, s),
         FaultAction::IoLatency(l) => storage::io_latency(v, fp, l),
         FaultAction::IoError(e) => storage::io_error(v, fp, e),

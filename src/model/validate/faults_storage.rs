@@ -1,7 +1,7 @@
 //! Rules on the parameters of faults on data and storage: `data-wipe`, `data-corrupt`,
 //! `config-corrupt`, `storage-stall`, `io-latency`, `io-error` and `io-throttle`.
 
-use super::common::check_paths;
+use super::common::{check_data_paths, check_paths};
 use super::values::parse_signal;
 use super::V;
 use crate::model::diag::FieldPath;
@@ -9,8 +9,9 @@ use crate::model::spec::{
     ConfigCorrupt, DataCorrupt, DataWipe, IoError, IoLatency, IoThrottle, StorageStall,
 };
 
-pub(super) fn data_wipe(v: &mut V, fp: &FieldPath, d: &DataWipe) {
-    check_paths(v, fp.key("paths"), &d.paths);
+/// `allow` is `guardrails.allowPaths` (empty: unset).
+pub(super) fn data_wipe(v: &mut V, fp: &FieldPath, d: &DataWipe, allow: &[String]) {
+    check_data_paths(v, fp.key("paths"), &d.paths, allow);
     if d.journal_copy == Some(false) && d.restore != Some(false) {
         v.err(
             fp.key("journalCopy"),
@@ -19,8 +20,8 @@ pub(super) fn data_wipe(v: &mut V, fp: &FieldPath, d: &DataWipe) {
     }
 }
 
-pub(super) fn data_corrupt(v: &mut V, fp: &FieldPath, d: &DataCorrupt) {
-    check_paths(v, fp.key("paths"), &d.paths);
+pub(super) fn data_corrupt(v: &mut V, fp: &FieldPath, d: &DataCorrupt, allow: &[String]) {
+    check_data_paths(v, fp.key("paths"), &d.paths, allow);
     if d.length.is_some_and(|l| l.0 == 0) {
         v.err(fp.key("length"), "must be at least 1 byte");
     }
@@ -31,8 +32,8 @@ pub(super) fn data_corrupt(v: &mut V, fp: &FieldPath, d: &DataCorrupt) {
     }
 }
 
-pub(super) fn config_corrupt(v: &mut V, fp: &FieldPath, c: &ConfigCorrupt) {
-    check_paths(v, fp.key("path"), std::slice::from_ref(&c.path));
+pub(super) fn config_corrupt(v: &mut V, fp: &FieldPath, c: &ConfigCorrupt, allow: &[String]) {
+    check_data_paths(v, fp.key("path"), std::slice::from_ref(&c.path), allow);
     if c.path.contains(['*', '?']) {
         v.err(fp.key("path"), "must name one file (no wildcards)");
     }
