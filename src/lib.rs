@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod dns;
 pub mod fault;
 pub mod glob;
+pub mod guardian;
 pub mod html;
 pub mod journal;
 pub mod lab;

@@ -41,6 +41,8 @@ pub enum RunError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("starting the run's guardian (the dead-man switch that undoes its faults should Murphy die): {source}")]
+    Guardian { source: std::io::Error },
 }
 
 /// Live progress for people. The runner calls it; it must not block for long.
@@ -728,6 +730,15 @@ pub fn run(
             source,
         }
     })?);
+    // Before anything changes: the dead-man switch that replays the journal should this
+    // process die without finishing.
+    let guardian = crate::guardian::Guardian::start(&opts.exe, &opts.state_dir, &run_id).map_err(
+        |source| {
+            let _ = journal.finish();
+            RunError::Guardian { source }
+        },
+    )?;
+    tracing::debug!(pid = guardian.pid(), "guardian watching");
     let clock = Clock::start();
     let mut cx = Ctx {
         exp,
@@ -798,6 +809,8 @@ pub fn run(
     record.left_behind = cx.left_behind;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
+    // Ended by itself: whatever is left is in the record (and the journal, for `recover`).
+    guardian.release();
     Ok(RunOutput {
         run_id,
         seed,
