@@ -389,6 +389,10 @@ fn run_cmd(
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first asks the run to stop in order (revert, tear down, report); a second one
+        // ends the process at once, and the run's guardian undoes what it left.
+        signal_hook::flag::register_conditional_shutdown(sig, exit::INTERNAL, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let base_dir = file

@@ -1,6 +1,6 @@
 //! The only module with `unsafe`: the hook that runs between fork and exec when Murphy
-//! starts a process inside a network namespace and a set of cgroups, and two system calls
-//! the guardian needs (`pidfd_open`, ignoring signals).
+//! starts a process inside a network namespace and a set of cgroups (or in a session of
+//! its own), and two system calls the guardian needs (`pidfd_open`, ignoring signals).
 //!
 //! It must stay tiny. Everything it calls after fork is async-signal-safe (setns, write,
 //! setgroups, setgid, setuid).
@@ -52,6 +52,23 @@ pub fn enter_before_exec(
                 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Start `cmd` in a session of its own (setsid(2) in the child, before exec). A lab
+/// process stopped by a fault (`process-pause` with SIGSTOP) is then never in a process
+/// group the kernel orphans when Murphy dies — which would send it SIGHUP and SIGCONT and
+/// kill it — and a terminal's signals for Murphy never reach it.
+pub fn new_session_before_exec(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
