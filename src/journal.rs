@@ -73,6 +73,9 @@ pub enum UndoAction {
     /// Unmap a range Murphy mapped inside a running process (in-process memory leak),
     /// by running `munmap` in it. Unmapping what was never mapped is harmless.
     Unmap { proc: ProcId, addr: u64, len: u64 },
+    /// Ask a helper Murphy started to stop (SIGTERM: it finishes what it is doing to a
+    /// target, e.g. puts a traced thread's registers back, and exits), SIGKILL after 3 s.
+    StopHelper { proc: ProcId },
     /// Unmount a filesystem Murphy mounted (lazily, so a busy mount still goes).
     Unmount { path: PathBuf },
     /// Detach every loop device backed by a file Murphy created, and delete the file.
@@ -252,6 +255,7 @@ impl UndoAction {
             | U::MoveBack { cgroup, .. } => cgroup.display().to_string(),
             U::Continue { proc }
             | U::Kill { proc }
+            | U::StopHelper { proc }
             | U::Signal { proc, .. }
             | U::Unmap { proc, .. } => format!("pid {}", proc.pid),
             U::RestartLabProcess { host, process } => format!("{host}/{process}"),
@@ -310,6 +314,7 @@ impl UndoAction {
             UndoAction::WriteCgroupFile { path, value } => write_cgroup_file(path, value),
             UndoAction::Continue { proc } => resume(proc),
             UndoAction::Kill { proc } => kill(proc),
+            UndoAction::StopHelper { proc } => stop_helper(proc),
             UndoAction::Signal {
                 proc,
                 signal: signo,
@@ -607,6 +612,17 @@ fn kill(proc: &ProcId) -> Result<String, String> {
     }
 }
 
+/// SIGTERM a helper and wait for it to finish on its own; SIGKILL it after three seconds.
+fn stop_helper(proc: &ProcId) -> Result<String, String> {
+    if !signal(proc, nix::sys::signal::Signal::SIGTERM)? {
+        return Ok(format!("helper pid {} already gone", proc.pid));
+    }
+    if wait_gone(proc, Duration::from_secs(3)) {
+        return Ok(format!("helper pid {} stopped", proc.pid));
+    }
+    kill(proc).map(|m| format!("helper pid {} did not stop on SIGTERM: {m}", proc.pid))
+}
+
 /// Send signal number `signo` to a process again, unless it is gone.
 fn resend_signal(proc: &ProcId, signo: i32) -> Result<String, String> {
     let sig =
@@ -625,11 +641,21 @@ fn unmap(proc: &ProcId, addr: u64, len: u64) -> Result<String, String> {
     if !proc.alive() {
         return Ok(format!("pid {} is gone; nothing to unmap", proc.pid));
     }
-    let r = crate::ptrace::Injector::attach(proc.pid).and_then(|mut inj| {
-        let r = inj.syscall(crate::ptrace::nr::MUNMAP, &[addr, len])?;
-        inj.detach()?;
-        Ok(r)
-    });
+    // A helper that was leaking into it may still be letting go of it: retry a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let r = loop {
+        let r = crate::ptrace::Injector::attach(proc.pid).and_then(|mut inj| {
+            let r = inj.syscall(crate::ptrace::nr::MUNMAP, &[addr, len])?;
+            inj.detach()?;
+            Ok(r)
+        });
+        match r {
+            Err(crate::ptrace::PtraceError::Busy(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => break r,
+        }
+    };
     match r {
         Ok(0) => Ok(format!(
             "unmapped {} MiB at {addr:#x} in pid {}",

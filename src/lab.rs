@@ -536,10 +536,7 @@ impl Lab {
         let log = self.log_dir.join(format!("{host}-{process}.log"));
         loop {
             let status = self.with_proc(host, process, |h, i| {
-                h.procs[i]
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
+                h.procs[i].child.as_mut().and_then(reap_if_exited)
             })?;
             if let Some(st) = status {
                 if st.success() {
@@ -762,8 +759,7 @@ impl Lab {
             )
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
-            .process_group(0);
+            .stderr(log2);
         let mut run_as = None;
         if let Some(u) = &spec.user {
             let user = nix::unistd::User::from_name(u)
@@ -788,7 +784,7 @@ impl Lab {
                 }
             }
         }
-        use std::os::unix::process::CommandExt;
+        crate::sys::new_session_before_exec(&mut cmd);
         crate::sys::enter_before_exec(&mut cmd, Some(ns), fds, run_as);
         let child = cmd
             .spawn()
@@ -844,20 +840,20 @@ impl Lab {
     fn exit_status(&self, host: &str, process: &str) -> Option<String> {
         self.with_proc(host, process, |h, i| {
             let c = h.procs[i].child.as_mut()?;
-            c.try_wait().ok().flatten().map(|s| s.to_string())
+            reap_if_exited(c).map(|s| s.to_string())
         })
         .ok()
         .flatten()
     }
 
-    /// Reap exited processes and report them.
+    /// Reap exited processes and report them (never a live one's ptrace stops).
     pub fn poll(&self) -> Vec<LabEvent> {
         let mut out = Vec::new();
         if let Ok(mut hosts) = self.hosts.lock() {
             for h in hosts.iter_mut() {
                 for p in h.procs.iter_mut() {
                     if let Some(c) = p.child.as_mut() {
-                        if let Ok(Some(status)) = c.try_wait() {
+                        if let Some(status) = reap_if_exited(c) {
                             out.push(LabEvent {
                                 message: format!(
                                     "{}/{} (pid {}) exited: {status}",
@@ -1002,4 +998,16 @@ impl RevertEnv for Lab {
             .map_err(|e| failed(e.to_string()))?;
         Ok(format!("restarted {host}/{process} as pid {}", id.pid))
     }
+}
+
+/// The exit status of `c` once it has exited. Only a zombie is waited for: a wait on a
+/// live child would also take the stops of a thread of Murphy's that traces it (the
+/// in-process leak's revert runs `munmap` in the target), and that thread would then wait
+/// forever for a stop it never sees.
+fn reap_if_exited(c: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let pid = i32::try_from(c.id()).ok()?;
+    if crate::procfs::stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X')) {
+        return None;
+    }
+    c.try_wait().ok().flatten()
 }

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod fault;
 pub mod fsnode;
 pub mod glob;
+pub mod guardian;
 pub mod html;
 pub mod journal;
 pub mod lab;

@@ -117,6 +117,16 @@ enum Cmd {
     Doctor,
     /// Print the JSON schema of the experiment format.
     Schema,
+    /// The dead-man switch `murphy run` starts for each run (see `murphy::guardian`).
+    #[command(name = "__guard", hide = true)]
+    Guard {
+        #[arg(long)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        run: String,
+        #[arg(long)]
+        pid: i32,
+    },
     #[command(name = "__hog", hide = true)]
     Hog {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -238,6 +248,14 @@ fn real_main() -> anyhow::Result<i32> {
     if let Cmd::Hog { args } = &cli.command {
         return Ok(murphy::fault::hog::main(args));
     }
+    if let Cmd::Guard {
+        state_dir,
+        run,
+        pid,
+    } = &cli.command
+    {
+        return Ok(murphy::guardian::main(state_dir, run, *pid));
+    }
     init_tracing(&cli.log_format);
     match cli.command {
         Cmd::Validate { cluster, files } => Ok(validate_cmd(files, cluster)),
@@ -279,7 +297,7 @@ fn real_main() -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Hog { .. } => Ok(0),
+        Cmd::Hog { .. } | Cmd::Guard { .. } => Ok(0),
     }
 }
 
@@ -371,6 +389,10 @@ fn run_cmd(
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first asks the run to stop in order (revert, tear down, report); a second one
+        // ends the process at once, and the run's guardian undoes what it left.
+        signal_hook::flag::register_conditional_shutdown(sig, exit::INTERNAL, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let base_dir = file

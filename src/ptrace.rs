@@ -163,6 +163,9 @@ pub fn normalize(base: &str, rel: &str) -> String {
 pub enum PtraceError {
     #[error("the process exited")]
     Gone,
+    /// Another tracer holds the thread (PTRACE_SEIZE: EPERM).
+    #[error("{0}: another tracer holds it")]
+    Busy(String),
     #[error("{0}")]
     Os(String),
 }
@@ -208,7 +211,10 @@ impl Injector {
     /// Stop `pid` (a thread id) and prepare to run syscalls in it.
     pub fn attach(pid: i32) -> Result<Injector, PtraceError> {
         let tid = Pid::from_raw(pid);
-        ptrace::seize(tid, Options::empty()).map_err(os("PTRACE_SEIZE"))?;
+        ptrace::seize(tid, Options::empty()).map_err(|e| match e {
+            Errno::EPERM => PtraceError::Busy(format!("PTRACE_SEIZE {pid}")),
+            e => os("PTRACE_SEIZE")(e),
+        })?;
         let mut inj = Injector {
             tid,
             // Filled in below, once the thread is stopped.

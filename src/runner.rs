@@ -41,6 +41,8 @@ pub enum RunError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("starting the run's guardian (the dead-man switch that undoes its faults should Murphy die): {source}")]
+    Guardian { source: std::io::Error },
 }
 
 /// Live progress for people. The runner calls it; it must not block for long.
@@ -206,8 +208,7 @@ impl Ctx<'_> {
             .current_dir(&self.opts.base_dir)
             .stdin(std::process::Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .process_group(0);
+            .stderr(err);
         let netns = st
             .from
             .as_ref()
@@ -230,7 +231,7 @@ impl Ctx<'_> {
                 groups: groups.iter().map(|g| g.as_raw()).collect(),
             });
         }
-        use std::os::unix::process::CommandExt;
+        crate::sys::new_session_before_exec(&mut cmd);
         crate::sys::enter_before_exec(&mut cmd, netns, Vec::new(), run_as);
         match cmd.spawn() {
             Ok(child) => {
@@ -709,6 +710,54 @@ impl Outcome {
     }
 }
 
+/// How long past `guardrails.maxDuration`, or past a stop request, a run may still be going
+/// before the watchdog ends the process.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(60);
+
+/// Guardrails that fire even when the run is stuck (a fault's thread that never returns, a
+/// revert that hangs): a thread of its own that, if the run has not ended
+/// [`WATCHDOG_GRACE`] after `guardrails.maxDuration` or after a stop request (SIGINT,
+/// SIGTERM), says so and exits the process without releasing the guardian — which then
+/// replays the journal, faults first, then the lab.
+fn watchdog(stop: Arc<AtomicBool>, finished: Arc<AtomicBool>, max: Duration, run_id: String) {
+    let started = Instant::now();
+    std::thread::Builder::new()
+        .name("murphy-watchdog".into())
+        .spawn(move || {
+            let mut stop_seen: Option<Instant> = None;
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
+                if stop_seen.is_none() && stop.load(Ordering::SeqCst) {
+                    stop_seen = Some(Instant::now());
+                }
+                let why = if started.elapsed() > max + WATCHDOG_GRACE {
+                    format!(
+                        "still running {} s after guardrails.maxDuration ({} s)",
+                        WATCHDOG_GRACE.as_secs(),
+                        max.as_secs()
+                    )
+                } else if stop_seen.is_some_and(|t| t.elapsed() > WATCHDOG_GRACE) {
+                    format!(
+                        "still running {} s after it was asked to stop",
+                        WATCHDOG_GRACE.as_secs()
+                    )
+                } else {
+                    continue;
+                };
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "murphy: run {run_id} is stuck ({why}): exiting; its guardian undoes its faults and lab (see the guardian log in the state directory)"
+                );
+                std::process::exit(crate::report::exit::INTERNAL);
+            }
+        })
+        .ok();
+}
+
 /// Run an experiment that has already been validated.
 pub fn run(
     exp: &Experiment,
@@ -731,6 +780,22 @@ pub fn run(
             source,
         }
     })?);
+    // Before anything changes: the dead-man switch that replays the journal should this
+    // process die without finishing.
+    let guardian = crate::guardian::Guardian::start(&opts.exe, &opts.state_dir, &run_id).map_err(
+        |source| {
+            let _ = journal.finish();
+            RunError::Guardian { source }
+        },
+    )?;
+    tracing::debug!(pid = guardian.pid(), "guardian watching");
+    let finished = Arc::new(AtomicBool::new(false));
+    watchdog(
+        stop.clone(),
+        finished.clone(),
+        exp.spec.max_duration(),
+        run_id.clone(),
+    );
     let clock = Clock::start();
     let mut cx = Ctx {
         exp,
@@ -801,6 +866,9 @@ pub fn run(
     record.left_behind = cx.left_behind;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
+    // Ended by itself: whatever is left is in the record (and the journal, for `recover`).
+    finished.store(true, Ordering::SeqCst);
+    guardian.release();
     Ok(RunOutput {
         run_id,
         seed,

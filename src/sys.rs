@@ -1,5 +1,6 @@
 //! The only module with `unsafe`: the hook that runs between fork and exec when Murphy
-//! starts a process inside a network namespace and a set of cgroups.
+//! starts a process inside a network namespace and a set of cgroups (or in a session of
+//! its own), and two system calls the guardian needs (`pidfd_open`, ignoring signals).
 //!
 //! It must stay tiny. Everything it calls after fork is async-signal-safe (setns, write,
 //! setgroups, setgid, setuid).
@@ -57,6 +58,23 @@ pub fn enter_before_exec(
     }
 }
 
+/// Start `cmd` in a session of its own (setsid(2) in the child, before exec). A lab
+/// process stopped by a fault (`process-pause` with SIGSTOP) is then never in a process
+/// group the kernel orphans when Murphy dies — which would send it SIGHUP and SIGCONT and
+/// kill it — and a terminal's signals for Murphy never reach it.
+pub fn new_session_before_exec(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Run the calling process under SCHED_FIFO at `priority` (the packet engine, so held
 /// packets are released on time on a busy machine).
 pub fn set_fifo_priority(priority: i32) -> std::io::Result<()> {
@@ -70,5 +88,28 @@ pub fn set_fifo_priority(priority: i32) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A pidfd for process `pid` (readable once it has exited).
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1; it
+    // touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(std::io::Error::other)?;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Ignore these signals in this process (SIG_IGN: no handler code runs).
+pub fn ignore_signals(signals: &[nix::sys::signal::Signal]) {
+    use nix::sys::signal::{signal, SigHandler};
+    for s in signals {
+        // SAFETY: SIG_IGN installs no handler, so nothing runs in signal context.
+        let _ = unsafe { signal(*s, SigHandler::SigIgn) };
     }
 }

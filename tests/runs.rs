@@ -1,5 +1,6 @@
-//! End-to-end runs of the real binary: the quickstart's asserted verdicts, and a crash
-//! (SIGKILL while faults are active) cleaned up by `murphy recover`.
+//! End-to-end runs of the real binary: the quickstart's asserted verdicts, and crashes
+//! (SIGKILL while faults are active) cleaned up by the run's guardian, or by
+//! `murphy recover` when the guardian died too.
 
 mod common;
 use common::*;
@@ -93,6 +94,9 @@ fn journal_text(state: &Path) -> String {
     let mut s = String::new();
     if let Ok(rd) = std::fs::read_dir(state.join("journal")) {
         for e in rd.flatten() {
+            if e.path().extension().is_none_or(|x| x != "jsonl") {
+                continue;
+            }
             s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
         }
     }
@@ -112,14 +116,7 @@ fn wait_for_journal(state: &Path, needles: &[&str]) {
     }
 }
 
-#[test]
-fn sigkill_during_faults_then_recover_leaves_nothing_behind() {
-    require_root();
-    let state = temp_dir("crash");
-    let exp = state.join("crash.yaml");
-    std::fs::write(
-        &exp,
-        r#"apiVersion: murphy.dev/v1alpha1
+const CRASH: &str = r#"apiVersion: murphy.dev/v1alpha1
 kind: Experiment
 metadata: {name: crash}
 spec:
@@ -141,32 +138,158 @@ spec:
     - {name: freeze, kind: process-pause, target: a, at: 0s, duration: 60s}
   claims:
     - {name: c, availability: {probe: p, atLeast: "50%"}}
-"#,
-    )
-    .expect("write");
-    let mut child = Command::new(MURPHY)
+"#;
+
+/// Start the crash experiment and return once both faults are applied: the runner and its
+/// run id.
+fn crash_run(state: &Path) -> (std::process::Child, String) {
+    let exp = state.join("crash.yaml");
+    std::fs::write(&exp, CRASH).expect("write");
+    let child = Command::new(MURPHY)
         .arg("run")
         .arg(&exp)
         .arg("--quiet")
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    // Wait until both faults are journaled and applied.
-    wait_for_journal(&state, &["delete-nft-table", "\"thaw\""]);
+    wait_for_journal(state, &["delete-nft-table", "\"thaw\""]);
     std::thread::sleep(Duration::from_millis(500));
-    child.kill().expect("SIGKILL the runner");
-    child.wait().expect("reap");
-    // The crash really left things behind (so this test can fail).
-    let text = journal_text(&state);
+    let text = journal_text(state);
     let run_id = text
         .split("murphy-")
         .nth(1)
         .and_then(|s| s.get(..8))
         .expect("run id in journal")
         .to_string();
+    (child, run_id)
+}
+
+/// What the crash experiment leaves while it runs, or after a crash nobody cleaned up.
+fn crash_leftovers(run_id: &str) -> Vec<String> {
+    let short = &run_id[..6];
+    let mut left = Vec::new();
+    for h in ["a", "b"] {
+        let ns = format!("murphy-{short}-{h}");
+        if Path::new("/run/netns").join(&ns).exists() {
+            left.push(format!("netns {ns} (nft tables: {:?})", murphy_tables(&ns)));
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/class/net") {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().contains(short) {
+                left.push(format!("link {}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    let m = murphy::cgroup::Mounts::read();
+    for c in ["memory", "cpu", "cpuacct", "freezer", "pids"] {
+        if let Some(base) = m.base_for(c) {
+            if let Ok(rd) = std::fs::read_dir(base) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().contains(run_id) {
+                        left.push(format!("cgroup {}", e.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    for p in murphy::procfs::all_pids() {
+        if murphy::procfs::stat(p).is_some_and(|s| s.state == 'Z') {
+            continue; // reaped by whoever adopted it; it holds nothing
+        }
+        if let Some(c) = murphy::procfs::cmdline(p) {
+            if c == "md5sum /dev/zero" || c == "sleep 600" {
+                left.push(format!("lab process {p}: {c}"));
+            }
+        }
+    }
+    left
+}
+
+/// The guardian of the run in `state` (its pid), if it is running.
+fn guardian_of(state: &Path) -> Option<i32> {
+    let needle = format!("__guard --state-dir {}", state.display());
+    murphy::procfs::all_pids().into_iter().find(|p| {
+        murphy::procfs::cmdline(*p).is_some_and(|c| c.contains(&needle))
+            && murphy::procfs::stat(*p).is_some_and(|s| s.state != 'Z')
+    })
+}
+
+/// The dead-man switch: SIGKILL the runner alone while a partition and a freeze are in
+/// effect; without anyone running `recover`, its guardian undoes both and takes the lab
+/// down within 2 s, and says so in its log.
+#[test]
+fn sigkill_of_the_runner_its_guardian_leaves_nothing_behind_within_2s() {
+    require_root();
+    let state = temp_dir("guarded");
+    let (mut child, run_id) = crash_run(&state);
+    assert!(
+        !crash_leftovers(&run_id).is_empty(),
+        "the faults and the lab are in place before the kill"
+    );
+    let guardian = guardian_of(&state).expect("a guardian watches the run");
+    child.kill().expect("SIGKILL the runner");
+    let killed = Instant::now();
+    child.wait().expect("reap");
+    let mut left = crash_leftovers(&run_id);
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        left = crash_leftovers(&run_id);
+    }
+    assert!(
+        left.is_empty(),
+        "left 2 s after the kill: {left:?}\nguardian log: {}",
+        std::fs::read_to_string(state.join(format!("journal/{run_id}.guardian.log")))
+            .unwrap_or_default()
+    );
+    assert_no_leftovers(&run_id);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while guardian_of(&state) == Some(guardian) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(
+        guardian_of(&state),
+        Some(guardian),
+        "the guardian exits after"
+    );
+    let log = std::fs::read_to_string(state.join(format!("journal/{run_id}.guardian.log")))
+        .expect("guardian log");
+    assert!(
+        log.contains("thawed") && log.contains("everything undone"),
+        "{log}"
+    );
+    assert!(
+        journal_text(&state).is_empty(),
+        "journal replayed and removed"
+    );
+    let again = Command::new(MURPHY)
+        .arg("recover")
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("recover");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
+}
+
+/// The limit of the dead-man switch: the guardian SIGKILLed first, then the runner. The
+/// faults stay (so this test can fail), and `murphy recover` undoes them.
+#[test]
+fn sigkill_of_the_runner_and_its_guardian_then_recover_leaves_nothing_behind() {
+    require_root();
+    let state = temp_dir("crash");
+    let (mut child, run_id) = crash_run(&state);
+    let guardian = guardian_of(&state).expect("a guardian watches the run");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guardian),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the guardian");
+    child.kill().expect("SIGKILL the runner");
+    child.wait().expect("reap");
+    std::thread::sleep(Duration::from_millis(500));
     let short = &run_id[..6];
     assert!(
         Path::new(&format!("/run/netns/murphy-{short}-b")).exists(),
@@ -191,22 +314,8 @@ spec:
     );
     assert!(said.contains("thawed"), "{said}");
     assert_no_leftovers(&run_id);
-    let m = murphy::cgroup::Mounts::read();
-    if let Some(f) = m.v1_mount("freezer") {
-        let left: Vec<_> = std::fs::read_dir(f)
-            .expect("freezer")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(&run_id))
-            .collect();
-        assert!(left.is_empty(), "freezer cgroups left: {left:?}");
-    }
-    assert!(
-        !murphy::procfs::all_pids()
-            .into_iter()
-            .any(|p| murphy::procfs::cmdline(p)
-                .is_some_and(|c| c == "md5sum /dev/zero" || c == "sleep 600")),
-        "lab processes survived"
-    );
+    let left = crash_leftovers(&run_id);
+    assert!(left.is_empty(), "{left:?}");
     // A second recover has nothing to do.
     let again = Command::new(MURPHY)
         .arg("recover")

@@ -80,17 +80,14 @@ impl Hog {
             source,
         })?;
         let (h, out) = Self::spawn_inner(exe, args, &[], true, fd)?;
-        let out = out.ok_or(HelperError::NoStdout)?;
-        let lines = Lines::default();
-        let sink = lines.0.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                let Ok(mut v) = sink.lock() else { return };
-                v.push(line);
-            }
-        });
-        Ok((h, lines))
+        Ok((h, Lines::collect(out.ok_or(HelperError::NoStdout)?)))
+    }
+
+    /// Spawn a reporting helper outside any namespace or cgroup of a target (the
+    /// in-process leak); its stdout lines are collected into the returned [`Lines`].
+    pub fn spawn_lines(exe: &Path, args: &[String]) -> Result<(Hog, Lines), HelperError> {
+        let (h, out) = Self::spawn_inner(exe, args, &[], true, None)?;
+        Ok((h, Lines::collect(out.ok_or(HelperError::NoStdout)?)))
     }
 
     fn spawn_inner(
@@ -208,6 +205,20 @@ pub fn start_in(
 pub struct Lines(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Lines {
+    /// Collect `out`'s lines on a thread of their own.
+    fn collect(out: std::process::ChildStdout) -> Lines {
+        let lines = Lines::default();
+        let sink = lines.0.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let Ok(mut v) = sink.lock() else { return };
+                v.push(line);
+            }
+        });
+        lines
+    }
+
     /// The first line starting with one of `prefixes`, waiting up to `within`.
     pub fn wait_for(&self, prefixes: &[&str], within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
@@ -247,6 +258,7 @@ pub fn main(args: &[String]) -> i32 {
     let arg = args.get(1).map(String::as_str).unwrap_or("");
     match args.first().map(String::as_str) {
         Some("io") => return crate::ptrace::io_main(arg),
+        Some("leak") => return super::memory_leak::leak_main(arg),
         Some("netq") => return crate::netq::engine_main(arg),
         Some("bgp") => return crate::bgp::speaker_main(arg),
         Some("dns") => return crate::dns::responder_main(arg),

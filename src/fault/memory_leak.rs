@@ -152,7 +152,7 @@ impl Fault for MemoryLeak {
     }
 }
 
-/// Progress of an in-process leak, shared with its ticking thread.
+/// Progress of an in-process leak, as its helper reports it.
 #[derive(Clone, Debug, Default)]
 pub struct LeakProgress {
     /// Bytes mapped and touched inside the target so far.
@@ -166,26 +166,57 @@ pub struct LeakProgress {
     pub ended: Option<String>,
 }
 
+impl LeakProgress {
+    /// The helper's `progress` line: `progress mapped=B at=S ticks=N max_pause_us=U`.
+    fn line(&self) -> String {
+        format!(
+            "progress mapped={} at={:.3} ticks={} max_pause_us={}",
+            self.mapped, self.at_secs, self.ticks, self.max_pause_us
+        )
+    }
+
+    fn parse(line: &str) -> Option<LeakProgress> {
+        let rest = line.strip_prefix("progress ")?;
+        let mut p = LeakProgress::default();
+        for kv in rest.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "mapped" => p.mapped = v.parse().ok()?,
+                "at" => p.at_secs = v.parse().ok()?,
+                "ticks" => p.ticks = v.parse().ok()?,
+                "max_pause_us" => p.max_pause_us = v.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(p)
+    }
+}
+
 /// `memory-leak` with `mode: inProcess`: the target process itself grows. Every 100ms a
-/// thread of Murphy's stops the target's main thread (the others go on), runs `mmap` of
-/// the next chunk of a reserved range at a fixed address (`MAP_FIXED_NOREPLACE`) and
-/// `madvise(MADV_POPULATE_WRITE)` so the pages are really charged, and lets it go. The whole
-/// range is journaled before the first byte is mapped, so revert (or `murphy recover`)
-/// unmaps it; the memory cgroup's OOM killer may end the target first, which is observed
-/// and reported.
+/// helper process (`murphy __hog leak`, in a process group of its own) stops the target's
+/// main thread (the others go on), runs `mmap` of the next chunk of a reserved range at a
+/// fixed address (`MAP_FIXED_NOREPLACE`) and `madvise(MADV_POPULATE_WRITE)` so the pages
+/// are really charged, and lets it go. The whole range is journaled before the first byte
+/// is mapped, so revert (or the guardian, or `murphy recover`) unmaps it; the memory
+/// cgroup's OOM killer may end the target first, which is observed and reported.
+///
+/// The stops happen in the helper, not in the runner, so the target survives whatever
+/// happens to the runner: a runner that dies closes the helper's stdin, and the helper
+/// finishes the tick it is in (registers put back, thread let go) before it exits; a
+/// SIGTERM does the same. Nothing in the runner ever waits on the target's ptrace stops.
 pub struct InProcess {
     rate: f64,
     limit: Option<u64>,
     seed: u64,
+    lease: Duration,
+    exe: PathBuf,
     target: Option<ProcId>,
     base: u64,
     len: u64,
     cgroup: Option<PathBuf>,
     oom_base: u64,
     rss_before: u64,
-    progress: std::sync::Arc<std::sync::Mutex<LeakProgress>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    helper: Option<(Hog, super::hog::Lines)>,
     reported_end: bool,
     reported_ooms: u64,
     last_note: Option<std::time::Instant>,
@@ -202,15 +233,15 @@ impl InProcess {
             rate: spec.rate.bytes_per_second,
             limit: spec.limit.map(|l| l.0),
             seed: env.seed,
+            lease: env.lease,
+            exe: env.exe.clone(),
             target: None,
             base: 0,
             len: 0,
             cgroup: None,
             oom_base: 0,
             rss_before: 0,
-            progress: Default::default(),
-            stop: Default::default(),
-            thread: None,
+            helper: None,
             reported_end: false,
             reported_ooms: 0,
             last_note: None,
@@ -218,7 +249,17 @@ impl InProcess {
     }
 
     pub fn progress(&self) -> LeakProgress {
-        self.progress.lock().map(|p| p.clone()).unwrap_or_default()
+        let Some((_, lines)) = &self.helper else {
+            return LeakProgress::default();
+        };
+        let mut p = lines
+            .last("progress ")
+            .and_then(|l| LeakProgress::parse(&l))
+            .unwrap_or_default();
+        p.ended = lines
+            .last("ended ")
+            .map(|l| l.trim_start_matches("ended ").to_string());
+        p
     }
 }
 
@@ -247,6 +288,113 @@ fn map_chunk(pid: i32, addr: u64, len: u64) -> Result<(), crate::ptrace::PtraceE
         )));
     }
     Ok(())
+}
+
+/// What the runner tells the leak helper.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeakConfig {
+    target: ProcId,
+    base: u64,
+    len: u64,
+    first: u64,
+    rate: f64,
+    lease_ms: u64,
+}
+
+/// `murphy __hog leak <json>`: the in-process leak's ticks. Protocol: wait for the go
+/// byte; map the first chunk and print `ready` (or `error ...`); then every 100ms map what
+/// the rate asks for and print a `progress` line; print `ended ...` if the target exits or
+/// a syscall fails. A byte or EOF on stdin, SIGTERM, SIGINT or the lease ends it — always
+/// between ticks, never with the target's thread stopped.
+pub fn leak_main(json: &str) -> i32 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cfg: LeakConfig = match serde_json::from_str(json) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("error bad configuration: {e}");
+            return 2;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        if signal_hook::flag::register(sig, stop.clone()).is_err() {
+            println!("error cannot handle signal {sig}");
+            return 2;
+        }
+    }
+    let mut one = [0u8; 1];
+    if !matches!(std::io::stdin().read(&mut one), Ok(1)) {
+        return 0;
+    }
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let _ = std::io::stdin().read(&mut b);
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let out = std::io::stdout();
+    let say = |line: &str| {
+        let mut o = out.lock();
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    };
+    let started = std::time::Instant::now();
+    let lease = Duration::from_millis(cfg.lease_ms);
+    let pid = cfg.target.pid;
+    let mut p = LeakProgress::default();
+    let t0 = std::time::Instant::now();
+    if let Err(e) = map_chunk(pid, cfg.base, cfg.first) {
+        say(&format!("error leaking into pid {pid}: {e}"));
+        return 1;
+    }
+    p.mapped = cfg.first;
+    p.ticks = 1;
+    p.max_pause_us = t0.elapsed().as_micros() as u64;
+    say(&format!("ready pause_us={}", p.max_pause_us));
+    say(&p.line());
+    while p.mapped < cfg.len && started.elapsed() < lease {
+        std::thread::sleep(Duration::from_millis(100));
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if !cfg.target.alive() {
+            say(&format!("ended target pid {pid} exited"));
+            return 0;
+        }
+        let want =
+            (((cfg.rate * started.elapsed().as_secs_f64()) as u64) / PAGE * PAGE).min(cfg.len);
+        if want <= p.mapped {
+            continue;
+        }
+        let t = std::time::Instant::now();
+        let r = map_chunk(pid, cfg.base + p.mapped, want - p.mapped);
+        p.ticks += 1;
+        p.max_pause_us = p.max_pause_us.max(t.elapsed().as_micros() as u64);
+        match r {
+            Ok(()) => {
+                p.mapped = want;
+                p.at_secs = started.elapsed().as_secs_f64();
+                say(&p.line());
+            }
+            Err(crate::ptrace::PtraceError::Gone) => {
+                say(&format!("ended target pid {pid} exited"));
+                return 0;
+            }
+            Err(e) => {
+                say(&format!("ended {e}"));
+                return 0;
+            }
+        }
+    }
+    0
 }
 
 impl Fault for InProcess {
@@ -282,58 +430,40 @@ impl Fault for InProcess {
             addr: self.base,
             len: self.len,
         })?;
-        // The first chunk now, so a target that cannot be traced fails the injection.
+        // The first chunk at once, so a target that cannot be traced fails the injection.
         let first = ((self.rate * 0.1) as u64).div_ceil(PAGE).max(1) * PAGE;
-        let first = first.min(self.len);
-        let started = std::time::Instant::now();
-        let t0 = std::time::Instant::now();
-        map_chunk(target.pid, self.base, first)
-            .map_err(|e| FaultError::Failed(format!("leaking into pid {}: {e}", target.pid)))?;
-        if let Ok(mut p) = self.progress.lock() {
-            p.mapped = first;
-            p.ticks = 1;
-            p.max_pause_us = t0.elapsed().as_micros() as u64;
+        let cfg = LeakConfig {
+            target,
+            base: self.base,
+            len: self.len,
+            first: first.min(self.len),
+            rate: self.rate,
+            lease_ms: self.lease.as_millis() as u64,
+        };
+        let json = serde_json::to_string(&cfg)
+            .map_err(|e| FaultError::Failed(format!("leak configuration: {e}")))?;
+        let (mut hog, lines) = Hog::spawn_lines(&self.exe, &["leak".to_string(), json])?;
+        undo.record(UndoAction::StopHelper { proc: hog.id })?;
+        hog.go()?;
+        let said = lines.wait_for(&["ready", "error"], Duration::from_secs(5));
+        self.helper = Some((hog, lines));
+        match said {
+            Some(l) if l.starts_with("ready") => {}
+            Some(l) => {
+                return Err(FaultError::Failed(format!(
+                    "leaking into pid {}: {}",
+                    target.pid,
+                    l.trim_start_matches("error ")
+                )))
+            }
+            None => {
+                return Err(FaultError::Failed(format!(
+                    "leaking into pid {}: the leak helper said nothing within 5s",
+                    target.pid
+                )))
+            }
         }
         self.target = Some(target);
-        let (rate, base, len) = (self.rate, self.base, self.len);
-        let progress = self.progress.clone();
-        let stop = self.stop.clone();
-        self.thread = Some(std::thread::spawn(move || {
-            use std::sync::atomic::Ordering;
-            let mut mapped = first;
-            while !stop.load(Ordering::Relaxed) && mapped < len {
-                std::thread::sleep(Duration::from_millis(100));
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let el = started.elapsed().as_secs_f64();
-                let want = (((rate * el) as u64) / PAGE * PAGE).min(len);
-                if want <= mapped {
-                    continue;
-                }
-                let t = std::time::Instant::now();
-                let r = map_chunk(target.pid, base + mapped, want - mapped);
-                let pause = t.elapsed().as_micros() as u64;
-                let Ok(mut p) = progress.lock() else { return };
-                p.ticks += 1;
-                p.max_pause_us = p.max_pause_us.max(pause);
-                match r {
-                    Ok(()) => {
-                        mapped = want;
-                        p.mapped = mapped;
-                        p.at_secs = started.elapsed().as_secs_f64();
-                    }
-                    Err(crate::ptrace::PtraceError::Gone) => {
-                        p.ended = Some(format!("target pid {} exited", target.pid));
-                        return;
-                    }
-                    Err(e) => {
-                        p.ended = Some(e.to_string());
-                        return;
-                    }
-                }
-            }
-        }));
         Ok(())
     }
 
@@ -418,15 +548,9 @@ impl Fault for InProcess {
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // Between two ticks it lets go and exits; the journal's StopHelper is the backstop.
+        if let Some((hog, _)) = self.helper.as_mut() {
+            hog.finish(Duration::from_secs(3));
         }
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
