@@ -46,6 +46,9 @@ impl Guardian {
     /// Start the guardian of run `run_id` (whose journal is already created) and wait
     /// until it watches this process.
     pub fn start(exe: &Path, state_dir: &Path, run_id: &str) -> io::Result<Guardian> {
+        if let Some(dir) = log_path(state_dir, run_id).parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)

@@ -94,6 +94,9 @@ pub enum UndoAction {
     },
     /// Delete the root qdisc Murphy put on an interface.
     DeleteQdisc { netns: Netns, dev: String },
+    /// Delete the `ip filter` table that iptables (nf_tables backend) created when Murphy
+    /// inserted its first rule, once it holds no rule of anyone's.
+    DeleteIptablesTable { netns: Netns },
     /// Delete an iptables rule Murphy inserted (`iptables -D <chain> <rule>`).
     DeleteIptablesRule {
         netns: Netns,
@@ -276,6 +279,9 @@ impl UndoAction {
             U::DeleteIptablesRule { netns, chain, .. } => {
                 format!("iptables {chain} in {}", netns.describe())
             }
+            U::DeleteIptablesTable { netns } => {
+                format!("iptables table filter in {}", netns.describe())
+            }
         }
     }
 
@@ -306,6 +312,7 @@ impl UndoAction {
             UndoAction::DeleteIptablesRule { netns, chain, rule } => {
                 delete_iptables_rule(netns, chain, rule)
             }
+            UndoAction::DeleteIptablesTable { netns } => delete_iptables_table(netns),
             // cgroups and processes
             UndoAction::Thaw { cgroup } => thaw(cgroup),
             UndoAction::MoveBack { procs, cgroup } => move_back(procs, cgroup),
@@ -504,6 +511,37 @@ fn delete_iptables_rule(netns: &Netns, chain: &str, rule: &[String]) -> Result<S
             netns.describe()
         ),
     })
+}
+
+/// Delete the `ip filter` table iptables created for Murphy's rules, unless it holds a
+/// rule or chain of anyone's (then it stays, and that is no leftover of Murphy's).
+fn delete_iptables_table(netns: &Netns) -> Result<String, String> {
+    let (Ok(fd), Ok(fd2)) = (netns.open(), netns.open()) else {
+        return Ok(format!("{} is gone", netns.describe()));
+    };
+    let Ok(listed) = run_quiet(&["iptables", "-w", "-S"], fd) else {
+        return Ok(format!("no iptables filter table in {}", netns.describe()));
+    };
+    if listed
+        .lines()
+        .any(|l| !l.starts_with("-P ") || !l.ends_with(" ACCEPT"))
+    {
+        return Ok(format!(
+            "kept the iptables filter table in {}: it holds rules or policies of others",
+            netns.describe()
+        ));
+    }
+    match run_quiet(&["nft", "delete", "table", "ip", "filter"], fd2) {
+        Ok(_) => Ok(format!(
+            "deleted the empty iptables filter table in {}",
+            netns.describe()
+        )),
+        Err(e) if e.contains("No such file") => Ok(format!(
+            "iptables filter table already absent in {}",
+            netns.describe()
+        )),
+        Err(e) => Err(format!("in {}: {e}", netns.describe())),
+    }
 }
 
 // Undoing changes to cgroups and processes.

@@ -774,20 +774,20 @@ pub fn run(
         seed
     )
     .entered();
-    let journal = Arc::new(Journal::create(&opts.state_dir, &run_id).map_err(|source| {
-        RunError::Journal {
-            dir: opts.state_dir.clone(),
-            source,
+    // First of all, before the journal exists: the dead-man switch that replays it should
+    // this process die without finishing (a kill at any moment leaves nothing behind).
+    let guardian = crate::guardian::Guardian::start(&opts.exe, &opts.state_dir, &run_id)
+        .map_err(|source| RunError::Guardian { source })?;
+    let journal = match Journal::create(&opts.state_dir, &run_id) {
+        Ok(j) => Arc::new(j),
+        Err(source) => {
+            guardian.release();
+            return Err(RunError::Journal {
+                dir: opts.state_dir.clone(),
+                source,
+            });
         }
-    })?);
-    // Before anything changes: the dead-man switch that replays the journal should this
-    // process die without finishing.
-    let guardian = crate::guardian::Guardian::start(&opts.exe, &opts.state_dir, &run_id).map_err(
-        |source| {
-            let _ = journal.finish();
-            RunError::Guardian { source }
-        },
-    )?;
+    };
     tracing::debug!(pid = guardian.pid(), "guardian watching");
     let finished = Arc::new(AtomicBool::new(false));
     watchdog(

@@ -391,6 +391,11 @@ impl Fault for Engine {
             )?;
             self.helpers.push((hog, lines, ns.clone()));
             self.seen_lines.push(0);
+            // iptables on nf_tables creates the `ip filter` table with its first rule: if
+            // it is not there yet, it goes again once Murphy's rules are gone.
+            if netutil::run(&ns, &["nft", "list", "table", "ip", "filter"]).is_err() {
+                undo.record(UndoAction::DeleteIptablesTable { netns: ns.clone() })?;
+            }
             for rule in &rules {
                 undo.record(UndoAction::DeleteIptablesRule {
                     netns: ns.clone(),
