@@ -258,7 +258,7 @@ pub fn main(args: &[String]) -> i32 {
     let arg = args.get(1).map(String::as_str).unwrap_or("");
     match args.first().map(String::as_str) {
         Some("io") => return crate::ptrace::io_main(arg),
-        Some("leak") => return super::memory_leak::leak_main(arg),
+        Some("leak") => return super::leak_helper::leak_main(arg),
         Some("netq") => return crate::netq::engine_main(arg),
         Some("bgp") => return crate::bgp::speaker_main(arg),
         Some("dns") => return crate::dns::responder_main(arg),

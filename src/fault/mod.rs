@@ -14,6 +14,7 @@ pub mod data;
 pub mod dns;
 pub mod hog;
 pub mod io_throttle;
+pub mod leak_helper;
 pub mod link_down;
 pub mod load_surge;
 pub mod memory_leak;
