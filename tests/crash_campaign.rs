@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MURPHY: &str = env!("CARGO_BIN_EXE_murphy");
@@ -62,16 +62,6 @@ while True:
         pass
     time.sleep(0.01)
 "#;
-
-/// A child killed when the test ends, passed or not.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("ip");
@@ -478,16 +468,7 @@ fn target_health(pid: i32) -> String {
             }
         }
     }
-    let leak = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.split('-')
-                .next()
-                .and_then(|a| u64::from_str_radix(a, 16).ok())
-                .is_some_and(|a| (0x1000_0000_0000..0x2000_0000_0000).contains(&a))
-        })
-        .count();
+    let leak = leak_mappings(pid).len();
     if leak > 0 {
         bad.push(format!("{leak} leak mappings"));
     }

@@ -52,21 +52,6 @@ fn status_field(pid: i32, field: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
 }
 
-/// Mappings in the range Murphy's in-process leak uses.
-fn leak_mappings(pid: i32) -> Vec<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.split('-')
-                .next()
-                .and_then(|a| u64::from_str_radix(a, 16).ok())
-                .is_some_and(|a| (0x1000_0000_0000..0x2000_0000_0000).contains(&a))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 /// A pseudo-random delay (no crate: the test's pid and the round).
 fn jitter(round: u64, max_ms: u64) -> Duration {
     let x = (u64::from(std::process::id()) ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -96,16 +81,6 @@ fn counter(dir: &Path) -> (Reaped, std::path::PathBuf) {
         std::thread::sleep(Duration::from_millis(10));
     }
     (Reaped(child), file)
-}
-
-/// A child killed when the test ends, passed or not.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn count(file: &Path) -> u64 {

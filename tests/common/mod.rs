@@ -208,3 +208,28 @@ pub fn history<'a>(r: &'a Run, workload: &str) -> &'a Value {
         .find(|h| h["workload"] == workload)
         .expect("history")
 }
+
+/// Mappings in the range Murphy's in-process leak uses.
+pub fn leak_mappings(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.split('-')
+                .next()
+                .and_then(|a| u64::from_str_radix(a, 16).ok())
+                .is_some_and(|a| (0x1000_0000_0000..0x2000_0000_0000).contains(&a))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A child killed when the test ends, passed or not.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
