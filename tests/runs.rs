@@ -145,16 +145,7 @@ spec:
 fn crash_run(state: &Path) -> (std::process::Child, String) {
     let exp = state.join("crash.yaml");
     std::fs::write(&exp, CRASH).expect("write");
-    let child = Command::new(MURPHY)
-        .arg("run")
-        .arg(&exp)
-        .arg("--quiet")
-        .arg("--state-dir")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_run(&exp, state);
     wait_for_journal(state, &["delete-nft-table", "\"thaw\""]);
     std::thread::sleep(Duration::from_millis(500));
     let text = journal_text(state);
@@ -265,12 +256,7 @@ fn sigkill_of_the_runner_its_guardian_leaves_nothing_behind_within_2s() {
         journal_text(&state).is_empty(),
         "journal replayed and removed"
     );
-    let again = Command::new(MURPHY)
-        .arg("recover")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("recover");
+    let again = recover(&state);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
 }
 
@@ -300,12 +286,7 @@ fn sigkill_of_the_runner_and_its_guardian_then_recover_leaves_nothing_behind() {
         1,
         "crash left the partition"
     );
-    let out = Command::new(MURPHY)
-        .arg("recover")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("recover");
+    let out = recover(&state);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "recover failed: {said}");
     assert!(
@@ -317,12 +298,7 @@ fn sigkill_of_the_runner_and_its_guardian_then_recover_leaves_nothing_behind() {
     let left = crash_leftovers(&run_id);
     assert!(left.is_empty(), "{left:?}");
     // A second recover has nothing to do.
-    let again = Command::new(MURPHY)
-        .arg("recover")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("recover");
+    let again = recover(&state);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
 }
 
@@ -377,12 +353,7 @@ spec:
         );
     }
     wait_for_journal(&state, &["delete-nft-table", "\"thaw\""]);
-    let out = Command::new(MURPHY)
-        .arg("recover")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("recover");
+    let out = recover(&state);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert_eq!(

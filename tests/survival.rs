@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MURPHY: &str = env!("CARGO_BIN_EXE_murphy");
-
 fn journal_has(state: &Path, needle: &str) -> bool {
     std::fs::read_dir(state.join("journal"))
         .map(|rd| {
@@ -25,16 +23,7 @@ fn start_run(state: &Path, yaml: &str) -> Child {
     std::fs::create_dir_all(state).expect("state dir");
     let exp = state.join("exp.yaml");
     std::fs::write(&exp, yaml).expect("write");
-    Command::new(MURPHY)
-        .arg("run")
-        .arg(&exp)
-        .arg("--quiet")
-        .arg("--state-dir")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn murphy")
+    spawn_run(&exp, state)
 }
 
 fn wait_journal(state: &Path, needle: &str) {
@@ -204,12 +193,7 @@ spec:
         Some('T'),
         "the paused lab target must outlive the runner (alive, still stopped)"
     );
-    let out = Command::new(MURPHY)
-        .arg("recover")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("recover");
+    let out = recover(&state);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(said.contains(&format!("resumed pid {target}")), "{said}");

@@ -233,3 +233,27 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// `murphy run <exp> --quiet --state-dir <state>` in the background, its output discarded.
+pub fn spawn_run(exp: &Path, state: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_murphy"))
+        .arg("run")
+        .arg(exp)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn murphy run")
+}
+
+/// `murphy recover --state-dir <state>`, run to its end.
+pub fn recover(state: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_murphy"))
+        .arg("recover")
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("murphy recover")
+}
