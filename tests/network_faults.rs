@@ -804,7 +804,10 @@ fn network_reorder_lets_a_share_overtake_the_held_rest() {
     let (f, actions, _) = inject(&fx, action, &env(), "ro", &[member(&fx, "b")]);
     let (_, got, _, rtts) = ping_stats(&a, "10.78.5.12", 100);
     assert_eq!(got, 100);
-    let fast = rtts.iter().filter(|r| **r < 10.0).count();
+    // A ping that overtook answers in well under a millisecond here, but a loaded CI
+    // machine has put one at 11 ms; a held one takes the full 30 ms. Anything between 25
+    // and 28 ms would be a hold cut short, which is what this test must catch.
+    let fast = rtts.iter().filter(|r| **r < 25.0).count();
     let held = rtts.iter().filter(|r| **r >= 28.0).count();
     assert!(
         (25..=75).contains(&fast),
@@ -818,7 +821,7 @@ fn network_reorder_lets_a_share_overtake_the_held_rest() {
     );
     revert_twice(f, &actions);
     let (_, _, _, rtts) = ping_stats(&a, "10.78.5.12", 20);
-    assert!(rtts.iter().all(|r| *r < 10.0), "{rtts:?}");
+    assert!(rtts.iter().all(|r| *r < 25.0), "{rtts:?}");
     fx.teardown_and_assert_clean();
 }
 
