@@ -5,9 +5,13 @@
 
 use crate::fault::Member;
 use crate::model::spec::{RoleProbe, Select, TargetSpec};
+use crate::netns::Netns;
+use crate::record::{Clock, RoleSample, RoleSeen};
 use crate::target::TargetError;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What one member said about its role.
@@ -85,6 +89,136 @@ fn command(
             return Err(format!("role command timed out after {t:?}"));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ask `probe` from inside `netns` (a role probe's `from`), on a short-lived thread so
+/// this one stays where it is.
+pub fn role_from(probe: &RoleProbe, addr: Ipv4Addr, netns: Option<&Netns>) -> Role {
+    let Some(ns) = netns.filter(|n| **n != Netns::Root) else {
+        return role_of(probe, addr);
+    };
+    let (probe, ns) = (probe.clone(), ns.clone());
+    std::thread::spawn(move || match crate::probe::enter(Some(&ns)) {
+        Ok(()) => role_of(&probe, addr),
+        Err(e) => Role::Unknown(e),
+    })
+    .join()
+    .unwrap_or_else(|_| Role::Unknown("role probe thread panicked".into()))
+}
+
+/// What a failed role question means for the member: `Down` only when nothing can be
+/// serving — every process it was resolved to is gone and its address refuses connections
+/// — and `Unknown` otherwise (a timeout or a partition may hide a live primary).
+pub fn seen(role: &Role, member: &Member) -> (RoleSeen, String) {
+    match role {
+        Role::Primary => (RoleSeen::Primary, String::new()),
+        Role::Replica => (RoleSeen::Replica, String::new()),
+        Role::Unknown(e) => {
+            let refused = e.contains("refused");
+            let gone = !member.procs.is_empty() && member.procs.iter().all(|p| !p.alive());
+            if refused && gone {
+                (RoleSeen::Down, format!("processes gone, {e}"))
+            } else {
+                (RoleSeen::Unknown, e.clone())
+            }
+        }
+    }
+}
+
+/// The role timeline of one cluster: every member asked every `interval` on a thread of
+/// its own (a slow member never delays the others), answers collected until [`stop`].
+///
+/// [`stop`]: RoleSampler::stop
+pub struct RoleSampler {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    out: Arc<Mutex<Vec<RoleSample>>>,
+}
+
+impl RoleSampler {
+    /// Start asking. Members without an address are recorded as unknown at every tick.
+    pub fn spawn(
+        target: &str,
+        probe: &RoleProbe,
+        members: Vec<Member>,
+        netns: Option<Netns>,
+        clock: Clock,
+    ) -> RoleSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for m in members {
+            let (stop, out, probe, netns) =
+                (stop.clone(), out.clone(), probe.clone(), netns.clone());
+            let target = target.to_string();
+            let spawned = std::thread::Builder::new()
+                .name(format!("role-{}", m.label))
+                .spawn(move || {
+                    let entered = crate::probe::enter(netns.as_ref());
+                    let interval = probe.interval();
+                    let mut next = Instant::now();
+                    while !stop.load(Ordering::SeqCst) {
+                        let t_ms = clock.now_ms();
+                        let began = Instant::now();
+                        let role = match (&entered, m.addrs.first()) {
+                            (Err(e), _) => Role::Unknown(e.clone()),
+                            (Ok(()), None) => Role::Unknown("the member has no address".into()),
+                            (Ok(()), Some(a)) => role_of(&probe, *a),
+                        };
+                        let (role, detail) = seen(&role, &m);
+                        let sample = RoleSample {
+                            target: target.clone(),
+                            member: m.label.clone(),
+                            address: m.addrs.first().map(ToString::to_string).unwrap_or_default(),
+                            t_ms,
+                            latency_ms: began.elapsed().as_secs_f64() * 1000.0,
+                            role,
+                            detail,
+                        };
+                        if let Ok(mut o) = out.lock() {
+                            o.push(sample);
+                        }
+                        next += interval;
+                        let now = Instant::now();
+                        if next < now {
+                            next = now;
+                        }
+                        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
+                            std::thread::sleep(
+                                (next - Instant::now()).min(Duration::from_millis(50)),
+                            );
+                        }
+                    }
+                });
+            if let Ok(t) = spawned {
+                threads.push(t);
+            }
+        }
+        RoleSampler { stop, threads, out }
+    }
+
+    /// The answers so far (for the live view and the timeline's events).
+    pub fn so_far(&self, from: usize) -> Vec<RoleSample> {
+        self.out
+            .lock()
+            .map(|o| o.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Stop asking and return every answer in time order.
+    pub fn stop(self) -> Vec<RoleSample> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let mut v = self
+            .out
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        v
     }
 }
 
@@ -192,7 +326,6 @@ pub fn select_by(
 mod tests {
     use super::*;
     use crate::model::spec::CommandCheck;
-    use crate::netns::Netns;
 
     fn m(label: &str, ip: [u8; 4]) -> Member {
         Member {

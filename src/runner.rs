@@ -125,6 +125,11 @@ struct Ctx<'a> {
     abort: Option<String>,
     /// What a revert or the teardown could not undo.
     left_behind: Vec<String>,
+    /// The role timeline's samplers (one per cluster with a role probe), with how many of
+    /// each one's answers the timeline's events have seen.
+    roles: Vec<(crate::roles::RoleSampler, usize)>,
+    /// Each member's last role put on the timeline.
+    role_seen: HashMap<String, crate::record::RoleSeen>,
 }
 
 impl Ctx<'_> {
@@ -175,10 +180,10 @@ impl Ctx<'_> {
             }
             return None;
         }
-        let sub = |s: &String| match (&self.lab, &st.from) {
-            (Some(l), Some(h)) => l.substitute_for(h, s),
-            (Some(l), None) => l.substitute_for("", s),
-            _ => s.clone(),
+        let host = st.from.as_ref().and_then(|f| f.lab_host()).unwrap_or("");
+        let sub = |s: &String| match &self.lab {
+            Some(l) => l.substitute_for(host, s),
+            None => s.clone(),
         };
         let argv: Vec<String> = st.argv.iter().map(sub).collect();
         let log = self
@@ -209,12 +214,22 @@ impl Ctx<'_> {
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err);
-        let netns = st
-            .from
-            .as_ref()
-            .and_then(|h| self.lab.as_ref().and_then(|l| l.host(h)))
-            .and_then(|(ns, _)| std::fs::File::open(format!("/run/netns/{ns}")).ok())
-            .map(std::os::fd::OwnedFd::from);
+        let netns = match self.netns_of(st.from.as_ref()).map(|n| n.open()) {
+            Some(Ok(fd)) => fd,
+            Some(Err(e)) => {
+                return fail(
+                    self,
+                    format!(
+                        "entering {}: {e}",
+                        st.from
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    ),
+                )
+            }
+            None => None,
+        };
         let mut run_as = None;
         if let Some(u) = &st.user {
             let Some(user) = nix::unistd::User::from_name(u).ok().flatten() else {
@@ -336,6 +351,7 @@ impl Ctx<'_> {
                 }
                 self.watch_workloads();
                 self.watch_logs();
+                self.watch_roles();
                 if guard
                     && self.clock.now_ms() > self.exp.spec.max_duration().as_secs_f64() * 1000.0
                 {
@@ -381,6 +397,37 @@ impl Ctx<'_> {
         }
         for m in found {
             self.event("detected", None, m);
+        }
+    }
+
+    /// Put each member's role changes on the timeline (`r2/redis: primary`).
+    fn watch_roles(&mut self) {
+        let mut changes = Vec::new();
+        for (sampler, seen) in self.roles.iter_mut() {
+            let new = sampler.so_far(*seen);
+            *seen += new.len();
+            for r in new {
+                let key = format!("{}/{}", r.target, r.member);
+                if self.role_seen.get(&key) != Some(&r.role) {
+                    self.role_seen.insert(key, r.role);
+                    let what = match r.role {
+                        crate::record::RoleSeen::Primary => "primary".to_string(),
+                        crate::record::RoleSeen::Replica => "replica".to_string(),
+                        crate::record::RoleSeen::Down => format!("down ({})", r.detail),
+                        crate::record::RoleSeen::Unknown => format!("unknown ({})", r.detail),
+                    };
+                    changes.push((r.t_ms, format!("{} {}: {what}", r.target, r.member)));
+                }
+            }
+        }
+        for (t, m) in changes {
+            self.progress.event(t, &format!("role {m}"));
+            self.events.push(Event {
+                t_ms: t,
+                kind: "role".into(),
+                fault: None,
+                message: m,
+            });
         }
     }
 
@@ -475,7 +522,11 @@ impl Ctx<'_> {
                     target: f.target.clone(),
                 })?;
         let all = target::matches(&f.target, t, self.lab.as_ref())?;
-        let (selected, how) = crate::roles::select(&f.target, t, all, self.seed)?;
+        let from = self.netns_of(t.role.as_ref().and_then(|r| r.from.as_ref()));
+        let (selected, how) =
+            crate::roles::select_by(&f.target, t, all, self.seed, &|probe, _, addr| {
+                crate::roles::role_from(probe, addr, from.as_ref())
+            })?;
         let picked = target::pick(&f.target, t, selected, self.seed);
         let max = self.exp.spec.max_targets() as usize;
         if picked.len() > max {
@@ -817,6 +868,8 @@ pub fn run(
         watches: Vec::new(),
         abort: None,
         left_behind: Vec::new(),
+        roles: Vec::new(),
+        role_seen: HashMap::new(),
     };
     let mut out = Outcome {
         status: RunStatus::Completed,
@@ -851,6 +904,13 @@ pub fn run(
             cx.take_sample(s, false);
         }
     }
+    cx.watch_roles();
+    cx.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    let mut roles: Vec<crate::record::RoleSample> = std::mem::take(&mut cx.roles)
+        .into_iter()
+        .flat_map(|(r, _)| r.stop())
+        .collect();
+    roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     out.phases.end_ms = clock.now_ms();
     cx.lab_down();
     let mut record = RunRecord::assemble(
@@ -864,6 +924,7 @@ pub fn run(
         out.reason,
     );
     record.left_behind = cx.left_behind;
+    record.roles = roles;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
     // Ended by itself: whatever is left is in the record (and the journal, for `recover`).
@@ -936,7 +997,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// Every target resolves before anything starts.
+    /// Every target resolves and every `from: {netns: NAME}` exists before anything
+    /// starts.
     fn preflight(&mut self, out: &mut Outcome) {
         for (name, t) in &self.exp.spec.targets {
             if let Err(e) = target::matches(name, t, self.lab.as_ref()) {
@@ -944,12 +1006,59 @@ impl Ctx<'_> {
                 return;
             }
         }
+        let spec = &self.exp.spec;
+        let froms = spec
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("spec.probes[{i}].from"), p.from.as_ref()))
+            .chain(
+                spec.workloads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (format!("spec.workloads[{i}].from"), w.from.as_ref())),
+            )
+            .chain(
+                spec.steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("spec.steps[{i}].from"), s.from.as_ref())),
+            )
+            .chain(spec.targets.iter().map(|(n, t)| {
+                (
+                    format!("spec.targets.{n}.role.from"),
+                    t.role.as_ref().and_then(|r| r.from.as_ref()),
+                )
+            }));
+        for (field, from) in froms {
+            if let Some(crate::model::spec::Vantage::Netns(n)) = from {
+                if !std::path::Path::new("/run/netns").join(&n.netns).exists() {
+                    out.end(
+                        RunStatus::Error,
+                        format!(
+                            "preflight: {field}: no network namespace {:?} (see `ip netns list`)",
+                            n.netns
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
     }
 
-    /// The lab namespace a probe, workload or step runs from (`from: <host>`).
-    fn netns_of(&self, from: Option<&String>) -> Option<Netns> {
-        from.and_then(|h| self.lab.as_ref().and_then(|l| l.host(h)))
-            .map(|(ns, _)| Netns::Named { name: ns })
+    /// The namespace a probe, workload, role probe or step runs from: a lab host's
+    /// (`from: <host>`) or an existing one (`from: {netns: NAME}`).
+    fn netns_of(&self, from: Option<&crate::model::spec::Vantage>) -> Option<Netns> {
+        match from? {
+            crate::model::spec::Vantage::Lab(h) => self
+                .lab
+                .as_ref()
+                .and_then(|l| l.host(h))
+                .map(|(ns, _)| Netns::Named { name: ns }),
+            crate::model::spec::Vantage::Netns(n) => Some(Netns::Named {
+                name: n.netns.clone(),
+            }),
+        }
     }
 
     /// Each workload and watch with its endpoints resolved through the plan
@@ -997,6 +1106,18 @@ impl Ctx<'_> {
             ));
         }
         self.rx = Some(rx);
+        // Every cluster with a role probe: its members asked all through the run.
+        for (name, t) in &exp.spec.targets {
+            let Some(role) = t.role.as_ref().filter(|r| r.on_timeline()) else {
+                continue;
+            };
+            if let Ok(members) = target::matches(name, t, self.lab.as_ref()) {
+                let netns = self.netns_of(role.from.as_ref());
+                let sampler =
+                    crate::roles::RoleSampler::spawn(name, role, members, netns, self.clock);
+                self.roles.push((sampler, 0));
+            }
+        }
         // Watches sample components' own view on the same clock.
         for w in watches {
             if let Some(h) = crate::watch::spawn(&w, self.clock) {

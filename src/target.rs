@@ -5,6 +5,7 @@
 use crate::cgroup::Mounts;
 use crate::fault::Member;
 use crate::lab::Lab;
+use crate::model::local::{ExternalMember, MemberRef, ProcessSelector};
 use crate::model::spec::{PickMode, TargetSpec};
 use crate::netns::Netns;
 use crate::procfs::{self, ProcId};
@@ -130,7 +131,10 @@ pub fn matches(
     if !l.members.is_empty() {
         let mut out = Vec::new();
         for r in &l.members {
-            out.extend(lab_ref(name, r, lab)?);
+            match r {
+                MemberRef::Lab(r) => out.extend(lab_ref(name, r, lab)?),
+                MemberRef::External(e) => out.push(external(name, e)?),
+            }
         }
         return Ok(out);
     }
@@ -190,57 +194,147 @@ fn lab_ref(name: &str, r: &str, lab: Option<&Lab>) -> Result<Vec<Member>, Target
         .collect())
 }
 
+/// The processes a selector matches right now (never Murphy itself, pid 1 or a zombie).
+fn select_procs(name: &str, p: &ProcessSelector) -> Result<Vec<ProcId>, TargetError> {
+    let me = std::process::id() as i32;
+    let ids: Vec<ProcId> = if let Some(pid) = p.pid {
+        ProcId::of(pid as i32).into_iter().collect()
+    } else if let Some(file) = &p.pidfile {
+        let text = std::fs::read_to_string(file).map_err(|source| TargetError::Pidfile {
+            target: name.into(),
+            file: file.clone(),
+            source,
+        })?;
+        let pid: i32 = text
+            .trim()
+            .parse()
+            .map_err(|_| TargetError::PidfileContent {
+                target: name.into(),
+                file: file.clone(),
+            })?;
+        ProcId::of(pid).into_iter().collect()
+    } else if let Some(comm) = &p.name {
+        procfs::all_pids()
+            .into_iter()
+            .filter(|pid| *pid != me && procfs::stat(*pid).is_some_and(|s| &s.comm == comm))
+            .filter_map(ProcId::of)
+            .collect()
+    } else if let Some(re) = &p.cmdline {
+        let re = regex::Regex::new(re).map_err(|source| TargetError::Pattern {
+            target: name.into(),
+            source,
+        })?;
+        procfs::all_pids()
+            .into_iter()
+            .filter(|pid| {
+                *pid != me && procfs::stat(*pid).is_some_and(|s| s.ppid != me || s.comm != "murphy")
+            })
+            .filter(|pid| procfs::cmdline(*pid).is_some_and(|c| !c.is_empty() && re.is_match(&c)))
+            .filter_map(ProcId::of)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ids: Vec<ProcId> = ids.into_iter().filter(|i| i.alive() && i.pid > 1).collect();
+    if ids.is_empty() {
+        return Err(TargetError::NoProcess {
+            target: name.into(),
+        });
+    }
+    Ok(ids)
+}
+
+/// Whether `pid` is Murphy or runs under it (its probes, steps and helpers are never a
+/// target's processes).
+fn under_murphy(pid: i32) -> bool {
+    let me = std::process::id() as i32;
+    let mut p = pid;
+    for _ in 0..8 {
+        if p == me {
+            return true;
+        }
+        match procfs::stat(p) {
+            Some(s) if s.ppid > 1 => p = s.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The processes living in a named network namespace (Murphy's own excepted).
+fn procs_in_netns(ns: &str) -> Vec<ProcId> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(std::path::Path::new("/run/netns").join(ns)).map(|m| m.ino())
+    else {
+        return Vec::new();
+    };
+    procfs::all_pids()
+        .into_iter()
+        .filter(|pid| procfs::netns_inode(*pid) == Some(ino) && !under_murphy(*pid))
+        .filter_map(ProcId::of)
+        .filter(|i| i.alive())
+        .collect()
+}
+
+/// The global IPv4 addresses in a namespace, in interface order.
+pub fn netns_addrs(netns: &Netns) -> Vec<std::net::Ipv4Addr> {
+    let Ok(v) = crate::fault::netutil::ip_json(netns, &["-4", "addr", "show"]) else {
+        return Vec::new();
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["scope"].as_str() == Some("global"))
+        .filter_map(|a| a["local"].as_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// One member that Murphy did not start: a namespace (every process in it), processes or
+/// a cgroup, with its address given or read from its namespace.
+fn external(name: &str, e: &ExternalMember) -> Result<Member, TargetError> {
+    let mut m = if let Some(ns) = &e.netns {
+        if !std::path::Path::new("/run/netns").join(ns).exists() {
+            return Err(TargetError::NoNetns {
+                target: name.into(),
+                netns: ns.clone(),
+            });
+        }
+        Member {
+            label: format!("netns {ns}"),
+            procs: procs_in_netns(ns),
+            netns: Netns::Named { name: ns.clone() },
+            addrs: Vec::new(),
+            lab: None,
+        }
+    } else if let Some(p) = &e.process {
+        let ids = select_procs(name, p)?;
+        let mut m = process_member(ids[0]);
+        m.procs = ids;
+        m
+    } else if let Some(cg) = &e.cgroup {
+        let mut t = TargetSpec::default();
+        t.local.cgroup = Some(cg.clone());
+        other(name, &t)?.remove(0)
+    } else {
+        return Err(TargetError::Nothing {
+            target: name.into(),
+        });
+    };
+    if let Some(n) = &e.name {
+        m.label = n.clone();
+    }
+    m.addrs = match e.address.as_deref().and_then(|a| a.parse().ok()) {
+        Some(a) => vec![a],
+        None => netns_addrs(&m.netns),
+    };
+    Ok(m)
+}
+
 fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, TargetError> {
     let l = &spec.local;
     if let Some(p) = &l.process {
-        let me = std::process::id() as i32;
-        let ids: Vec<ProcId> = if let Some(pid) = p.pid {
-            ProcId::of(pid as i32).into_iter().collect()
-        } else if let Some(file) = &p.pidfile {
-            let text = std::fs::read_to_string(file).map_err(|source| TargetError::Pidfile {
-                target: name.into(),
-                file: file.clone(),
-                source,
-            })?;
-            let pid: i32 = text
-                .trim()
-                .parse()
-                .map_err(|_| TargetError::PidfileContent {
-                    target: name.into(),
-                    file: file.clone(),
-                })?;
-            ProcId::of(pid).into_iter().collect()
-        } else if let Some(comm) = &p.name {
-            procfs::all_pids()
-                .into_iter()
-                .filter(|pid| *pid != me && procfs::stat(*pid).is_some_and(|s| &s.comm == comm))
-                .filter_map(ProcId::of)
-                .collect()
-        } else if let Some(re) = &p.cmdline {
-            let re = regex::Regex::new(re).map_err(|source| TargetError::Pattern {
-                target: name.into(),
-                source,
-            })?;
-            procfs::all_pids()
-                .into_iter()
-                .filter(|pid| {
-                    *pid != me
-                        && procfs::stat(*pid).is_some_and(|s| s.ppid != me || s.comm != "murphy")
-                })
-                .filter(|pid| {
-                    procfs::cmdline(*pid).is_some_and(|c| !c.is_empty() && re.is_match(&c))
-                })
-                .filter_map(ProcId::of)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ids: Vec<ProcId> = ids.into_iter().filter(|i| i.alive() && i.pid > 1).collect();
-        if ids.is_empty() {
-            return Err(TargetError::NoProcess {
-                target: name.into(),
-            });
-        }
+        let ids = select_procs(name, p)?;
         return Ok(ids.into_iter().map(process_member).collect());
     }
     if let Some(cg) = &l.cgroup {
@@ -289,11 +383,12 @@ fn other(name: &str, spec: &TargetSpec) -> Result<Vec<Member>, TargetError> {
                 netns: ns.clone(),
             });
         }
+        let netns = Netns::Named { name: ns.clone() };
         return Ok(vec![Member {
             label: format!("netns {ns}"),
-            procs: Vec::new(),
-            netns: Netns::Named { name: ns.clone() },
-            addrs: Vec::new(),
+            procs: procs_in_netns(ns),
+            addrs: netns_addrs(&netns),
+            netns,
             lab: None,
         }]);
     }

@@ -208,7 +208,7 @@ const KEY_FIGURES: [&str; 8] = [
     "recoveryMs",
     "ratio",
     "longestGapMs",
-    "failoverMs",
+    "clientMovedMs",
     "lost",
     "overlapMs",
     "affected",

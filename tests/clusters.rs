@@ -68,7 +68,7 @@ fn redis_sentinel_partition_loses_acknowledged_writes_and_lists_them() {
     // The majority side failed over, and the failover time was measured.
     let gap = verdict(&r, "majority-side writes resume within 6s");
     assert!(
-        gap["figures"]["failoverMs"].as_f64().is_some(),
+        gap["figures"]["clientMovedMs"].as_f64().is_some(),
         "{}",
         r.stdout
     );
@@ -100,7 +100,7 @@ fn patroni_leader_kill_fails_over_and_is_measured() {
     assert_eq!(gap["outcome"], "held", "{}", r.stdout);
     // Patroni's leader key has a 10s TTL: failover cannot be much faster than that, and a
     // replica (another endpoint) took the writes.
-    let f = gap["figures"]["failoverMs"]
+    let f = gap["figures"]["clientMovedMs"]
         .as_f64()
         .expect("failover measured");
     assert!(

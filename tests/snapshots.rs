@@ -66,6 +66,7 @@ fn fixed() -> RunReport {
         status: RunStatus::Completed,
         status_reason: None,
         left_behind: vec![],
+        roles: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(
@@ -201,6 +202,7 @@ fn redis_fixed() -> RunReport {
         status: RunStatus::Completed,
         status_reason: None,
         left_behind: vec![],
+        roles: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(

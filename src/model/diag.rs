@@ -103,3 +103,33 @@ mod tests {
         assert_eq!(FieldPath::parse("spec.faults[2].target"), p);
     }
 }
+
+/// `; did you mean `x`?` when one of `candidates` is close to `word` (a misspelt key or
+/// name), else nothing.
+pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    let best = candidates
+        .iter()
+        .filter(|c| **c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= (word.len().max(c.len()) / 3).max(1))
+        .min();
+    match best {
+        Some((_, c)) => format!("; did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggests_only_close_names() {
+        assert_eq!(
+            did_you_mean("worklods", &["workloads", "watches"]),
+            "; did you mean `workloads`?"
+        );
+        assert_eq!(did_you_mean("r1", &["r2", "db"]), "; did you mean `r2`?");
+        assert_eq!(did_you_mean("zzzz", &["workloads"]), "");
+    }
+}

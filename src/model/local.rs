@@ -14,9 +14,12 @@ pub struct LocalTarget {
     /// A lab host (`web1`: all its processes) or one lab process (`web1/nginx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
-    /// Several lab hosts or processes, each one member of a cluster (`[db1/pg, db2/pg]`).
+    /// The members of a cluster, each one member: a lab host or process (`db1/pg`), or
+    /// something already running on this machine (`{netns: n1}`, `{process: {pidfile:
+    /// ...}}`, `{cgroup: ...}`), so that `select: primary` and role probes work on systems
+    /// Murphy did not start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub members: Vec<String>,
+    pub members: Vec<MemberRef>,
     /// Running processes on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessSelector>,
@@ -26,6 +29,127 @@ pub struct LocalTarget {
     /// A named network namespace (as in `ip netns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+}
+
+/// One member of a cluster: a lab reference (`db1/pg`) or an existing namespace, process
+/// or cgroup.
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum MemberRef {
+    Lab(String),
+    External(ExternalMember),
+}
+
+impl MemberRef {
+    /// The lab reference, if this member is one.
+    pub fn lab(&self) -> Option<&str> {
+        match self {
+            MemberRef::Lab(s) => Some(s),
+            MemberRef::External(_) => None,
+        }
+    }
+}
+
+impl From<&str> for MemberRef {
+    fn from(s: &str) -> Self {
+        MemberRef::Lab(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v {
+            serde_json::Value::String(s) => Ok(MemberRef::Lab(s)),
+            serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(MemberRef::External)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a lab reference (`host` or `host/process`) or one of {{netns: ...}}, {{process: ...}}, {{cgroup: ...}}, found {other}"
+            ))),
+        }
+    }
+}
+
+/// A member that is already running on this machine. Exactly one of `netns`, `process`,
+/// `cgroup`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["netns", "process", "cgroup"]))]
+pub struct ExternalMember {
+    /// A named network namespace (as in `ip netns`): the member is every process in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Running processes (pid, pidfile, name or command line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSelector>,
+    /// Every process in a cgroup (path relative to the hierarchy's root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The member's IPv4 address, used by role probes and `{target:<name>}:<port>`
+    /// endpoints (default: the first global IPv4 address in its network namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// How the member is named on the timeline and in verdicts (default: `netns <name>`,
+    /// `pid <n> (<comm>)` or `cgroup <path>`). Lowercase letters, digits and '-'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where a client, probe, role probe or step runs from: a lab host by name, or a network
+/// namespace that already exists (`{netns: NAME}`, as in `ip netns`).
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum Vantage {
+    Lab(String),
+    Netns(NetnsRef),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetnsRef {
+    /// Name of the network namespace (as in `ip netns list`).
+    pub netns: String,
+}
+
+impl Vantage {
+    /// The lab host's name, if this vantage point is one.
+    pub fn lab_host(&self) -> Option<&str> {
+        match self {
+            Vantage::Lab(h) => Some(h),
+            Vantage::Netns(_) => None,
+        }
+    }
+}
+
+impl From<&str> for Vantage {
+    fn from(s: &str) -> Self {
+        Vantage::Lab(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Vantage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Vantage::Lab(h) => write!(f, "lab host {h}"),
+            Vantage::Netns(n) => write!(f, "netns {}", n.netns),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Vantage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v {
+            serde_json::Value::String(s) => Ok(Vantage::Lab(s)),
+            serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(Vantage::Netns)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a lab host name or {{netns: NAME}}, found {other}"
+            ))),
+        }
+    }
 }
 
 /// Exactly one of the fields selects processes.

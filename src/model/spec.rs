@@ -8,6 +8,7 @@
 //! This module must never perform I/O or depend on Kubernetes crates.
 
 pub use super::check::{Check, CommandCheck, HttpCheck, TcpCheck};
+pub use super::local::Vantage;
 use super::local::{LabSpec, LocalTarget};
 use super::quantity::{BitRate, ByteRate, ByteSize, Duration, Percent, Rate};
 use schemars::JsonSchema;
@@ -192,6 +193,18 @@ pub struct RoleProbe {
     /// Give up on a member after this long (default 2s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// Ask every member through the whole run, every `interval`, and put each answer on
+    /// the timeline (default true): `singlePrimary` and the failover figures are judged
+    /// from it. `false` asks only when a fault that selects by role is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<bool>,
+    /// Time between two questions to the same member on the timeline (default 500ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Local only: ask from inside a lab host's network namespace or an existing one
+    /// (`from: {netns: NAME}`) instead of from Murphy's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vantage>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -263,9 +276,10 @@ pub struct WorkloadSpec {
     /// (default: `endpoints`). List every node when the client is pinned to one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_endpoints: Vec<String>,
-    /// Local only: run the client inside this lab host's network namespace.
+    /// Local only: run the client inside a lab host's network namespace (`from: ca`) or
+    /// an existing one (`from: {netns: client-a}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Vantage>,
     /// An operation with no answer after this long is recorded as `info` (outcome unknown).
     /// Default 1s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -444,9 +458,10 @@ pub struct ProbeSpec {
     /// A sample slower than this fails (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Local only: run the probe from inside this lab host's network namespace.
+    /// Local only: run the probe from inside a lab host's network namespace (`from: ca`)
+    /// or an existing one (`from: {netns: client-a}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Vantage>,
     #[serde(flatten)]
     pub check: Check,
 }
@@ -1145,9 +1160,10 @@ pub struct StepSpec {
     /// Program and arguments (no shell); lab placeholders such as `{data}` apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub argv: Vec<String>,
-    /// Local only: run inside this lab host's network namespace (and data placeholders).
+    /// Local only: run inside a lab host's network namespace (and with its data
+    /// placeholders), or inside an existing one (`from: {netns: NAME}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Vantage>,
     /// Run `argv` as this user (default: Murphy's own user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -1490,8 +1506,15 @@ pub struct WriteAvailabilityClaim {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SinglePrimaryClaim {
-    /// Workloads whose histories are combined (clients on both sides of a partition).
+    /// Workloads whose acknowledgements count as evidence: a node that acknowledged a write
+    /// acted as primary between the write's invocation and its acknowledgement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<String>,
+    /// The cluster (a target with a `role` probe) whose members' own answers, sampled
+    /// through the run, count as evidence; the claim speaks about every member of it.
+    /// Default: the one target with a role probe, when there is exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -1821,6 +1844,14 @@ impl RoleProbe {
     pub fn timeout(&self) -> std::time::Duration {
         self.timeout
             .map_or(std::time::Duration::from_secs(2), Duration::as_std)
+    }
+    /// Whether roles are sampled through the whole run (default true).
+    pub fn on_timeline(&self) -> bool {
+        self.timeline.unwrap_or(true)
+    }
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval
+            .map_or(std::time::Duration::from_millis(500), Duration::as_std)
     }
     pub fn probes_set(&self) -> usize {
         [

@@ -50,6 +50,47 @@ pub struct Sample {
     pub detail: String,
 }
 
+/// One answer of one cluster member to its role probe, on the run's clock.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSample {
+    /// The target (cluster) the member belongs to.
+    pub target: String,
+    /// The member's label (`r1/redis`, `netns n1`).
+    pub member: String,
+    /// The address it was asked at (acknowledgements from it are matched by address).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    /// When the question was asked.
+    pub t_ms: f64,
+    /// How long the answer took.
+    pub latency_ms: f64,
+    pub role: RoleSeen,
+    /// Why the role is unknown or down.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl RoleSample {
+    /// When the answer came back: the member held this role at some instant between the
+    /// question and the answer.
+    pub fn answered_ms(&self) -> f64 {
+        self.t_ms + self.latency_ms
+    }
+}
+
+/// What a member said (or what is known) about its role.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleSeen {
+    Primary,
+    Replica,
+    /// Not serving at all: its processes are gone and its address refuses connections.
+    Down,
+    /// No answer (a timeout, an error): the member might be anything.
+    Unknown,
+}
+
 /// Something other than a sample, on the same clock.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +193,10 @@ pub struct RunRecord {
     /// each naming what is left: the machine is not as it was, whatever the verdicts say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_behind: Vec<String>,
+    /// Every member's answers to its cluster's role probe through the run (the role
+    /// timeline), in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSample>,
 }
 
 impl RunRecord {
@@ -179,6 +224,7 @@ impl RunRecord {
             status,
             status_reason,
             left_behind: Vec::new(),
+            roles: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@
 //! counted as lost; no data is never a pass.
 
 use super::{Outcome, Verdict};
-use crate::model::spec::{BlastRadiusClaim, ClaimSpec, SinglePrimaryClaim, WriteAvailabilityClaim};
+use crate::model::spec::{BlastRadiusClaim, ClaimSpec, WriteAvailabilityClaim};
 pub use crate::record::history::{FinalRead, History, LatencySummary, Op, OpResult};
 use crate::record::RunRecord;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,11 @@ pub struct WriteRef {
 
 fn secs(ms: f64) -> String {
     format!("{:.3}s", ms / 1000.0)
+}
+
+/// A verdict not judged yet (inconclusive, no figures).
+pub(crate) fn base_verdict(claim: &ClaimSpec, kind: &str) -> Verdict {
+    base(claim, kind)
 }
 
 fn base(claim: &ClaimSpec, kind: &str) -> Verdict {
@@ -245,8 +250,18 @@ pub fn write_availability(
             ),
         );
     }
-    let start = fault.injected_ms.unwrap_or(0.0);
-    check_gap(v, h, start, &fault.name, w.max_gap.as_millis_f64())
+    // From the moment the fault was known to be in effect.
+    let start = fault.confirmed_ms.or(fault.injected_ms).unwrap_or(0.0);
+    let mut v = check_gap(v, h, start, &fault.name, w.max_gap.as_millis_f64());
+    if let Some((ms, who)) = super::roles::promotion_ms(rec, start) {
+        v.figures.insert("promotionMs".into(), ms);
+        v.reason.push_str(&format!(
+            "; {who} said it was primary {} after {}",
+            secs(ms),
+            fault.name
+        ));
+    }
+    v
 }
 
 /// The gap check on one history from `start` (public for tests).
@@ -297,7 +312,8 @@ pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: 
     v.figures.insert("opsAfterFault".into(), tried as f64);
     let failover = match (moved, &before) {
         (Some(o), Some(b)) => {
-            v.figures.insert("failoverMs".into(), o.complete_ms - start);
+            v.figures
+                .insert("clientMovedMs".into(), o.complete_ms - start);
             format!(
                 "; writes moved from {b} to {} {} after {fault}",
                 o.endpoint,
@@ -308,6 +324,9 @@ pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: 
         _ => String::new(),
     };
     let first_ok = oks.first().map(|o| o.complete_ms);
+    if let Some(t) = first_ok {
+        v.figures.insert("writesBackMs".into(), t - start);
+    }
     let fails = h
         .ops
         .iter()
@@ -356,19 +375,6 @@ fn tenures(ops: &[&Op]) -> BTreeMap<String, (f64, f64, usize)> {
         e.2 += 1;
     }
     t
-}
-
-/// No two nodes accepted writes in overlapping windows.
-pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord) -> Verdict {
-    let v = base(claim, "singlePrimary");
-    let mut ops: Vec<&Op> = Vec::new();
-    for w in &s.workloads {
-        match rec.history(w) {
-            Some(h) => ops.extend(h.ops.iter()),
-            None => return inconclusive(v, format!("workload {w} recorded no history")),
-        }
-    }
-    check_split(v, &ops)
 }
 
 /// The split-brain check on a set of operations (public for tests).
@@ -559,7 +565,7 @@ pub fn blast_radius(claim: &ClaimSpec, b: &BlastRadiusClaim, rec: &RunRecord) ->
     if !f.confirmed {
         return inconclusive(v, format!("fault {} was not confirmed", b.fault));
     }
-    let from = f.injected_ms.unwrap_or(0.0);
+    let from = f.confirmed_ms.or(f.injected_ms).unwrap_or(0.0);
     let to = f
         .reverted_ms
         .or(rec.phases.faults_end_ms)
@@ -731,7 +737,7 @@ mod tests {
         let r = check_gap(v(), &h, 2000.0, "kill", 3000.0);
         assert_eq!(r.outcome, Outcome::Held, "{}", r.reason);
         assert!((r.figures["longestGapMs"] - 2505.0).abs() < 1e-6);
-        assert!((r.figures["failoverMs"] - 2505.0).abs() < 1e-6);
+        assert!((r.figures["clientMovedMs"] - 2505.0).abs() < 1e-6);
         assert!(r.reason.contains("from a to b"));
         let r = check_gap(v(), &h, 2000.0, "kill", 2000.0);
         assert_eq!(r.outcome, Outcome::Failed);

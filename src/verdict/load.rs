@@ -13,10 +13,14 @@ use crate::verdict::{
 };
 use std::collections::BTreeMap;
 
+/// Operations judged in a window by the rule probe samples follow
+/// ([`crate::verdict::Windowed`]): started inside, and answered by its end unless they
+/// failed.
 fn ops_in(h: &History, span: (f64, f64)) -> Vec<&Op> {
     h.ops
         .iter()
         .filter(|o| o.invoke_ms >= span.0 && o.invoke_ms < span.1)
+        .filter(|o| o.complete_ms <= span.1 || o.result != crate::record::history::OpResult::Ok)
         .collect()
 }
 
@@ -462,6 +466,7 @@ mod tests {
             status: RunStatus::Completed,
             status_reason: None,
             left_behind: vec![],
+            roles: vec![],
         }
     }
 

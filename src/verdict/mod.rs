@@ -10,6 +10,7 @@
 
 pub mod history;
 pub mod load;
+pub mod roles;
 
 use crate::model::spec::{
     AvailabilityClaim, ClaimCheck, ClaimSpec, IndependentOfClaim, LatencyClaim, RecoversClaim,
@@ -197,7 +198,11 @@ pub fn window_span(
             rec.phases.faults_start_ms.unwrap_or(end),
         )),
         Window::During => {
-            let start = injected.iter().copied().fold(f64::INFINITY, f64::min);
+            // In effect from its confirmation, not from the moment Murphy started to inject.
+            let start = faults
+                .iter()
+                .filter_map(|f| f.confirmed_ms.or(f.injected_ms))
+                .fold(f64::INFINITY, f64::min);
             if !start.is_finite() {
                 return Err(WindowError::NoneInjected);
             }
@@ -220,13 +225,55 @@ pub fn window_span(
     }
 }
 
+/// A probe's samples in a window, by the one rule every window-based claim follows.
+///
+/// A sample counts when it started at or after the window's start (for a fault: its
+/// confirmation, when it was known to be in effect) and was answered by the window's end.
+/// A sample in flight across an edge is kept apart, with one exception: a failure that
+/// started inside the window counts even if it gave up after the end (the request was
+/// sent while the fault was in effect and never answered in time). Nothing that started
+/// before the window counts, and no answer that came after it counts as a success.
+#[derive(Debug, Default)]
+pub struct Windowed<'a> {
+    pub counted: Vec<&'a Sample>,
+    /// Started before the window and answered inside or after it: never counted.
+    pub across_start: usize,
+    /// Started inside and answered after the end, successfully: not counted.
+    pub across_end: usize,
+}
+
+impl Windowed<'_> {
+    /// The figures every window-based claim reports about its edges.
+    pub fn edge_figures(&self, figures: &mut BTreeMap<String, f64>) {
+        figures.insert("inFlightAtStart".into(), self.across_start as f64);
+        figures.insert("inFlightAtEnd".into(), self.across_end as f64);
+    }
+}
+
+/// Samples of `probe` judged in `span` (see [`Windowed`]), in time order.
+pub fn in_window<'a>(rec: &'a RunRecord, probe: &'a str, span: (f64, f64)) -> Windowed<'a> {
+    let mut w = Windowed::default();
+    let mut all: Vec<&Sample> = rec.samples_of(probe).collect();
+    all.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    for s in all {
+        let end = s.t_ms + s.latency_ms.max(0.0);
+        if s.t_ms < span.0 {
+            if end > span.0 {
+                w.across_start += 1;
+            }
+        } else if s.t_ms <= span.1 {
+            if end <= span.1 || !s.ok {
+                w.counted.push(s);
+            } else {
+                w.across_end += 1;
+            }
+        }
+    }
+    w
+}
+
 fn in_span<'a>(rec: &'a RunRecord, probe: &'a str, span: (f64, f64)) -> Vec<&'a Sample> {
-    let mut v: Vec<&Sample> = rec
-        .samples_of(probe)
-        .filter(|s| s.t_ms >= span.0 && s.t_ms <= span.1)
-        .collect();
-    v.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-    v
+    in_window(rec, probe, span).counted
 }
 
 /// Longest stretch from a failing sample to the next healthy one (or the window's end).
@@ -297,7 +344,8 @@ pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -
         Ok(s) => s,
         Err(v) => return *v,
     };
-    let samples = in_span(rec, &a.probe, span);
+    let judged = in_window(rec, &a.probe, span);
+    let samples = &judged.counted;
     if samples.is_empty() {
         return verdict(
             claim,
@@ -305,9 +353,10 @@ pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -
             Outcome::Inconclusive,
             "no samples".into(),
             format!(
-                "probe {:?} has no samples {}",
+                "probe {:?} has no samples {} ({} in flight across its edges, not counted)",
                 a.probe,
-                window_name(a.window, a.fault.as_deref())
+                window_name(a.window, a.fault.as_deref()),
+                judged.across_start + judged.across_end
             ),
             BTreeMap::new(),
         );
@@ -315,14 +364,15 @@ pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -
     let ok = samples.iter().filter(|s| s.ok).count();
     let n = samples.len();
     let ratio = ok as f64 / n as f64;
-    let outage = longest_outage(&samples, span.1);
-    let figures = BTreeMap::from([
+    let outage = longest_outage(samples, span.1);
+    let mut figures = BTreeMap::from([
         ("samples".to_string(), n as f64),
         ("ok".to_string(), ok as f64),
         ("ratio".to_string(), ratio),
         ("longestOutageMs".to_string(), outage),
         ("windowMs".to_string(), span.1 - span.0),
     ]);
+    judged.edge_figures(&mut figures);
     let measured = format!("{:.2}% ({ok}/{n})", ratio * 100.0);
     let held = ratio >= a.at_least.ratio();
     let reason = if held {
@@ -359,22 +409,25 @@ pub fn availability(claim: &ClaimSpec, a: &AvailabilityClaim, rec: &RunRecord) -
     )
 }
 
-/// Stretches of the run in which a probe was failing: from each failing sample to the next
-/// healthy one (or the end of the run).
+/// Stretches of the run in which a probe was known to be failing: from the start of the
+/// first failing sample of a streak to the start of its last (a timed-out request says the
+/// service was down when it was sent, not until the client gave up). A streak still
+/// failing when the data ends runs to `end`.
 pub fn down_spans(samples: &[&Sample], end: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
-    let mut since: Option<f64> = None;
+    let mut streak: Option<(f64, f64)> = None;
     for s in samples {
-        match (s.ok, since) {
-            (false, None) => since = Some(s.t_ms),
-            (true, Some(t0)) => {
-                out.push((t0, s.t_ms));
-                since = None;
+        match (s.ok, streak) {
+            (false, None) => streak = Some((s.t_ms, s.t_ms)),
+            (false, Some((t0, _))) => streak = Some((t0, s.t_ms)),
+            (true, Some(span)) => {
+                out.push(span);
+                streak = None;
             }
             _ => {}
         }
     }
-    if let Some(t0) = since {
+    if let Some((t0, _)) = streak {
         out.push((t0, end));
     }
     out
@@ -399,10 +452,13 @@ pub fn independent_of(claim: &ClaimSpec, i: &IndependentOfClaim, rec: &RunRecord
             ),
         );
     }
-    let mut samples: Vec<&Sample> = rec
-        .samples_of(&i.probe)
-        .filter(|s| spans.iter().any(|(a, b)| s.t_ms >= *a && s.t_ms <= *b))
-        .collect();
+    let (mut samples, mut across_start, mut across_end) = (Vec::new(), 0, 0);
+    for span in &spans {
+        let w = in_window(rec, &i.probe, *span);
+        samples.extend(w.counted);
+        across_start += w.across_start;
+        across_end += w.across_end;
+    }
     samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     if samples.is_empty() {
         return no_verdict(
@@ -427,6 +483,8 @@ pub fn independent_of(claim: &ClaimSpec, i: &IndependentOfClaim, rec: &RunRecord
         ("ratio".to_string(), ratio),
         ("dependencyDownMs".to_string(), down_ms),
         ("dependencyOutages".to_string(), spans.len() as f64),
+        ("inFlightAtStart".to_string(), across_start as f64),
+        ("inFlightAtEnd".to_string(), across_end as f64),
     ]);
     let reason = if held {
         format!(
@@ -476,9 +534,11 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
     let Some(fault) = fault else {
         return inconclusive("no fault was injected".into());
     };
-    let Some(start) = fault.injected_ms else {
+    if fault.injected_ms.is_none() {
         return inconclusive(format!("fault {:?} was never injected", fault.name));
-    };
+    }
+    // Recovery is timed from the moment the fault was known to be in effect.
+    let start = fault.confirmed_ms.or(fault.injected_ms).unwrap_or(0.0);
     if !fault.confirmed {
         return inconclusive(format!(
             "fault {:?} was not confirmed{}",
@@ -584,7 +644,8 @@ pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict 
         Ok(s) => s,
         Err(v) => return *v,
     };
-    let samples = in_span(rec, &l.probe, span);
+    let judged = in_window(rec, &l.probe, span);
+    let samples = &judged.counted;
     let mut lat: Vec<f64> = samples
         .iter()
         .filter(|s| s.ok)
@@ -607,12 +668,13 @@ pub fn latency(claim: &ClaimSpec, l: &LatencyClaim, rec: &RunRecord) -> Verdict 
         );
     };
     let bound = l.below.as_millis_f64();
-    let figures = BTreeMap::from([
+    let mut figures = BTreeMap::from([
         ("percentileMs".to_string(), p),
         ("boundMs".to_string(), bound),
         ("samples".to_string(), lat.len() as f64),
         ("excludedFailures".to_string(), failed as f64),
     ]);
+    judged.edge_figures(&mut figures);
     let measured = format!("p{} = {:.1}ms", l.percentile.0, p);
     let note = if failed > 0 {
         format!(" ({failed} failed samples excluded)")
@@ -773,7 +835,7 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                     self::history::no_acked_write_loss(c, &w.workload, rec)
                 }
                 ClaimCheck::WriteAvailability(w) => self::history::write_availability(c, w, rec),
-                ClaimCheck::SinglePrimary(s) => self::history::single_primary(c, s, rec),
+                ClaimCheck::SinglePrimary(s) => self::roles::single_primary(c, s, rec),
                 ClaimCheck::BlastRadius(b) => self::history::blast_radius(c, b, rec),
                 ClaimCheck::Restores(r) => restores(c, r, rec),
                 ClaimCheck::RecoveryPoint(r) => self::history::recovery_point(c, r, rec),
@@ -988,6 +1050,7 @@ mod tests {
             status: RunStatus::Completed,
             status_reason: None,
             left_behind: vec![],
+            roles: vec![],
         }
     }
     fn independent(site_down: impl Fn(f64) -> bool, status_down: impl Fn(f64) -> bool) -> Verdict {
@@ -1021,8 +1084,10 @@ mod tests {
             |t| (1000.0..5000.0).contains(&t),
         );
         assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
-        // The site is down until its first healthy sample (5000 ms), when the status page is back too.
-        assert_eq!(v.figures["ok"], 1.0);
+        // The site is known down from its first failing sample to its last (1000 to 4900
+        // ms); the status page's healthy answer at 5000 ms, after the heal, is not "during".
+        assert_eq!(v.figures["ok"], 0.0);
+        assert_eq!(v.figures["samples"], 40.0);
         assert!(v.reason.contains("went down with"), "{}", v.reason);
     }
 
@@ -1030,9 +1095,11 @@ mod tests {
     fn independent_of_holds_when_the_status_page_stays_up() {
         let v = independent(|t| (1000.0..5000.0).contains(&t), |_| false);
         assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
-        // 1000..=5000 at 100 ms: the site's down span runs to its first healthy sample.
-        assert_eq!(v.figures["samples"], 41.0);
-        assert_eq!(v.figures["dependencyDownMs"], 4000.0);
+        // The site's down span is 1000..=4900 ms (its failing samples); the status page's
+        // sample at 4900 ms was answered after that span, so it is in flight, not counted.
+        assert_eq!(v.figures["samples"], 39.0);
+        assert_eq!(v.figures["inFlightAtEnd"], 1.0);
+        assert_eq!(v.figures["dependencyDownMs"], 3900.0);
     }
 
     #[test]
@@ -1111,8 +1178,10 @@ mod tests {
         );
         let v = evaluate(&[avail(99.0, Window::During)], &r);
         assert_eq!(v[0].outcome, Outcome::Failed);
-        assert_eq!(v[0].figures["samples"], 41.0);
-        assert_eq!(v[0].figures["ok"], 31.0);
+        // 1000..=4900 ms; the sample at 5000 ms was answered after the revert.
+        assert_eq!(v[0].figures["samples"], 40.0);
+        assert_eq!(v[0].figures["ok"], 30.0);
+        assert_eq!(v[0].figures["inFlightAtEnd"], 1.0);
         let v = evaluate(&[avail(100.0, Window::After)], &r);
         assert_eq!(v[0].outcome, Outcome::Held, "{}", v[0].reason);
     }
@@ -1231,6 +1300,48 @@ mod tests {
             let ratio = oks.iter().filter(|o| **o).count() as f64 / oks.len() as f64;
             prop_assert_eq!(v.outcome == Outcome::Held, ratio >= bound / 100.0);
             prop_assert!(v.outcome != Outcome::Inconclusive);
+        }
+
+        /// The window rule: nothing that started before the fault's confirmation counts
+        /// as "during", no success answered after the revert counts, and every other
+        /// sample is counted exactly once — for every window-based claim alike.
+        #[test]
+        fn no_sample_started_before_the_confirmation_counts_as_during(
+            raw in proptest::collection::vec((0u32..8000, 0u32..1500, any::<bool>()), 0..150),
+            inject in 500u32..3000,
+            confirm_after in 0u32..1500,
+            length in 1u32..4000,
+        ) {
+            let (injected, confirmed) = (inject as f64, (inject + confirm_after) as f64);
+            let reverted = confirmed + length as f64;
+            let mut r = rec(vec![], Some((injected, reverted, true)));
+            r.faults[0].confirmed_ms = Some(confirmed);
+            r.samples = raw
+                .iter()
+                .map(|(t, lat, ok)| Sample {
+                    probe: "p".into(),
+                    t_ms: *t as f64,
+                    ok: *ok,
+                    latency_ms: *lat as f64,
+                    detail: String::new(),
+                })
+                .collect();
+            let span = window_span(&r, Window::During, None).expect("span");
+            prop_assert_eq!(span, (confirmed, reverted));
+            let w = in_window(&r, "p", span);
+            for s in &w.counted {
+                prop_assert!(s.t_ms >= confirmed, "a sample from {} counted in a window from {}", s.t_ms, confirmed);
+                prop_assert!(s.t_ms + s.latency_ms <= reverted || !s.ok, "a success answered after the revert counted");
+            }
+            let inside = r.samples.iter().filter(|s| s.t_ms >= confirmed && s.t_ms <= reverted).count();
+            prop_assert_eq!(w.counted.len() + w.across_end, inside);
+            let v = &evaluate(&[avail(50.0, Window::During)], &r)[0];
+            if w.counted.is_empty() {
+                prop_assert_eq!(v.outcome, Outcome::Inconclusive);
+            } else {
+                prop_assert_eq!(v.figures["samples"], w.counted.len() as f64);
+                prop_assert_eq!(v.figures["inFlightAtStart"], w.across_start as f64);
+            }
         }
 
         #[test]

@@ -130,9 +130,7 @@ fn check_probe(v: &mut V, ctx: &Ctx, pp: &FieldPath, p: &ProbeSpec) {
         }
     }
     if let Some(from) = &p.from {
-        if !ctx.is_lab_host(from) {
-            v.err(pp.key("from"), format!("no lab host named {from:?}"));
-        }
+        ctx.check_from(v, pp.key("from"), from);
     }
 }
 

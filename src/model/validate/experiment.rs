@@ -69,9 +69,7 @@ fn check_step(v: &mut V, ctx: &Ctx, stp: &FieldPath, st: &StepSpec) {
         }
     }
     if let Some(from) = &st.from {
-        if !ctx.is_lab_host(from) {
-            v.err(stp.key("from"), format!("no lab host named {from:?}"));
-        }
+        ctx.check_from(v, stp.key("from"), from);
     }
     if st.timeout.is_some_and(|t| t.as_std().is_zero()) {
         v.err(stp.key("timeout"), "must be above 0");

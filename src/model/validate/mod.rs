@@ -80,6 +80,29 @@ impl<'a> Ctx<'a> {
         self.lab_hosts.iter().any(|(h, _)| *h == name)
     }
 
+    /// A `from`: a lab host of this experiment, or a well-formed namespace name (whether
+    /// it exists is known only on the machine that runs the experiment).
+    fn check_from(&self, v: &mut V, path: FieldPath, from: &super::local::Vantage) {
+        match from {
+            super::local::Vantage::Lab(h) if !self.is_lab_host(h) => {
+                let hosts: Vec<&str> = self.lab_hosts.iter().map(|(h, _)| *h).collect();
+                let msg = if self.spec.lab.is_none() {
+                    format!("no lab host named {h:?}: the experiment has no `lab` (an existing namespace is `from: {{netns: {h}}}`)")
+                } else {
+                    format!(
+                        "no lab host named {h:?}{}",
+                        crate::model::diag::did_you_mean(h, &hosts)
+                    )
+                };
+                v.err(path, msg);
+            }
+            super::local::Vantage::Lab(_) => {}
+            super::local::Vantage::Netns(n) => {
+                targets::check_netns_name(v, path.key("netns"), &n.netns)
+            }
+        }
+    }
+
     /// `host/process` names a process of a lab host.
     fn is_lab_process(&self, r: &str) -> bool {
         r.split_once('/').is_some_and(|(h, p)| {

@@ -6,7 +6,7 @@ use super::checks::check_role;
 use super::values::{is_name, label_key, label_value};
 use super::{Ctx, V};
 use crate::model::diag::FieldPath;
-use crate::model::local::{LocalTarget, ProcessSelector};
+use crate::model::local::{ExternalMember, LocalTarget, MemberRef, ProcessSelector};
 use crate::model::spec::{Pick, PickMode, PodSelector, Select, TargetSpec};
 use std::collections::HashSet;
 
@@ -58,11 +58,11 @@ fn check_target(v: &mut V, ctx: &Ctx, tp: &FieldPath, name: &str, t: &TargetSpec
         }
     }
     if let Some(ns) = &l.netns {
-        if ns.is_empty() || ns.contains(['/', '\0']) || ns == "." || ns == ".." {
-            v.err(
-                tp.key("netns"),
-                format!("{ns:?} is not a network namespace name"),
-            );
+        check_netns_name(v, tp.key("netns"), ns);
+    }
+    for (j, m) in l.members.iter().enumerate() {
+        if let MemberRef::External(e) = m {
+            check_external(v, &tp.key("members").index(j), e);
         }
     }
     if let Some(sel) = t.select {
@@ -114,24 +114,73 @@ fn check_pods(v: &mut V, ctx: &Ctx, pp: &FieldPath, p: &PodSelector) {
     }
 }
 
+/// A network namespace's name as `ip netns` would take it.
+pub(super) fn check_netns_name(v: &mut V, path: FieldPath, ns: &str) {
+    if ns.is_empty() || ns.len() > 255 || ns.contains(['/', '\0']) || ns == "." || ns == ".." {
+        v.err(path, format!("{ns:?} is not a network namespace name"));
+    }
+}
+
+/// A member Murphy did not start: exactly one of `netns`, `process`, `cgroup`, each well
+/// formed, an IPv4 `address` and a plain `name` when given.
+fn check_external(v: &mut V, mp: &FieldPath, e: &ExternalMember) {
+    let n = [e.netns.is_some(), e.process.is_some(), e.cgroup.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if n != 1 {
+        v.err(
+            mp.clone(),
+            format!("needs exactly one of `netns`, `process` or `cgroup` (found {n})"),
+        );
+    }
+    if let Some(ns) = &e.netns {
+        check_netns_name(v, mp.key("netns"), ns);
+    }
+    if let Some(p) = &e.process {
+        check_process_selector(v, &mp.key("process"), p);
+    }
+    if let Some(c) = &e.cgroup {
+        if !c.starts_with('/') || c.split('/').any(|s| s == "..") {
+            v.err(
+                mp.key("cgroup"),
+                "must be an absolute cgroup path without '..'",
+            );
+        }
+    }
+    if let Some(a) = &e.address {
+        if a.parse::<std::net::Ipv4Addr>().is_err() {
+            v.err(mp.key("address"), format!("{a:?} is not an IPv4 address"));
+        }
+    }
+    if let Some(name) = &e.name {
+        if !is_name(name, 63) {
+            v.err(
+                mp.key("name"),
+                format!("{name:?} must be 1-63 lowercase letters, digits and '-'"),
+            );
+        }
+    }
+}
+
 /// `lab` and `members`: each `host` or `host/process` names a lab host (and one of its
 /// processes), once.
 fn check_lab_refs(v: &mut V, ctx: &Ctx, tp: &FieldPath, l: &LocalTarget) {
-    let mut refs: Vec<(FieldPath, &String)> = Vec::new();
+    let mut refs: Vec<(FieldPath, &str)> = Vec::new();
     if let Some(r) = &l.lab {
         refs.push((tp.key("lab"), r));
     }
     for (j, r) in l.members.iter().enumerate() {
-        refs.push((tp.key("members").index(j), r));
+        if let Some(r) = r.lab() {
+            refs.push((tp.key("members").index(j), r));
+        }
     }
     let mut seen_refs = HashSet::new();
     for (rp, r) in refs {
-        if !seen_refs.insert(r.as_str()) {
+        if !seen_refs.insert(r) {
             v.err(rp.clone(), format!("{r:?} is listed twice"));
         }
-        let (host, proc_) = r
-            .split_once('/')
-            .map_or((r.as_str(), None), |(h, p)| (h, Some(p)));
+        let (host, proc_) = r.split_once('/').map_or((r, None), |(h, p)| (h, Some(p)));
         match ctx.lab_host(host) {
             None if ctx.spec.lab.is_none() => v.err(
                 rp,
@@ -206,7 +255,7 @@ fn check_select(v: &mut V, tp: &FieldPath, t: &TargetSpec, sel: Select) {
     if l.members.is_empty() && l.lab.is_none() && t.pods.is_none() {
         v.err(
             tp.key("select"),
-            "role-aware selection needs lab `members` or `pods` (their addresses are probed)",
+            "role-aware selection needs `members` (lab hosts or processes, or existing namespaces, processes or cgroups) or `pods`: their addresses are probed",
         );
     }
 }

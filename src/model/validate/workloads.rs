@@ -52,9 +52,7 @@ fn check_traffic(v: &mut V, ctx: &Ctx, wp: &FieldPath, w: &WorkloadSpec) {
         }
     }
     if let Some(from) = &w.from {
-        if !ctx.is_lab_host(from) {
-            v.err(wp.key("from"), format!("no lab host named {from:?}"));
-        }
+        ctx.check_from(v, wp.key("from"), from);
     }
     for (k, d) in [
         ("timeout", w.timeout),
