@@ -407,6 +407,18 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
         if t.role.as_ref().is_some_and(|r| r.command.is_some()) && spec.command_pod.is_none() {
             out.push((format!("spec.targets.{name}.role.command"), NO_POD));
         }
+        if t.role
+            .as_ref()
+            .is_some_and(|r| r.command.is_some() && r.on_timeline())
+        {
+            out.push((
+                format!("spec.targets.{name}.role.timeline"),
+                "must be `false` with a command role check on a cluster: the check runs in one-shot pods when a fault is due, not all through the run (redis, postgres and etcd role probes go on the timeline)",
+            ));
+        }
+        if t.role.as_ref().is_some_and(|r| r.from.is_some()) {
+            out.push((format!("spec.targets.{name}.role.from"), LOCAL));
+        }
     }
     for (i, f) in spec.faults.iter().enumerate() {
         if f.action.acts_from().is_some() {

@@ -144,6 +144,16 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.probes[].command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
     ),
     (
+        "/properties/targets/additionalProperties/properties/role",
+        "!has(self.command) || (has(self.timeline) && !self.timeline)",
+        "spec.targets.*.role.timeline must be `false` with a command role check on a cluster: the check runs in one-shot pods when a fault is due, not all through the run (redis, postgres and etcd role probes go on the timeline)",
+    ),
+    (
+        "/properties/targets/additionalProperties/properties/role",
+        "!has(self.from)",
+        "spec.targets.*.role.from (a lab host or namespace) only runs with `murphy run` on one machine",
+    ),
+    (
         "",
         "has(self.commandPod) || !has(self.targets) || self.targets.all(k, !has(self.targets[k].role) || !has(self.targets[k].role.command))",
         "spec.targets.*.role.command needs `spec.commandPod` on a cluster: a command runs there only in a pod of its own (from the image it names), never in the controller",
@@ -376,7 +386,7 @@ mod tests {
         // A command probe or role check runs on a cluster in a pod of its own, when the
         // spec names one.
         assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "probes": [{"name": "p", "command": {"argv": ["/bin/true"]}}]})).is_empty());
-        assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "targets": {"web": {"select": "primary", "role": {"command": {"argv": ["/bin/true"]}}}}})).is_empty());
+        assert!(with(serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "targets": {"web": {"select": "primary", "role": {"command": {"argv": ["/bin/true"]}, "timeline": false}}}})).is_empty());
         let cases = [
             (serde_json::json!({"lab": {"hosts": []}}), "spec.lab"),
             (
@@ -410,6 +420,18 @@ mod tests {
             (
                 serde_json::json!({"guardrails": {"allowPaths": ["/srv/db"]}}),
                 "spec.guardrails.allowPaths",
+            ),
+            (
+                serde_json::json!({"commandPod": {"image": "busybox:1.36"}, "targets": {"web": {"select": "primary", "role": {"command": {"argv": ["/bin/true"]}}}}}),
+                "spec.targets.",
+            ),
+            (
+                serde_json::json!({"targets": {"web": {"select": "primary", "role": {"redis": {"port": 6379}, "from": {"netns": "blue"}}}}}),
+                "spec.targets.",
+            ),
+            (
+                serde_json::json!({"workloads": [{"name": "w", "rate": "5/s", "endpoints": ["10.0.0.1:6379"], "from": {"netns": "blue"}, "redis": {}}]}),
+                "spec.workloads[",
             ),
         ];
         for (patch, field) in cases {

@@ -1096,6 +1096,27 @@ async fn pod_view(
         let ips = running.iter().filter_map(|p| p.ip).collect();
         view.addrs.insert(peer.clone(), ips);
     }
+    // Every running pod of a cluster whose roles go on the timeline (each asked from the
+    // controller all through the run, as `murphy run` asks its members).
+    for (name, t) in &spec.targets {
+        let (Some(sel), Some(role)) = (t.pods.as_ref(), t.role.as_ref()) else {
+            continue;
+        };
+        if !role.on_timeline() || role.command.is_some() || !opted.contains(&sel.namespace) {
+            continue;
+        }
+        let (pods, _) = list_pods(&ctx.client, sel).await?;
+        let mut running: Vec<_> = pods
+            .iter()
+            .filter(|p| p.running && !p.terminating)
+            .collect();
+        running.sort_by(|a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
+        let members = running
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.ip?)))
+            .collect();
+        view.members.insert(name.clone(), members);
+    }
     Ok(view)
 }
 

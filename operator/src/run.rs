@@ -78,6 +78,8 @@ pub fn name_list(names: &[String], n: usize) -> String {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodView {
     pub addrs: BTreeMap<String, Vec<std::net::Ipv4Addr>>,
+    /// Each cluster whose roles go on the timeline: its running pods (name, IP).
+    pub members: BTreeMap<String, Vec<(String, std::net::Ipv4Addr)>>,
 }
 
 impl Resolver for PodView {
@@ -122,6 +124,8 @@ pub struct ClusterRun {
     /// What happened to the faults since the controller last published it.
     pub notices: Vec<Notice>,
     probes: Vec<ProbeHandle>,
+    /// The role timeline: each cluster's pods asked their role all through the run.
+    roles: Vec<murphy::roles::RoleSampler>,
     rx: Option<Receiver<ProbeSample>>,
     /// Where samples go (the command probes' pods send theirs here too).
     probe_tx: Option<std::sync::mpsc::Sender<ProbeSample>>,
@@ -207,6 +211,26 @@ impl ClusterRun {
                 )
             })
             .collect();
+        let roles = view
+            .members
+            .iter()
+            .filter_map(|(name, pods)| {
+                let role = spec.targets.get(name)?.role.as_ref()?;
+                let members = pods
+                    .iter()
+                    .map(|(pod, ip)| murphy::fault::Member {
+                        label: pod.clone(),
+                        procs: Vec::new(),
+                        netns: murphy::netns::Netns::Root,
+                        addrs: vec![*ip],
+                        lab: None,
+                    })
+                    .collect();
+                Some(murphy::roles::RoleSampler::spawn(
+                    name, role, members, None, clock,
+                ))
+            })
+            .collect();
         let faults = spec
             .faults
             .iter()
@@ -261,6 +285,7 @@ impl ClusterRun {
             faults,
             notices: Vec::new(),
             probes,
+            roles,
             rx: Some(rx),
             probe_tx: Some(tx),
             probe_pods: Vec::new(),
@@ -1128,6 +1153,9 @@ impl ClusterRun {
         for p in self.probes.drain(..) {
             p.stop();
         }
+        let mut roles: Vec<murphy::record::RoleSample> =
+            self.roles.drain(..).flat_map(|r| r.stop()).collect();
+        roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         for f in self.pod_followers.drain(..) {
             f.abort();
         }
@@ -1176,6 +1204,7 @@ impl ClusterRun {
                 )
             })
             .collect();
+        rec.roles = roles;
         let verdicts = claims::evaluate(&self.spec.claims, &rec);
         (rec, verdicts)
     }
@@ -1252,6 +1281,9 @@ impl Drop for ClusterRun {
         for p in self.probes.drain(..) {
             p.stop();
         }
+        let mut roles: Vec<murphy::record::RoleSample> =
+            self.roles.drain(..).flat_map(|r| r.stop()).collect();
+        roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         for f in self.pod_followers.drain(..) {
             f.abort();
         }

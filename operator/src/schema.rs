@@ -121,6 +121,39 @@ fn fix(node: &mut Value) {
             tagged.describe(&mut branches);
         }
         let mut enums: Vec<Value> = Vec::new();
+        // A value that may be one type or another (a name or an object, as `from: ca` and
+        // `from: {netns: n1}`) has no structural type: kept as written, checked by the
+        // validator and the CEL rules.
+        let mut kinds: Vec<&str> = branches
+            .iter()
+            .filter_map(|b| {
+                b.get("type")
+                    .and_then(Value::as_str)
+                    .or_else(|| b.get("properties").map(|_| "object"))
+            })
+            .filter(|t| *t != "null")
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if kinds.len() > 1 {
+            for k in [
+                "type",
+                "properties",
+                "items",
+                "enum",
+                "pattern",
+                "format",
+                "additionalProperties",
+                "required",
+            ] {
+                obj.remove(k);
+            }
+            obj.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                Value::Bool(true),
+            );
+            continue;
+        }
         for b in branches {
             if b.get("nullable") == Some(&Value::Bool(true))
                 || b.get("type").and_then(Value::as_str) == Some("null")
@@ -153,6 +186,10 @@ fn fix(node: &mut Value) {
                     obj.entry(k).or_insert_with(|| x.clone());
                 }
             }
+        }
+        if enums.iter().all(Value::is_null) {
+            // Only the `null` of an optional value: no enumeration at all.
+            enums.clear();
         }
         if !enums.is_empty() && !obj.contains_key("properties") {
             obj.insert("enum".into(), Value::Array(enums));

@@ -1482,7 +1482,7 @@ spec:
     kv:
       pods: {{namespace: {NS}, matchLabels: {{app: kv}}, containers: [app]}}
       select: primary
-      role: {{command: {{argv: [/bin/wget, -q, -O, /dev/null, "http://{{address}}:8080/healthz"]}}, timeout: 3s}}
+      role: {{command: {{argv: [/bin/wget, -q, -O, /dev/null, "http://{{address}}:8080/healthz"]}}, timeout: 3s, timeline: false}}
   probes:
     - {{name: shop, interval: 200ms, http: {{url: "http://{ip}:8080/healthz"}}}}
   faults:
