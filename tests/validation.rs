@@ -825,3 +825,101 @@ fn every_bad_cluster_spec_is_refused_naming_its_field() {
         );
     }
 }
+
+/// `murphy validate` reports every problem at once — misspelt keys (with the key meant),
+/// values of the wrong type and semantic rules together — in the order of the file.
+#[test]
+fn every_kind_of_problem_is_reported_at_once_in_file_order() {
+    let src = GOOD
+        .replace("interval: 100ms", "intervall: 100ms")
+        .replace("at: 1s, duration: 2s", "at: 1, duration: 2s")
+        .replace("target: app,", "target: apq,")
+        .replace("probe: site,", "probe: sitee,");
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(
+        errs[0].contains("spec.probes[0].intervall") && errs[0].contains("did you mean `interval`"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("spec.faults[0].target") && errs[1].contains("did you mean `app`"),
+        "{errs:#?}"
+    );
+    assert!(errs[2].contains("spec.faults[0].at"), "{errs:#?}");
+    assert!(
+        errs[3].contains("spec.claims[0].availability.probe")
+            && errs[3].contains("did you mean `site`"),
+        "{errs:#?}"
+    );
+    // In file order: every located error's line is at or after the one before.
+    let lines: Vec<usize> = errs
+        .iter()
+        .filter_map(|e| e.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(lines.len(), 4, "{errs:#?}");
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn from_takes_a_lab_host_or_an_existing_namespace() {
+    let src = GOOD.replace(
+        "interval: 100ms}",
+        "interval: 100ms, from: {netns: client-a}}",
+    );
+    assert_eq!(errors(&src), Vec::<String>::new());
+    let src = GOOD.replace("interval: 100ms}", "interval: 100ms, from: wbe}");
+    expect_error(&src, "spec.probes[0].from", "did you mean `web`");
+    let src = GOOD.replace("interval: 100ms}", "interval: 100ms, from: {netns: a/b}}");
+    expect_error(
+        &src,
+        "spec.probes[0].from.netns",
+        "not a network namespace name",
+    );
+    let src = GOOD.replace("interval: 100ms}", "interval: 100ms, from: {nets: a}}");
+    expect_error(&src, "spec.probes[0].from.nets", "did you mean `netns`");
+    let src = GOOD.replace("interval: 100ms}", "interval: 100ms, from: 7}");
+    expect_error(
+        &src,
+        "spec.probes[0].from",
+        "lab host name or {netns: NAME}",
+    );
+}
+
+#[test]
+fn existing_processes_and_namespaces_can_be_cluster_members() {
+    let src = r#"apiVersion: murphy.dev/v1alpha1
+kind: Experiment
+metadata: {name: outside}
+spec:
+  targets:
+    leader:
+      members:
+        - {netns: n1, name: n1}
+        - {process: {pidfile: /run/n2.pid}, address: 10.0.0.2}
+        - {cgroup: /system.slice/n3.service, address: 10.0.0.3}
+      select: primary
+      role: {etcd: {port: 2379}, interval: 250ms, from: {netns: client}}
+  workloads:
+    - {name: w, rate: 5/s, endpoints: ["{target:leader}:2379"], from: {netns: client}, etcd: {}}
+  faults:
+    - {name: kill, kind: process-kill, target: leader, at: 1s, duration: 2s}
+  claims:
+    - name: one leader
+      singlePrimary: {workloads: [w], target: leader}
+"#;
+    assert_eq!(errors(src), Vec::<String>::new());
+    let bad = src
+        .replace("{netns: n1, name: n1}", "{netns: n1, process: {pid: 5}}")
+        .replace("address: 10.0.0.2", "address: ten");
+    let errs = errors(&bad);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.targets.leader.members[0]") && e.contains("exactly one")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.targets.leader.members[1].address")),
+        "{errs:#?}"
+    );
+}

@@ -116,31 +116,100 @@ pub fn parse_experiment(src: &str) -> Result<Experiment, Vec<Diagnostic>> {
         }
     };
     let sources = SourceMap::build(src);
+    let mut value = value;
     let mut diags = unknown_keys(&value);
-    if diags.is_empty() {
-        match serde_path_to_error::deserialize::<_, Experiment>(value) {
+    // Every problem at once: unknown keys and values of the wrong type are set aside (each
+    // reported), and what is left is read and checked by the semantic rules too — unless
+    // something could not be set aside, when the rules would only guess.
+    let mut pruned: Vec<FieldPath> = diags.iter().map(|d| d.path.clone()).collect();
+    for p in &pruned {
+        remove_at(&mut value, p);
+    }
+    let mut typed = None;
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, Experiment>(value.clone()) {
             Ok(exp) => {
-                diags = super::validate::validate(&exp);
-                if diags.is_empty() {
-                    return Ok(exp);
-                }
+                typed = Some(exp);
+                break;
             }
             Err(e) => {
                 let path = FieldPath::parse(&e.path().to_string());
-                diags.push(Diagnostic {
-                    path,
-                    message: e.into_inner().to_string(),
-                    location: None,
-                });
+                let message = e.into_inner().to_string();
+                let again = pruned.contains(&path);
+                // `missing field x` right after `unknown field y; did you mean x` says the
+                // same thing twice.
+                let said = message
+                    .strip_prefix("missing field ")
+                    .map(|f| format!("did you mean {f}"))
+                    .is_some_and(|hint| {
+                        diags.iter().any(|d| {
+                            d.path.0.len() == path.0.len() + 1
+                                && d.path.0.starts_with(&path.0)
+                                && d.message.contains(&hint)
+                        })
+                    });
+                if !said {
+                    diags.push(Diagnostic {
+                        path: path.clone(),
+                        message,
+                        location: None,
+                    });
+                }
+                if again || !remove_at(&mut value, &path) {
+                    break;
+                }
+                pruned.push(path);
             }
         }
+    }
+    if let Some(exp) = typed {
+        let rules = super::validate::validate(&exp);
+        if diags.is_empty() && rules.is_empty() {
+            return Ok(exp);
+        }
+        // A rule about something set aside, inside it, or about the item that held it
+        // (`needs exactly one check`, once the misspelt one is gone) would only repeat it.
+        diags.extend(rules.into_iter().filter(|d| {
+            !pruned.iter().any(|p| {
+                d.path.0.starts_with(&p.0) || (d.path.0.len() >= 3 && p.0.starts_with(&d.path.0))
+            })
+        }));
     }
     for d in &mut diags {
         if d.location.is_none() {
             d.location = sources.locate(&d.path);
         }
     }
+    // In file order; problems without a place first, as they were found.
+    diags.sort_by_key(|d| d.location.unwrap_or((0, 0)));
+    diags.dedup_by(|a, b| a.path == b.path && a.message == b.message);
     Err(diags)
+}
+
+/// Remove the node at `path` (a key of an object) so the rest can be read. Items of a
+/// list are never removed (the indices after them would move): `false` then.
+fn remove_at(value: &mut Value, path: &FieldPath) -> bool {
+    let Some((last, parent)) = path.0.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parent {
+        cur = match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Seg::Key(k), Value::Object(m)) => m.remove(k).is_some(),
+        _ => false,
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -208,12 +277,15 @@ fn walk(value: &Value, schema: &Value, root: &Value, path: &FieldPath, out: &mut
                     let mut known: Vec<&str> = props.iter().map(|(n, _)| n.as_str()).collect();
                     known.sort_unstable();
                     known.dedup();
+                    let hint = super::diag::did_you_mean(k, &known);
+                    let message = if hint.is_empty() {
+                        format!("unknown field `{k}`; expected one of: {}", known.join(", "))
+                    } else {
+                        format!("unknown field `{k}`{hint}")
+                    };
                     out.push(Diagnostic {
                         path: child,
-                        message: format!(
-                            "unknown field `{k}`; expected one of: {}",
-                            known.join(", ")
-                        ),
+                        message,
                         location: None,
                     });
                 }

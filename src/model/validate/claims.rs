@@ -43,7 +43,7 @@ fn check_claim(v: &mut V, ctx: &Ctx, cp: FieldPath, c: &ClaimSpec) {
         if !ctx.probe_exists(p) {
             v.err(
                 kp.key("probe"),
-                format!("no probe named {p:?} in spec.probes"),
+                format!("no probe named {p:?} in spec.probes{}", ctx.near_probe(p)),
             );
         }
     }
@@ -51,7 +51,7 @@ fn check_claim(v: &mut V, ctx: &Ctx, cp: FieldPath, c: &ClaimSpec) {
         if ctx.spec.fault(f).is_none() {
             v.err(
                 kp.key("fault"),
-                format!("no fault named {f:?} in spec.faults"),
+                format!("no fault named {f:?} in spec.faults{}", ctx.near_fault(f)),
             );
         }
         if window == Some(Window::Before) || window == Some(Window::Whole) {
@@ -97,7 +97,10 @@ fn check_workload_refs(v: &mut V, ctx: &Ctx, kp: &FieldPath, check: ClaimCheck) 
         if ctx.workload(w).is_none() {
             v.err(
                 p.clone(),
-                format!("no workload named {w:?} in spec.workloads"),
+                format!(
+                    "no workload named {w:?} in spec.workloads{}",
+                    ctx.near_workload(w)
+                ),
             );
         }
     }

@@ -38,7 +38,14 @@ fn check_target_and_timing(
     if !spec.targets.contains_key(&f.target) {
         v.err(
             fp.key("target"),
-            format!("no target named {:?} in spec.targets", f.target),
+            format!(
+                "no target named {:?} in spec.targets{}",
+                f.target,
+                crate::model::diag::did_you_mean(
+                    &f.target,
+                    &spec.targets.keys().map(String::as_str).collect::<Vec<_>>()
+                )
+            ),
         );
     }
     if let Some(d) = f.duration {

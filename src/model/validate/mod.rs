@@ -80,6 +80,25 @@ impl<'a> Ctx<'a> {
         self.lab_hosts.iter().any(|(h, _)| *h == name)
     }
 
+    /// `; did you mean ...` for a misspelt probe name.
+    fn near_probe(&self, name: &str) -> String {
+        let names: Vec<&str> = self.spec.probes.iter().map(|p| p.name.as_str()).collect();
+        super::diag::did_you_mean(name, &names)
+    }
+    fn near_fault(&self, name: &str) -> String {
+        let names: Vec<&str> = self.spec.faults.iter().map(|p| p.name.as_str()).collect();
+        super::diag::did_you_mean(name, &names)
+    }
+    fn near_workload(&self, name: &str) -> String {
+        let names: Vec<&str> = self
+            .spec
+            .workloads
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        super::diag::did_you_mean(name, &names)
+    }
+
     /// A `from`: a lab host of this experiment, or a well-formed namespace name (whether
     /// it exists is known only on the machine that runs the experiment).
     fn check_from(&self, v: &mut V, path: FieldPath, from: &super::local::Vantage) {
