@@ -75,6 +75,67 @@ fn redis_sentinel_partition_loses_acknowledged_writes_and_lists_them() {
     assert_eq!(gap["outcome"], "held", "{}", r.stdout);
 }
 
+/// The false pass: the only writer sits with the old primary through the partition, so
+/// its acknowledgements show one primary; the role timeline shows two, and the claim
+/// fails with their window. With the timeline off, it is inconclusive — never held.
+#[test]
+fn a_writer_beside_the_old_primary_cannot_hide_a_second_primary() {
+    let r = run("experiments/redis-sentinel-one-writer.yaml");
+    let split = verdict(&r, "there is never more than one primary");
+    assert_eq!(split["outcome"], "failed", "{}", r.stdout);
+    let reason = split["reason"].as_str().expect("reason");
+    assert!(reason.contains("r1/redis"), "{reason}");
+    assert!(
+        reason.contains("r2/redis") || reason.contains("r3/redis"),
+        "{reason}"
+    );
+    // The overlap starts with a promotion after the fault was in effect and lasts past
+    // the heal (measured: the old primary is demoted ~10 s after it rejoins).
+    let f = &r.report["record"]["faults"][0];
+    let confirmed = f["confirmedMs"].as_f64().expect("confirmed");
+    let reverted = f["revertedMs"].as_f64().expect("reverted");
+    let end = r.report["record"]["phases"]["endMs"].as_f64().expect("end");
+    let from = split["figures"]["overlapStartMs"].as_f64().expect("from");
+    let to = split["figures"]["overlapEndMs"].as_f64().expect("to");
+    assert!(from > confirmed && from < reverted, "{from} in {confirmed}..{reverted}");
+    assert!(to > from + 3000.0 && to <= end + 1.0, "{from}..{to} (end {end})");
+    // Every member's answers are on the record and the promotion is on the timeline.
+    let roles = r.report["record"]["roles"].as_array().expect("role timeline");
+    for m in ["r1/redis", "r2/redis", "r3/redis"] {
+        assert!(roles.iter().filter(|s| s["member"] == m).count() > 20, "{m}");
+    }
+    let events = r.report["record"]["events"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["kind"] == "role"
+        && e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("primary") && !m.contains("r1/redis"))));
+
+    // The same run with the role timeline off: acknowledgements from r1 only.
+    let dir = temp_dir("one-writer");
+    let file = dir.join("off.yaml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("experiments/redis-sentinel-one-writer.yaml"),
+    )
+    .expect("read");
+    let off = text.replace(
+        "role: { redis: { port: 6379 } }",
+        "role: { redis: { port: 6379 }, timeline: false }",
+    );
+    assert_ne!(off, text);
+    std::fs::write(&file, off).expect("write");
+    let r = run(file.to_str().expect("path"));
+    let split = verdict(&r, "there is never more than one primary");
+    assert_eq!(split["outcome"], "inconclusive", "{}", r.stdout);
+    assert!(
+        split["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("no role timeline")),
+        "{split}"
+    );
+    assert!(r.report["record"]["roles"].as_array().is_none_or(Vec::is_empty));
+}
+
 #[test]
 fn correlated_shard_loss_is_reported_as_correlated() {
     let r = run("experiments/shards-blast-radius.yaml");
