@@ -97,12 +97,23 @@ fn a_writer_beside_the_old_primary_cannot_hide_a_second_primary() {
     let end = r.report["record"]["phases"]["endMs"].as_f64().expect("end");
     let from = split["figures"]["overlapStartMs"].as_f64().expect("from");
     let to = split["figures"]["overlapEndMs"].as_f64().expect("to");
-    assert!(from > confirmed && from < reverted, "{from} in {confirmed}..{reverted}");
-    assert!(to > from + 3000.0 && to <= end + 1.0, "{from}..{to} (end {end})");
+    assert!(
+        from > confirmed && from < reverted,
+        "{from} in {confirmed}..{reverted}"
+    );
+    assert!(
+        to > from + 3000.0 && to <= end + 1.0,
+        "{from}..{to} (end {end})"
+    );
     // Every member's answers are on the record and the promotion is on the timeline.
-    let roles = r.report["record"]["roles"].as_array().expect("role timeline");
+    let roles = r.report["record"]["roles"]
+        .as_array()
+        .expect("role timeline");
     for m in ["r1/redis", "r2/redis", "r3/redis"] {
-        assert!(roles.iter().filter(|s| s["member"] == m).count() > 20, "{m}");
+        assert!(
+            roles.iter().filter(|s| s["member"] == m).count() > 20,
+            "{m}"
+        );
     }
     let events = r.report["record"]["events"].as_array().expect("events");
     assert!(events.iter().any(|e| e["kind"] == "role"
@@ -133,7 +144,9 @@ fn a_writer_beside_the_old_primary_cannot_hide_a_second_primary() {
             .is_some_and(|m| m.contains("no role timeline")),
         "{split}"
     );
-    assert!(r.report["record"]["roles"].as_array().is_none_or(Vec::is_empty));
+    assert!(r.report["record"]["roles"]
+        .as_array()
+        .is_none_or(Vec::is_empty));
 }
 
 #[test]

@@ -17,6 +17,9 @@ use crate::record::history::{Op, OpResult};
 use crate::record::{RoleSample, RoleSeen, RunRecord};
 use std::collections::BTreeMap;
 
+/// Clients whose acknowledgement means the node that gave it was primary.
+const ACKS_FROM_PRIMARY: [&str; 2] = ["redis", "postgres"];
+
 fn secs(ms: f64) -> String {
     format!("{:.3}s", ms / 1000.0)
 }
@@ -184,7 +187,11 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
     let mut ops: Vec<&Op> = Vec::new();
     for w in &s.workloads {
         match rec.history(w) {
-            Some(h) => ops.extend(h.ops.iter()),
+            // Only a primary acknowledges a Redis or PostgreSQL write; an etcd member
+            // forwards writes to its leader, so its acknowledgement says nothing of who
+            // leads (and HTTP, nothing at all).
+            Some(h) if ACKS_FROM_PRIMARY.contains(&h.client.as_str()) => ops.extend(h.ops.iter()),
+            Some(_) => {}
             None => {
                 v.reason = format!("workload {w} recorded no history");
                 return v;
@@ -336,6 +343,7 @@ mod tests {
             vec![],
             vec![History {
                 workload: "w".into(),
+                client: "redis".into(),
                 ops,
                 ..Default::default()
             }],
@@ -492,6 +500,26 @@ mod tests {
         let v = single_primary(&c, &s, &rec);
         assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
         assert!(v.reason.contains("acknowledged writes"), "{}", v.reason);
+    }
+
+    #[test]
+    fn an_etcd_member_acknowledging_a_write_is_not_a_primary() {
+        // etcd followers forward writes to the leader: acknowledgements from two members
+        // at once are normal and say nothing about leadership.
+        let (c, s) = claim();
+        let mut rec = record(
+            timeline(3000.0, 3500.0, |_| RoleSeen::Replica),
+            vec![
+                op(4000.0, 4010.0, "10.0.0.1:2379"),
+                op(4100.0, 4110.0, "10.0.0.3:2379"),
+                op(6000.0, 6010.0, "10.0.0.1:2379"),
+            ],
+        );
+        rec.histories[0].client = "etcd".into();
+        let v = single_primary(&c, &s, &rec);
+        assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
+        rec.histories[0].client = "redis".into();
+        assert_eq!(single_primary(&c, &s, &rec).outcome, Outcome::Failed);
     }
 
     #[test]
