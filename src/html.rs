@@ -160,6 +160,7 @@ pub fn timeline_svg(r: &RunReport) -> String {
     let workloads_top = lanes.y;
     workload_lanes(rec, &sc, &mut lanes);
     watch_lanes(rec, &sc, &mut lanes);
+    role_lanes(rec, &sc, &mut lanes);
     let lanes_bottom = lanes.y;
     let mut body = split_brain_svg(r, &sc, workloads_top, lanes_bottom);
     let ev = events_svg(rec, &sc);
@@ -346,6 +347,65 @@ fn watch_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
         let (svg, n) = watch_lane(&rec.watch_samples, &watch, &proxy, sc, lanes.y);
         let hh = LANE.max(n as f64 * 12.0 + 8.0);
         lanes.push(format!("{watch}: {proxy}"), svg, hh);
+    }
+}
+
+/// The role timeline: one lane per cluster, a row per member, each answer coloured
+/// (primary, replica, down, unknown) until the next.
+fn role_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
+    let mut targets: Vec<&str> = rec.roles.iter().map(|r| r.target.as_str()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    for t in targets {
+        let mut members: Vec<&str> = rec
+            .roles
+            .iter()
+            .filter(|r| r.target == t)
+            .map(|r| r.member.as_str())
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        let y = lanes.y;
+        let mut svg = String::new();
+        for (row, m) in members.iter().enumerate() {
+            let ry = y + 4.0 + row as f64 * 12.0;
+            let pts: Vec<&crate::record::RoleSample> = rec
+                .roles
+                .iter()
+                .filter(|r| r.target == t && r.member == *m)
+                .collect();
+            for (i, p) in pts.iter().enumerate() {
+                let next = pts.get(i + 1).map_or(p.answered_ms(), |n| n.t_ms);
+                let (color, word) = match p.role {
+                    crate::record::RoleSeen::Primary => ("#8250df", "primary"),
+                    crate::record::RoleSeen::Replica => ("#c8b6f5", "replica"),
+                    crate::record::RoleSeen::Down => ("#8c959f", "down"),
+                    crate::record::RoleSeen::Unknown => ("url(#hatch)", "unknown"),
+                };
+                let xa = sc.x(p.t_ms);
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{xa:.1}" y="{ry:.1}" width="{:.1}" height="9" fill="{color}"><title>{} {word} at {}{}</title></rect>"#,
+                    (sc.x(next) - xa).max(0.5),
+                    esc(m),
+                    secs(p.t_ms),
+                    if p.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", esc(&p.detail))
+                    }
+                );
+            }
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" class="tick">{}</text>"#,
+                sc.x(0.0) + 2.0,
+                ry + 8.0,
+                esc(m)
+            );
+        }
+        let hh = LANE.max(members.len() as f64 * 12.0 + 8.0);
+        lanes.push(format!("roles: {t}"), svg, hh);
     }
 }
 
@@ -786,7 +846,7 @@ pub fn render(r: &RunReport) -> String {
 
     h.push_str("<section id=\"timeline\"><h2>Timeline</h2><div class=\"chart\">");
     h.push_str(&timeline_svg(r));
-    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain</span><span>ticks on top: events (hover for details)</span></div></section>"##);
+    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain / role unknown</span><span><i class="sw" style="background:#8250df"></i>role: primary</span><span><i class="sw" style="background:#c8b6f5"></i>replica</span><span><i class="sw" style="background:#8c959f"></i>down</span><span>ticks on top: events (hover for details)</span></div></section>"##);
 
     writes_section(&mut h, r);
     workloads_section(&mut h, r);

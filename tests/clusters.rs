@@ -121,6 +121,31 @@ fn a_writer_beside_the_old_primary_cannot_hide_a_second_primary() {
             .as_str()
             .is_some_and(|m| m.contains("primary") && !m.contains("r1/redis"))));
 
+    // The HTML report draws the role timeline, a row per member.
+    let html = r.state.join("report.html");
+    let out = std::process::Command::new(MURPHY)
+        .arg("report")
+        .arg(r.state.join("run.json"))
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .expect("murphy report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(page.contains("roles: primary"), "a role lane");
+    assert!(
+        page.contains("r1/redis primary at"),
+        "each answer, hoverable"
+    );
+    assert!(
+        page.contains("r2/redis primary at") || page.contains("r3/redis primary at"),
+        "the promotion is drawn"
+    );
+
     // The same run with the role timeline off: acknowledgements from r1 only.
     let dir = temp_dir("one-writer");
     let file = dir.join("off.yaml");
