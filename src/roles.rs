@@ -6,7 +6,7 @@
 use crate::fault::Member;
 use crate::model::spec::{RoleProbe, Select, TargetSpec};
 use crate::netns::Netns;
-use crate::record::{Clock, RoleSample, RoleSeen};
+use crate::record::{Clock, RoleCluster, RoleMember, RoleSample, RoleSeen};
 use crate::target::TargetError;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
@@ -128,16 +128,20 @@ pub fn seen(role: &Role, member: &Member) -> (RoleSeen, String) {
 
 /// The role timeline of one cluster: every member asked every `interval` on a thread of
 /// its own (a slow member never delays the others), answers collected until [`stop`].
+/// Dropped without `stop`, its threads are told to stop.
 ///
 /// [`stop`]: RoleSampler::stop
 pub struct RoleSampler {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     out: Arc<Mutex<Vec<RoleSample>>>,
+    cluster: RoleCluster,
+    clock: Clock,
 }
 
 impl RoleSampler {
-    /// Start asking. Members without an address are recorded as unknown at every tick.
+    /// Start asking. A member without an address is recorded as unknown at every tick; a
+    /// member whose thread cannot start is still listed, so it shows as never answering.
     pub fn spawn(
         target: &str,
         probe: &RoleProbe,
@@ -147,6 +151,19 @@ impl RoleSampler {
     ) -> RoleSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let out = Arc::new(Mutex::new(Vec::new()));
+        let cluster = RoleCluster {
+            target: target.to_string(),
+            members: members
+                .iter()
+                .map(|m| RoleMember {
+                    label: m.label.clone(),
+                    addresses: m.addrs.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+            interval_ms: probe.interval().as_secs_f64() * 1000.0,
+            started_ms: clock.now_ms(),
+            stopped_ms: 0.0,
+        };
         let mut threads = Vec::new();
         for m in members {
             let (stop, out, probe, netns) =
@@ -154,48 +171,18 @@ impl RoleSampler {
             let target = target.to_string();
             let spawned = std::thread::Builder::new()
                 .name(format!("role-{}", m.label))
-                .spawn(move || {
-                    let entered = crate::probe::enter(netns.as_ref());
-                    let interval = probe.interval();
-                    let mut next = Instant::now();
-                    while !stop.load(Ordering::SeqCst) {
-                        let t_ms = clock.now_ms();
-                        let began = Instant::now();
-                        let role = match (&entered, m.addrs.first()) {
-                            (Err(e), _) => Role::Unknown(e.clone()),
-                            (Ok(()), None) => Role::Unknown("the member has no address".into()),
-                            (Ok(()), Some(a)) => role_of(&probe, *a),
-                        };
-                        let (role, detail) = seen(&role, &m);
-                        let sample = RoleSample {
-                            target: target.clone(),
-                            member: m.label.clone(),
-                            address: m.addrs.first().map(ToString::to_string).unwrap_or_default(),
-                            t_ms,
-                            latency_ms: began.elapsed().as_secs_f64() * 1000.0,
-                            role,
-                            detail,
-                        };
-                        if let Ok(mut o) = out.lock() {
-                            o.push(sample);
-                        }
-                        next += interval;
-                        let now = Instant::now();
-                        if next < now {
-                            next = now;
-                        }
-                        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
-                            std::thread::sleep(
-                                (next - Instant::now()).min(Duration::from_millis(50)),
-                            );
-                        }
-                    }
-                });
+                .spawn(move || ask_until_stopped(&target, &probe, &m, netns, clock, &stop, &out));
             if let Ok(t) = spawned {
                 threads.push(t);
             }
         }
-        RoleSampler { stop, threads, out }
+        RoleSampler {
+            stop,
+            threads,
+            out,
+            cluster,
+            clock,
+        }
     }
 
     /// The answers so far (for the live view and the timeline's events).
@@ -206,10 +193,11 @@ impl RoleSampler {
             .unwrap_or_default()
     }
 
-    /// Stop asking and return every answer in time order.
-    pub fn stop(self) -> Vec<RoleSample> {
+    /// Stop asking; every answer in time order and the cluster as asked.
+    pub fn stop(mut self) -> (Vec<RoleSample>, RoleCluster) {
         self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
+        self.cluster.stopped_ms = self.clock.now_ms();
+        for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
         let mut v = self
@@ -218,7 +206,58 @@ impl RoleSampler {
             .map(|mut o| std::mem::take(&mut *o))
             .unwrap_or_default();
         v.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-        v
+        (v, std::mem::take(&mut self.cluster))
+    }
+}
+
+impl Drop for RoleSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One member's thread: ask, record, wait for the next tick, until told to stop.
+fn ask_until_stopped(
+    target: &str,
+    probe: &RoleProbe,
+    m: &Member,
+    netns: Option<Netns>,
+    clock: Clock,
+    stop: &AtomicBool,
+    out: &Mutex<Vec<RoleSample>>,
+) {
+    let entered = crate::probe::enter(netns.as_ref());
+    let interval = probe.interval();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let t_ms = clock.now_ms();
+        let began = Instant::now();
+        let role = match (&entered, m.addrs.first()) {
+            (Err(e), _) => Role::Unknown(e.clone()),
+            (Ok(()), None) => Role::Unknown("the member has no address".into()),
+            (Ok(()), Some(a)) => role_of(probe, *a),
+        };
+        let (role, detail) = seen(&role, m);
+        let sample = RoleSample {
+            target: target.to_string(),
+            member: m.label.clone(),
+            address: m.addrs.first().map(ToString::to_string).unwrap_or_default(),
+            t_ms,
+            latency_ms: began.elapsed().as_secs_f64() * 1000.0,
+            role,
+            detail,
+        };
+        if let Ok(mut o) = out.lock() {
+            o.push(sample);
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(50)));
+        }
     }
 }
 

@@ -906,10 +906,12 @@ pub fn run(
     }
     cx.watch_roles();
     cx.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-    let mut roles: Vec<crate::record::RoleSample> = std::mem::take(&mut cx.roles)
-        .into_iter()
-        .flat_map(|(r, _)| r.stop())
-        .collect();
+    let (mut roles, mut role_clusters) = (Vec::new(), Vec::new());
+    for (sampler, _) in std::mem::take(&mut cx.roles) {
+        let (samples, cluster) = sampler.stop();
+        roles.extend(samples);
+        role_clusters.push(cluster);
+    }
     roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     out.phases.end_ms = clock.now_ms();
     cx.lab_down();
@@ -925,6 +927,7 @@ pub fn run(
     );
     record.left_behind = cx.left_behind;
     record.roles = roles;
+    record.role_clusters = role_clusters;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
     // Ended by itself: whatever is left is in the record (and the journal, for `recover`).
@@ -1001,9 +1004,23 @@ impl Ctx<'_> {
     /// starts.
     fn preflight(&mut self, out: &mut Outcome) {
         for (name, t) in &self.exp.spec.targets {
-            if let Err(e) = target::matches(name, t, self.lab.as_ref()) {
-                out.end(RunStatus::Error, format!("preflight: {e}"));
-                return;
+            let members = match target::matches(name, t, self.lab.as_ref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.end(RunStatus::Error, format!("preflight: {e}"));
+                    return;
+                }
+            };
+            // A role probe asks each member at its address: two members at one address
+            // would both answer for whichever instance listens there.
+            if t.role.is_some() {
+                if let Some(why) = target::shared_address(&members) {
+                    out.end(
+                        RunStatus::Error,
+                        format!("preflight: spec.targets.{name}.members: {why}: give each member its own `address`"),
+                    );
+                    return;
+                }
             }
         }
         let spec = &self.exp.spec;

@@ -45,6 +45,8 @@ pub enum TargetError {
     NoCgroup { target: String, cgroup: String },
     #[error("target {target:?}: no network namespace {netns:?} (see `ip netns list`)")]
     NoNetns { target: String, netns: String },
+    #[error("target {target:?}: network namespace {netns:?} is the host's own: as a member it would be every process on the machine")]
+    HostNetns { target: String, netns: String },
     #[error(
         "target {target:?} resolved to {count} members, more than guardrails.maxTargets ({max})"
     )]
@@ -134,6 +136,17 @@ pub fn matches(
             match r {
                 MemberRef::Lab(r) => out.extend(lab_ref(name, r, lab)?),
                 MemberRef::External(e) => out.push(external(name, e)?),
+            }
+        }
+        // Each member is judged by its label: two alike (the same process listed twice)
+        // get a suffix rather than merging.
+        let mut seen = std::collections::HashSet::new();
+        for m in &mut out {
+            let mut n = 2;
+            let base = m.label.clone();
+            while !seen.insert(m.label.clone()) {
+                m.label = format!("{base} #{n}");
+                n += 1;
             }
         }
         return Ok(out);
@@ -261,19 +274,33 @@ fn under_murphy(pid: i32) -> bool {
     false
 }
 
-/// The processes living in a named network namespace (Murphy's own excepted).
+/// The processes living in a named network namespace (Murphy's own, pid 1 and kernel
+/// threads excepted). None for a name that is the host's own namespace (`ip netns attach
+/// x 1`): that would be every process on the machine.
 fn procs_in_netns(ns: &str) -> Vec<ProcId> {
     use std::os::unix::fs::MetadataExt;
     let Ok(ino) = std::fs::metadata(std::path::Path::new("/run/netns").join(ns)).map(|m| m.ino())
     else {
         return Vec::new();
     };
+    if procfs::netns_inode(1) == Some(ino) || root_netns() == Some(ino) {
+        return Vec::new();
+    }
     procfs::all_pids()
         .into_iter()
+        .filter(|pid| *pid > 2 && procfs::stat(*pid).is_some_and(|s| s.ppid != 2))
         .filter(|pid| procfs::netns_inode(*pid) == Some(ino) && !under_murphy(*pid))
         .filter_map(ProcId::of)
         .filter(|i| i.alive())
         .collect()
+}
+
+/// Whether a named namespace is the host's own (a bind of pid 1's).
+fn is_host_netns(ns: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(std::path::Path::new("/run/netns").join(ns))
+        .map(|m| m.ino())
+        .is_ok_and(|ino| procfs::netns_inode(1) == Some(ino) || root_netns() == Some(ino))
 }
 
 /// The global IPv4 addresses in a namespace, in interface order.
@@ -290,12 +317,35 @@ pub fn netns_addrs(netns: &Netns) -> Vec<std::net::Ipv4Addr> {
         .collect()
 }
 
+/// Two members whose first (role probe) address is the same, named, if any.
+pub fn shared_address(members: &[Member]) -> Option<String> {
+    for (i, a) in members.iter().enumerate() {
+        for b in &members[i + 1..] {
+            if let (Some(x), Some(y)) = (a.addrs.first(), b.addrs.first()) {
+                if x == y {
+                    return Some(format!(
+                        "members {} and {} both have the address {x}",
+                        a.label, b.label
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// One member that Murphy did not start: a namespace (every process in it), processes or
 /// a cgroup, with its address given or read from its namespace.
 fn external(name: &str, e: &ExternalMember) -> Result<Member, TargetError> {
     let mut m = if let Some(ns) = &e.netns {
         if !std::path::Path::new("/run/netns").join(ns).exists() {
             return Err(TargetError::NoNetns {
+                target: name.into(),
+                netns: ns.clone(),
+            });
+        }
+        if is_host_netns(ns) {
+            return Err(TargetError::HostNetns {
                 target: name.into(),
                 netns: ns.clone(),
             });

@@ -67,6 +67,7 @@ fn fixed() -> RunReport {
         status_reason: None,
         left_behind: vec![],
         roles: vec![],
+        role_clusters: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(
@@ -203,6 +204,7 @@ fn redis_fixed() -> RunReport {
         status_reason: None,
         left_behind: vec![],
         roles: vec![],
+        role_clusters: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(

@@ -922,4 +922,30 @@ spec:
             .any(|e| e.contains("spec.targets.leader.members[1].address")),
         "{errs:#?}"
     );
+    // The role timeline's own fields, and the cluster a singlePrimary claim names.
+    let bad = src
+        .replace("interval: 250ms", "interval: 0s")
+        .replace("from: {netns: client}}", "from: clinet}")
+        .replace("target: leader}", "target: leadr}");
+    let errs = errors(&bad);
+    for (field, words) in [
+        ("spec.targets.leader.role.interval", "between 10ms and 10s"),
+        (
+            "spec.targets.leader.role.from",
+            "no lab host named \"clinet\"",
+        ),
+        (
+            "spec.claims[0].singlePrimary.target",
+            "did you mean `leader`",
+        ),
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(field) && e.contains(words)),
+            "{field}: {errs:#?}"
+        );
+    }
+    // A cluster whose roles only go on the timeline needs no `select`.
+    let timeline_only = src.replace("      select: primary\n", "");
+    let errs = errors(&timeline_only);
+    assert!(!errs.iter().any(|e| e.contains("select")), "{errs:#?}");
 }

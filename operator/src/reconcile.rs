@@ -1106,15 +1106,12 @@ async fn pod_view(
             continue;
         }
         let (pods, _) = list_pods(&ctx.client, sel).await?;
-        let mut running: Vec<_> = pods
-            .iter()
-            .filter(|p| p.running && !p.terminating)
-            .collect();
-        running.sort_by(|a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
-        let members = running
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), p.ip?)))
-            .collect();
+        // Every pod that is not going away: one not running yet (or without an address)
+        // is asked all the same and answers "unknown", so it can never be a primary
+        // nobody saw.
+        let mut live: Vec<_> = pods.iter().filter(|p| !p.terminating).collect();
+        live.sort_by(|a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
+        let members = live.iter().map(|p| (p.name.clone(), p.ip)).collect();
         view.members.insert(name.clone(), members);
     }
     Ok(view)
@@ -1271,6 +1268,24 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         run.end_observers(hs, watched);
     }
     if run.result.is_none() {
+        // Pods of a role-timeline cluster that appeared during the run were never asked:
+        // they join its members (unanswered), so no claim holds without them.
+        for (target, t) in &run.spec.targets.clone() {
+            let (Some(sel), Some(role)) = (t.pods.as_ref(), t.role.as_ref()) else {
+                continue;
+            };
+            if !role.on_timeline() || role.command.is_some() {
+                continue;
+            }
+            if let Ok((pods, _)) = list_pods(&ctx.client, sel).await {
+                let names = pods
+                    .iter()
+                    .filter(|p| !p.terminating)
+                    .map(|p| p.name.clone())
+                    .collect();
+                run.seen_members(target, names);
+            }
+        }
         run.result = Some(run.finish(status.clone(), why));
     }
     // The command probes' pods go with the run (their samples are in the record now).

@@ -78,8 +78,8 @@ pub fn name_list(names: &[String], n: usize) -> String {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodView {
     pub addrs: BTreeMap<String, Vec<std::net::Ipv4Addr>>,
-    /// Each cluster whose roles go on the timeline: its running pods (name, IP).
-    pub members: BTreeMap<String, Vec<(String, std::net::Ipv4Addr)>>,
+    /// Each cluster whose roles go on the timeline: its pods (name, IP when it has one).
+    pub members: BTreeMap<String, Vec<(String, Option<std::net::Ipv4Addr>)>>,
 }
 
 impl Resolver for PodView {
@@ -126,6 +126,8 @@ pub struct ClusterRun {
     probes: Vec<ProbeHandle>,
     /// The role timeline: each cluster's pods asked their role all through the run.
     roles: Vec<murphy::roles::RoleSampler>,
+    /// Pods of those clusters seen at the end (one that appeared mid-run was never asked).
+    late_members: BTreeMap<String, Vec<String>>,
     rx: Option<Receiver<ProbeSample>>,
     /// Where samples go (the command probes' pods send theirs here too).
     probe_tx: Option<std::sync::mpsc::Sender<ProbeSample>>,
@@ -222,7 +224,7 @@ impl ClusterRun {
                         label: pod.clone(),
                         procs: Vec::new(),
                         netns: murphy::netns::Netns::Root,
-                        addrs: vec![*ip],
+                        addrs: ip.iter().copied().collect(),
                         lab: None,
                     })
                     .collect();
@@ -286,6 +288,7 @@ impl ClusterRun {
             notices: Vec::new(),
             probes,
             roles,
+            late_members: BTreeMap::new(),
             rx: Some(rx),
             probe_tx: Some(tx),
             probe_pods: Vec::new(),
@@ -307,6 +310,11 @@ impl ClusterRun {
 
     pub fn now_ms(&self) -> f64 {
         self.clock.now_ms()
+    }
+
+    /// The pods of a role-timeline cluster as they are at the end of the run.
+    pub fn seen_members(&mut self, target: &str, pods: Vec<String>) {
+        self.late_members.insert(target.to_string(), pods);
     }
 
     fn notice(&mut self, warning: bool, reason: &'static str, note: String) {
@@ -1153,8 +1161,20 @@ impl ClusterRun {
         for p in self.probes.drain(..) {
             p.stop();
         }
-        let mut roles: Vec<murphy::record::RoleSample> =
-            self.roles.drain(..).flat_map(|r| r.stop()).collect();
+        let (mut roles, mut role_clusters) = (Vec::new(), Vec::new());
+        for sampler in self.roles.drain(..) {
+            let (samples, mut cluster) = sampler.stop();
+            for pod in self.late_members.get(&cluster.target).into_iter().flatten() {
+                if !cluster.members.iter().any(|m| &m.label == pod) {
+                    cluster.members.push(murphy::record::RoleMember {
+                        label: pod.clone(),
+                        addresses: Vec::new(),
+                    });
+                }
+            }
+            roles.extend(samples);
+            role_clusters.push(cluster);
+        }
         roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         for f in self.pod_followers.drain(..) {
             f.abort();
@@ -1205,6 +1225,7 @@ impl ClusterRun {
             })
             .collect();
         rec.roles = roles;
+        rec.role_clusters = role_clusters;
         let verdicts = claims::evaluate(&self.spec.claims, &rec);
         (rec, verdicts)
     }
@@ -1276,14 +1297,13 @@ pub type Watched = (
 
 impl Drop for ClusterRun {
     /// A run forgotten mid-way (its Experiment deleted) stops sampling and writing: probes
-    /// here, watches and workloads by their own drop.
+    /// here, role samplers and watches and workloads by their own drop (never joined on
+    /// the async threads).
     fn drop(&mut self) {
         for p in self.probes.drain(..) {
             p.stop();
         }
-        let mut roles: Vec<murphy::record::RoleSample> =
-            self.roles.drain(..).flat_map(|r| r.stop()).collect();
-        roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        self.roles.clear();
         for f in self.pod_followers.drain(..) {
             f.abort();
         }

@@ -56,18 +56,40 @@ impl From<&str> for MemberRef {
     }
 }
 
+/// A name or an object: the two spellings of a member and of a vantage point.
+enum NameOr<T> {
+    Name(String),
+    Object(T),
+}
+
+fn name_or<'de, D, T>(d: D, expected: &str) -> Result<NameOr<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::String(s) => Ok(NameOr::Name(s)),
+        serde_json::Value::Object(_) => serde_json::from_value(v)
+            .map(NameOr::Object)
+            .map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!(
+            "expected {expected}, found {other}"
+        ))),
+    }
+}
+
 impl<'de> Deserialize<'de> for MemberRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        match v {
-            serde_json::Value::String(s) => Ok(MemberRef::Lab(s)),
-            serde_json::Value::Object(_) => serde_json::from_value(v)
-                .map(MemberRef::External)
-                .map_err(serde::de::Error::custom),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a lab reference (`host` or `host/process`) or one of {{netns: ...}}, {{process: ...}}, {{cgroup: ...}}, found {other}"
-            ))),
-        }
+        Ok(
+            match name_or(
+                d,
+                "a lab reference (`host` or `host/process`) or one of {netns: ...}, {process: ...}, {cgroup: ...}",
+            )? {
+                NameOr::Name(s) => MemberRef::Lab(s),
+                NameOr::Object(e) => MemberRef::External(e),
+            },
+        )
     }
 }
 
@@ -139,16 +161,10 @@ impl std::fmt::Display for Vantage {
 
 impl<'de> Deserialize<'de> for Vantage {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        match v {
-            serde_json::Value::String(s) => Ok(Vantage::Lab(s)),
-            serde_json::Value::Object(_) => serde_json::from_value(v)
-                .map(Vantage::Netns)
-                .map_err(serde::de::Error::custom),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a lab host name or {{netns: NAME}}, found {other}"
-            ))),
-        }
+        Ok(match name_or(d, "a lab host name or {netns: NAME}")? {
+            NameOr::Name(s) => Vantage::Lab(s),
+            NameOr::Object(n) => Vantage::Netns(n),
+        })
     }
 }
 

@@ -1240,7 +1240,8 @@ pub struct ClaimSpec {
     /// The longest stretch without a successful write stays under a bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_availability: Option<WriteAvailabilityClaim>,
-    /// No two endpoints acknowledge writes in overlapping windows (no split brain).
+    /// Never two primaries at once (no split brain), by the members' own word on the role
+    /// timeline or by acknowledging writes; held only when the timeline covers every member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_primary: Option<SinglePrimaryClaim>,
     /// While a fault is active, at most N of the listed workloads see failures.

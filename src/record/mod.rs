@@ -79,6 +79,29 @@ impl RoleSample {
     }
 }
 
+/// One cluster on the role timeline: every member that was to be asked (whether or not it
+/// ever answered), its addresses, and how the asking went.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleCluster {
+    pub target: String,
+    pub members: Vec<RoleMember>,
+    /// Time between two questions to the same member.
+    pub interval_ms: f64,
+    /// When the asking started and stopped (run clock).
+    pub started_ms: f64,
+    pub stopped_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMember {
+    pub label: String,
+    /// Every address of the member: acknowledgements from any of them are its deeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
 /// What a member said (or what is known) about its role.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -197,6 +220,18 @@ pub struct RunRecord {
     /// timeline), in time order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleSample>,
+    /// The clusters on the role timeline: who was to be asked, so that a member that never
+    /// answered is known to be missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_clusters: Vec<RoleCluster>,
+}
+
+impl FaultRecord {
+    /// When the fault was known to be in effect: its confirmation (its injection for a
+    /// record that has no confirmation time).
+    pub fn in_effect_ms(&self) -> Option<f64> {
+        self.confirmed_ms.or(self.injected_ms)
+    }
 }
 
 impl RunRecord {
@@ -225,6 +260,7 @@ impl RunRecord {
             status_reason,
             left_behind: Vec::new(),
             roles: Vec::new(),
+            role_clusters: Vec::new(),
         }
     }
 

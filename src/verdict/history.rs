@@ -250,10 +250,19 @@ pub fn write_availability(
             ),
         );
     }
-    // From the moment the fault was known to be in effect.
-    let start = fault.confirmed_ms.or(fault.injected_ms).unwrap_or(0.0);
-    let mut v = check_gap(v, h, start, &fault.name, w.max_gap.as_millis_f64());
-    if let Some((ms, who)) = super::roles::promotion_ms(rec, start) {
+    // The bound is measured from the injection (a write lost while the fault was being
+    // put in place counts against it); the failover figures from the moment the fault
+    // was known to be in effect.
+    let injected = fault.injected_ms.unwrap_or(0.0);
+    let effect = fault.in_effect_ms().unwrap_or(injected);
+    let mut v = check_gap(
+        v,
+        h,
+        (injected, effect),
+        &fault.name,
+        w.max_gap.as_millis_f64(),
+    );
+    if let Some((ms, who)) = super::roles::promotion_ms(rec, Some(&fault.target), effect) {
         v.figures.insert("promotionMs".into(), ms);
         v.reason.push_str(&format!(
             "; {who} said it was primary {} after {}",
@@ -265,7 +274,13 @@ pub fn write_availability(
 }
 
 /// The gap check on one history from `start` (public for tests).
-pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: f64) -> Verdict {
+pub fn check_gap(
+    mut v: Verdict,
+    h: &History,
+    (start, effect): (f64, f64),
+    fault: &str,
+    max_gap: f64,
+) -> Verdict {
     let end = h.stopped_ms;
     if end <= start {
         return inconclusive(v, "the workload stopped before the fault".into());
@@ -295,17 +310,23 @@ pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: 
             gap_from = w[0];
         }
     }
-    // The node that acknowledged writes last before the fault, and the first ok after it
-    // from another node.
+    // The node that acknowledged writes last before the fault was in effect, and the
+    // first write sent after that and acknowledged by another node (sent before, it says
+    // nothing about the failover).
     let before = h
         .ops
         .iter()
-        .filter(|o| o.result == OpResult::Ok && o.complete_ms < start)
+        .filter(|o| o.result == OpResult::Ok && o.complete_ms < effect)
         .max_by(|a, b| a.complete_ms.total_cmp(&b.complete_ms))
         .map(|o| o.endpoint.clone());
+    let sent_after: Vec<&&Op> = oks.iter().filter(|o| o.invoke_ms >= effect).collect();
     let moved = before
         .as_ref()
-        .and_then(|b| oks.iter().find(|o| &o.endpoint != b));
+        .and_then(|b| sent_after.iter().find(|o| &o.endpoint != b));
+    if let Some(o) = sent_after.first() {
+        v.figures
+            .insert("writesBackMs".into(), o.complete_ms - effect);
+    }
     v.figures.insert("longestGapMs".into(), gap);
     v.figures.insert("maxGapMs".into(), max_gap);
     v.figures.insert("okAfterFault".into(), oks.len() as f64);
@@ -313,20 +334,17 @@ pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: 
     let failover = match (moved, &before) {
         (Some(o), Some(b)) => {
             v.figures
-                .insert("clientMovedMs".into(), o.complete_ms - start);
+                .insert("clientMovedMs".into(), o.complete_ms - effect);
             format!(
-                "; writes moved from {b} to {} {} after {fault}",
+                "; writes moved from {b} to {} {} after {fault} took effect",
                 o.endpoint,
-                secs(o.complete_ms - start)
+                secs(o.complete_ms - effect)
             )
         }
         (None, Some(b)) => format!("; writes stayed on {b}"),
         _ => String::new(),
     };
     let first_ok = oks.first().map(|o| o.complete_ms);
-    if let Some(t) = first_ok {
-        v.figures.insert("writesBackMs".into(), t - start);
-    }
     let fails = h
         .ops
         .iter()
@@ -356,73 +374,6 @@ pub fn check_gap(mut v: Verdict, h: &History, start: f64, fault: &str, max_gap: 
         if within { "within" } else { "over" },
         secs(max_gap),
     );
-    v
-}
-
-/// The interval in which a node is known to have accepted writes: from its first
-/// acknowledgement to the invocation of the last write it accepted.
-fn tenures(ops: &[&Op]) -> BTreeMap<String, (f64, f64, usize)> {
-    let mut t: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
-    for o in ops
-        .iter()
-        .filter(|o| o.result == OpResult::Ok && o.is_write())
-    {
-        let e = t
-            .entry(o.endpoint.clone())
-            .or_insert((f64::INFINITY, f64::NEG_INFINITY, 0));
-        e.0 = e.0.min(o.complete_ms);
-        e.1 = e.1.max(o.invoke_ms);
-        e.2 += 1;
-    }
-    t
-}
-
-/// The split-brain check on a set of operations (public for tests).
-pub fn check_split(mut v: Verdict, ops: &[&Op]) -> Verdict {
-    let t = tenures(ops);
-    if t.is_empty() {
-        return inconclusive(
-            v,
-            "no write was acknowledged, so no primary was seen".into(),
-        );
-    }
-    let nodes: Vec<(&String, &(f64, f64, usize))> = t.iter().collect();
-    let mut worst: Option<(String, String, f64, f64)> = None;
-    for i in 0..nodes.len() {
-        for j in i + 1..nodes.len() {
-            let (a, ta) = nodes[i];
-            let (b, tb) = nodes[j];
-            let from = ta.0.max(tb.0);
-            let to = ta.1.min(tb.1);
-            if to > from && worst.as_ref().is_none_or(|w| to - from > w.3 - w.2) {
-                worst = Some((a.clone(), b.clone(), from, to));
-            }
-        }
-    }
-    v.figures.insert("primariesSeen".into(), t.len() as f64);
-    let seen = t
-        .iter()
-        .map(|(e, (_, _, n))| format!("{e} ({n} acks)"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match worst {
-        Some((a, b, from, to)) => {
-            v.outcome = Outcome::Failed;
-            v.figures.insert("overlapMs".into(), to - from);
-            v.figures.insert("overlapStartMs".into(), from);
-            v.measured = format!("2 primaries for {}", secs(to - from));
-            v.reason = format!(
-                "{a} and {b} both accepted writes between {} and {} (split brain); nodes that acknowledged writes: {seen}",
-                secs(from),
-                secs(to)
-            );
-        }
-        None => {
-            v.outcome = Outcome::Held;
-            v.measured = format!("{} primary(ies), never together", t.len());
-            v.reason = format!("no two nodes accepted writes at the same time; nodes that acknowledged writes, in turn: {seen}");
-        }
-    }
     v
 }
 
@@ -565,7 +516,7 @@ pub fn blast_radius(claim: &ClaimSpec, b: &BlastRadiusClaim, rec: &RunRecord) ->
     if !f.confirmed {
         return inconclusive(v, format!("fault {} was not confirmed", b.fault));
     }
-    let from = f.confirmed_ms.or(f.injected_ms).unwrap_or(0.0);
+    let from = f.in_effect_ms().unwrap_or(0.0);
     let to = f
         .reverted_ms
         .or(rec.phases.faults_end_ms)
@@ -734,12 +685,12 @@ mod tests {
             ops.push(op(i, t, t + 5.0, r, ep));
         }
         let h = hist(ops, None);
-        let r = check_gap(v(), &h, 2000.0, "kill", 3000.0);
+        let r = check_gap(v(), &h, (2000.0, 2000.0), "kill", 3000.0);
         assert_eq!(r.outcome, Outcome::Held, "{}", r.reason);
         assert!((r.figures["longestGapMs"] - 2505.0).abs() < 1e-6);
         assert!((r.figures["clientMovedMs"] - 2505.0).abs() < 1e-6);
         assert!(r.reason.contains("from a to b"));
-        let r = check_gap(v(), &h, 2000.0, "kill", 2000.0);
+        let r = check_gap(v(), &h, (2000.0, 2000.0), "kill", 2000.0);
         assert_eq!(r.outcome, Outcome::Failed);
     }
 
@@ -751,12 +702,12 @@ mod tests {
         ];
         let h = hist(ops, None);
         assert_eq!(
-            check_gap(v(), &h, 2000.0, "f", 1000.0).outcome,
+            check_gap(v(), &h, (2000.0, 2000.0), "f", 1000.0).outcome,
             Outcome::Failed
         );
         let h = hist(vec![op(1, 0.0, 5.0, OpResult::Ok, "a")], None);
         assert_eq!(
-            check_gap(v(), &h, 2000.0, "f", 1000.0).outcome,
+            check_gap(v(), &h, (2000.0, 2000.0), "f", 1000.0).outcome,
             Outcome::Inconclusive
         );
     }
@@ -770,9 +721,15 @@ mod tests {
         ];
         let mut h = hist(ops, None);
         h.stopped_ms = 5100.0;
-        let r = check_gap(v(), &h, 1000.0, "f", 3000.0);
+        let r = check_gap(v(), &h, (1000.0, 1000.0), "f", 3000.0);
         assert_eq!(r.outcome, Outcome::Failed);
         assert!((r.figures["longestGapMs"] - 4000.0).abs() < 1e-6);
+    }
+
+    /// The acknowledgement overlap `singlePrimary` fails on (no role timeline).
+    fn split(ops: &[&Op]) -> Option<(f64, f64)> {
+        let (t, _) = crate::verdict::roles::ack_tenures(ops, &[]);
+        crate::verdict::roles::worst_overlap(&t).map(|(_, _, a, b)| (a, b))
     }
 
     #[test]
@@ -786,7 +743,7 @@ mod tests {
             op(4, 400.0, 410.0, OpResult::Ok, "b"),
         ];
         let refs: Vec<&Op> = ops.iter().collect();
-        assert_eq!(check_split(v(), &refs).outcome, Outcome::Held);
+        assert_eq!(split(&refs), None);
         // Both keep accepting writes: split brain, with the window.
         let ops = [
             op(1, 0.0, 10.0, OpResult::Ok, "a"),
@@ -796,11 +753,9 @@ mod tests {
             op(5, 700.0, 1700.0, OpResult::Info, "c"),
         ];
         let refs: Vec<&Op> = ops.iter().collect();
-        let r = check_split(v(), &refs);
-        assert_eq!(r.outcome, Outcome::Failed);
-        assert_eq!(r.figures["overlapStartMs"], 110.0);
-        assert_eq!(r.figures["overlapMs"], 390.0);
-        assert_eq!(r.figures["primariesSeen"], 2.0, "info ops are not acks");
+        assert_eq!(split(&refs), Some((110.0, 500.0)));
+        let (t, _) = crate::verdict::roles::ack_tenures(&refs, &[]);
+        assert_eq!(t.len(), 2, "info ops are not acks");
     }
 
     #[test]
@@ -871,9 +826,9 @@ mod tests {
             op(2, 100.0, 100.0, OpResult::Ok, "b"),
         ];
         let refs: Vec<&Op> = ops.iter().collect();
-        assert_eq!(check_split(v(), &refs).outcome, Outcome::Held);
+        assert_eq!(split(&refs), None);
         let none: Vec<&Op> = Vec::new();
-        assert_eq!(check_split(v(), &none).outcome, Outcome::Inconclusive);
+        assert!(crate::verdict::roles::ack_tenures(&none, &[]).0.is_empty());
     }
 
     fn arb_ops() -> impl Strategy<Value = Vec<Op>> {
@@ -922,13 +877,13 @@ mod tests {
         fn one_endpoint_is_never_split_brain(ops in arb_ops()) {
             let ops: Vec<Op> = ops.into_iter().map(|mut o| { o.endpoint = "a".into(); o }).collect();
             let refs: Vec<&Op> = ops.iter().collect();
-            prop_assert_ne!(check_split(v(), &refs).outcome, Outcome::Failed);
+            prop_assert_eq!(split(&refs), None);
         }
 
         #[test]
         fn gap_is_at_least_every_gap_between_oks(ops in arb_ops()) {
             let h = hist(ops.clone(), None);
-            let r = check_gap(v(), &h, 0.0, "f", 1e9);
+            let r = check_gap(v(), &h, (0.0, 0.0), "f", 1e9);
             if let Some(g) = r.figures.get("longestGapMs") {
                 let mut t: Vec<f64> = ops.iter().filter(|o| o.result == OpResult::Ok && o.complete_ms <= 10_000.0).map(|o| o.complete_ms).collect();
                 t.sort_by(f64::total_cmp);

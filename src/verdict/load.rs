@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 fn ops_in(h: &History, span: (f64, f64)) -> Vec<&Op> {
     h.ops
         .iter()
-        .filter(|o| o.invoke_ms >= span.0 && o.invoke_ms < span.1)
+        .filter(|o| o.invoke_ms >= span.0 && o.invoke_ms <= span.1)
         .filter(|o| o.complete_ms <= span.1 || o.result != crate::record::history::OpResult::Ok)
         .collect()
 }
@@ -247,11 +247,10 @@ pub fn no_flapping(claim: &ClaimSpec, n: &NoFlappingClaim, rec: &RunRecord) -> V
         let p = n.probe.clone().unwrap_or_default();
         let mut prev: Option<bool> = None;
         let mut flips = Vec::new();
-        let mut seen = 0;
+        // The samples the window rule counts (a sample answered after the window is not
+        // seen in it); flips are read from every sample, then kept inside the window.
+        let seen = crate::verdict::in_window(rec, &p, span).counted.len();
         for s in rec.samples_of(&p) {
-            if s.t_ms >= span.0 && s.t_ms < span.1 {
-                seen += 1;
-            }
             if let Some(was) = prev {
                 if was != s.ok {
                     let word = |b: bool| if b { "healthy" } else { "failing" };
@@ -467,6 +466,7 @@ mod tests {
             status_reason: None,
             left_behind: vec![],
             roles: vec![],
+            role_clusters: vec![],
         }
     }
 

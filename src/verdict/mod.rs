@@ -201,7 +201,7 @@ pub fn window_span(
             // In effect from its confirmation, not from the moment Murphy started to inject.
             let start = faults
                 .iter()
-                .filter_map(|f| f.confirmed_ms.or(f.injected_ms))
+                .filter_map(|f| f.in_effect_ms())
                 .fold(f64::INFINITY, f64::min);
             if !start.is_finite() {
                 return Err(WindowError::NoneInjected);
@@ -537,8 +537,9 @@ pub fn recovers(claim: &ClaimSpec, r: &RecoversClaim, rec: &RunRecord) -> Verdic
     if fault.injected_ms.is_none() {
         return inconclusive(format!("fault {:?} was never injected", fault.name));
     }
-    // Recovery is timed from the moment the fault was known to be in effect.
-    let start = fault.confirmed_ms.or(fault.injected_ms).unwrap_or(0.0);
+    // A bound on time is measured from the injection: an outage that began while the
+    // fault was being put in place counts against it.
+    let start = fault.injected_ms.unwrap_or(0.0);
     if !fault.confirmed {
         return inconclusive(format!(
             "fault {:?} was not confirmed{}",
@@ -1051,6 +1052,7 @@ mod tests {
             status_reason: None,
             left_behind: vec![],
             roles: vec![],
+            role_clusters: vec![],
         }
     }
     fn independent(site_down: impl Fn(f64) -> bool, status_down: impl Fn(f64) -> bool) -> Verdict {

@@ -14,7 +14,7 @@
 use super::{Outcome, Verdict};
 use crate::model::spec::{ClaimSpec, SinglePrimaryClaim};
 use crate::record::history::{Op, OpResult};
-use crate::record::{RoleSample, RoleSeen, RunRecord};
+use crate::record::{RoleMember, RoleSample, RoleSeen, RunRecord};
 use std::collections::BTreeMap;
 
 /// Clients whose acknowledgement means the node that gave it was primary.
@@ -94,10 +94,12 @@ pub fn role_tenures(samples: &[&RoleSample]) -> Vec<Tenure> {
 }
 
 /// Each node's stretch of acknowledged writes (from its first acknowledgement to the
-/// invocation of the last write it accepted), named by the member at its address when
-/// the role timeline knows it.
-pub fn ack_tenures(ops: &[&Op], samples: &[&RoleSample]) -> Vec<Tenure> {
+/// invocation of the last write it accepted), named by the member that has the address it
+/// was sent to. With a known cluster, acknowledgements from an address no member has (a
+/// proxy, a virtual IP) are returned apart: they cannot be put on any member.
+pub fn ack_tenures(ops: &[&Op], members: &[RoleMember]) -> (Vec<Tenure>, BTreeMap<String, usize>) {
     let mut t: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
     for o in ops
         .iter()
         .filter(|o| o.result == OpResult::Ok && o.is_write())
@@ -106,15 +108,23 @@ pub fn ack_tenures(ops: &[&Op], samples: &[&RoleSample]) -> Vec<Tenure> {
             .endpoint
             .rsplit_once(':')
             .map_or(o.endpoint.as_str(), |(h, _)| h);
-        let node = samples
+        let node = match members
             .iter()
-            .find(|s| !s.address.is_empty() && s.address == host)
-            .map_or_else(|| o.endpoint.clone(), |s| s.member.clone());
+            .find(|m| m.addresses.iter().any(|a| a == host))
+        {
+            Some(m) => m.label.clone(),
+            None if !members.is_empty() => {
+                *elsewhere.entry(o.endpoint.clone()).or_default() += 1;
+                continue;
+            }
+            None => o.endpoint.clone(),
+        };
         let e = t.entry(node).or_insert((f64::INFINITY, f64::NEG_INFINITY));
         e.0 = e.0.min(o.complete_ms);
         e.1 = e.1.max(o.invoke_ms);
     }
-    t.into_iter()
+    let tenures = t
+        .into_iter()
         .filter(|(_, (a, b))| b >= a)
         .map(|(node, (from, to))| Tenure {
             node,
@@ -122,7 +132,8 @@ pub fn ack_tenures(ops: &[&Op], samples: &[&RoleSample]) -> Vec<Tenure> {
             to,
             by: "acknowledged writes",
         })
-        .collect()
+        .collect();
+    (tenures, elsewhere)
 }
 
 /// The longest stretch in which two different nodes were both primary.
@@ -143,45 +154,58 @@ pub fn worst_overlap(tenures: &[Tenure]) -> Option<(&Tenure, &Tenure, f64, f64)>
 }
 
 /// Stretches of `[start, end]` in which a member's role was not known: before its first
-/// known answer, between two known answers further apart than `gap`, after its last.
+/// known answer, after its last, and between two known answers further apart than three
+/// intervals — or than one, when a question in between went unanswered (a timeout, a
+/// partition between Murphy and the member). A member that never answered is blind
+/// throughout.
 pub fn blind_spots(
     samples: &[&RoleSample],
-    start: f64,
-    end: f64,
+    members: &[&str],
+    interval: f64,
+    (start, end): (f64, f64),
 ) -> Vec<(String, f64, f64, String)> {
-    let mut by_member: BTreeMap<&str, Vec<&RoleSample>> = BTreeMap::new();
-    for s in samples {
-        by_member.entry(s.member.as_str()).or_default().push(s);
-    }
     let mut out = Vec::new();
-    for (m, mut ss) in by_member {
+    for m in members {
+        let mut ss: Vec<&&RoleSample> = samples.iter().filter(|s| s.member == *m).collect();
         ss.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-        let mut steps: Vec<f64> = ss.windows(2).map(|w| w[1].t_ms - w[0].t_ms).collect();
-        steps.sort_by(f64::total_cmp);
-        let step = steps.get(steps.len() / 2).copied().unwrap_or(500.0);
-        let gap = (3.0 * step).max(1500.0);
-        let known: Vec<&&RoleSample> = ss.iter().filter(|s| s.role != RoleSeen::Unknown).collect();
         let why_between = |a: f64, b: f64| {
             ss.iter()
                 .find(|s| s.role == RoleSeen::Unknown && s.t_ms >= a && s.t_ms <= b)
-                .map_or_else(|| "no answer".to_string(), |s| s.detail.clone())
+                .map(|s| s.detail.clone())
         };
         let mut last = start;
-        for s in &known {
-            if s.t_ms - last > gap {
-                out.push((m.to_string(), last, s.t_ms, why_between(last, s.t_ms)));
+        let mut first = true;
+        for s in ss.iter().filter(|s| s.role != RoleSeen::Unknown) {
+            let unanswered = why_between(last, s.t_ms);
+            // Scheduling jitter is allowed for; an unanswered question is not.
+            let allowed = if first || unanswered.is_some() {
+                2.0 * interval
+            } else {
+                3.0 * interval + 250.0
+            };
+            if s.t_ms - last > allowed {
+                let why = unanswered.unwrap_or_else(|| "no answer".into());
+                out.push((m.to_string(), last, s.t_ms.min(end), why));
             }
             last = last.max(s.answered_ms());
+            first = false;
         }
-        if end - last > gap {
-            out.push((m.to_string(), last, end, why_between(last, end)));
+        if end - last > 2.0 * interval || first {
+            let why = why_between(last, end).unwrap_or_else(|| {
+                if first {
+                    "never answered".into()
+                } else {
+                    "no answer".into()
+                }
+            });
+            out.push((m.to_string(), last, end, why));
         }
     }
     out
 }
 
 /// `singlePrimary`: never two primaries at once, judged from the role timeline and every
-/// workload's acknowledgements.
+/// Redis or PostgreSQL workload's acknowledgements.
 pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord) -> Verdict {
     let mut v = super::history::base_verdict(claim, "singlePrimary");
     let mut ops: Vec<&Op> = Vec::new();
@@ -199,12 +223,29 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
         }
     }
     let (cluster, samples) = cluster_samples(rec, s.target.as_deref());
+    let known = cluster
+        .as_deref()
+        .and_then(|c| rec.role_clusters.iter().find(|k| k.target == c));
+    // Every member that was to be asked; without the cluster's list, the ones that answered.
+    let members: Vec<RoleMember> = match known {
+        Some(k) => k.members.clone(),
+        None => {
+            let mut seen: Vec<RoleMember> = Vec::new();
+            for r in &samples {
+                if !seen.iter().any(|m| m.label == r.member) {
+                    seen.push(RoleMember {
+                        label: r.member.clone(),
+                        addresses: vec![r.address.clone()],
+                    });
+                }
+            }
+            seen
+        }
+    };
     let mut tenures = role_tenures(&samples);
-    tenures.extend(ack_tenures(&ops, &samples));
+    let (acks, elsewhere) = ack_tenures(&ops, &members);
+    tenures.extend(acks);
     tenures.sort_by(|a, b| a.from.total_cmp(&b.from));
-    let mut members: Vec<&str> = samples.iter().map(|r| r.member.as_str()).collect();
-    members.sort_unstable();
-    members.dedup();
     v.figures
         .insert("membersOnTimeline".into(), members.len() as f64);
     v.figures.insert("roleSamples".into(), samples.len() as f64);
@@ -217,6 +258,18 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
         .map(|t| format!("{} {}–{} ({})", t.node, secs(t.from), secs(t.to), t.by))
         .collect::<Vec<_>>()
         .join(", ");
+    let apart = if elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; acknowledgements from addresses no member has, not counted: {}",
+            elsewhere
+                .iter()
+                .map(|(e, n)| format!("{e} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     if let Some((a, b, from, to)) = worst_overlap(&tenures) {
         v.outcome = Outcome::Failed;
         v.figures.insert("overlapMs".into(), to - from);
@@ -224,7 +277,7 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
         v.figures.insert("overlapEndMs".into(), to);
         v.measured = format!("2 primaries for {}", secs(to - from));
         v.reason = format!(
-            "{} (by {}) and {} (by {}) were both primary from {} to {} (split brain); primaries seen: {turns}",
+            "{} (by {}) and {} (by {}) were both primary from {} to {} (split brain); primaries seen: {turns}{apart}",
             a.node,
             a.by,
             b.node,
@@ -234,16 +287,31 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
         );
         return v;
     }
-    let Some(cluster) = cluster.filter(|_| !samples.is_empty()) else {
+    let seen = if turns.is_empty() {
+        "none".to_string()
+    } else {
+        turns.clone()
+    };
+    let Some(cluster) = cluster.filter(|_| !members.is_empty()) else {
         v.reason = match &s.target {
-            Some(t) => format!("no role timeline for target {t} (its role probe has `timeline: false`, or it has none), so a second primary that no workload wrote to could not be seen; acknowledgements seen: {}", if turns.is_empty() { "none".into() } else { turns }),
-            None => format!("no role timeline names the cluster (set `target` to a target with a role probe), so a second primary that no workload wrote to could not be seen; acknowledgements seen: {}", if turns.is_empty() { "none".into() } else { turns }),
+            Some(t) => format!("no role timeline for target {t} (its role probe has `timeline: false`, or it has none), so a second primary that no workload wrote to could not be seen; acknowledgements seen: {seen}{apart}"),
+            None => format!("no role timeline names the cluster (set `target` to a target with a role probe), so a second primary that no workload wrote to could not be seen; acknowledgements seen: {seen}{apart}"),
         };
         return v;
     };
+    let interval = known
+        .map_or_else(|| median_step(&samples), |k| k.interval_ms)
+        .max(1.0);
     let start = rec.phases.steady_start_ms;
-    let end = rec.phases.end_ms;
-    let blind = blind_spots(&samples, start, end);
+    // Up to when the asking stopped: the samplers stop together at the end, and one still
+    // waiting on a slow member must not leave the others "unseen".
+    let last_asked = samples.iter().map(|r| r.t_ms).fold(start, f64::max);
+    let end = rec
+        .phases
+        .end_ms
+        .min(known.map_or(last_asked, |k| k.stopped_ms.max(start)));
+    let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
+    let blind = blind_spots(&samples, &labels, interval, (start, end));
     if !blind.is_empty() {
         let total: f64 = blind.iter().map(|b| b.2 - b.1).sum();
         v.figures.insert("blindMs".into(), total);
@@ -253,33 +321,55 @@ pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord
             .map(|(m, a, b, why)| format!("{m} from {} to {} ({why})", secs(*a), secs(*b)))
             .collect::<Vec<_>>()
             .join("; ");
-        let seen: Vec<&str> = members
+        let covered: Vec<&str> = labels
             .iter()
             .copied()
             .filter(|m| !blind.iter().any(|b| b.0 == *m))
             .collect();
         v.reason = format!(
-            "no two primaries were seen, but the role timeline of {cluster} does not cover every member: {list}{}; a second primary there could not be seen (covered all through: {})",
+            "no two primaries were seen, but the role timeline of {cluster} does not cover every member: {list}{}; a second primary there could not be seen (covered all through: {}){apart}",
             if blind.len() > 6 { format!(" and {} more", blind.len() - 6) } else { String::new() },
-            if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            if covered.is_empty() { "none".to_string() } else { covered.join(", ") }
         );
         return v;
     }
     v.outcome = Outcome::Held;
     v.measured = format!("{} primary(ies), never together", nodes.len());
     v.reason = format!(
-        "every member of {cluster} ({}) answered its role all through the run and no two were primary at the same time; primaries in turn: {turns}",
-        members.join(", ")
+        "every member of {cluster} ({}) answered its role every {} all through the run and no two were primary at the same time (a second primary for less than that could slip between two questions); primaries in turn: {seen}{apart}",
+        labels.join(", "),
+        secs(interval)
     );
     v
 }
 
+fn median_step(samples: &[&RoleSample]) -> f64 {
+    let mut by_member: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for s in samples {
+        by_member.entry(s.member.as_str()).or_default().push(s.t_ms);
+    }
+    let mut steps: Vec<f64> = by_member
+        .values_mut()
+        .flat_map(|ts| {
+            ts.sort_by(f64::total_cmp);
+            ts.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        })
+        .collect();
+    steps.sort_by(f64::total_cmp);
+    steps.get(steps.len() / 2).copied().unwrap_or(500.0)
+}
+
 /// Time from `start` to the first answer in which a member other than the one(s) primary
-/// just before `start` says it is primary: the promotion.
-pub fn promotion_ms(rec: &RunRecord, start: f64) -> Option<(f64, String)> {
-    let (_, samples) = cluster_samples(rec, None);
+/// just before `start` (by their last known answer) says it is primary: the promotion.
+/// The cluster is `target` when it is on the role timeline, else the only one there.
+pub fn promotion_ms(rec: &RunRecord, target: Option<&str>, start: f64) -> Option<(f64, String)> {
+    let on_timeline = target.filter(|t| rec.roles.iter().any(|r| r.target == *t));
+    let (_, samples) = cluster_samples(rec, on_timeline);
     let mut last_before: BTreeMap<&str, RoleSeen> = BTreeMap::new();
-    for s in samples.iter().filter(|s| s.answered_ms() <= start) {
+    for s in samples
+        .iter()
+        .filter(|s| s.answered_ms() <= start && s.role != RoleSeen::Unknown)
+    {
         last_before.insert(s.member.as_str(), s.role);
     }
     let old: Vec<&str> = last_before
@@ -462,6 +552,59 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_never_answered_is_not_covered() {
+        // r4 was to be asked (its sampler never ran): the others' answers cannot hold.
+        let (c, s) = claim();
+        let mut rec = record(timeline(3000.0, 3500.0, |_| RoleSeen::Replica), vec![]);
+        rec.role_clusters = vec![crate::record::RoleCluster {
+            target: "db".into(),
+            members: ["r1", "r2", "r3", "r4"]
+                .iter()
+                .enumerate()
+                .map(|(i, m)| RoleMember {
+                    label: m.to_string(),
+                    addresses: vec![format!("10.0.0.{}", i + 1)],
+                })
+                .collect(),
+            interval_ms: 500.0,
+            started_ms: 0.0,
+            stopped_ms: 9600.0,
+        }];
+        let v = single_primary(&c, &s, &rec);
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+        assert!(
+            v.reason.contains("r4") && v.reason.contains("never answered"),
+            "{}",
+            v.reason
+        );
+        // An acknowledgement through an address no member has is reported, not counted.
+        rec.role_clusters[0].members.pop();
+        rec.histories[0].ops = vec![
+            op(4000.0, 4010.0, "10.0.0.99:6379"),
+            op(6000.0, 6010.0, "10.0.0.99:6379"),
+        ];
+        let v = single_primary(&c, &s, &rec);
+        assert_eq!(v.outcome, Outcome::Held, "{}", v.reason);
+        assert!(v.reason.contains("10.0.0.99:6379 (2)"), "{}", v.reason);
+    }
+
+    #[test]
+    fn one_unanswered_question_longer_than_two_intervals_is_a_blind_spot() {
+        let (c, s) = claim();
+        // r3's question at 5000 ms timed out after 2 s; its next answer came at 7000 ms.
+        let mut roles: Vec<RoleSample> = timeline(3000.0, 3500.0, |_| RoleSeen::Replica)
+            .into_iter()
+            .filter(|r| !(r.member == "r3" && (5000.0..7000.0).contains(&r.t_ms)))
+            .collect();
+        let mut slow = rs("r3", "10.0.0.3", 5020.0, RoleSeen::Unknown);
+        slow.latency_ms = 2000.0;
+        roles.push(slow);
+        let v = single_primary(&c, &s, &record(roles, vec![]));
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("r3 from"), "{}", v.reason);
+    }
+
+    #[test]
     fn acknowledgements_alone_fail_but_never_hold() {
         let (c, s) = claim();
         let only_one = record(
@@ -525,7 +668,7 @@ mod tests {
     #[test]
     fn promotion_is_the_first_new_primary_after_the_fault() {
         let rec = record(timeline(6000.0, 3000.0, |_| RoleSeen::Replica), vec![]);
-        let (ms, who) = promotion_ms(&rec, 2000.0).expect("promoted");
+        let (ms, who) = promotion_ms(&rec, None, 2000.0).expect("promoted");
         assert_eq!(who, "r2");
         assert!((ms - 1012.0).abs() < 1e-6, "{ms}");
     }

@@ -136,7 +136,7 @@ fn check_probe(v: &mut V, ctx: &Ctx, pp: &FieldPath, p: &ProbeSpec) {
 
 /// A target's `role` (at `tp.role`): exactly one way to ask a member its role, with real
 /// ports, and only with `select`.
-pub(super) fn check_role(v: &mut V, tp: &FieldPath, t: &TargetSpec, r: &RoleProbe) {
+pub(super) fn check_role(v: &mut V, ctx: &Ctx, tp: &FieldPath, t: &TargetSpec, r: &RoleProbe) {
     let rp = tp.key("role");
     if r.probes_set() != 1 {
         v.err(
@@ -159,7 +159,23 @@ pub(super) fn check_role(v: &mut V, tp: &FieldPath, t: &TargetSpec, r: &RoleProb
             v.err(rp.key(k).key("port"), "must be a port number above 0");
         }
     }
-    if t.select.is_none() {
-        v.err(tp.key("select"), "`role` is only used with `select`");
+    if t.select.is_none() && !r.on_timeline() {
+        v.err(
+            tp.key("select"),
+            "`role` with `timeline: false` is only used with `select`",
+        );
+    }
+    if let Some(i) = r.interval {
+        if i.as_std() < std::time::Duration::from_millis(10)
+            || i.as_std() > std::time::Duration::from_secs(10)
+        {
+            v.err(rp.key("interval"), "must be between 10ms and 10s");
+        }
+    }
+    if r.timeout.is_some_and(|t| t.as_std().is_zero()) {
+        v.err(rp.key("timeout"), "must be above 0");
+    }
+    if let Some(from) = &r.from {
+        ctx.check_from(v, rp.key("from"), from);
     }
 }

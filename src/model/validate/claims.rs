@@ -111,7 +111,7 @@ fn check_kind(v: &mut V, ctx: &Ctx, kp: &FieldPath, check: ClaimCheck) {
     match check {
         ClaimCheck::NoAckedWriteLoss(w) => no_acked_write_loss(v, ctx, kp, w),
         ClaimCheck::WriteAvailability(w) => write_availability(v, ctx, kp, w),
-        ClaimCheck::SinglePrimary(s) => single_primary(v, kp, s),
+        ClaimCheck::SinglePrimary(s) => single_primary(v, ctx, kp, s),
         ClaimCheck::Detects(d) => detects(v, ctx, kp, d),
         ClaimCheck::EventuallyDelivered(w) => eventually_delivered(v, ctx, kp, w),
         ClaimCheck::Restores(r) => restores(v, ctx, kp, r),
@@ -171,9 +171,36 @@ fn write_availability(v: &mut V, ctx: &Ctx, kp: &FieldPath, w: &WriteAvailabilit
     }
 }
 
-fn single_primary(v: &mut V, kp: &FieldPath, s: &SinglePrimaryClaim) {
-    if s.workloads.is_empty() {
-        v.err(kp.key("workloads"), "needs at least one workload");
+/// Evidence from workloads, a cluster's role timeline, or both; a named cluster exists
+/// and has a role probe.
+fn single_primary(v: &mut V, ctx: &Ctx, kp: &FieldPath, s: &SinglePrimaryClaim) {
+    let with_roles: Vec<&str> = ctx
+        .spec
+        .targets
+        .iter()
+        .filter(|(_, t)| t.role.is_some())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    match &s.target {
+        Some(t) => match ctx.spec.targets.get(t) {
+            None => v.err(
+                kp.key("target"),
+                format!(
+                    "no target named {t:?} in spec.targets{}",
+                    crate::model::diag::did_you_mean(t, &with_roles)
+                ),
+            ),
+            Some(spec) if spec.role.is_none() => v.err(
+                kp.key("target"),
+                format!("target {t:?} has no `role` probe: its members' roles cannot be put on the timeline"),
+            ),
+            Some(_) => {}
+        },
+        None if s.workloads.is_empty() => v.err(
+            kp.clone(),
+            "needs `workloads`, a `target` with a role probe, or both",
+        ),
+        None => {}
     }
 }
 

@@ -69,7 +69,7 @@ fn check_target(v: &mut V, ctx: &Ctx, tp: &FieldPath, name: &str, t: &TargetSpec
         check_select(v, tp, t, sel);
     }
     if let Some(r) = &t.role {
-        check_role(v, tp, t, r);
+        check_role(v, ctx, tp, t, r);
     }
     if let Some(pick) = &t.pick {
         check_pick(v, &tp.key("pick"), pick);
