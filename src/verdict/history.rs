@@ -33,11 +33,6 @@ fn secs(ms: f64) -> String {
     format!("{:.3}s", ms / 1000.0)
 }
 
-/// A verdict not judged yet (inconclusive, no figures).
-pub(crate) fn base_verdict(claim: &ClaimSpec, kind: &str) -> Verdict {
-    base(claim, kind)
-}
-
 fn base(claim: &ClaimSpec, kind: &str) -> Verdict {
     Verdict {
         claim: claim.name.clone(),

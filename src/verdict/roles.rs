@@ -207,7 +207,7 @@ pub fn blind_spots(
 /// `singlePrimary`: never two primaries at once, judged from the role timeline and every
 /// Redis or PostgreSQL workload's acknowledgements.
 pub fn single_primary(claim: &ClaimSpec, s: &SinglePrimaryClaim, rec: &RunRecord) -> Verdict {
-    let mut v = super::history::base_verdict(claim, "singlePrimary");
+    let mut v = super::no_verdict(claim, "singlePrimary", String::new());
     let mut ops: Vec<&Op> = Vec::new();
     for w in &s.workloads {
         match rec.history(w) {
