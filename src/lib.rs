@@ -11,6 +11,7 @@ pub mod glob;
 pub mod guardian;
 pub mod html;
 pub mod journal;
+pub mod junit;
 pub mod lab;
 pub mod model;
 pub mod netns;

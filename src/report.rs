@@ -236,95 +236,77 @@ fn lost_lines(lost: &[WriteRef], limit: usize) -> String {
     }
     if lost.len() > limit {
         out.push_str(&format!(
-            "    … and {} more (every one is in the JSON and JUnit reports)\n",
+            "    … and {} more (every one is in the JSON report)\n",
             lost.len() - limit
         ));
     }
     out
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// JUnit XML: one test case per claim. Failed claims are failures; inconclusive claims are
-/// errors (never passes).
+/// errors (never passes). See [`crate::junit`].
 pub fn junit(r: &RunReport) -> String {
-    let failed = r
+    use crate::junit::{Case, Ending, Suite, LOST_LISTED};
+    let name = r.experiment.metadata.name.clone();
+    let run_ms = r.record.phases.end_ms.max(0.0);
+    let cases = r
         .verdicts
         .iter()
-        .filter(|v| v.outcome == Outcome::Failed)
-        .count();
-    let errors = r
-        .verdicts
-        .iter()
-        .filter(|v| v.outcome == Outcome::Inconclusive)
-        .count();
-    let secs = r.record.phases.end_ms / 1000.0;
-    let name = xml_escape(&r.experiment.metadata.name);
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.push_str(&format!("<testsuites name=\"murphy\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{secs:.3}\">\n", r.verdicts.len()));
-    x.push_str(&format!("  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{secs:.3}\">\n", r.verdicts.len()));
-    x.push_str(&format!("    <properties>\n      <property name=\"runId\" value=\"{}\"/>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"status\" value=\"{:?}\"/>\n    </properties>\n", r.run_id, r.seed, r.record.status));
-    for v in &r.verdicts {
-        x.push_str(&format!(
-            "    <testcase classname=\"{name}.{}\" name=\"{}\">\n",
-            xml_escape(&v.kind),
-            xml_escape(&v.claim)
-        ));
-        let msg = xml_escape(&v.reason);
-        match v.outcome {
-            Outcome::Held => {}
-            Outcome::Failed => x.push_str(&format!(
-                "      <failure message=\"{msg}\" type=\"claim-failed\">measured: {}{}</failure>\n",
-                xml_escape(&v.measured),
-                if v.lost_writes.is_empty() {
-                    String::new()
-                } else {
-                    xml_escape(&format!(
-                        "\nlost writes:\n{}",
-                        lost_lines(&v.lost_writes, usize::MAX)
-                    ))
-                }
-            )),
-            Outcome::Inconclusive => x.push_str(&format!(
-                "      <error message=\"{msg}\" type=\"inconclusive\"/>\n"
-            )),
-        }
-        if !v.figures.is_empty() {
-            x.push_str("      <properties>\n");
-            for (k, val) in &v.figures {
-                x.push_str(&format!(
-                    "        <property name=\"{}\" value=\"{val}\"/>\n",
-                    xml_escape(k)
+        .map(|v| {
+            let mut detail = format!("measured: {}", v.measured);
+            if !v.lost_writes.is_empty() {
+                detail.push_str(&format!(
+                    "\nlost writes ({}):\n{}",
+                    v.lost_writes.len(),
+                    lost_lines(&v.lost_writes, LOST_LISTED)
                 ));
             }
-            x.push_str("      </properties>\n");
-        }
-        x.push_str(&format!(
-            "      <system-out>measured: {}{}</system-out>\n",
-            xml_escape(&v.measured),
-            v.figures
-                .iter()
-                .map(|(k, val)| format!("\n{}: {}", xml_escape(k), figure(k, *val)))
-                .collect::<String>()
-        ));
-        x.push_str("    </testcase>\n");
-    }
-    x.push_str("  </testsuite>\n</testsuites>\n");
-    x
+            // A claim's time is the span of evidence it judged: its window when it has
+            // one, else the run.
+            let ms = v
+                .figures
+                .get("windowMs")
+                .copied()
+                .unwrap_or(run_ms)
+                .max(0.0);
+            Case {
+                classname: format!("{name}.{}", v.kind),
+                name: v.claim.clone(),
+                ending: match v.outcome {
+                    Outcome::Held => Ending::Passed,
+                    Outcome::Failed => Ending::Failed {
+                        kind: "claim-failed".into(),
+                    },
+                    Outcome::Inconclusive => Ending::Inconclusive,
+                },
+                message: v.reason.clone(),
+                detail,
+                out: format!(
+                    "measured: {}{}",
+                    v.measured,
+                    v.figures
+                        .iter()
+                        .map(|(k, val)| format!("\n{k}: {}", figure(k, *val)))
+                        .collect::<String>()
+                ),
+                time: std::time::Duration::from_secs_f64(ms / 1000.0),
+            }
+        })
+        .collect();
+    crate::junit::render(Suite {
+        name,
+        started_unix_ms: r.started_unix_ms,
+        hostname: r.hostname.clone(),
+        time: std::time::Duration::from_secs_f64(run_ms / 1000.0),
+        properties: vec![
+            ("runId".into(), r.run_id.clone()),
+            ("seed".into(), r.seed.to_string()),
+            ("status".into(), format!("{:?}", r.record.status)),
+            ("kernel".into(), r.kernel.clone()),
+            ("murphyVersion".into(), r.murphy_version.clone()),
+        ],
+        cases,
+    })
 }
 
 /// A figure for people: times (names ending in `Ms`) in seconds, counts as integers.

@@ -292,65 +292,77 @@ pub fn markdown(r: &TrialsReport) -> String {
     o
 }
 
-/// JUnit for trials: one test case per claim; failed and flaky claims are failures.
+/// JUnit for trials, in the shape of a single run's ([`crate::junit`]): one suite, one
+/// test case per claim; failed and flaky claims are failures, inconclusive ones errors.
 pub fn junit(r: &TrialsReport) -> String {
-    let esc = crate::html::esc;
+    use crate::junit::{Case, Ending, Suite};
     let n = r.trials.len();
-    let failures = r
+    let total_ms: f64 = r
+        .trials
+        .iter()
+        .map(|t| t.record.phases.end_ms.max(0.0))
+        .sum();
+    let cases = r
         .claims
         .iter()
-        .filter(|c| matches!(c.verdict, TrialVerdict::Failed | TrialVerdict::Flaky))
-        .count();
-    let errors = r
-        .claims
-        .iter()
-        .filter(|c| c.verdict == TrialVerdict::Inconclusive)
-        .count();
-    let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"murphy\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">\n",
-        r.claims.len(),
-        esc(&r.experiment),
-        r.claims.len()
-    );
-    for c in &r.claims {
-        let summary = format!(
-            "{} over {n} trial(s): held {}, failed {}, inconclusive {}",
-            c.verdict.word(),
-            c.held,
-            c.failed,
-            c.inconclusive
-        );
-        x.push_str(&format!(
-            "    <testcase classname=\"{}.{}\" name=\"{}\">\n",
-            esc(&r.experiment),
-            esc(&c.kind),
-            esc(&c.claim)
-        ));
-        match c.verdict {
-            TrialVerdict::Held => {}
-            TrialVerdict::Failed | TrialVerdict::Flaky => x.push_str(&format!(
-                "      <failure message=\"{}\" type=\"claim-{}\"/>\n",
-                esc(&summary),
-                c.verdict.word().to_lowercase()
-            )),
-            TrialVerdict::Inconclusive => x.push_str(&format!(
-                "      <error message=\"{}\" type=\"inconclusive\"/>\n",
-                esc(&summary)
-            )),
-        }
-        let figs: String = c
-            .figures
-            .iter()
-            .map(|(k, d)| format!("\n{}", spread(k, d)))
-            .collect();
-        x.push_str(&format!(
-            "      <system-out>{}{}</system-out>\n    </testcase>\n",
-            esc(&summary),
-            esc(&figs)
-        ));
-    }
-    x.push_str("  </testsuite>\n</testsuites>\n");
-    x
+        .map(|c| {
+            let summary = format!(
+                "{} over {n} trial(s): held {}, failed {}, inconclusive {}",
+                c.verdict.word(),
+                c.held,
+                c.failed,
+                c.inconclusive
+            );
+            let figs: String = c
+                .figures
+                .iter()
+                .map(|(k, d)| format!("\n{}", spread(k, d)))
+                .collect();
+            Case {
+                classname: format!("{}.{}", r.experiment, c.kind),
+                name: c.claim.clone(),
+                ending: match c.verdict {
+                    TrialVerdict::Held => Ending::Passed,
+                    TrialVerdict::Failed | TrialVerdict::Flaky => Ending::Failed {
+                        kind: format!("claim-{}", c.verdict.word().to_lowercase()),
+                    },
+                    TrialVerdict::Inconclusive => Ending::Inconclusive,
+                },
+                message: summary.clone(),
+                detail: summary.clone(),
+                out: format!("{summary}{figs}"),
+                time: std::time::Duration::from_secs_f64(total_ms / 1000.0),
+            }
+        })
+        .collect();
+    let first = r.trials.first();
+    crate::junit::render(Suite {
+        name: r.experiment.clone(),
+        started_unix_ms: first.map_or(0, |t| t.started_unix_ms),
+        hostname: first.map(|t| t.hostname.clone()).unwrap_or_default(),
+        time: std::time::Duration::from_secs_f64(total_ms / 1000.0),
+        properties: vec![
+            ("trials".into(), n.to_string()),
+            (
+                "runIds".into(),
+                r.trials
+                    .iter()
+                    .map(|t| t.run_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "seeds".into(),
+                r.trials
+                    .iter()
+                    .map(|t| t.seed.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("murphyVersion".into(), r.murphy_version.clone()),
+        ],
+        cases,
+    })
 }
 
 #[cfg(test)]

@@ -366,3 +366,79 @@ fn html_report_renders_in_chromium_without_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The JUnit report — a single run's and `--trials`' alike — is valid against the common
+/// `junit-10.xsd` (Jenkins xUnit, pytest), checked by `xmllint` (libxml2). `scripts/test`
+/// fetches the schema (`scripts/junit-xsd`) and says where it is in `MURPHY_JUNIT_XSD`.
+#[test]
+fn junit_is_valid_against_junit_10_xsd_with_times_and_capped_lost_writes() {
+    let xsd = std::env::var("MURPHY_JUNIT_XSD")
+        .unwrap_or_else(|_| "/var/tmp/murphy-junit-xsd/junit-10.xsd".into());
+    assert!(
+        std::path::Path::new(&xsd).exists(),
+        "no JUnit schema at {xsd}: run scripts/junit-xsd (scripts/test does)"
+    );
+    let dir = std::env::temp_dir().join(format!("murphy-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let redis = redis_fixed();
+    let trials = murphy::trials::TrialsReport::new(vec![fixed(), fixed()]);
+    for (name, xml) in [
+        ("run.xml", junit(&fixed())),
+        ("redis.xml", junit(&redis)),
+        ("trials.xml", murphy::trials::junit(&trials)),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, &xml).expect("write");
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema", &xsd])
+            .arg(&file)
+            .output()
+            .expect("xmllint (libxml2-utils)");
+        assert!(
+            out.status.success(),
+            "{name} is not valid against junit-10.xsd: {}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // What CI tools show: a time on every test case, when and where the suite ran.
+        assert!(
+            xml.contains("timestamp=\"") && xml.contains("hostname=\"host\""),
+            "{xml}"
+        );
+        let cases = xml.matches("<testcase ").count();
+        let timed = xml
+            .split("<testcase ")
+            .skip(1)
+            .filter(|c| {
+                c.split('>')
+                    .next()
+                    .is_some_and(|tag| tag.contains("time=\""))
+            })
+            .count();
+        assert!(cases > 0 && timed == cases, "{xml}");
+        // Figures rounded for people, never float noise (`8096.1857580000005`).
+        assert!(!has_float_noise(&xml), "{xml}");
+    }
+    // Lost writes: the first few listed, the rest counted (all of them are in the JSON).
+    let xml = junit(&redis);
+    let lost = redis
+        .verdicts
+        .iter()
+        .map(|v| v.lost_writes.len())
+        .max()
+        .expect("verdicts");
+    assert!(lost > murphy::junit::LOST_LISTED, "{lost}");
+    assert!(xml.contains(&format!("lost writes ({lost})")), "{xml}");
+    assert!(xml.contains(&format!("and {} more", lost - murphy::junit::LOST_LISTED)));
+    assert!(xml.len() < 20_000, "capped: {} bytes", xml.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A number with more than four decimals.
+fn has_float_noise(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..b.len()).any(|i| {
+        b[i] == b'.'
+            && b[i - 1].is_ascii_digit()
+            && b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count() > 4
+    })
+}
