@@ -2415,6 +2415,8 @@ spec:
       noAckedWriteLoss: {{workload: writes}}
     - name: writes resume within 5s of losing the leader
       writeAvailability: {{workload: writes, maxGap: 5s, fault: kill-leader}}
+    - name: one leader at a time
+      singlePrimary: {{target: leader}}
   guardrails: {{maxTargets: 1, maxDuration: 3m}}
 "#
     ));
@@ -2445,6 +2447,34 @@ spec:
         longest > 0.0 && longest < 5000.0,
         "the measured gap {longest} ms"
     );
+    // The controller asked every pod its role all through the run (the role timeline): the
+    // promotion is measured from it, and singlePrimary is judged from it — never held
+    // while the killed pod could not answer (a pod has no process list, so its refusals
+    // are "unknown", not "down").
+    let roles = report["record"]["roles"].as_array().expect("role timeline");
+    let asked: std::collections::BTreeSet<&str> =
+        roles.iter().filter_map(|r| r["member"].as_str()).collect();
+    assert_eq!(asked.len(), 3, "every etcd pod asked: {asked:?}");
+    assert_eq!(
+        report["record"]["roleClusters"][0]["members"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{}",
+        report["record"]["roleClusters"]
+    );
+    let promoted = gap["figures"]["promotionMs"].as_f64().expect("promotionMs");
+    assert!(promoted > 0.0 && promoted < 5000.0, "{promoted}");
+    let one = of("singlePrimary");
+    assert_ne!(one["outcome"], "failed", "{one}");
+    if one["outcome"] == "inconclusive" {
+        assert!(
+            one["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("does not cover")),
+            "{one}"
+        );
+    }
     // The timeline says how the leader was chosen: each pod's answer, as `murphy run` says.
     let events = report["record"]["events"].as_array().expect("events");
     assert!(
