@@ -121,9 +121,11 @@ fn fix(node: &mut Value) {
             tagged.describe(&mut branches);
         }
         let mut enums: Vec<Value> = Vec::new();
-        // A value that may be one type or another (a name or an object, as `from: ca` and
-        // `from: {netns: n1}`) has no structural type: kept as written, checked by the
-        // validator and the CEL rules.
+        // A value that may be a name or an object (`from: ca`, `from: {netns: n1}`): the
+        // API server's CEL rules only see fields with a type (a property without one is
+        // "undefined" to `has()`, found on the real node), so the name's type is kept —
+        // these are local-only fields, refused on a cluster by a CEL rule (a name) or by
+        // the type (an object), either way naming the field.
         let mut kinds: Vec<&str> = branches
             .iter()
             .filter_map(|b| {
@@ -148,10 +150,14 @@ fn fix(node: &mut Value) {
             ] {
                 obj.remove(k);
             }
-            obj.insert(
-                "x-kubernetes-preserve-unknown-fields".into(),
-                Value::Bool(true),
-            );
+            if kinds.contains(&"string") {
+                obj.insert("type".into(), "string".into());
+            } else {
+                obj.insert(
+                    "x-kubernetes-preserve-unknown-fields".into(),
+                    Value::Bool(true),
+                );
+            }
             continue;
         }
         for b in branches {
