@@ -46,20 +46,13 @@ fn check_target(v: &mut V, ctx: &Ctx, tp: &FieldPath, name: &str, t: &TargetSpec
         check_pods(v, ctx, &tp.key("pods"), p);
     }
     check_lab_refs(v, ctx, tp, l);
-    if let Some(p) = &l.process {
-        check_process_selector(v, &tp.key("process"), p);
-    }
-    if let Some(c) = &l.cgroup {
-        if !c.starts_with('/') || c.split('/').any(|s| s == "..") {
-            v.err(
-                tp.key("cgroup"),
-                "must be an absolute cgroup path without '..'",
-            );
-        }
-    }
-    if let Some(ns) = &l.netns {
-        check_netns_name(v, tp.key("netns"), ns);
-    }
+    check_selectors(
+        v,
+        tp,
+        l.netns.as_deref(),
+        l.process.as_ref(),
+        l.cgroup.as_deref(),
+    );
     for (j, m) in l.members.iter().enumerate() {
         if let MemberRef::External(e) = m {
             check_external(v, &tp.key("members").index(j), e);
@@ -114,6 +107,30 @@ fn check_pods(v: &mut V, ctx: &Ctx, pp: &FieldPath, p: &PodSelector) {
     }
 }
 
+/// The selectors of something already running (a target's or a member's), at `path`.
+fn check_selectors(
+    v: &mut V,
+    path: &FieldPath,
+    netns: Option<&str>,
+    process: Option<&ProcessSelector>,
+    cgroup: Option<&str>,
+) {
+    if let Some(ns) = netns {
+        check_netns_name(v, path.key("netns"), ns);
+    }
+    if let Some(p) = process {
+        check_process_selector(v, &path.key("process"), p);
+    }
+    if let Some(c) = cgroup {
+        if !c.starts_with('/') || c.split('/').any(|s| s == "..") {
+            v.err(
+                path.key("cgroup"),
+                "must be an absolute cgroup path without '..'",
+            );
+        }
+    }
+}
+
 /// A network namespace's name as `ip netns` would take it.
 pub(super) fn check_netns_name(v: &mut V, path: FieldPath, ns: &str) {
     if ns.is_empty() || ns.len() > 255 || ns.contains(['/', '\0']) || ns == "." || ns == ".." {
@@ -134,20 +151,13 @@ fn check_external(v: &mut V, mp: &FieldPath, e: &ExternalMember) {
             format!("needs exactly one of `netns`, `process` or `cgroup` (found {n})"),
         );
     }
-    if let Some(ns) = &e.netns {
-        check_netns_name(v, mp.key("netns"), ns);
-    }
-    if let Some(p) = &e.process {
-        check_process_selector(v, &mp.key("process"), p);
-    }
-    if let Some(c) = &e.cgroup {
-        if !c.starts_with('/') || c.split('/').any(|s| s == "..") {
-            v.err(
-                mp.key("cgroup"),
-                "must be an absolute cgroup path without '..'",
-            );
-        }
-    }
+    check_selectors(
+        v,
+        mp,
+        e.netns.as_deref(),
+        e.process.as_ref(),
+        e.cgroup.as_deref(),
+    );
     if let Some(a) = &e.address {
         if a.parse::<std::net::Ipv4Addr>().is_err() {
             v.err(mp.key("address"), format!("{a:?} is not an IPv4 address"));
