@@ -51,9 +51,22 @@ impl Fault for ProcessKill {
             if !p.alive() {
                 continue;
             }
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig)
-                .map_err(|e| FaultError::Failed(format!("sending {sig} to pid {}: {e}", p.pid)))?;
-            self.killed.push(p);
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig) {
+                Ok(()) => self.killed.push(p),
+                // Exited on its own since it was listed (a forking server's child).
+                Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    return Err(FaultError::Failed(format!(
+                        "sending {sig} to pid {}: {e}",
+                        p.pid
+                    )))
+                }
+            }
+        }
+        if self.killed.is_empty() {
+            return Err(FaultError::Failed(
+                "every process of the target exited before the signal".into(),
+            ));
         }
         Ok(())
     }

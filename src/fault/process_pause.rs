@@ -51,10 +51,26 @@ impl ProcessPause {
             })?;
             cgroup::create(&dir)
                 .map_err(|e| FaultError::Failed(format!("creating {}: {e}", dir.display())))?;
+            let mut moved = 0;
             for p in procs {
-                cgroup::add_pid(&dir, p.pid).map_err(|e| {
-                    FaultError::Failed(format!("moving pid {} into {}: {e}", p.pid, dir.display()))
-                })?;
+                match cgroup::add_pid(&dir, p.pid) {
+                    Ok(()) => moved += 1,
+                    // Exited since it was listed (a forking server's short-lived child):
+                    // nothing left to freeze.
+                    Err(_) if !p.alive() => {}
+                    Err(e) => {
+                        return Err(FaultError::Failed(format!(
+                            "moving pid {} into {}: {e}",
+                            p.pid,
+                            dir.display()
+                        )))
+                    }
+                }
+            }
+            if moved == 0 {
+                return Err(FaultError::Failed(
+                    "every process of the target exited before it could be frozen".into(),
+                ));
             }
             cgroup::set_frozen(&dir, true)
                 .map_err(|e| FaultError::Failed(format!("freezing {}: {e}", dir.display())))?;
@@ -62,13 +78,21 @@ impl ProcessPause {
             return Ok(true);
         }
         if mounts.v2.is_some() {
-            // v2: freeze the target's own cgroup, but only if it holds nothing else.
-            let dir = mounts.proc_cgroup(procs[0].pid, "freezer");
+            // v2: freeze the target's own cgroup, but only if it holds nothing else: its
+            // processes and what they forked since they were listed (a forking server's
+            // children come and go while the target is resolved).
+            let dir = procs
+                .iter()
+                .filter(|p| p.alive())
+                .find_map(|p| mounts.proc_cgroup(p.pid, "freezer"));
             if let Some(dir) = dir {
                 let members: Vec<i32> = cgroup::pids(&dir);
                 let ours: Vec<i32> = procs.iter().map(|p| p.pid).collect();
                 let root = mounts.v2.as_ref().is_some_and(|r| *r == dir);
-                if !root && !members.is_empty() && members.iter().all(|p| ours.contains(p)) {
+                if !root
+                    && !members.is_empty()
+                    && members.iter().all(|p| ours_or_forked_by_them(*p, &ours))
+                {
                     undo.record(UndoAction::Thaw {
                         cgroup: dir.clone(),
                     })?;
@@ -82,6 +106,23 @@ impl ProcessPause {
         }
         Ok(false)
     }
+}
+
+/// Whether `pid` is one of `ours` or descends from one of them (walking parents; a process
+/// that is already gone counts as ours: it holds nothing any more).
+fn ours_or_forked_by_them(pid: i32, ours: &[i32]) -> bool {
+    let mut p = pid;
+    for depth in 0..64 {
+        if ours.contains(&p) {
+            return true;
+        }
+        match crate::procfs::stat(p) {
+            Some(s) if s.ppid > 1 => p = s.ppid,
+            Some(_) => return false,
+            None => return depth == 0,
+        }
+    }
+    false
 }
 
 impl Fault for ProcessPause {
@@ -116,12 +157,20 @@ impl Fault for ProcessPause {
         }
         for p in procs {
             undo.record(UndoAction::Continue { proc: p })?;
-            nix::sys::signal::kill(
+            match nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(p.pid),
                 nix::sys::signal::Signal::SIGSTOP,
-            )
-            .map_err(|e| FaultError::Failed(format!("SIGSTOP pid {}: {e}", p.pid)))?;
-            self.stopped.push(p);
+            ) {
+                Ok(()) => self.stopped.push(p),
+                // Exited since it was listed: there is nothing to stop.
+                Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(FaultError::Failed(format!("SIGSTOP pid {}: {e}", p.pid))),
+            }
+        }
+        if self.stopped.is_empty() {
+            return Err(FaultError::Failed(
+                "every process of the target exited before it could be stopped".into(),
+            ));
         }
         Ok(())
     }
@@ -158,5 +207,30 @@ impl Fault for ProcessPause {
                 "processes did not stop within 3s".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ours_or_forked_by_them;
+
+    #[test]
+    fn a_cgroup_member_forked_by_the_target_is_the_targets_and_a_stranger_is_not() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let me = std::process::id() as i32;
+        let pid = child.id() as i32;
+        assert!(ours_or_forked_by_them(pid, &[me]), "a child of ours");
+        assert!(ours_or_forked_by_them(pid, &[pid]), "listed itself");
+        assert!(!ours_or_forked_by_them(pid, &[]), "nobody's");
+        assert!(
+            !ours_or_forked_by_them(me, &[pid]),
+            "a parent is not forked by its child"
+        );
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert!(ours_or_forked_by_them(pid, &[]), "gone: holds nothing");
     }
 }
