@@ -2,6 +2,7 @@
 //! claims hold. This crate is the engine: experiment model, lab, faults, probes, claims,
 //! runner and reports. It knows nothing of Kubernetes or gRPC; front doors wrap it.
 
+pub mod annotate;
 pub mod bgp;
 pub mod cgroup;
 pub mod dns;
@@ -10,6 +11,7 @@ pub mod fsnode;
 pub mod glob;
 pub mod guardian;
 pub mod html;
+pub mod httpapi;
 pub mod journal;
 pub mod junit;
 pub mod lab;
@@ -20,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod probe;
 pub mod procfs;
+pub mod prom;
 pub mod ptrace;
 pub mod rand;
 pub mod record;

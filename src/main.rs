@@ -84,6 +84,14 @@ enum Cmd {
         /// No live progress, only the final table.
         #[arg(long, short)]
         quiet: bool,
+        /// Post each fault's window and the verdict to Grafana (its base URL, e.g.
+        /// http://grafana:3000) as annotations tagged `murphy`; the token (a service
+        /// account's) comes from MURPHY_GRAFANA_TOKEN.
+        #[arg(long, value_name = "URL", value_parser = grafana_url)]
+        annotate: Option<murphy::httpapi::BaseUrl>,
+        /// With --annotate: put the annotations on this dashboard (its UID) only.
+        #[arg(long, value_name = "UID", requires = "annotate")]
+        annotate_dashboard: Option<String>,
     },
     /// Render a run's JSON (from `run --json`) as HTML, Markdown or JUnit.
     Report {
@@ -95,6 +103,12 @@ enum Cmd {
         markdown: Option<PathBuf>,
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Post the run's fault windows and verdict to Grafana as annotations (as
+        /// `murphy run --annotate`).
+        #[arg(long, value_name = "URL", value_parser = grafana_url)]
+        annotate: Option<murphy::httpapi::BaseUrl>,
+        #[arg(long, value_name = "UID", requires = "annotate")]
+        annotate_dashboard: Option<String>,
     },
     /// Check an experiment file and report every problem with its field path and line.
     Validate {
@@ -264,7 +278,15 @@ fn real_main() -> anyhow::Result<i32> {
             output,
             markdown,
             junit,
-        } => report_cmd(&run_json, output, markdown, junit),
+            annotate,
+            annotate_dashboard,
+        } => report_cmd(
+            &run_json,
+            output,
+            markdown,
+            junit,
+            grafana(annotate, annotate_dashboard),
+        ),
         Cmd::Run {
             file,
             json,
@@ -275,6 +297,8 @@ fn real_main() -> anyhow::Result<i32> {
             state_dir,
             seed,
             quiet,
+            annotate,
+            annotate_dashboard,
         } => run_cmd(
             &file,
             trials,
@@ -286,6 +310,7 @@ fn real_main() -> anyhow::Result<i32> {
                 html,
                 summary,
                 quiet,
+                annotate: grafana(annotate, annotate_dashboard),
             },
         ),
         Cmd::Recover { state_dir, run } => recover_cmd(&state_dir, run.as_deref()),
@@ -334,12 +359,45 @@ fn validate_cmd(files: Vec<PathBuf>, cluster: bool) -> i32 {
     code
 }
 
+/// `--annotate URL`: a base URL, checked before anything runs.
+fn grafana_url(s: &str) -> Result<murphy::httpapi::BaseUrl, String> {
+    murphy::httpapi::BaseUrl::parse(s)
+}
+
+/// Where annotations go: the URL, the dashboard, and the token from the environment.
+fn grafana(
+    url: Option<murphy::httpapi::BaseUrl>,
+    dashboard_uid: Option<String>,
+) -> Option<murphy::annotate::Target> {
+    Some(murphy::annotate::Target {
+        url: url?,
+        token: std::env::var("MURPHY_GRAFANA_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+        dashboard_uid,
+    })
+}
+
+/// Post the run's annotations, saying on stderr what happened; never changes the exit code.
+fn annotate(to: Option<&murphy::annotate::Target>, rep: &RunReport) {
+    let Some(to) = to else {
+        return;
+    };
+    let anns = murphy::annotate::annotations(rep, to.dashboard_uid.as_deref());
+    match murphy::annotate::post(to, &anns) {
+        Ok(n) => errln!("annotations: {n} posted to {}", to.url.as_str()),
+        Err(e) => errln!("murphy: annotations not posted: {e}"),
+    }
+}
+
 /// `murphy report`: render a run's JSON; the claims table when no output is asked for.
 fn report_cmd(
     run_json: &Path,
     output: Option<PathBuf>,
     markdown: Option<PathBuf>,
     junit: Option<PathBuf>,
+    grafana: Option<murphy::annotate::Target>,
 ) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(run_json)
         .with_context(|| format!("reading {}", run_json.display()))?;
@@ -353,9 +411,10 @@ fn report_cmd(
             return Ok(exit::INVALID);
         }
     };
-    if output.is_none() && markdown.is_none() && junit.is_none() {
+    if output.is_none() && markdown.is_none() && junit.is_none() && grafana.is_none() {
         out!("{}", report::table(&rep));
     }
+    annotate(grafana.as_ref(), &rep);
     write_outputs(
         &rep,
         None,
@@ -373,6 +432,7 @@ struct RunOutputs {
     html: Option<PathBuf>,
     summary: Option<PathBuf>,
     quiet: bool,
+    annotate: Option<murphy::annotate::Target>,
 }
 
 /// `murphy run`: load the experiment, then run it once or `trials` times.
@@ -454,6 +514,7 @@ fn run_once(
         out.html.as_deref(),
         out.summary.as_deref(),
     )?;
+    annotate(out.annotate.as_ref(), &rep);
     Ok(rep.exit_code)
 }
 
@@ -493,6 +554,7 @@ fn run_trials(
         if let Some(h) = &out.html {
             write_trial_html(h, i + 1, &rep)?;
         }
+        annotate(out.annotate.as_ref(), &rep);
         reps.push(rep);
     }
     let tr = murphy::trials::TrialsReport::new(reps);

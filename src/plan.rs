@@ -450,6 +450,12 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
         if c.detects.is_some() {
             out.push((format!("spec.claims[{i}].detects"), LOCAL));
         }
+        if c.prometheus.is_some() {
+            out.push((
+                format!("spec.claims[{i}].prometheus"),
+                "does not run on a cluster yet: the controller would fetch whatever URL an Experiment names (it runs with `murphy run`)",
+            ));
+        }
     }
     out
 }

@@ -914,6 +914,24 @@ pub fn run(
     }
     roles.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     out.phases.end_ms = clock.now_ms();
+    // Prometheus is asked while the lab is still up (it may run there); the windows come
+    // from the faults and phases, as the finished record will have them.
+    let mut prometheus = Vec::new();
+    let judged = !matches!(out.status, RunStatus::SteadyStateFailed | RunStatus::Error);
+    if judged && exp.spec.claims.iter().any(|c| c.prometheus.is_some()) {
+        progress.phase(clock.now_ms(), "asking Prometheus");
+        let view = RunRecord::assemble(
+            Vec::new(),
+            Vec::new(),
+            cx.faults.clone(),
+            Vec::new(),
+            Vec::new(),
+            out.phases.clone(),
+            out.status.clone(),
+            None,
+        );
+        prometheus = crate::prom::collect(&exp.spec.claims, &view, clock.wall_start_ms());
+    }
     cx.lab_down();
     let mut record = RunRecord::assemble(
         cx.samples,
@@ -928,6 +946,7 @@ pub fn run(
     record.left_behind = cx.left_behind;
     record.roles = roles;
     record.role_clusters = role_clusters;
+    record.prometheus = prometheus;
     let verdicts = verdict::evaluate(&exp.spec.claims, &record);
     let _ = journal.finish();
     // Ended by itself: whatever is left is in the record (and the journal, for `recover`).

@@ -68,6 +68,7 @@ fn fixed() -> RunReport {
         left_behind: vec![],
         roles: vec![],
         role_clusters: vec![],
+        prometheus: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(
@@ -205,6 +206,7 @@ fn redis_fixed() -> RunReport {
         left_behind: vec![],
         roles: vec![],
         role_clusters: vec![],
+        prometheus: vec![],
     };
     let verdicts = evaluate(&exp.spec.claims, &record);
     let mut r = RunReport::new(

@@ -173,6 +173,11 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "!has(self.detects)",
         "spec.claims[].detects (a lab process's log) only runs with `murphy run` on one machine",
     ),
+    (
+        "/properties/claims/items",
+        "!has(self.prometheus)",
+        "spec.claims[].prometheus does not run on a cluster yet: the controller would fetch whatever URL an Experiment names (it runs with `murphy run`)",
+    ),
     // One rule per field: the API server's cost budget for a rule over an unbounded map.
     (
         "/properties/targets/additionalProperties",

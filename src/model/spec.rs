@@ -1213,7 +1213,7 @@ pub enum Window {
 /// A claim about the system, checked on the timeline after the run. Exactly one check is set.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(extend("x-murphy-exactly-one" = ["availability", "recovers", "latency", "noAckedWriteLoss", "writeAvailability", "singlePrimary", "blastRadius", "restores", "recoveryPoint", "eventuallyDelivered", "detects", "errorRate", "noFlapping", "capacityShare", "independentOf"]))]
+#[schemars(extend("x-murphy-exactly-one" = ["availability", "recovers", "latency", "noAckedWriteLoss", "writeAvailability", "singlePrimary", "blastRadius", "restores", "recoveryPoint", "eventuallyDelivered", "detects", "errorRate", "noFlapping", "capacityShare", "independentOf", "prometheus"]))]
 pub struct ClaimSpec {
     /// Claim name, unique in `spec.claims` (1-200 printable characters, free text); the
     /// verdict is reported under it.
@@ -1268,6 +1268,62 @@ pub struct ClaimSpec {
     /// (the site it reports on) is down: it does not share the failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub independent_of: Option<IndependentOfClaim>,
+    /// A PromQL query against a Prometheus server, evaluated over a window of the run with
+    /// a bound on every value it returns (an SLI the system already exports). No data for
+    /// part of the window is inconclusive, never held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusClaim>,
+}
+
+/// A range query (`/api/v1/query_range`) over the claim's window: every value of every
+/// series it returns must be within the bound, and every step of the window must have a
+/// value.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["atMost", "atLeast"]))]
+pub struct PrometheusClaim {
+    /// The Prometheus server's base URL, `http://host:port` or `https://…`, with a path
+    /// prefix if it serves under one (e.g. `http://10.0.0.5:9090/prometheus`). No user
+    /// name, password, query or fragment in it: a bearer token comes from the environment
+    /// variable named by `tokenEnv`.
+    pub url: String,
+    /// The PromQL expression (1-4096 characters), sent as data, never interpreted by
+    /// Murphy. It should return one value per step: e.g.
+    /// `sum(rate(http_requests_total{code=~"5.."}[30s])) / sum(rate(http_requests_total[30s]))`.
+    pub query: String,
+    /// Every value must be at or under this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<f64>,
+    /// Every value must be at or over this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
+    #[serde(default)]
+    pub window: Window,
+    /// Restrict `during` / `after` to this fault (name in `spec.faults`; default: every
+    /// fault). Not allowed with `before` or `whole`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// The range query's resolution (default 1s; 100ms to 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Duration>,
+    /// Environment variable holding a bearer token for the server (only with `murphy run`;
+    /// an uppercase name of letters, digits and `_`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+impl PrometheusClaim {
+    /// The bound as (at most?, value).
+    pub fn bound(&self) -> (bool, f64) {
+        match (self.at_most, self.at_least) {
+            (Some(m), _) => (true, m),
+            (None, Some(l)) => (false, l),
+            (None, None) => (true, f64::NAN),
+        }
+    }
+    pub fn step_ms(&self) -> f64 {
+        self.step.map_or(1000.0, |d| d.0.as_secs_f64() * 1000.0)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -1390,6 +1446,7 @@ pub enum ClaimCheck<'a> {
     NoFlapping(&'a NoFlappingClaim),
     CapacityShare(&'a CapacityShareClaim),
     IndependentOf(&'a IndependentOfClaim),
+    Prometheus(&'a PrometheusClaim),
 }
 
 impl ClaimCheck<'_> {
@@ -1410,6 +1467,7 @@ impl ClaimCheck<'_> {
             ClaimCheck::NoFlapping(_) => "noFlapping",
             ClaimCheck::CapacityShare(_) => "capacityShare",
             ClaimCheck::IndependentOf(_) => "independentOf",
+            ClaimCheck::Prometheus(_) => "prometheus",
         }
     }
 }
@@ -1439,7 +1497,7 @@ pub fn list_limit(path: &str) -> usize {
         .map_or(usize::MAX, |(_, n)| *n)
 }
 
-pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping`, `capacityShare` or `independentOf`";
+pub const CLAIM_KINDS: &str = "`availability`, `recovers`, `latency`, `noAckedWriteLoss`, `writeAvailability`, `singlePrimary`, `blastRadius`, `restores`, `recoveryPoint`, `eventuallyDelivered`, `detects`, `errorRate`, `noFlapping`, `capacityShare`, `independentOf` or `prometheus`";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1556,6 +1614,7 @@ impl ClaimSpec {
             self.no_flapping.as_ref().map(ClaimCheck::NoFlapping),
             self.capacity_share.as_ref().map(ClaimCheck::CapacityShare),
             self.independent_of.as_ref().map(ClaimCheck::IndependentOf),
+            self.prometheus.as_ref().map(ClaimCheck::Prometheus),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.next()) {
@@ -1581,6 +1640,7 @@ impl ClaimSpec {
             self.no_flapping.is_some(),
             self.capacity_share.is_some(),
             self.independent_of.is_some(),
+            self.prometheus.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -1605,6 +1665,7 @@ impl ClaimSpec {
             ClaimCheck::ErrorRate(e) => e.fault.as_deref(),
             ClaimCheck::NoFlapping(n) => n.fault.as_deref(),
             ClaimCheck::CapacityShare(c) => c.fault.as_deref(),
+            ClaimCheck::Prometheus(p) => p.fault.as_deref(),
             ClaimCheck::WriteAvailability(w) => w.fault.as_deref(),
             ClaimCheck::BlastRadius(b) => Some(&b.fault),
             ClaimCheck::Restores(r) => r.fault.as_deref(),

@@ -224,6 +224,38 @@ pub struct RunRecord {
     /// answered is known to be missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub role_clusters: Vec<RoleCluster>,
+    /// The Prometheus range queries made for `prometheus` claims, with what they returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PromQuery>,
+}
+
+/// One range query (`/api/v1/query_range`) made for a claim after the run, and its answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PromQuery {
+    /// The claim it was made for.
+    pub claim: String,
+    pub url: String,
+    pub query: String,
+    /// The window asked about, on the run's clock, and the resolution.
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub step_ms: f64,
+    /// Every series returned (labels, then `[t_ms, value]` on the run's clock; `NaN`
+    /// values are left out: they are no data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<PromSeries>,
+    /// Why there is no answer (the server was unreachable, refused the query, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PromSeries {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub points: Vec<[f64; 2]>,
 }
 
 impl FaultRecord {
@@ -259,6 +291,7 @@ impl RunRecord {
             status,
             status_reason,
             left_behind: Vec::new(),
+            prometheus: Vec::new(),
             roles: Vec::new(),
             role_clusters: Vec::new(),
         }

@@ -467,6 +467,7 @@ mod tests {
             left_behind: vec![],
             roles: vec![],
             role_clusters: vec![],
+            prometheus: vec![],
         }
     }
 

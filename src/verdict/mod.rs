@@ -10,6 +10,7 @@
 
 pub mod history;
 pub mod load;
+pub mod prom;
 pub mod roles;
 
 use crate::model::spec::{
@@ -845,6 +846,7 @@ pub fn evaluate(claims: &[ClaimSpec], rec: &RunRecord) -> Vec<Verdict> {
                 }
                 ClaimCheck::Detects(d) => detects(c, d, rec),
                 ClaimCheck::IndependentOf(i) => independent_of(c, i, rec),
+                ClaimCheck::Prometheus(p) => self::prom::prometheus(c, p, rec),
             };
             if v.outcome == Outcome::Held
                 && matches!(
@@ -1053,6 +1055,7 @@ mod tests {
             left_behind: vec![],
             roles: vec![],
             role_clusters: vec![],
+            prometheus: vec![],
         }
     }
     fn independent(site_down: impl Fn(f64) -> bool, status_down: impl Fn(f64) -> bool) -> Verdict {

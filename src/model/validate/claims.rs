@@ -6,7 +6,7 @@ use super::{Ctx, V};
 use crate::model::diag::FieldPath;
 use crate::model::spec::{
     BlastRadiusClaim, CapacityShareClaim, ClaimCheck, ClaimSpec, DetectsClaim, IndependentOfClaim,
-    LatencyClaim, NoFlappingClaim, RecoversClaim, RecoveryPointClaim, RestoresClaim,
+    LatencyClaim, NoFlappingClaim, PrometheusClaim, RecoversClaim, RecoveryPointClaim, RestoresClaim,
     SinglePrimaryClaim, Window, WorkloadRef, WriteAvailabilityClaim, CLAIM_KINDS,
 };
 
@@ -123,6 +123,7 @@ fn check_kind(v: &mut V, ctx: &Ctx, kp: &FieldPath, check: ClaimCheck) {
         ClaimCheck::NoFlapping(n) => no_flapping(v, ctx, kp, n),
         ClaimCheck::CapacityShare(c) => capacity_share(v, ctx, kp, c),
         ClaimCheck::IndependentOf(i) => independent_of(v, ctx, kp, i),
+        ClaimCheck::Prometheus(p) => prometheus(v, kp, p),
     }
 }
 
@@ -134,6 +135,7 @@ fn claim_window(check: ClaimCheck) -> Option<Window> {
         ClaimCheck::ErrorRate(e) => Some(e.window),
         ClaimCheck::NoFlapping(n) => Some(n.window),
         ClaimCheck::CapacityShare(c) => Some(c.window),
+        ClaimCheck::Prometheus(p) => Some(p.window),
         _ => None,
     }
 }
@@ -335,5 +337,53 @@ fn independent_of(v: &mut V, ctx: &Ctx, kp: &FieldPath, i: &IndependentOfClaim) 
     }
     if i.at_least.is_some_and(|p| p.0 <= 0.0) {
         v.err(kp.key("atLeast"), "must be above 0%");
+    }
+}
+
+fn prometheus(v: &mut V, kp: &FieldPath, p: &PrometheusClaim) {
+    if let Err(e) = crate::httpapi::BaseUrl::parse(&p.url) {
+        v.err(kp.key("url"), e);
+    }
+    let q = p.query.trim();
+    if q.is_empty() || p.query.chars().count() > 4096 {
+        v.err(kp.key("query"), "must be 1-4096 characters of PromQL");
+    } else if p
+        .query
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        v.err(
+            kp.key("query"),
+            "must not hold control characters (other than newlines and tabs)",
+        );
+    }
+    match (p.at_most, p.at_least) {
+        (Some(_), Some(_)) | (None, None) => v.err(
+            kp.clone(),
+            "needs exactly one bound: `atMost` (every value at or under it) or `atLeast`",
+        ),
+        (Some(b), None) if !b.is_finite() => v.err(kp.key("atMost"), "must be a finite number"),
+        (None, Some(b)) if !b.is_finite() => v.err(kp.key("atLeast"), "must be a finite number"),
+        _ => {}
+    }
+    if let Some(step) = p.step {
+        let ms = step.as_millis_f64();
+        if !(100.0..=3_600_000.0).contains(&ms) {
+            v.err(kp.key("step"), "must be 100ms to 1h");
+        }
+    }
+    if let Some(t) = &p.token_env {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(|c: char| c.is_ascii_digit())
+            && t
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            v.err(
+                kp.key("tokenEnv"),
+                "must be an environment variable name: uppercase letters, digits and `_` (1-128, not starting with a digit)",
+            );
+        }
     }
 }

@@ -1,0 +1,199 @@
+//! `prometheus` claims: after the run, one range query per claim over the claim's window
+//! (as the record says it was: a fault's window from its confirmation), kept in the record
+//! ([`crate::record::PromQuery`]) so the verdict, the report and a later `murphy report`
+//! judge the same answer. Both front doors call [`collect`] on the finished record.
+
+use crate::httpapi::{self, BaseUrl};
+use crate::model::spec::{ClaimSpec, PrometheusClaim};
+use crate::record::{PromQuery, PromSeries, RunRecord};
+use crate::verdict::{window_name, window_span};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long one query may take, all told.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The range query of every `prometheus` claim, in claim order. `wall_start_ms` is the
+/// run's start on the wall clock (Unix milliseconds): the record's times are relative to it.
+pub fn collect(claims: &[ClaimSpec], rec: &RunRecord, wall_start_ms: u64) -> Vec<PromQuery> {
+    claims
+        .iter()
+        .filter_map(|c| c.prometheus.as_ref().map(|p| (c, p)))
+        .map(|(c, p)| query_for(c, p, rec, wall_start_ms))
+        .collect()
+}
+
+fn query_for(c: &ClaimSpec, p: &PrometheusClaim, rec: &RunRecord, wall: u64) -> PromQuery {
+    let mut q = PromQuery {
+        claim: c.name.clone(),
+        url: p.url.clone(),
+        query: p.query.clone(),
+        step_ms: p.step_ms(),
+        ..PromQuery::default()
+    };
+    match window_span(rec, p.window, p.fault.as_deref()) {
+        Ok((a, b)) => {
+            q.start_ms = a;
+            q.end_ms = b;
+        }
+        Err(e) => {
+            q.error = Some(format!(
+                "not asked: cannot measure {}: {e}",
+                window_name(p.window, p.fault.as_deref())
+            ));
+            return q;
+        }
+    }
+    if q.end_ms < q.start_ms {
+        q.error = Some("not asked: the window is empty".into());
+        return q;
+    }
+    match range_query(p, wall, q.start_ms, q.end_ms) {
+        Ok(series) => q.series = series,
+        Err(e) => q.error = Some(e),
+    }
+    q
+}
+
+/// `/api/v1/query_range` over `[start_ms, end_ms]` of the run; points come back on the
+/// run's clock.
+fn range_query(
+    p: &PrometheusClaim,
+    wall: u64,
+    start_ms: f64,
+    end_ms: f64,
+) -> Result<Vec<PromSeries>, String> {
+    let base = BaseUrl::parse(&p.url)?;
+    let token = httpapi::token_from_env(p.token_env.as_deref())?;
+    let secs = |ms: f64| format!("{:.3}", (wall as f64 + ms) / 1000.0);
+    let url = base.join("/api/v1/query_range");
+    let mut req = httpapi::agent(TIMEOUT)
+        .get(&url)
+        .query("query", &p.query)
+        .query("start", secs(start_ms))
+        .query("end", secs(end_ms))
+        .query("step", format!("{:.3}", p.step_ms() / 1000.0));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req
+        .call()
+        .map_err(|e| format!("asking {}: {e}", base.as_str()))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .map_err(|e| format!("reading the answer of {}: {e}", base.as_str()))?;
+    parse_answer(status, &body, wall)
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<Series>,
+}
+
+#[derive(Deserialize)]
+struct Series {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+/// Prometheus' answer (status and JSON body) to series on the run's clock.
+pub fn parse_answer(status: u16, body: &str, wall: u64) -> Result<Vec<PromSeries>, String> {
+    let a: Answer = serde_json::from_str(body).map_err(|_| {
+        format!(
+            "HTTP {status}: not a Prometheus API answer: {}",
+            httpapi::excerpt(body)
+        )
+    })?;
+    if a.status != "success" {
+        return Err(format!(
+            "HTTP {status}: Prometheus said {}: {}",
+            a.error_type.as_deref().unwrap_or("error"),
+            a.error.as_deref().unwrap_or("(no message)")
+        ));
+    }
+    let data = a
+        .data
+        .ok_or_else(|| format!("HTTP {status}: a success without data"))?;
+    if data.result_type != "matrix" {
+        return Err(format!(
+            "the query returned a {}, not a range of values",
+            data.result_type
+        ));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|s| PromSeries {
+            labels: s.metric,
+            points: s
+                .values
+                .into_iter()
+                .filter_map(|(t, v)| {
+                    let v = parse_value(&v)?;
+                    Some([t * 1000.0 - wall as f64, v])
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// A sample value as Prometheus writes it (`"0.5"`, `"+Inf"`, `"-Inf"`); `NaN` is none.
+fn parse_value(v: &str) -> Option<f64> {
+    let x = match v {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        _ => v.parse::<f64>().ok()?,
+    };
+    (!x.is_nan()).then_some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_answer;
+
+    #[test]
+    fn answers_become_points_on_the_run_clock_and_errors_say_what_the_server_said() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"job":"web"},"values":[[1000.5,"0.25"],[1001.5,"NaN"],[1002.5,"+Inf"]]}]}}"#;
+        let s = parse_answer(200, body, 1_000_000).expect("parsed");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].labels["job"], "web");
+        assert_eq!(s[0].points, vec![[500.0, 0.25], [2500.0, f64::INFINITY]]);
+        let e = parse_answer(
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#,
+            0,
+        )
+        .expect_err("refused");
+        assert!(e.contains("bad_data") && e.contains("parse error"), "{e}");
+        let e = parse_answer(502, "<html>Bad Gateway</html>", 0).expect_err("not prometheus");
+        assert!(e.contains("HTTP 502") && e.contains("Bad Gateway"), "{e}");
+        let e = parse_answer(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+            0,
+        )
+        .expect_err("vector");
+        assert!(e.contains("vector"), "{e}");
+    }
+}
