@@ -399,6 +399,12 @@ pub fn unsupported(spec: &ExperimentSpec, door: Door) -> Vec<(String, &'static s
         if p.from.is_some() {
             out.push((format!("spec.probes[{i}].from"), LOCAL));
         }
+        if p.check.prometheus.is_some() {
+            out.push((
+                format!("spec.probes[{i}].prometheus"),
+                "does not run on a cluster yet: the controller would fetch whatever URL an Experiment names (it runs with `murphy run`)",
+            ));
+        }
         if p.check.command.is_some() && spec.command_pod.is_none() {
             out.push((format!("spec.probes[{i}].command"), NO_POD));
         }

@@ -77,6 +77,8 @@ pub fn run_check(check: &Check, timeout: Duration) -> Outcome {
         tcp(&t.address, timeout).map(|_| "connected".to_string())
     } else if let Some(c) = &check.command {
         command(c, timeout)
+    } else if let Some(p) = &check.prometheus {
+        crate::prom::instant_check(p, timeout)
     } else {
         Err("no check configured".into())
     };

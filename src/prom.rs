@@ -4,7 +4,7 @@
 //! judge the same answer. Both front doors call [`collect`] on the finished record.
 
 use crate::httpapi::{self, BaseUrl};
-use crate::model::spec::{ClaimSpec, PrometheusClaim};
+use crate::model::spec::{ClaimSpec, PromCheck, PrometheusClaim};
 use crate::record::{PromQuery, PromSeries, RunRecord};
 use crate::verdict::{window_name, window_span};
 use serde::Deserialize;
@@ -157,6 +157,124 @@ pub fn parse_answer(status: u16, body: &str, wall: u64) -> Result<Vec<PromSeries
         .collect())
 }
 
+/// A probe's sample: an instant query (`/api/v1/query`, at the server's now) whose every
+/// value must be within the bound; no value is a failed sample ("no data").
+pub fn instant_check(p: &PromCheck, timeout: Duration) -> Result<String, String> {
+    let base = BaseUrl::parse(&p.url)?;
+    let token = httpapi::token_from_env(p.token_env.as_deref())?;
+    let mut req = httpapi::agent(timeout)
+        .get(base.join("/api/v1/query"))
+        .query("query", &p.query)
+        .query("timeout", format!("{}ms", timeout.as_millis().max(1)));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req
+        .call()
+        .map_err(|e| format!("asking {}: {e}", base.as_str()))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_string()
+        .map_err(|e| format!("reading the answer of {}: {e}", base.as_str()))?;
+    let values = parse_instant(status, &body)?;
+    judge_instant(&values, p.at_most, p.at_least)
+}
+
+#[derive(Deserialize)]
+struct InstantAnswer {
+    status: String,
+    #[serde(default)]
+    data: Option<InstantData>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InstantData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+/// A value with its series' labels.
+type Labelled = (BTreeMap<String, String>, f64);
+
+/// The values of an instant query's answer, with their series' labels (a scalar has none).
+fn parse_instant(status: u16, body: &str) -> Result<Vec<Labelled>, String> {
+    let a: InstantAnswer = serde_json::from_str(body).map_err(|_| {
+        format!(
+            "HTTP {status}: not a Prometheus API answer: {}",
+            httpapi::excerpt(body)
+        )
+    })?;
+    if a.status != "success" {
+        return Err(format!(
+            "HTTP {status}: Prometheus said {}: {}",
+            a.error_type.as_deref().unwrap_or("error"),
+            a.error.as_deref().unwrap_or("(no message)")
+        ));
+    }
+    let data = a
+        .data
+        .ok_or_else(|| format!("HTTP {status}: a success without data"))?;
+    let value = |v: &serde_json::Value| v.get(1).and_then(|s| s.as_str()).and_then(parse_value);
+    match data.result_type.as_str() {
+        "scalar" => Ok(value(&data.result)
+            .map(|v| vec![(BTreeMap::new(), v)])
+            .unwrap_or_default()),
+        "vector" => Ok(data
+            .result
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| {
+                let labels: BTreeMap<String, String> = s
+                    .get("metric")
+                    .cloned()
+                    .and_then(|m| serde_json::from_value(m).ok())
+                    .unwrap_or_default();
+                Some((labels, value(s.get("value")?)?))
+            })
+            .collect()),
+        other => Err(format!("the query returned a {other}, not values")),
+    }
+}
+
+fn judge_instant(
+    values: &[Labelled],
+    at_most: Option<f64>,
+    at_least: Option<f64>,
+) -> Result<String, String> {
+    if values.is_empty() {
+        return Err("no data (the query returned no value)".into());
+    }
+    let out = |v: f64| at_most.is_some_and(|b| v > b) || at_least.is_some_and(|b| v < b);
+    let shown = |l: &BTreeMap<String, String>| {
+        let inner: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("{{{}}}", inner.join(", "))
+    };
+    let (op, bound) = match (at_most, at_least) {
+        (Some(b), _) => ("≤", b),
+        (None, Some(b)) => ("≥", b),
+        (None, None) => ("", f64::NAN),
+    };
+    if let Some((l, v)) = values.iter().find(|(_, v)| out(*v)) {
+        return Err(format!("{v} in {} is not {op} {bound}", shown(l)));
+    }
+    let list: Vec<String> = values.iter().take(3).map(|(_, v)| v.to_string()).collect();
+    Ok(format!(
+        "{}{} {op} {bound}",
+        list.join(", "),
+        if values.len() > 3 { ", …" } else { "" }
+    ))
+}
+
 /// A sample value as Prometheus writes it (`"0.5"`, `"+Inf"`, `"-Inf"`); `NaN` is none.
 fn parse_value(v: &str) -> Option<f64> {
     let x = match v {
@@ -169,7 +287,36 @@ fn parse_value(v: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_answer;
+    use super::{judge_instant, parse_answer, parse_instant};
+
+    #[test]
+    fn an_instant_answer_passes_only_with_values_all_within_the_bound() {
+        let v = parse_instant(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{"job":"a"},"value":[1.5,"0.5"]},{"metric":{"job":"b"},"value":[1.5,"2"]}]}}"#,
+        )
+        .expect("parsed");
+        assert_eq!(v.len(), 2);
+        assert!(judge_instant(&v, Some(2.0), None).is_ok());
+        let e = judge_instant(&v, Some(1.0), None).expect_err("2 > 1");
+        assert!(e.contains(r#"job="b""#), "{e}");
+        assert!(judge_instant(&v, None, Some(1.0)).is_err());
+        let none = parse_instant(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        )
+        .expect("parsed");
+        assert!(judge_instant(&none, Some(1.0), None)
+            .expect_err("empty")
+            .contains("no data"));
+        let nan = parse_instant(
+            200,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"NaN"]}}"#,
+        )
+        .expect("parsed");
+        assert!(nan.is_empty(), "NaN is no data");
+    }
 
     #[test]
     fn answers_become_points_on_the_run_clock_and_errors_say_what_the_server_said() {

@@ -132,8 +132,14 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
     assert_eq!(kept.len(), 3, "{kept:?}");
     for q in kept {
         // Asked over the window the fault was in effect, as confirmed.
-        assert!((q["startMs"].as_f64().expect("start") - confirmed).abs() < 1.0, "{q}");
-        assert!((q["endMs"].as_f64().expect("end") - reverted).abs() < 1.0, "{q}");
+        assert!(
+            (q["startMs"].as_f64().expect("start") - confirmed).abs() < 1.0,
+            "{q}"
+        );
+        assert!(
+            (q["endMs"].as_f64().expect("end") - reverted).abs() < 1.0,
+            "{q}"
+        );
         assert!(q.get("error").is_none(), "{q}");
     }
 
@@ -147,9 +153,15 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
     let up = verdict(&r, "etcd stays scrapable while it is frozen");
     assert_eq!(up["outcome"], "failed", "{}", r.stdout);
     assert_eq!(up["figures"]["worst"], 0.0);
-    assert!(up["figures"]["outOfBound"].as_f64().expect("n") >= 2.0, "{up}");
     assert!(
-        up["reason"].as_str().expect("reason").contains(r#"job="etcd""#),
+        up["figures"]["outOfBound"].as_f64().expect("n") >= 2.0,
+        "{up}"
+    );
+    assert!(
+        up["reason"]
+            .as_str()
+            .expect("reason")
+            .contains(r#"job="etcd""#),
         "{up}"
     );
 
@@ -170,6 +182,33 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
         "{leader}"
     );
 
+    // A probe asking Prometheus (an instant query per sample) saw etcd's scrapes fail
+    // during the freeze and work again after the thaw.
+    let scraped: Vec<&Value> = r.report["record"]["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter(|s| s["probe"] == "etcd-scraped")
+        .collect();
+    let during = |s: &&&Value| {
+        let t = s["tMs"].as_f64().expect("t");
+        t > confirmed + 2000.0 && t < reverted
+    };
+    assert!(
+        scraped.iter().filter(during).all(|s| s["ok"] == false),
+        "{scraped:?}"
+    );
+    assert!(scraped.iter().filter(during).any(|s| s["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("is not ≥ 1"))));
+    let back = verdict(
+        &r,
+        "etcd is scraped again within 8s of the freeze (5s of it frozen)",
+    );
+    assert_eq!(back["outcome"], "held", "{}", r.stdout);
+    let ms = back["figures"]["recoveryMs"].as_f64().unwrap_or(0.0);
+    assert!((5000.0..8000.0).contains(&ms), "{back}");
+
     // Grafana got the fault's window and the verdict, with the token.
     assert!(stderr.contains("annotations: 2 posted"), "{stderr}");
     let got = got.lock().expect("lock").clone();
@@ -184,7 +223,11 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
     }
     let window: Value = serde_json::from_str(&got[0].body).expect("JSON");
     assert_eq!(window["time"], start + confirmed.round() as u64, "{window}");
-    assert_eq!(window["timeEnd"], start + reverted.round() as u64, "{window}");
+    assert_eq!(
+        window["timeEnd"],
+        start + reverted.round() as u64,
+        "{window}"
+    );
     let tags: Vec<&str> = window["tags"]
         .as_array()
         .expect("tags")
@@ -215,7 +258,7 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
     assert!(end["text"]
         .as_str()
         .expect("text")
-        .contains("1 held, 1 failed, 1 inconclusive"));
+        .contains("2 held, 1 failed, 1 inconclusive"));
 
     // The same run's annotations, posted later from its JSON to a Grafana that refuses
     // the token: said on stderr, the exit code is the report's own.
@@ -230,7 +273,9 @@ fn prometheus_claims_are_judged_from_a_real_prometheus_and_the_windows_reach_gra
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("annotations not posted") && err.contains("HTTP 401") && err.contains("invalid API key"),
+        err.contains("annotations not posted")
+            && err.contains("HTTP 401")
+            && err.contains("invalid API key"),
         "{err}"
     );
     let asked = asked.lock().expect("lock").clone();

@@ -156,7 +156,7 @@ fn probe_without_a_check() {
     expect_error(
         &GOOD.replace("tcp: {address: \"10.77.0.10:80\"}", "timeout: 1s"),
         "spec.probes[0]",
-        "exactly one of `http`, `tcp` or `command`",
+        "exactly one of `http`, `tcp`, `command` or `prometheus`",
     );
 }
 

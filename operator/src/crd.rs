@@ -174,6 +174,11 @@ pub const CLUSTER_RULES: &[(&str, &str, &str)] = &[
         "spec.claims[].detects (a lab process's log) only runs with `murphy run` on one machine",
     ),
     (
+        "/properties/probes/items",
+        "!has(self.prometheus)",
+        "spec.probes[].prometheus does not run on a cluster yet: the controller would fetch whatever URL an Experiment names (it runs with `murphy run`)",
+    ),
+    (
         "/properties/claims/items",
         "!has(self.prometheus)",
         "spec.claims[].prometheus does not run on a cluster yet: the controller would fetch whatever URL an Experiment names (it runs with `murphy run`)",

@@ -321,7 +321,7 @@ fn the_schema_keeps_each_kinds_fields_and_each_choice_exact() {
     assert!(
         probes
             .iter()
-            .any(|(_, m)| m == "needs exactly one of `http`, `tcp` or `command`"),
+            .any(|(_, m)| m == "needs exactly one of `http`, `tcp`, `command` or `prometheus`"),
         "{probes:?}"
     );
     for (path, most) in murphy::model::spec::LIST_LIMITS {

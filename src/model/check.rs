@@ -4,10 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// One check: exactly one of `http`, `tcp` or `command`.
+/// One check: exactly one of `http`, `tcp`, `command` or `prometheus`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(extend("x-murphy-exactly-one" = ["http", "tcp", "command"]))]
+#[schemars(extend("x-murphy-exactly-one" = ["http", "tcp", "command", "prometheus"]))]
 pub struct Check {
     /// An HTTP GET of `url`: passes when the answer's status is accepted (and its body
     /// contains `bodyContains`, if set).
@@ -20,6 +20,29 @@ pub struct Check {
     /// output contains `stdoutContains`, if set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandCheck>,
+    /// An instant PromQL query: passes when it returns at least one value and every value
+    /// is within the bound (only with `murphy run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PromCheck>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-murphy-exactly-one" = ["atMost", "atLeast"]))]
+pub struct PromCheck {
+    /// The Prometheus server's base URL (`http://host:port[/prefix]` or `https://…`).
+    pub url: String,
+    /// The PromQL expression (1-4096 characters), evaluated at each sample's time.
+    pub query: String,
+    /// Every value must be at or under this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<f64>,
+    /// Every value must be at or over this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
+    /// Environment variable holding a bearer token for the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -7,7 +7,7 @@
 //!
 //! This module must never perform I/O or depend on Kubernetes crates.
 
-pub use super::check::{Check, CommandCheck, HttpCheck, TcpCheck};
+pub use super::check::{Check, CommandCheck, HttpCheck, PromCheck, TcpCheck};
 pub use super::local::Vantage;
 use super::local::{LabSpec, LocalTarget};
 use super::quantity::{BitRate, ByteRate, ByteSize, Duration, Percent, Rate};

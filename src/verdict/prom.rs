@@ -268,7 +268,11 @@ mod tests {
         spike[3].1 = 0.2;
         let v = prometheus(&c, &p, &record(vec![spike], None));
         assert_eq!(v.outcome, Outcome::Failed, "{}", v.reason);
-        assert!(v.reason.contains("0.2 at +3.0s of the window"), "{}", v.reason);
+        assert!(
+            v.reason.contains("0.2 at +3.0s of the window"),
+            "{}",
+            v.reason
+        );
         assert_eq!(v.figures["outOfBound"], 1.0);
 
         // A gap (the exporter went unreachable and its series went stale) is no evidence.
@@ -277,7 +281,11 @@ mod tests {
         gap.remove(2);
         let v = prometheus(&c, &p, &record(vec![gap], None));
         assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
-        assert!(v.reason.contains("no value at 2 of 5 steps"), "{}", v.reason);
+        assert!(
+            v.reason.contains("no value at 2 of 5 steps"),
+            "{}",
+            v.reason
+        );
         assert!(v.reason.contains("+2.0s to +3.0s"), "{}", v.reason);
 
         // Another series covering the gap covers the window.
@@ -289,7 +297,10 @@ mod tests {
         for (rec, says) in [
             (record(Vec::new(), None), "no data"),
             (record(vec![Vec::new()], None), "no data"),
-            (record(Vec::new(), Some("connection refused")), "connection refused"),
+            (
+                record(Vec::new(), Some("connection refused")),
+                "connection refused",
+            ),
         ] {
             let v = prometheus(&c, &p, &rec);
             assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);

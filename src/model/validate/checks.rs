@@ -11,14 +11,32 @@ use std::net::SocketAddr;
 
 /// One check: exactly one of `http`, `tcp` or `command`, each well formed.
 pub(super) fn check_check(v: &mut V, path: &FieldPath, c: &Check) {
-    let n = [c.http.is_some(), c.tcp.is_some(), c.command.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let n = [
+        c.http.is_some(),
+        c.tcp.is_some(),
+        c.command.is_some(),
+        c.prometheus.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if n != 1 {
         v.err(
             path.clone(),
-            format!("needs exactly one of `http`, `tcp` or `command` (found {n})"),
+            format!("needs exactly one of `http`, `tcp`, `command` or `prometheus` (found {n})"),
+        );
+    }
+    if let Some(p) = &c.prometheus {
+        super::claims::prom_query(
+            v,
+            &path.key("prometheus"),
+            (
+                &p.url,
+                &p.query,
+                p.at_most,
+                p.at_least,
+                p.token_env.as_deref(),
+            ),
         );
     }
     if let Some(h) = &c.http {

@@ -6,8 +6,8 @@ use super::{Ctx, V};
 use crate::model::diag::FieldPath;
 use crate::model::spec::{
     BlastRadiusClaim, CapacityShareClaim, ClaimCheck, ClaimSpec, DetectsClaim, IndependentOfClaim,
-    LatencyClaim, NoFlappingClaim, PrometheusClaim, RecoversClaim, RecoveryPointClaim, RestoresClaim,
-    SinglePrimaryClaim, Window, WorkloadRef, WriteAvailabilityClaim, CLAIM_KINDS,
+    LatencyClaim, NoFlappingClaim, PrometheusClaim, RecoversClaim, RecoveryPointClaim,
+    RestoresClaim, SinglePrimaryClaim, Window, WorkloadRef, WriteAvailabilityClaim, CLAIM_KINDS,
 };
 
 /// `spec.claims`: unique names, then each claim.
@@ -341,14 +341,44 @@ fn independent_of(v: &mut V, ctx: &Ctx, kp: &FieldPath, i: &IndependentOfClaim) 
 }
 
 fn prometheus(v: &mut V, kp: &FieldPath, p: &PrometheusClaim) {
-    if let Err(e) = crate::httpapi::BaseUrl::parse(&p.url) {
+    prom_query(
+        v,
+        kp,
+        (
+            &p.url,
+            &p.query,
+            p.at_most,
+            p.at_least,
+            p.token_env.as_deref(),
+        ),
+    );
+    if let Some(step) = p.step {
+        let ms = step.as_millis_f64();
+        if !(100.0..=3_600_000.0).contains(&ms) {
+            v.err(kp.key("step"), "must be 100ms to 1h");
+        }
+    }
+}
+
+/// What a PromQL query needs (a claim's or a probe's): a base URL, the query, exactly one
+/// finite bound, and a token variable's name.
+pub(super) fn prom_query(
+    v: &mut V,
+    kp: &FieldPath,
+    (url, query, at_most, at_least, token_env): (
+        &str,
+        &str,
+        Option<f64>,
+        Option<f64>,
+        Option<&str>,
+    ),
+) {
+    if let Err(e) = crate::httpapi::BaseUrl::parse(url) {
         v.err(kp.key("url"), e);
     }
-    let q = p.query.trim();
-    if q.is_empty() || p.query.chars().count() > 4096 {
+    if query.trim().is_empty() || query.chars().count() > 4096 {
         v.err(kp.key("query"), "must be 1-4096 characters of PromQL");
-    } else if p
-        .query
+    } else if query
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
@@ -357,7 +387,7 @@ fn prometheus(v: &mut V, kp: &FieldPath, p: &PrometheusClaim) {
             "must not hold control characters (other than newlines and tabs)",
         );
     }
-    match (p.at_most, p.at_least) {
+    match (at_most, at_least) {
         (Some(_), Some(_)) | (None, None) => v.err(
             kp.clone(),
             "needs exactly one bound: `atMost` (every value at or under it) or `atLeast`",
@@ -366,18 +396,11 @@ fn prometheus(v: &mut V, kp: &FieldPath, p: &PrometheusClaim) {
         (None, Some(b)) if !b.is_finite() => v.err(kp.key("atLeast"), "must be a finite number"),
         _ => {}
     }
-    if let Some(step) = p.step {
-        let ms = step.as_millis_f64();
-        if !(100.0..=3_600_000.0).contains(&ms) {
-            v.err(kp.key("step"), "must be 100ms to 1h");
-        }
-    }
-    if let Some(t) = &p.token_env {
+    if let Some(t) = token_env {
         let ok = !t.is_empty()
             && t.len() <= 128
             && !t.starts_with(|c: char| c.is_ascii_digit())
-            && t
-                .chars()
+            && t.chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         if !ok {
             v.err(
