@@ -15,7 +15,6 @@ use crate::lease::{Key, LeaseError};
 use crate::pods::{ContainerRef, ResolveError};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{
@@ -94,46 +93,6 @@ pub fn status_of(e: &AgentError) -> Status {
     Status::new(code, e.to_string())
 }
 
-/// Counters an agent exposes on `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub calls_ok: AtomicU64,
-    pub calls_refused: AtomicU64,
-    /// Calls refused before they reached the agent: a certificate that is not the
-    /// controller's.
-    pub calls_unauthorized: AtomicU64,
-    pub calls_failed: AtomicU64,
-    pub lapsed_reverts: AtomicU64,
-    pub active: AtomicU64,
-}
-
-impl Metrics {
-    /// Prometheus text format.
-    pub fn render(&self, node: &str) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP murphy_agent_calls_total Calls the agent answered, by outcome.\n\
-             # TYPE murphy_agent_calls_total counter\n\
-             murphy_agent_calls_total{{node=\"{node}\",outcome=\"ok\"}} {}\n\
-             murphy_agent_calls_total{{node=\"{node}\",outcome=\"refused\"}} {}\n\
-             murphy_agent_calls_total{{node=\"{node}\",outcome=\"failed\"}} {}\n\
-             murphy_agent_calls_total{{node=\"{node}\",outcome=\"unauthorized\"}} {}\n\
-             # HELP murphy_agent_lease_reverts_total Injections reverted because their lease lapsed.\n\
-             # TYPE murphy_agent_lease_reverts_total counter\n\
-             murphy_agent_lease_reverts_total{{node=\"{node}\"}} {}\n\
-             # HELP murphy_agent_active_injections Injections in effect.\n\
-             # TYPE murphy_agent_active_injections gauge\n\
-             murphy_agent_active_injections{{node=\"{node}\"}} {}\n",
-            g(&self.calls_ok),
-            g(&self.calls_refused),
-            g(&self.calls_failed),
-            g(&self.calls_unauthorized),
-            g(&self.lapsed_reverts),
-            g(&self.active),
-        )
-    }
-}
-
 /// The gRPC service over an engine.
 pub struct AgentService<E> {
     node: String,
@@ -143,7 +102,7 @@ pub struct AgentService<E> {
     engine: Arc<Mutex<E>>,
     started: Instant,
     cleaned: Vec<String>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 impl<E> Clone for AgentService<E> {
@@ -230,7 +189,7 @@ impl<E: NodeEngine> AgentService<E> {
             engine: Arc::new(Mutex::new(engine)),
             started: Instant::now(),
             cleaned,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(crate::metrics::AgentMetrics::new(node)),
         }
     }
 
@@ -248,29 +207,31 @@ impl<E: NodeEngine> AgentService<E> {
     /// Run `f` on the engine on the blocking pool and count the outcome.
     async fn call<T: Send + 'static>(
         &self,
+        method: &'static str,
         f: impl FnOnce(&mut E, u64) -> Result<T, AgentError> + Send + 'static,
     ) -> Result<T, Status> {
         let engine = self.engine.clone();
         let started = self.started;
         let metrics = self.metrics.clone();
+        let t0 = Instant::now();
         let out = tokio::task::spawn_blocking(move || {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             // Read the clock once the engine is ours: a lease starts when its call runs,
             // not while it queued behind the node's other calls.
             let r = f(&mut e, started.elapsed().as_millis() as u64);
-            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            metrics.set_active(e.active());
             r
         })
         .await
         .map_err(|e| Status::internal(format!("agent task: {e}")))?;
-        let counter = match &out {
-            Ok(_) => &self.metrics.calls_ok,
+        let outcome = match &out {
+            Ok(_) => "ok",
             Err(AgentError::Lease(_) | AgentError::Refused(_) | AgentError::Resolve(_)) => {
-                &self.metrics.calls_refused
+                "refused"
             }
-            Err(_) => &self.metrics.calls_failed,
+            Err(_) => "failed",
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.metrics.called(method, outcome, t0.elapsed());
         out.map_err(|e| status_of(&e))
     }
 
@@ -282,10 +243,8 @@ impl<E: NodeEngine> AgentService<E> {
         tokio::task::spawn_blocking(move || {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             let out = e.tick(started.elapsed().as_millis() as u64);
-            metrics
-                .lapsed_reverts
-                .fetch_add(out.len() as u64, Ordering::Relaxed);
-            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            metrics.lapsed(out.len() as u64);
+            metrics.set_active(e.active());
             out
         })
         .await
@@ -303,7 +262,7 @@ impl<E: NodeEngine> AgentService<E> {
         tokio::task::spawn_blocking(move || {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             let out = e.revert_all();
-            metrics.active.store(e.active() as u64, Ordering::Relaxed);
+            metrics.set_active(e.active());
             out
         })
         .await
@@ -319,7 +278,7 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
     ) -> Result<Response<pb::InjectReply>, Status> {
         let r = inject_request(req.into_inner())?;
         let lease = r.lease_ms;
-        let evidence = self.call(move |e, now| e.inject(&r, now)).await?;
+        let evidence = self.call("inject", move |e, now| e.inject(&r, now)).await?;
         Ok(Response::new(pb::InjectReply {
             evidence,
             lease_ms_left: lease,
@@ -331,7 +290,7 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
         req: Request<pb::FaultRef>,
     ) -> Result<Response<pb::ObserveReply>, Status> {
         let k = key(Some(req.into_inner()))?;
-        let evidence = self.call(move |e, _| e.observe(&k)).await?;
+        let evidence = self.call("observe", move |e, _| e.observe(&k)).await?;
         Ok(Response::new(pb::ObserveReply { evidence }))
     }
 
@@ -342,7 +301,9 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
         let r = req.into_inner();
         let k = key(r.fault)?;
         let ttl = r.lease_ms;
-        let until = self.call(move |e, now| e.renew(&k, now, ttl)).await?;
+        let until = self
+            .call("renew", move |e, now| e.renew(&k, now, ttl))
+            .await?;
         Ok(Response::new(pb::RenewReply {
             lease_ms_left: until.saturating_sub(self.now_ms()),
         }))
@@ -353,7 +314,7 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
         req: Request<pb::FaultRef>,
     ) -> Result<Response<pb::RevertReply>, Status> {
         let k = key(Some(req.into_inner()))?;
-        let undone = self.call(move |e, _| e.revert(&k)).await?;
+        let undone = self.call("revert", move |e, _| e.revert(&k)).await?;
         Ok(Response::new(pb::RevertReply { undone }))
     }
 
@@ -366,7 +327,9 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
             return Err(Status::invalid_argument("experiment: empty"));
         }
         let outcomes = self
-            .call(move |e, _| Ok(e.revert_experiment(&experiment)))
+            .call("revert-experiment", move |e, _| {
+                Ok(e.revert_experiment(&experiment))
+            })
             .await?;
         let mut undone = Vec::new();
         let mut failed = Vec::new();
@@ -387,7 +350,7 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
     }
 
     async fn node(&self, _: Request<pb::NodeRequest>) -> Result<Response<pb::NodeReply>, Status> {
-        let active = self.call(|e, _| Ok(e.active())).await?;
+        let active = self.call("info", |e, _| Ok(e.active())).await?;
         Ok(Response::new(pb::NodeReply {
             node: self.node.clone(),
             active: active as u32,
@@ -461,11 +424,11 @@ pub fn cert_names(der: &[u8]) -> Result<Vec<String>, String> {
 pub fn authorize(
     controller: String,
     own: Option<Vec<u8>>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<crate::metrics::AgentMetrics>,
 ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
         let refuse = |why: String| {
-            metrics.calls_unauthorized.fetch_add(1, Ordering::Relaxed);
+            metrics.called("", "unauthorized", Duration::ZERO);
             tracing::warn!("refused a call: {why}");
             Err(Status::permission_denied(why))
         };

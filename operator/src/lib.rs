@@ -28,6 +28,7 @@ pub mod crd;
 pub mod grpc;
 pub mod leader;
 pub mod lease;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probe_pods;

@@ -130,6 +130,13 @@ enum Cmd {
         /// Lease the agents hold each injection under, in seconds (renewed at a third).
         #[arg(long, default_value_t = 30)]
         injection_lease_seconds: u64,
+        /// Post each finished run's fault windows and verdict to this Grafana (its base
+        /// URL) as annotations; the token comes from MURPHY_GRAFANA_TOKEN.
+        #[arg(long, value_parser = murphy::httpapi::BaseUrl::parse)]
+        grafana_url: Option<murphy::httpapi::BaseUrl>,
+        /// With --grafana-url: the dashboard (UID) the annotations go on.
+        #[arg(long, requires = "grafana_url")]
+        grafana_dashboard: Option<String>,
     },
     /// Make a CA, a controller (client) certificate and an agent (server) certificate,
     /// written as OUT/controller/{ca.crt,tls.crt,tls.key} and OUT/agent/{...}.
@@ -213,6 +220,8 @@ fn main() -> anyhow::Result<()> {
             webhook_addr,
             watch_namespaces,
             injection_lease_seconds,
+            grafana_url,
+            grafana_dashboard,
         } => {
             if !(1..=3600).contains(&injection_lease_seconds) {
                 anyhow::bail!("--injection-lease-seconds: must be 1..=3600");
@@ -244,6 +253,14 @@ fn main() -> anyhow::Result<()> {
                 runner: probe_pod_image.map(|image| murphy_operator::probe_pods::Runner {
                     image,
                     pull_policy: probe_pod_pull_policy,
+                }),
+                grafana: grafana_url.map(|url| murphy::annotate::Target {
+                    url,
+                    token: std::env::var("MURPHY_GRAFANA_TOKEN")
+                        .ok()
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty()),
+                    dashboard_uid: grafana_dashboard,
                 }),
             };
             tokio::runtime::Builder::new_multi_thread()

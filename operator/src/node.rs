@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What `murphy-operator agent` is told.
 #[derive(Clone, Debug)]
@@ -73,8 +72,11 @@ pub async fn run(o: AgentOptions) -> anyhow::Result<()> {
         let hl = tokio::net::TcpListener::bind(h)
             .await
             .map_err(|e| anyhow::anyhow!("--health-addr {h}: {e}"))?;
-        let (metrics, node) = (svc.metrics.clone(), o.node_name.clone());
-        tokio::spawn(health(hl, Arc::new(move || metrics.render(&node))));
+        let metrics = svc.metrics.clone();
+        tokio::spawn(crate::metrics::serve(
+            hl,
+            Arc::new(move || metrics.render()),
+        ));
     }
     grpc::serve(listener, &tls, svc, Duration::from_millis(500), stopped()).await?;
     tracing::info!(node = %o.node_name, "stopped: every injection it held was reverted (any failure is logged above and stays in the journal for the next agent)");
@@ -94,40 +96,6 @@ pub async fn stopped() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
-    }
-}
-
-/// Renders the `/metrics` page.
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
-
-/// `/healthz`, `/readyz` and `/metrics`, plain HTTP/1.0, one request per connection;
-/// nothing else is served.
-pub async fn health(l: tokio::net::TcpListener, render: Render) {
-    loop {
-        let Ok((mut s, _)) = l.accept().await else {
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(0);
-            let line = String::from_utf8_lossy(&buf[..n]);
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match path {
-                "/healthz" | "/readyz" => ("200 OK", "ok\n".to_string()),
-                "/metrics" => ("200 OK", render()),
-                _ => ("404 Not Found", "not found\n".to_string()),
-            };
-            let resp = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        });
     }
 }
 

@@ -17,7 +17,6 @@ use kube::{Api, Client, Resource, ResourceExt};
 use murphy::claims::Verdict;
 use murphy::timeline::RunStatus;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -112,60 +111,7 @@ impl Directory {
     }
 }
 
-/// Counters the controller exposes on `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub reconciles: AtomicU64,
-    pub reconcile_errors: AtomicU64,
-    pub started: AtomicU64,
-    pub rejected: AtomicU64,
-    pub completed_held: AtomicU64,
-    pub completed_failed: AtomicU64,
-    pub completed_inconclusive: AtomicU64,
-    pub aborted: AtomicU64,
-    pub running: AtomicU64,
-}
-
-impl Metrics {
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut s = String::new();
-        let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
-            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for (labels, v) in rows {
-                s.push_str(&format!("{name}{labels} {v}\n"));
-            }
-        };
-        counter(
-            "murphy_controller_reconciles_total",
-            "Reconciles run, and those that failed (retried with backoff).",
-            &[
-                ("{result=\"ok\"}", g(&self.reconciles)),
-                ("{result=\"error\"}", g(&self.reconcile_errors)),
-            ],
-        );
-        counter(
-            "murphy_experiments_total",
-            "Experiments by how they ended (started counts every start).",
-            &[
-                ("{outcome=\"started\"}", g(&self.started)),
-                ("{outcome=\"rejected\"}", g(&self.rejected)),
-                ("{outcome=\"held\"}", g(&self.completed_held)),
-                ("{outcome=\"failed\"}", g(&self.completed_failed)),
-                (
-                    "{outcome=\"inconclusive\"}",
-                    g(&self.completed_inconclusive),
-                ),
-                ("{outcome=\"aborted\"}", g(&self.aborted)),
-            ],
-        );
-        s.push_str(&format!(
-            "# HELP murphy_experiments_running Experiments this controller is running.\n# TYPE murphy_experiments_running gauge\nmurphy_experiments_running {}\n",
-            g(&self.running)
-        ));
-        s
-    }
-}
+pub use crate::metrics::ControllerMetrics as Metrics;
 
 /// Writes events.k8s.io Events about Experiments. Each is its own object, never folded
 /// into an earlier one with the same reason (kube's Recorder keeps the first note of a
@@ -240,6 +186,8 @@ pub struct Ctx {
     pub runner: Option<crate::probe_pods::Runner>,
     /// Namespaced mode's namespaces (empty: cluster-wide).
     pub watch_namespaces: Vec<String>,
+    /// Where finished runs' annotations go (None: nowhere).
+    pub grafana: Option<murphy::annotate::Target>,
 }
 
 impl Ctx {
@@ -338,6 +286,13 @@ fn now_rfc3339() -> String {
 /// One reconcile: observe, plan, act.
 #[tracing::instrument(skip_all, fields(experiment = %key_of(&exp)))]
 pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let t0 = std::time::Instant::now();
+    let out = reconcile_once(exp, ctx.clone()).await;
+    ctx.metrics.reconciled(t0.elapsed(), out.is_ok());
+    out
+}
+
+async fn reconcile_once(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     let uid = exp.uid().unwrap_or_default();
     // The map is locked only to look up or change entries; each run has its own lock, held
     // through this reconcile (kube-runtime never reconciles one object twice at once), so
@@ -366,14 +321,14 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
             }
             Action::Reject(reason) => {
                 forget(&ctx, &uid).await;
-                ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.rejected.inc();
                 end_early(&ctx, &exp, "Rejected", "Validate", &reason).await?;
             }
             Action::Abandon(reason) => {
                 // Whatever the lost run still holds is reverted now, not at its lapse.
                 let swept = sweep(&ctx, &exp).await;
                 let reason = format!("{reason}; {swept}");
-                ctx.metrics.aborted.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.completed("inconclusive", true);
                 end_early(&ctx, &exp, "Abandoned", "Recover", &reason).await?;
             }
             Action::Start => match start(&ctx, &exp, &uid).await {
@@ -391,14 +346,14 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
                         runs.insert(uid.clone(), shared);
                         runs.len()
                     };
-                    ctx.metrics.started.fetch_add(1, Ordering::Relaxed);
-                    ctx.metrics.running.store(n as u64, Ordering::Relaxed);
+                    ctx.metrics.started.inc();
+                    ctx.metrics.running.set(n as i64);
                     let msg = format!("targets resolved ({msg}); probes started");
                     set_status(&ctx.client, &exp, Phase::Running, None, &msg, None, None).await?;
                     event(&ctx, &exp, EventType::Normal, "Started", "Start", &msg).await;
                 }
                 Err(reason) => {
-                    ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                    ctx.metrics.rejected.inc();
                     end_early(&ctx, &exp, "TargetsFailed", "Start", &reason).await?;
                 }
             },
@@ -477,7 +432,6 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Ctx>) -> Result<Requeue, E
             }
         }
     }
-    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     Ok(next)
 }
 
@@ -537,8 +491,30 @@ async fn sweep(ctx: &Ctx, exp: &Experiment) -> String {
     said
 }
 
-/// An Event for each thing that happened to the run's faults since the last call.
+/// An Event for each thing that happened to the run's faults since the last call; the
+/// fault metrics (what is in effect now, how long injecting and reverting took).
 async fn publish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) {
+    for (revert, kind, secs) in std::mem::take(&mut run.timings) {
+        ctx.metrics.timed(revert, &kind, secs);
+    }
+    let active = run
+        .faults
+        .iter()
+        .filter(|f| {
+            f.confirmed
+                && f.injected_ms.is_some()
+                && f.reverted_ms.is_none()
+                && f.ended_early.is_none()
+        })
+        .map(|f| crate::metrics::FaultLabels {
+            namespace: exp.namespace().unwrap_or_default(),
+            experiment: exp.name_any(),
+            fault: f.name.clone(),
+            kind: f.kind.clone(),
+        })
+        .collect();
+    ctx.metrics
+        .active_faults(&exp.uid().unwrap_or_default(), active);
     for n in std::mem::take(&mut run.notices) {
         let t = if n.warning {
             EventType::Warning
@@ -560,9 +536,8 @@ async fn forget(ctx: &Ctx, uid: &str) {
     let gone = {
         let mut runs = ctx.runs.lock().await;
         let gone = runs.remove(uid);
-        ctx.metrics
-            .running
-            .store(runs.len() as u64, Ordering::Relaxed);
+        ctx.metrics.running.set(runs.len() as i64);
+        ctx.metrics.active_faults(uid, Default::default());
         gone
     };
     if let Some(run) = gone {
@@ -597,8 +572,7 @@ async fn end_early(
 }
 
 /// Retry a failed reconcile after a pause (kube-runtime calls this).
-pub fn error_policy(_exp: Arc<Experiment>, err: &Error, ctx: Arc<Ctx>) -> Requeue {
-    ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+pub fn error_policy(_exp: Arc<Experiment>, err: &Error, _ctx: Arc<Ctx>) -> Requeue {
     tracing::warn!("reconcile failed: {err}");
     Requeue::requeue(Duration::from_secs(5))
 }
@@ -1365,13 +1339,33 @@ async fn finish(ctx: &Ctx, exp: &Experiment, run: &mut ClusterRun) -> Result<(),
         steady_failed.then_some("SteadyStateFailed"),
     )
     .await?;
-    let m = &ctx.metrics;
-    match (phase, word) {
-        (Phase::Aborted, _) => m.aborted.fetch_add(1, Ordering::Relaxed),
-        (_, "held") => m.completed_held.fetch_add(1, Ordering::Relaxed),
-        (_, "failed") => m.completed_failed.fetch_add(1, Ordering::Relaxed),
-        _ => m.completed_inconclusive.fetch_add(1, Ordering::Relaxed),
-    };
+    ctx.metrics.completed(word, phase == Phase::Aborted);
+    if let (Some(g), false) = (&ctx.grafana, run.annotated) {
+        run.annotated = true;
+        let (g, anns) = (
+            g.clone(),
+            murphy::annotate::annotations(&report, g.dashboard_uid.as_deref()),
+        );
+        let posted = tokio::task::spawn_blocking(move || murphy::annotate::post(&g, &anns))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match posted {
+            Ok(n) => {
+                tracing::info!(experiment = %exp.name_any(), "{n} annotations posted to Grafana")
+            }
+            Err(e) => {
+                event(
+                    ctx,
+                    exp,
+                    EventType::Warning,
+                    "AnnotationsFailed",
+                    "Annotate",
+                    &format!("Grafana annotations not posted: {e}"),
+                )
+                .await;
+            }
+        }
+    }
     let t = if word == "held" && phase == Phase::Completed {
         EventType::Normal
     } else {
@@ -1412,6 +1406,8 @@ pub struct ControllerOptions {
     /// namespaces targets may be in (no ClusterExperiments, no namespace listing).
     /// Empty: every namespace, targets in those labelled murphy.dev/chaos=enabled.
     pub watch_namespaces: Vec<String>,
+    /// Post finished runs' annotations to this Grafana.
+    pub grafana: Option<murphy::annotate::Target>,
 }
 
 /// Run the controller until SIGTERM/SIGINT: the API server from the kubeconfig (or the
@@ -1430,7 +1426,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: {e}"))?;
         let m = metrics.clone();
-        tokio::spawn(crate::node::health(l, Arc::new(move || m.render())));
+        tokio::spawn(crate::metrics::serve(l, Arc::new(move || m.render())));
     }
     // Every replica answers admission, leader or not.
     if let Some(addr) = o.webhook_addr {
@@ -1467,6 +1463,7 @@ pub async fn run_controller(o: ControllerOptions) -> anyhow::Result<()> {
         home_namespace: o.namespace.clone(),
         runner: o.runner.clone(),
         watch_namespaces: o.watch_namespaces.clone(),
+        grafana: o.grafana.clone(),
     });
     tracing::info!(
         identity = %o.identity,

@@ -123,6 +123,12 @@ pub struct ClusterRun {
     pub faults: Vec<FaultRecord>,
     /// What happened to the faults since the controller last published it.
     pub notices: Vec<Notice>,
+    /// How long each inject (false) and revert (true) took, by fault kind, in seconds,
+    /// since the last time the metrics took them.
+    pub timings: Vec<(bool, String, f64)>,
+    /// Whether the finished run's annotations were posted (once, however often the
+    /// finish is retried).
+    pub annotated: bool,
     probes: Vec<ProbeHandle>,
     /// The role timeline: each cluster's pods asked their role all through the run.
     roles: Vec<murphy::roles::RoleSampler>,
@@ -286,6 +292,8 @@ impl ClusterRun {
             events: Vec::new(),
             faults,
             notices: Vec::new(),
+            timings: Vec::new(),
+            annotated: false,
             probes,
             roles,
             late_members: BTreeMap::new(),
@@ -726,6 +734,8 @@ impl ClusterRun {
         self.event("fault", Some(fault), msg.clone());
         let pods: Vec<String> = placed.iter().map(|p| pod_name(&p.chosen)).collect();
         let kind = spec.action.kind();
+        self.timings
+            .push((false, kind.to_string(), (t1 - t0).max(0.0) / 1000.0));
         if ok {
             let how = if first { "" } else { " (replacement pods)" };
             self.notice(
@@ -764,7 +774,22 @@ impl ClusterRun {
             }
             return;
         }
+        let t0 = std::time::Instant::now();
         let results = revert_calls(agents, &these).await;
+        let took = t0.elapsed().as_secs_f64();
+        let mut kinds: Vec<String> = these
+            .iter()
+            .filter_map(|i| {
+                self.faults
+                    .iter()
+                    .find(|f| f.name == i.key.fault)
+                    .map(|f| f.kind.clone())
+            })
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        self.timings
+            .extend(kinds.into_iter().map(|k| (true, k, took)));
         let now = self.now_ms();
         let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut undone: BTreeMap<String, Vec<String>> = BTreeMap::new();

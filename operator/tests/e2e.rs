@@ -156,6 +156,11 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
     node.apply(&experiment("pause-one", ip, "6s"));
     let (name, uid) = frozen_pod(node);
     let t0 = Instant::now();
+    // The controller's metrics mark the fault active while it is (a Grafana annotation
+    // query on murphy_fault_active == 1 shades the window), read through the API server.
+    let active = "murphy_fault_active{namespace=\"e2e-shop\",experiment=\"pause-one\",fault=\"pause\",kind=\"process-pause\"} 1";
+    let during = metrics_of(node, "controller", 8080);
+    assert!(during.contains(active), "{during}");
     // A running Experiment's spec cannot change under it (admission refuses the edit).
     let edit = node.run(
         "kubectl",
@@ -253,8 +258,28 @@ fn a_paused_pod_is_stopped_by_the_kernel_for_its_window_and_judged_from_it(node:
             .unwrap_or_else(|| panic!("no {reason} Event naming {name}: {said:?}"))
     };
     assert!(at("FaultInjected") < at("FaultReverted"), "{said:?}");
+    // After the run: the fault no longer active, the run counted with its verdict, the
+    // inject and revert timed; the agent timed its Inject call.
+    let after = metrics_of(node, "controller", 8080);
+    let verdict = outcome.as_str().unwrap_or("");
+    for want in [
+        format!("murphy_experiments_completed_total{{verdict=\"{verdict}\",ended=\"completed\"}}"),
+        "murphy_fault_inject_seconds_count{kind=\"process-pause\"}".to_string(),
+        "murphy_fault_revert_seconds_count{kind=\"process-pause\"}".to_string(),
+        "murphy_controller_reconcile_seconds_bucket".to_string(),
+        "murphy_build_info{".to_string(),
+        "process_resident_memory_bytes".to_string(),
+    ] {
+        assert!(after.contains(&want), "{want}\n{after}");
+    }
+    assert!(!after.contains("experiment=\"pause-one\""), "{after}");
+    let agent = metrics_of(node, "agent", 8081);
+    assert!(
+        agent.contains("murphy_agent_call_seconds_count{") && agent.contains("method=\"inject\"}"),
+        "{agent}"
+    );
     eprintln!(
-        "e2e: pause: {name} stopped by the kernel for {frozen_for:?}, recorded window {window:.0} ms, verdict {outcome} ({})",
+        "e2e: pause: {name} stopped by the kernel for {frozen_for:?}, recorded window {window:.0} ms, verdict {outcome} ({}); metrics: the fault active while frozen, gone after, the run counted and timed",
         again[0].reason
     );
     node.kubectl(&["delete", "experiment", "pause-one", "-n", NS, "--wait=true"]);
@@ -1004,6 +1029,27 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     );
 }
 
+/// The `/metrics` page of Murphy's `component` pod (the first one) on `port`, through the
+/// API server's pod proxy.
+fn metrics_of(node: &Node, component: &str, port: u16) -> String {
+    let pod = node.json(&[
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
+        &format!("app.kubernetes.io/component={component}"),
+    ])["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {component} pod"))
+        .to_string();
+    node.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{SYSTEM}/pods/{pod}:{port}/proxy/metrics"),
+    ])
+}
+
 /// The UID of Murphy's `component` pod (`controller` or `agent`; the first one).
 fn component_uid(node: &Node, component: &str) -> String {
     node.json(&[
@@ -1348,7 +1394,29 @@ fn helm_upgrade(node: &Node, extra: &[&str]) {
 /// namespace (and its own) only — it may not list namespaces or touch another — and it
 /// runs that namespace's Experiments while an Experiment elsewhere is left alone.
 fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
-    helm_upgrade(node, &["--set", &format!("watchNamespaces={{{NS}}}")]);
+    // This upgrade also points the controller at a Grafana: a small HTTP endpoint of this
+    // test, on the node's address, that records what it receives (the chart's
+    // `grafana.*` values, the token from a Secret).
+    let (grafana, posted) = recorder();
+    let node_ip = node.kubectl(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    let grafana_url = format!("http://{}:{}", node_ip.trim(), grafana.port());
+    node.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: grafana-token, namespace: {SYSTEM}}}\nstringData: {{token: e2e-t0ken}}\n"
+    ));
+    helm_upgrade(
+        node,
+        &[
+            "--set",
+            &format!("watchNamespaces={{{NS}}}"),
+            "--set",
+            &format!("grafana.url={grafana_url},grafana.tokenSecret.name=grafana-token"),
+        ],
+    );
     let sa = format!("--as=system:serviceaccount:{SYSTEM}:{RELEASE}-controller");
     let can = |args: &[&str]| {
         let mut a = vec!["auth", "can-i"];
@@ -1394,6 +1462,40 @@ fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
         "{}",
         diagnostics(node, "ns-pause")
     );
+    // Grafana got the run's fault window and its verdict, with the token from the Secret;
+    // the window is the one the evidence records.
+    let cm = node.json(&["get", "configmap", "ns-pause-evidence", "-n", NS]);
+    let report: Value = serde_json::from_str(cm["data"]["report.json"].as_str().expect("report"))
+        .expect("report json");
+    let got = wait_for("2 annotations in Grafana", Duration::from_secs(20), || {
+        let got = posted.lock().expect("lock").clone();
+        (got.len() >= 2).then_some(got)
+    });
+    assert_eq!(got.len(), 2, "{got:?}");
+    let start = report["startedUnixMs"].as_u64().expect("started");
+    let fault = &report["record"]["faults"][0];
+    let window: Value = serde_json::from_str(&got[0].1).expect("JSON");
+    assert!(got[0].0.contains("POST /api/annotations "), "{}", got[0].0);
+    assert!(got[0]
+        .0
+        .to_ascii_lowercase()
+        .contains("authorization: bearer e2e-t0ken"));
+    let at = |k: &str| start + fault[k].as_f64().expect("time").round() as u64;
+    assert_eq!(window["time"], at("confirmedMs"), "{window}");
+    assert_eq!(window["timeEnd"], at("revertedMs"), "{window}");
+    let tags = window["tags"].to_string();
+    assert!(
+        tags.contains("\"fault:pause\"") && tags.contains("\"experiment:ns-pause\""),
+        "{tags}"
+    );
+    let end: Value = serde_json::from_str(&got[1].1).expect("JSON");
+    let verdict = report["verdicts"][0]["outcome"].as_str().unwrap_or("");
+    assert!(
+        end["tags"]
+            .to_string()
+            .contains(&format!("verdict:{verdict}")),
+        "{end}"
+    );
     let untouched = node.json(&["get", "experiment", "elsewhere", "-n", other]);
     assert!(
         untouched["status"].is_null(),
@@ -1409,8 +1511,49 @@ fn namespaced_mode_runs_the_watched_namespace_only(node: &Node, ip: &str) {
     helm_upgrade(node, &[]);
     assert_eq!(can(&["list", "namespaces"]), "yes");
     eprintln!(
-        "e2e: namespaced: with watchNamespaces={{{NS}}} the controller may list pods in {NS} and {SYSTEM} only, no namespaces, no ClusterExperiments; it froze and thawed {name} and completed, and never touched an Experiment in {other}; upgraded back to cluster-wide"
+        "e2e: namespaced: with watchNamespaces={{{NS}}} the controller may list pods in {NS} and {SYSTEM} only, no namespaces, no ClusterExperiments; it froze and thawed {name} and completed, and never touched an Experiment in {other}; Grafana at {grafana_url} got its fault window and verdict as annotations; upgraded back to cluster-wide"
     );
+}
+
+/// Requests as an endpoint received them: (head, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A small HTTP endpoint on every address that answers 200 to anything and keeps each
+/// request.
+fn recorder() -> (std::net::SocketAddr, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            keep.lock()
+                .expect("lock")
+                .push((head, String::from_utf8_lossy(&body).into_owned()));
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    (addr, got)
 }
 
 /// A `command` role check on a cluster runs in one-shot pods of its own, never in the

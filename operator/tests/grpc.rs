@@ -336,6 +336,21 @@ async fn a_restarted_agent_binary_reverts_its_predecessors_fault() {
         metrics.contains("murphy_agent_active_injections{node=\"node-b\"} 1"),
         "{metrics}"
     );
+    // The OpenMetrics page of prometheus-client: the inject call timed, build info, the
+    // process' own figures; a query string is not another page.
+    for want in [
+        "application/openmetrics-text",
+        "murphy_agent_call_seconds_count{node=\"node-b\",method=\"inject\"} 1",
+        "murphy_agent_calls_total{node=\"node-b\",outcome=\"ok\"}",
+        "murphy_build_info{version=",
+        "process_resident_memory_bytes ",
+        "# EOF",
+    ] {
+        assert!(metrics.contains(want), "{want}\n{metrics}");
+    }
+    assert!(get(hport, "/metrics?x=1")
+        .await
+        .contains("murphy_agent_active_injections"));
     assert!(get(hport, "/healthz").await.starts_with("HTTP/1.0 200"));
     assert!(get(hport, "/debug").await.starts_with("HTTP/1.0 404"));
     // The agent dies hard with the fault in effect (no revert on the way out).

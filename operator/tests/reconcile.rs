@@ -273,6 +273,7 @@ fn ctx(client: Client, agents: grpc::Agents, fixed: &[(&str, &str)]) -> Arc<Ctx>
         home_namespace: "murphy-system".into(),
         runner: None,
         watch_namespaces: Vec::new(),
+        grafana: None,
     })
 }
 
@@ -364,7 +365,12 @@ async fn a_local_only_spec_is_rejected_naming_the_fields() {
     assert_eq!(bodies[1]["type"], "Warning");
     assert_eq!(bodies[1]["reason"], "Rejected");
     assert_eq!(bodies[1]["regarding"]["name"], NAME);
-    assert!(c.metrics.render().contains("outcome=\"rejected\"} 1"));
+    let page = c.metrics.render();
+    assert!(
+        page.contains("murphy_experiments_rejected_total 1")
+            && page.contains("murphy_experiments_started_total 0"),
+        "{page}"
+    );
     no_more(&handle).await;
 }
 
@@ -614,6 +620,13 @@ async fn start_and_inject(c: &Arc<Ctx>, handle: &Handle, yaml: &str) -> (Vec<Val
         "{}",
         bodies[1]
     );
+    // And the metrics mark it active, for a Grafana annotation query.
+    let page = c.metrics.render();
+    assert!(
+        page.contains("murphy_fault_active{namespace=\"shop\",experiment=")
+            && page.contains("kind=\"process-pause\"} 1"),
+        "{page}"
+    );
     (started, running)
 }
 
@@ -751,7 +764,19 @@ async fn start_inject_revert_and_evaluate_through_a_real_agent() {
         bodies[2]["type"], "Warning",
         "a failed verdict is a warning"
     );
-    assert!(c.metrics.render().contains("outcome=\"failed\"} 1"));
+    // Started once, completed once with its verdict; the fault's inject and revert timed,
+    // and no fault left marked active.
+    let page = c.metrics.render();
+    for want in [
+        "murphy_experiments_started_total 1",
+        "murphy_experiments_completed_total{verdict=\"failed\",ended=\"completed\"} 1",
+        "murphy_fault_inject_seconds_count{kind=\"process-pause\"} 1",
+        "murphy_fault_revert_seconds_count{kind=\"process-pause\"} 1",
+        "murphy_controller_reconciles_total{result=\"ok\"}",
+    ] {
+        assert!(page.contains(want), "{want}\n{page}");
+    }
+    assert!(!page.contains("murphy_fault_active{"), "{page}");
     no_more(&handle).await;
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&p.dir);
