@@ -15,6 +15,7 @@ pub mod httpapi;
 pub mod journal;
 pub mod junit;
 pub mod lab;
+pub mod live;
 pub mod model;
 pub mod netns;
 pub mod netq;

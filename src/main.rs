@@ -7,7 +7,6 @@ use murphy::model::{parse_experiment, Experiment};
 use murphy::report::{self, exit, RunReport};
 use murphy::runner::{self, Progress, RunOptions};
 use murphy::timeline::Sample;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -148,19 +147,28 @@ enum Cmd {
     },
 }
 
+/// Live progress: on a terminal, a spinner over a few lines (phase and countdown, faults
+/// in effect, probes and workloads) redrawn in place, coloured unless NO_COLOR; otherwise
+/// (or `--quiet`) timestamped lines only.
 struct Live {
     quiet: bool,
     bar: Option<ProgressBar>,
-    probes: Mutex<BTreeMap<String, bool>>,
-    phase: Mutex<String>,
+    state: Mutex<murphy::live::LiveState>,
+    steady_ms: f64,
+    color: bool,
+    /// When the run's clock started, as the live view learns it from the first call.
+    origin: Mutex<Option<(std::time::Instant, f64)>>,
 }
 
 impl Live {
-    fn new(quiet: bool) -> Live {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    fn new(quiet: bool, exp: &Experiment) -> Live {
+        let tty = std::io::stderr().is_terminal();
+        let color = murphy::live::color_wanted(tty);
+        console::set_colors_enabled_stderr(color);
+        let bar = (!quiet && tty).then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                ProgressStyle::with_template("{spinner} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.enable_steady_tick(Duration::from_millis(120));
@@ -169,25 +177,35 @@ impl Live {
         Live {
             quiet,
             bar,
-            probes: Mutex::new(BTreeMap::new()),
-            phase: Mutex::new(String::new()),
+            state: Mutex::new(murphy::live::LiveState::new(Some(murphy::plan::Plan::new(
+                &exp.spec,
+            )))),
+            steady_ms: exp.spec.steady_duration().as_secs_f64() * 1000.0,
+            color,
+            origin: Mutex::new(None),
         }
     }
-    fn refresh(&self) {
-        if let Some(b) = &self.bar {
-            let phase = self.phase.lock().map(|p| p.clone()).unwrap_or_default();
-            let probes = self
-                .probes
-                .lock()
-                .map(|p| {
-                    p.iter()
-                        .map(|(k, ok)| format!("{k} {}", if *ok { "✓" } else { "✗" }))
-                        .collect::<Vec<_>>()
-                        .join("  ")
-                })
-                .unwrap_or_default();
-            b.set_message(format!("{phase}   {probes}"));
-        }
+    /// The run's clock now, from the latest time a call carried.
+    fn now_ms(&self, t_ms: f64) -> f64 {
+        let mut o = self.origin.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, t) = *o.get_or_insert((std::time::Instant::now(), t_ms));
+        t + at.elapsed().as_secs_f64() * 1000.0
+    }
+    fn refresh(&self, t_ms: f64) {
+        let Some(b) = &self.bar else {
+            return;
+        };
+        let width = console::Term::stderr()
+            .size_checked()
+            .map_or(100, |(_, w)| w as usize)
+            .saturating_sub(3);
+        let now = self.now_ms(t_ms).max(t_ms);
+        let lines = self
+            .state
+            .lock()
+            .map(|s| s.lines(now, self.steady_ms, width, self.color))
+            .unwrap_or_default();
+        b.set_message(lines.join("\n"));
     }
     fn line(&self, t_ms: f64, s: &str) {
         if self.quiet {
@@ -203,20 +221,37 @@ impl Live {
 
 impl Progress for Live {
     fn phase(&self, t_ms: f64, phase: &str) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = phase.to_string();
+        if let Ok(mut s) = self.state.lock() {
+            s.phase(t_ms, phase);
         }
-        self.line(t_ms, &format!("== {phase}"));
-        self.refresh();
+        let shown = if self.color {
+            console::style(format!("== {phase}")).bold().to_string()
+        } else {
+            format!("== {phase}")
+        };
+        self.line(t_ms, &shown);
+        self.refresh(t_ms);
     }
     fn event(&self, t_ms: f64, line: &str) {
         self.line(t_ms, line);
     }
-    fn sample(&self, s: &Sample) {
-        if let Ok(mut p) = self.probes.lock() {
-            p.insert(s.probe.clone(), s.ok);
+    fn sample(&self, smp: &Sample) {
+        if let Ok(mut s) = self.state.lock() {
+            s.sample(&smp.probe, smp.ok, smp.latency_ms);
         }
-        self.refresh();
+        self.refresh(smp.t_ms);
+    }
+    fn fault(&self, t_ms: f64, fault: &str, active: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.fault(t_ms, fault, active);
+        }
+        self.refresh(t_ms);
+    }
+    fn workloads(&self, t_ms: f64, w: Vec<murphy::live::WorkloadLive>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.workloads(w);
+        }
+        self.refresh(t_ms);
     }
 }
 
@@ -359,6 +394,21 @@ fn validate_cmd(files: Vec<PathBuf>, cluster: bool) -> i32 {
     code
 }
 
+/// The claims table, fitted to the terminal when stdout is one (whole lines otherwise,
+/// for logs and grep).
+fn claims_table(rep: &RunReport) -> String {
+    let out = std::io::stdout();
+    let width = out
+        .is_terminal()
+        .then(|| {
+            console::Term::stdout()
+                .size_checked()
+                .map(|(_, w)| w as usize)
+        })
+        .flatten();
+    report::table_fit(rep, width)
+}
+
 /// `--annotate URL`: a base URL, checked before anything runs.
 fn grafana_url(s: &str) -> Result<murphy::httpapi::BaseUrl, String> {
     murphy::httpapi::BaseUrl::parse(s)
@@ -412,7 +462,7 @@ fn report_cmd(
         }
     };
     if output.is_none() && markdown.is_none() && junit.is_none() && grafana.is_none() {
-        out!("{}", report::table(&rep));
+        out!("{}", claims_table(&rep));
     }
     annotate(grafana.as_ref(), &rep);
     write_outputs(
@@ -502,11 +552,11 @@ fn run_once(
     stop: Arc<AtomicBool>,
     out: &RunOutputs,
 ) -> anyhow::Result<i32> {
-    let live = Live::new(out.quiet);
+    let live = Live::new(out.quiet, exp);
     let Some(rep) = run_with(exp, opts, &live, stop) else {
         return Ok(exit::INTERNAL);
     };
-    out!("{}", report::table(&rep));
+    out!("{}", claims_table(&rep));
     write_outputs(
         &rep,
         out.json.as_deref(),
@@ -544,12 +594,12 @@ fn run_trials(
         );
         let mut o = opts.clone();
         o.seed = Some(base.wrapping_add(i));
-        let live = Live::new(out.quiet);
+        let live = Live::new(out.quiet, exp);
         let Some(rep) = run_with(exp, &o, &live, stop.clone()) else {
             return Ok(exit::INTERNAL);
         };
         if !out.quiet {
-            out!("{}", report::table(&rep));
+            out!("{}", claims_table(&rep));
         }
         if let Some(h) = &out.html {
             write_trial_html(h, i + 1, &rep)?;

@@ -93,15 +93,65 @@ fn pad(s: &str, w: usize) -> String {
     }
 }
 
-/// The claims table and a summary, for a terminal (no colour codes: safe for CI logs).
+/// `s` in lines of at most `width` characters, broken at spaces (a longer word is cut).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(8);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in s.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let n = cur.chars().count();
+            let room = if n == 0 {
+                width
+            } else {
+                width.saturating_sub(n + 1)
+            };
+            if word.len() <= room {
+                if n > 0 {
+                    cur.push(' ');
+                }
+                cur.extend(word.iter());
+                break;
+            }
+            if n > 0 {
+                lines.push(std::mem::take(&mut cur));
+                continue;
+            }
+            // A word longer than a whole line: cut it.
+            lines.push(word[..width].iter().collect());
+            word = word[width..].to_vec();
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// The claims table and a summary, for a terminal (no colour codes: safe for CI logs);
+/// lines are as long as the reasons.
 pub fn table(r: &RunReport) -> String {
+    table_fit(r, None)
+}
+
+/// The claims table fitted to a terminal `width` columns wide (reasons and long claim
+/// names wrap in their columns; below ~80 columns each claim is a card of its own).
+pub fn table_fit(r: &RunReport, width: Option<usize>) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "\nExperiment {} · run {} · seed {}\n",
         r.experiment.metadata.name, r.run_id, r.seed
     ));
     if let Some(d) = &r.experiment.spec.description {
-        out.push_str(&format!("{d}\n"));
+        match width {
+            Some(w) => {
+                for l in wrap(d, w) {
+                    out.push_str(&format!("{l}\n"));
+                }
+            }
+            None => out.push_str(&format!("{d}\n")),
+        }
     }
     if r.record.status != RunStatus::Completed {
         out.push_str(&format!(
@@ -136,12 +186,21 @@ pub fn table(r: &RunReport) -> String {
         } else {
             f.error.clone().unwrap_or_default()
         };
-        out.push_str(&format!(
-            "  fault {} ({}) on {}: {window}, {state}: {detail}\n",
+        let line = format!(
+            "fault {} ({}) on {}: {window}, {state}: {detail}",
             f.name,
             f.kind,
             f.members.join(", ")
-        ));
+        );
+        match width {
+            Some(w) => {
+                for (i, l) in wrap(&line, w.saturating_sub(6)).iter().enumerate() {
+                    let indent = if i == 0 { "  " } else { "      " };
+                    out.push_str(&format!("{indent}{l}\n"));
+                }
+            }
+            None => out.push_str(&format!("  {line}\n")),
+        }
     }
     out.push('\n');
     let w_claim = r
@@ -158,20 +217,55 @@ pub fn table(r: &RunReport) -> String {
         .max()
         .unwrap_or(8)
         .clamp(8, 28);
-    out.push_str(&format!(
-        "  {}  {}  {}  REASON\n",
-        pad("CLAIM", w_claim),
-        pad("VERDICT", 12),
-        pad("MEASURED", w_meas)
-    ));
-    for v in &r.verdicts {
-        out.push_str(&format!(
-            "  {}  {}  {}  {}\n",
-            pad(&v.claim, w_claim),
-            pad(v.outcome.word(), 12),
-            pad(&v.measured, w_meas),
-            v.reason
-        ));
+    let fixed = 2 + w_claim + 2 + 12 + 2 + w_meas + 2;
+    match width {
+        // Too narrow for columns: one card per claim.
+        Some(w) if w < fixed + 24 => {
+            let body = w.saturating_sub(16).max(20);
+            for v in &r.verdicts {
+                for (i, l) in wrap(&v.claim, body).iter().enumerate() {
+                    let word = if i == 0 { v.outcome.word() } else { "" };
+                    out.push_str(&format!("  {}  {l}\n", pad(word, 12)));
+                }
+                for l in wrap(&format!("measured: {}", v.measured), body) {
+                    out.push_str(&format!("  {}  {l}\n", pad("", 12)));
+                }
+                for l in wrap(&v.reason, body) {
+                    out.push_str(&format!("  {}  {l}\n", pad("", 12)));
+                }
+                out.push('\n');
+            }
+        }
+        _ => {
+            out.push_str(&format!(
+                "  {}  {}  {}  REASON\n",
+                pad("CLAIM", w_claim),
+                pad("VERDICT", 12),
+                pad("MEASURED", w_meas)
+            ));
+            for v in &r.verdicts {
+                let claim = wrap(&v.claim, w_claim);
+                let meas = wrap(&v.measured, w_meas);
+                let reason = match width {
+                    Some(w) => wrap(&v.reason, w - fixed),
+                    None => vec![v.reason.clone()],
+                };
+                let rows = claim.len().max(meas.len()).max(reason.len());
+                let cell = |c: &[String], i: usize| c.get(i).cloned().unwrap_or_default();
+                for i in 0..rows {
+                    let word = if i == 0 { v.outcome.word() } else { "" };
+                    let line = format!(
+                        "  {}  {}  {}  {}",
+                        pad(&cell(&claim, i), w_claim),
+                        pad(word, 12),
+                        pad(&cell(&meas, i), w_meas),
+                        cell(&reason, i)
+                    );
+                    out.push_str(line.trim_end());
+                    out.push('\n');
+                }
+            }
+        }
     }
     if !r.record.histories.is_empty() {
         out.push_str("\n  WORKLOAD            OK    FAIL  UNKNOWN  FINAL READ\n");
@@ -218,6 +312,31 @@ pub fn table(r: &RunReport) -> String {
         "\n{held} held, {failed} failed, {inc} inconclusive (exit code {})\n",
         r.exit_code
     ));
+    match width {
+        Some(w) => fit_lines(&out, w),
+        None => out,
+    }
+}
+
+/// Every line of `text` within `width` columns: a longer one wraps, its continuation
+/// indented two more than the line.
+fn fit_lines(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.chars().count() <= width {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        for (i, l) in wrap(line.trim_start(), width.saturating_sub(indent + 2))
+            .iter()
+            .enumerate()
+        {
+            let pad = if i == 0 { indent } else { indent + 2 };
+            out.push_str(&format!("{}{l}\n", " ".repeat(pad)));
+        }
+    }
     out
 }
 

@@ -50,6 +50,10 @@ pub trait Progress {
     fn phase(&self, t_ms: f64, phase: &str);
     fn event(&self, t_ms: f64, line: &str);
     fn sample(&self, _s: &Sample) {}
+    /// A fault confirmed in effect (`true`) or reverted (`false`).
+    fn fault(&self, _t_ms: f64, _fault: &str, _active: bool) {}
+    /// The workloads' counts, a few times a second.
+    fn workloads(&self, _t_ms: f64, _w: Vec<crate::live::WorkloadLive>) {}
 }
 
 pub use crate::output::RunOutput;
@@ -350,6 +354,8 @@ impl Ctx<'_> {
                     self.event("lab", None, m);
                 }
                 self.watch_workloads();
+                self.progress
+                    .workloads(self.clock.now_ms(), self.workloads_live());
                 self.watch_logs();
                 self.watch_roles();
                 if guard
@@ -432,6 +438,19 @@ impl Ctx<'_> {
     }
 
     /// Put a workload's switches between succeeding and failing on the timeline.
+    fn workloads_live(&self) -> Vec<crate::live::WorkloadLive> {
+        self.live
+            .iter()
+            .map(|(name, live, _)| crate::live::WorkloadLive {
+                name: name.clone(),
+                ok: live.ok.load(Ordering::Relaxed),
+                failed: live.failed.load(Ordering::Relaxed),
+                unknown: live.unknown.load(Ordering::Relaxed),
+                last_ms: live.last_latency_ms(),
+            })
+            .collect()
+    }
+
     fn watch_workloads(&mut self) {
         let mut changes = Vec::new();
         for (name, live, state) in self.live.iter_mut() {
@@ -646,6 +665,7 @@ impl Ctx<'_> {
                 rec.inject_latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
                 rec.evidence = ev.0.clone();
                 self.faults.push(rec);
+                self.progress.fault(self.clock.now_ms(), &spec.name, true);
                 self.event(
                     "fault",
                     Some(&spec.name),
@@ -697,6 +717,7 @@ impl Ctx<'_> {
         if let Some(r) = self.faults.iter_mut().find(|r| r.name == name) {
             r.reverted_ms = Some(t);
         }
+        self.progress.fault(t, &name, false);
         match result {
             Ok(msgs) => {
                 let _ = self.journal.done(&a.group);

@@ -98,6 +98,33 @@ fn claims_table_snapshot() {
 }
 
 #[test]
+fn the_claims_table_fits_a_terminal_of_any_width_and_keeps_every_word() {
+    let r = fixed();
+    let words = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
+    for width in [160usize, 100, 80, 60, 40] {
+        let t = murphy::report::table_fit(&r, Some(width));
+        for line in t.lines() {
+            assert!(
+                line.chars().count() <= width,
+                "{width} columns: {line:?}\n{t}"
+            );
+        }
+        // Nothing is cut: every word of every reason and claim is still there, in order.
+        let all = words(&t);
+        for v in &r.verdicts {
+            for w in words(&v.reason).iter().chain(words(&v.claim).iter()) {
+                assert!(all.contains(w), "{width}: lost {w:?}\n{t}");
+            }
+        }
+    }
+    // Without a width (a pipe, a log), every reason stays on one line.
+    let t = table(&r);
+    for v in &r.verdicts {
+        assert!(t.lines().any(|l| l.ends_with(&v.reason)), "{t}");
+    }
+}
+
+#[test]
 fn verdicts_json_snapshot() {
     insta::assert_json_snapshot!(fixed().verdicts);
 }

@@ -221,6 +221,8 @@ pub struct Live {
     pub started: AtomicBool,
     /// The most recently completed operation.
     last: Mutex<Option<LastOp>>,
+    /// Its latency in microseconds (0: none yet).
+    last_us: std::sync::atomic::AtomicU64,
 }
 
 /// How the most recently completed operation of a workload went.
@@ -234,6 +236,13 @@ pub enum LastOp {
 impl Live {
     pub fn last(&self) -> Option<LastOp> {
         self.last.lock().ok().and_then(|l| l.clone())
+    }
+    /// The latency of the most recently completed operation.
+    pub fn last_latency_ms(&self) -> Option<f64> {
+        match self.last_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(us as f64 / 1000.0),
+        }
     }
 }
 
@@ -260,6 +269,8 @@ impl Shared {
             OpResult::Info => &self.live.unknown,
         };
         counter.fetch_add(1, Ordering::SeqCst);
+        let us = ((op.complete_ms - op.invoke_ms).max(0.001) * 1000.0) as u64;
+        self.live.last_us.store(us.max(1), Ordering::Relaxed);
         if let Ok(mut l) = self.live.last.lock() {
             *l = Some(if op.result == OpResult::Ok {
                 LastOp::Ok
