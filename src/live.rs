@@ -212,6 +212,21 @@ impl LiveState {
     }
 }
 
+/// The width of the terminal on `fd` (stdout or stderr), if it is one with a known size;
+/// else `COLUMNS` when set.
+pub fn terminal_width(fd: impl std::os::fd::AsFd) -> Option<usize> {
+    let from_tty = rustix::termios::tcgetwinsize(fd)
+        .ok()
+        .map(|w| w.ws_col as usize)
+        .filter(|c| *c > 0);
+    from_tty.or_else(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .filter(|c: &usize| *c > 0)
+    })
+}
+
 /// Whether to colour: a terminal, `NO_COLOR` unset or empty, and not `TERM=dumb`.
 pub fn color_wanted(is_terminal: bool) -> bool {
     is_terminal

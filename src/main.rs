@@ -195,9 +195,8 @@ impl Live {
         let Some(b) = &self.bar else {
             return;
         };
-        let width = console::Term::stderr()
-            .size_checked()
-            .map_or(100, |(_, w)| w as usize)
+        let width = murphy::live::terminal_width(std::io::stderr())
+            .unwrap_or(100)
             .saturating_sub(3);
         let now = self.now_ms(t_ms).max(t_ms);
         let lines = self
@@ -400,11 +399,7 @@ fn claims_table(rep: &RunReport) -> String {
     let out = std::io::stdout();
     let width = out
         .is_terminal()
-        .then(|| {
-            console::Term::stdout()
-                .size_checked()
-                .map(|(_, w)| w as usize)
-        })
+        .then(|| murphy::live::terminal_width(&out))
         .flatten();
     report::table_fit(rep, width)
 }
