@@ -112,12 +112,100 @@ struct Scale {
     x0: f64,
     w: f64,
     end: f64,
+    /// The run's start on the wall clock (Unix ms): hover text and the axis say both.
+    wall0: u64,
 }
 
 impl Scale {
     fn x(&self, ms: f64) -> f64 {
         self.x0 + (ms.clamp(0.0, self.end) / self.end) * self.w
     }
+    /// `4.200s (10:34:16.2 UTC)`: the run's clock and the wall clock.
+    fn when(&self, ms: f64) -> String {
+        format!("{} ({} UTC)", secs(ms), clock(self.wall0 as f64 + ms))
+    }
+}
+
+/// `HH:MM:SS.s` of a Unix time in ms.
+fn clock(ms: f64) -> String {
+    let ms = ms.max(0.0);
+    let day = (ms / 1000.0) % 86_400.0;
+    format!(
+        "{:02}:{:02}:{:04.1}",
+        (day / 3600.0) as u64,
+        (day % 3600.0 / 60.0) as u64,
+        day % 60.0
+    )
+}
+
+/// A latency axis on a log scale: whole decades of ms covering every value.
+struct LogAxis {
+    lo: f64,
+    hi: f64,
+}
+
+impl LogAxis {
+    fn over(values: impl Iterator<Item = f64>) -> LogAxis {
+        let (mut a, mut b) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values {
+            let v = v.max(0.01);
+            a = a.min(v);
+            b = b.max(v);
+        }
+        if !a.is_finite() {
+            return LogAxis { lo: 0.0, hi: 1.0 };
+        }
+        let lo = a.log10().floor();
+        let hi = b.log10().ceil().max(lo + 1.0);
+        LogAxis { lo, hi }
+    }
+    /// Where `ms` goes between `top` and `bottom`.
+    fn y(&self, ms: f64, top: f64, bottom: f64) -> f64 {
+        let f = (ms.max(0.01).log10() - self.lo) / (self.hi - self.lo);
+        bottom - f.clamp(0.0, 1.0) * (bottom - top)
+    }
+    /// Tick labels and faint grid lines, one per decade, left of the plot.
+    fn ticks(&self, sc: &Scale, top: f64, bottom: f64) -> String {
+        let mut s = String::new();
+        let mut e = self.lo;
+        while e <= self.hi + 1e-9 {
+            let ms = 10f64.powf(e);
+            let y = self.y(ms, top, bottom);
+            let _ = write!(
+                s,
+                r#"<line x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" class="sep"/><text x="{:.1}" y="{:.1}" class="ytick" data-axis="latency">{}</text>"#,
+                sc.x0,
+                sc.x0 + sc.w,
+                sc.x0 - 4.0,
+                y + 3.0,
+                latency_label(ms)
+            );
+            e += 1.0;
+        }
+        s
+    }
+}
+
+/// `100µs`, `1ms`, `10s`: a decade's label.
+fn latency_label(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{:.0}µs", ms * 1000.0)
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.0}s", ms / 1000.0)
+    }
+}
+
+/// A value axis's two labels (bottom and top), left of the plot.
+fn value_ticks(sc: &Scale, top: f64, bottom: f64, max: &str, axis: &str) -> String {
+    format!(
+        r#"<text x="{:.1}" y="{:.1}" class="ytick" data-axis="{axis}">{max}</text><text x="{:.1}" y="{:.1}" class="ytick">0</text>"#,
+        sc.x0 - 4.0,
+        top + 8.0,
+        sc.x0 - 4.0,
+        bottom
+    )
 }
 
 /// The lanes of the timeline, top to bottom: a label, an SVG body and a height each, and
@@ -146,10 +234,16 @@ const TOP: f64 = 28.0;
 pub fn timeline_svg(r: &RunReport) -> String {
     let rec = &r.record;
     let sc = Scale {
-        x0: 170.0,
-        w: 790.0,
+        x0: 210.0,
+        w: 750.0,
         end: timeline_end(rec),
+        wall0: r.started_unix_ms,
     };
+    let lost: std::collections::BTreeSet<&str> = r
+        .verdicts
+        .iter()
+        .flat_map(|v| v.lost_writes.iter().map(|w| w.value.as_str()))
+        .collect();
     let mut lanes = Lanes {
         rows: Vec::new(),
         heights: Vec::new(),
@@ -158,20 +252,20 @@ pub fn timeline_svg(r: &RunReport) -> String {
     let bands = fault_lanes(rec, &sc, &mut lanes);
     probe_lanes(rec, &sc, &mut lanes);
     let workloads_top = lanes.y;
-    workload_lanes(rec, &sc, &mut lanes);
+    workload_lanes(rec, &sc, &mut lanes, &lost);
     watch_lanes(rec, &sc, &mut lanes);
     role_lanes(rec, &sc, &mut lanes);
     let lanes_bottom = lanes.y;
     let mut body = split_brain_svg(r, &sc, workloads_top, lanes_bottom);
     let ev = events_svg(rec, &sc);
-    let height = lanes_bottom + 30.0;
+    let height = lanes_bottom + 50.0;
     let axis = axis_svg(rec, &sc, lanes_bottom);
     let labels = lane_labels(&lanes, &sc, &mut body);
     let bands = bands.replace("BANDH", &format!("{:.1}", lanes_bottom - TOP));
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 970 {height:.0}" role="img" aria-label="timeline">
 <defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cf222e" fill-opacity="0.08"/><line x1="0" y1="0" x2="0" y2="6" stroke="#cf222e" stroke-opacity="0.45" stroke-width="2"/></pattern></defs>
-<style>.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}.tick{{font:11px system-ui,sans-serif;fill:#656d76;text-anchor:middle}}.note{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.inbar{{font:11px system-ui,sans-serif;fill:#1f2328}}.grid{{stroke:#eaeef2}}.sep{{stroke:#f0f2f4}}</style>
+<style>.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}.tick{{font:11px system-ui,sans-serif;fill:#656d76;text-anchor:middle}}.ytick{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.axis{{font:11px system-ui,sans-serif;fill:#1f2328;text-anchor:middle}}.note{{font:10px system-ui,sans-serif;fill:#656d76;text-anchor:end}}.inbar{{font:11px system-ui,sans-serif;fill:#1f2328}}.grid{{stroke:#eaeef2}}.sep{{stroke:#f0f2f4}}</style>
 {axis}{bands}{labels}{body}{ev}
 </svg>"##
     )
@@ -251,79 +345,63 @@ fn probe_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
     }
     for p in &probes {
         let s = probe_lane(rec, p, sc, lanes.y);
-        lanes.push(format!("probe {p}"), s, LANE);
+        lanes.push(format!("probe {p} latency"), s, PROBE_LANE);
     }
 }
 
-/// One probe's lane: health ticks and a latency line.
+/// Height of a probe's lane: its latency (log scale, a point per sample) over its health.
+const PROBE_LANE: f64 = 64.0;
+
+/// One probe's lane: every sample as a point on a log latency axis (green ok, red failed:
+/// its time to fail), and a health strip along the bottom.
 fn probe_lane(rec: &RunRecord, p: &str, sc: &Scale, y: f64) -> String {
-    let lane = LANE;
+    let lane = PROBE_LANE;
     let samples: Vec<_> = rec.samples.iter().filter(|s| s.probe == p).collect();
-    let maxlat = samples
-        .iter()
-        .filter(|s| s.ok)
-        .map(|s| s.latency_ms)
-        .fold(1.0, f64::max);
-    let mut s = String::new();
+    let axis = LogAxis::over(samples.iter().map(|s| s.latency_ms));
+    let (top, bottom) = (y + 5.0, y + lane - 15.0);
+    let mut s = axis.ticks(sc, top, bottom);
     for (i, smp) in samples.iter().enumerate() {
         let xa = sc.x(smp.t_ms);
         let xb = samples
             .get(i + 1)
             .map_or(xa + 2.0, |n| sc.x(n.t_ms))
             .max(xa + 1.0);
+        let what = esc(&if smp.ok {
+            format!("ok, {:.1}ms", smp.latency_ms)
+        } else {
+            format!("failed after {:.1}ms: {}", smp.latency_ms, smp.detail)
+        });
+        let color = if smp.ok { "#2da44e" } else { "#cf222e" };
         let _ = write!(
             s,
-            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="8" fill="{}"><title>{} at {}: {}</title></rect>"#,
-            y + lane - 12.0,
+            r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="7" fill="{color}"><title>{} at {}: {what}</title></rect><circle cx="{xa:.1}" cy="{:.1}" r="1.8" fill="{color}" data-mark="sample"><title>{} at {}: {what}</title></circle>"#,
+            y + lane - 10.0,
             xb - xa,
-            if smp.ok { "#2da44e" } else { "#cf222e" },
             esc(p),
-            secs(smp.t_ms),
-            esc(&if smp.ok {
-                format!("ok, {:.1}ms", smp.latency_ms)
-            } else {
-                smp.detail.clone()
-            })
+            sc.when(smp.t_ms),
+            axis.y(smp.latency_ms, top, bottom),
+            esc(p),
+            sc.when(smp.t_ms),
         );
     }
-    let pts: Vec<String> = samples
-        .iter()
-        .filter(|s| s.ok)
-        .map(|s| {
-            format!(
-                "{:.1},{:.1}",
-                sc.x(s.t_ms),
-                y + lane - 14.0 - (s.latency_ms / maxlat) * (lane - 20.0)
-            )
-        })
-        .collect();
-    if pts.len() > 1 {
-        let _ = write!(
-            s,
-            r##"<polyline points="{}" fill="none" stroke="#0969da" stroke-width="1"/>"##,
-            pts.join(" ")
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" class="note">max {:.1}ms</text>"#,
-        sc.x0 + sc.w - 2.0,
-        y + 9.0,
-        maxlat
-    );
     s
 }
 
 /// Workloads: throughput per bucket (ok up, failed/unknown stacked), latency, and who
 /// acknowledged, each a lane when it has something to show.
-fn workload_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
-    let lane = LANE;
+fn workload_lanes(
+    rec: &RunRecord,
+    sc: &Scale,
+    lanes: &mut Lanes,
+    lost: &std::collections::BTreeSet<&str>,
+) {
+    let lane = OPS_LANE;
     let bucket = (sc.end / 160.0).max(100.0);
     for h in &rec.histories {
-        let s = workload_lane(h, sc, lanes.y, lane, bucket);
-        lanes.push(format!("{} ops", h.workload), s, lane);
-        if let Some(svg) = latency_lane(h, sc, lanes.y, lane, bucket) {
-            lanes.push(format!("{} latency", h.workload), svg, lane);
+        let s = workload_lane(h, sc, lanes.y, lane, bucket, lost);
+        lanes.push(format!("{} ops/s", h.workload), s, lane);
+        if let Some(svg) = latency_lane(h, sc, lanes.y, LAT_LANE, bucket) {
+            lanes.push(format!("{} latency", h.workload), svg, LAT_LANE);
         }
         let (s, n) = ack_lane(h, sc, lanes.y);
         if n > 0 {
@@ -388,7 +466,7 @@ fn role_lanes(rec: &RunRecord, sc: &Scale, lanes: &mut Lanes) {
                     r#"<rect x="{xa:.1}" y="{ry:.1}" width="{:.1}" height="9" fill="{color}"><title>{} {word} at {}{}</title></rect>"#,
                     (sc.x(next) - xa).max(0.5),
                     esc(m),
-                    secs(p.t_ms),
+                    sc.when(p.t_ms),
                     if p.detail.is_empty() {
                         String::new()
                     } else {
@@ -427,8 +505,8 @@ fn split_brain_svg(r: &RunReport, sc: &Scale, workloads_top: f64, lanes_bottom: 
             (sc.x(*b) - sc.x(*a)).max(1.0),
             lanes_bottom - workloads_top,
             esc(claim),
-            secs(*a),
-            secs(*b)
+            sc.when(*a),
+            sc.when(*b)
         );
     }
     body
@@ -467,7 +545,7 @@ fn events_svg(rec: &RunRecord, sc: &Scale) -> String {
             r#"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="{color}" stroke-width="2"><title>{} {}: {}</title></line>"#,
             TOP - 10.0,
             TOP - 2.0,
-            secs(e.t_ms),
+            sc.when(e.t_ms),
             esc(&e.kind),
             esc(&e.message)
         );
@@ -486,19 +564,29 @@ fn axis_svg(rec: &RunRecord, sc: &Scale, lanes_bottom: f64) -> String {
         let x = sc.x(t * 1000.0);
         let _ = write!(
             axis,
-            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{lanes_bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="tick">{}s</text>"#,
-            lanes_bottom + 16.0,
-            trim(t)
+            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{lanes_bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="tick" data-axis="time">{}s<title>{}</title></text><text x="{x:.1}" y="{:.1}" class="tick">{}</text>"#,
+            lanes_bottom + 14.0,
+            trim(t),
+            sc.when(t * 1000.0),
+            lanes_bottom + 26.0,
+            &clock(sc.wall0 as f64 + t * 1000.0)[..8]
         );
         t += step;
     }
+    let _ = write!(
+        axis,
+        r#"<text x="{:.1}" y="{:.1}" class="axis">time since the run started (s), and the wall clock (UTC) · run started {}</text>"#,
+        sc.x0 + sc.w / 2.0,
+        lanes_bottom + 42.0,
+        utc(sc.wall0)
+    );
     if let Some(fs) = rec.phases.faults_start_ms {
         let x = sc.x(fs);
         let _ = write!(
             axis,
             r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{lanes_bottom:.1}" stroke="#57606a" stroke-dasharray="4 3"><title>fault phase starts at {}</title></line>"##,
             top - 14.0,
-            secs(fs)
+            sc.when(fs)
         );
     }
     axis
@@ -513,7 +601,7 @@ fn lane_labels(lanes: &Lanes, sc: &Scale, body: &mut String) -> String {
             labels,
             r#"<text x="8" y="{:.1}" class="lbl">{}</text><line x1="0" x2="{:.1}" y1="{:.1}" y2="{:.1}" class="sep"/>"#,
             ly + hh / 2.0 + 4.0,
-            esc(&shorten(label, 24)),
+            esc(&shorten(label, 28)),
             sc.x0 + sc.w,
             ly + hh,
             ly + hh
@@ -548,7 +636,20 @@ fn nice_step(raw: f64) -> f64 {
     1200.0
 }
 
-fn workload_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> String {
+/// Height of a workload's throughput lane and of its latency lane.
+const OPS_LANE: f64 = 48.0;
+const LAT_LANE: f64 = 76.0;
+
+/// Throughput per bucket on a rate axis (ok, unknown and failed stacked), and a mark
+/// where each lost write was acknowledged.
+fn workload_lane(
+    h: &History,
+    sc: &Scale,
+    y: f64,
+    lane: f64,
+    bucket: f64,
+    lost: &std::collections::BTreeSet<&str>,
+) -> String {
     let n = (sc.end / bucket).ceil() as usize + 1;
     let mut ok = vec![0u32; n];
     let mut bad = vec![0u32; n];
@@ -566,8 +667,15 @@ fn workload_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Str
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let hgt = lane - 8.0;
-    let mut s = String::new();
+    let hgt = lane - 14.0;
+    let per_s = max / (bucket / 1000.0);
+    let mut s = value_ticks(
+        sc,
+        y + lane - 2.0 - hgt,
+        y + lane - 2.0,
+        &format!("{} ops/s", trim(per_s)),
+        "rate",
+    );
     for i in 0..n {
         let total = ok[i] + bad[i] + unk[i];
         if total == 0 {
@@ -586,33 +694,84 @@ fn workload_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Str
                 s,
                 r#"<rect x="{xa:.1}" y="{base:.1}" width="{w:.1}" height="{hh:.1}" fill="{color}"><title>{} at {}: {} ok, {} unknown, {} failed</title></rect>"#,
                 esc(&h.workload),
-                secs(i as f64 * bucket),
+                sc.when(i as f64 * bucket),
                 ok[i],
                 unk[i],
                 bad[i]
             );
         }
     }
-    s
-}
-
-/// p50 and p99 latency per bucket, from each operation's scheduled start, as two lines;
-/// each bucket's tooltip has the HTTP status mix.
-fn latency_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Option<String> {
-    let n = (sc.end / bucket).ceil() as usize + 1;
-    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut codes: Vec<std::collections::BTreeMap<String, u32>> = vec![Default::default(); n];
+    // Lost writes: a red marker above the bars where each was acknowledged.
     for o in h
         .ops
         .iter()
-        .filter(|o| o.complete_ms > o.invoke_ms || o.result == OpResult::Ok)
+        .filter(|o| o.result == OpResult::Ok && lost.contains(o.value.as_str()))
     {
+        let x = sc.x(o.complete_ms);
+        let _ = write!(
+            s,
+            r##"<path d="M{:.1},{:.1}l3.5,-6h-7z" fill="#cf222e" stroke="#fff" stroke-width="0.5" data-mark="lost-write"><title>lost write {} acknowledged at {} by {}, missing from the final read</title></path>"##,
+            x,
+            y + 9.0,
+            esc(&o.value),
+            sc.when(o.complete_ms),
+            esc(&o.endpoint)
+        );
+    }
+    s
+}
+
+/// The most operations drawn as points in a latency lane (evenly thinned beyond it).
+const MAX_POINTS: usize = 6000;
+
+/// Every operation's latency as a point on a log axis at its start, coloured ok / failed /
+/// unknown (as Jepsen's latency plots), with the p99 per bucket as a line; each bucket's
+/// tooltip has p50, p99 and the HTTP status mix.
+fn latency_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Option<String> {
+    let done: Vec<&crate::record::history::Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.complete_ms > o.invoke_ms || o.result == OpResult::Ok)
+        .collect();
+    if done.is_empty() {
+        return None;
+    }
+    let n = (sc.end / bucket).ceil() as usize + 1;
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut codes: Vec<std::collections::BTreeMap<String, u32>> = vec![Default::default(); n];
+    for o in &done {
         let i = ((o.invoke_ms / bucket) as usize).min(n - 1);
         lat[i].push(o.complete_ms - o.invoke_ms);
         let k = o
             .status
             .map_or_else(|| "no status".to_string(), |c| c.to_string());
         *codes[i].entry(k).or_insert(0) += 1;
+    }
+    let axis = LogAxis::over(done.iter().map(|o| o.complete_ms - o.invoke_ms));
+    let (top, bottom) = (y + 5.0, y + lane - 5.0);
+    let mut s = axis.ticks(sc, top, bottom);
+    let stride = done.len().div_ceil(MAX_POINTS).max(1);
+    for o in done.iter().step_by(stride) {
+        let (color, word) = match o.result {
+            OpResult::Ok => ("#2da44e", "ok"),
+            OpResult::Fail => ("#cf222e", "failed"),
+            OpResult::Info => ("#d4a72c", "unknown"),
+        };
+        let ms = o.complete_ms - o.invoke_ms;
+        let _ = write!(
+            s,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="{color}" fill-opacity="0.75" data-mark="op"><title>{} #{} at {}: {word} in {ms:.1}ms{}</title></circle>"#,
+            sc.x(o.invoke_ms),
+            axis.y(ms, top, bottom),
+            esc(&h.workload),
+            o.id,
+            sc.when(o.invoke_ms),
+            if o.error.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&o.error))
+            }
+        );
     }
     let pts: Vec<(usize, f64, f64)> = lat
         .iter_mut()
@@ -624,26 +783,21 @@ fn latency_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Opti
             (i, q(0.5), q(0.99))
         })
         .collect();
-    if pts.is_empty() {
-        return None;
-    }
-    let max = pts.iter().map(|p| p.2).fold(1.0, f64::max);
-    let yv = |ms: f64| y + lane - 4.0 - ms / max * (lane - 10.0);
-    let mut s = String::new();
-    for (q, color, width) in [(1usize, "#8c959f", 1.0), (2usize, "#0969da", 1.5)] {
-        let line: Vec<String> = pts
-            .iter()
-            .map(|p| {
-                let v = if q == 1 { p.1 } else { p.2 };
-                format!("{:.1},{:.1}", sc.x((p.0 as f64 + 0.5) * bucket), yv(v))
-            })
-            .collect();
-        let _ = write!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="{width}"/>"#,
-            line.join(" ")
-        );
-    }
+    let line: Vec<String> = pts
+        .iter()
+        .map(|p| {
+            format!(
+                "{:.1},{:.1}",
+                sc.x((p.0 as f64 + 0.5) * bucket),
+                axis.y(p.2, top, bottom)
+            )
+        })
+        .collect();
+    let _ = write!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#0969da" stroke-width="1.2" stroke-opacity="0.8"/>"##,
+        line.join(" ")
+    );
     for (i, p50, p99) in &pts {
         let xa = sc.x(*i as f64 * bucket);
         let w = (sc.x((*i + 1) as f64 * bucket) - xa).max(0.5);
@@ -656,16 +810,9 @@ fn latency_lane(h: &History, sc: &Scale, y: f64, lane: f64, bucket: f64) -> Opti
             s,
             r#"<rect x="{xa:.1}" y="{y:.1}" width="{w:.1}" height="{lane:.1}" fill="transparent"><title>{} at {}: p50 {p50:.1}ms, p99 {p99:.1}ms ({mix})</title></rect>"#,
             esc(&h.workload),
-            secs(*i as f64 * bucket),
+            sc.when(*i as f64 * bucket),
         );
     }
-    let _ = write!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" class="tick">max p99 {}</text>"#,
-        sc.x(0.0) + 2.0,
-        y + 9.0,
-        secs(max)
-    );
     Some(s)
 }
 
@@ -704,7 +851,7 @@ fn watch_lane(
                 r#"<rect x="{xa:.1}" y="{ry:.1}" width="{:.1}" height="9" fill="{color}"><title>{watch} {proxy}/{server} {} at {} ({} sessions)</title></rect>"#,
                 (sc.x(next) - xa).max(0.5),
                 esc(&p.status),
-                secs(p.t_ms),
+                sc.when(p.t_ms),
                 p.total
             );
         }
@@ -762,8 +909,8 @@ fn ack_lane(h: &History, sc: &Scale, y: f64) -> (String, usize) {
             esc(ep),
             j - i + 1,
             esc(&h.workload),
-            secs(oks[i].complete_ms),
-            secs(oks[j].complete_ms)
+            sc.when(oks[i].complete_ms),
+            sc.when(oks[j].complete_ms)
         );
         i = j + 1;
     }
@@ -779,6 +926,22 @@ fn ack_lane(h: &History, sc: &Scale, y: f64) -> (String, usize) {
     (s, eps.len())
 }
 
+/// A figure's JSON key for people: `longestGapMs` → `longest gap`, `stepsWithData` →
+/// `steps with data` (the key stays in the tooltip).
+pub fn figure_name(k: &str) -> String {
+    let k = k.strip_suffix("Ms").unwrap_or(k);
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in k.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push(' ');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 fn card(v: &Verdict) -> String {
     let c = class(v.outcome);
     let figs: String = v
@@ -792,7 +955,12 @@ fn card(v: &Verdict) -> String {
             } else {
                 format!("{x:.3}")
             };
-            format!("<span>{}: <b>{}</b></span>", esc(k), esc(&val))
+            format!(
+                "<span title=\"{}\">{}: <b>{}</b></span>",
+                esc(k),
+                esc(&figure_name(k)),
+                esc(&val)
+            )
         })
         .collect();
     format!(
@@ -846,7 +1014,7 @@ pub fn render(r: &RunReport) -> String {
 
     h.push_str("<section id=\"timeline\"><h2>Timeline</h2><div class=\"chart\">");
     h.push_str(&timeline_svg(r));
-    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>probe ok / operation ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span><i class="sw" style="background:#0969da"></i>latency / acknowledging node</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain / role unknown</span><span><i class="sw" style="background:#8250df"></i>role: primary</span><span><i class="sw" style="background:#c8b6f5"></i>replica</span><span><i class="sw" style="background:#8c959f"></i>down</span><span>ticks on top: events (hover for details)</span></div></section>"##);
+    h.push_str(r##"</div><div class="legend"><span><i class="sw" style="background:#fd8c73"></i>fault window, from its confirmation to its revert (shaded across all lanes)</span><span><i class="sw" style="background:#2da44e"></i>ok</span><span><i class="sw" style="background:#cf222e"></i>failed</span><span><i class="sw" style="background:#d4a72c"></i>unknown outcome</span><span>• a probe sample or an operation at its start, on a log latency axis</span><span><i class="sw" style="background:#0969da"></i>p99 latency per bucket / acknowledging node</span><span><b style="color:#cf222e">▼</b> lost write, where it was acknowledged</span><span><i class="sw" style="background:repeating-linear-gradient(45deg,#cf222e55 0 2px,#fff0 2px 5px)"></i>split brain / role unknown</span><span><i class="sw" style="background:#8250df"></i>role: primary</span><span><i class="sw" style="background:#c8b6f5"></i>replica</span><span><i class="sw" style="background:#8c959f"></i>down</span><span>ticks on top: events · hover anything for its time on both clocks</span></div></section>"##);
 
     writes_section(&mut h, r);
     workloads_section(&mut h, r);
@@ -1006,7 +1174,8 @@ fn events_section(h: &mut String, r: &RunReport) {
     for e in &r.record.events {
         let _ = write!(
             h,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}{}</td></tr>",
+            "<tr><td class=\"num\" title=\"{} UTC\">{}</td><td>{}</td><td>{}{}</td></tr>",
+            clock(r.started_unix_ms as f64 + e.t_ms),
             secs(e.t_ms),
             esc(&e.kind),
             e.fault

@@ -320,19 +320,30 @@ fn markdown_summary_snapshot() {
     insta::assert_snapshot!(murphy::report::markdown(&redis_fixed()));
 }
 
-/// Render the report in headless Chromium (Debian's `chromium`, installed by
-/// scripts/install-deps) at desktop and phone widths: no console errors, the page fits its
-/// width, every claim card is there, and the screenshot has the asked-for size.
+/// Render the report of a cluster run with lost writes in headless Chromium (Debian's
+/// `chromium`, installed by scripts/install-deps) at desktop and phone widths: no console
+/// errors, the page fits its width, every claim card is there, the charts have their axes
+/// (time with the wall clock, latency on a log scale, throughput as a rate) and a mark per
+/// lost write, and the screenshots (kept in the test's output directory,
+/// target/tmp/murphy-report/) have the asked-for size.
 #[test]
 fn html_report_renders_in_chromium_without_errors() {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("chromium is installed (scripts/install-deps installs it)");
-    let dir = std::env::temp_dir().join(format!("murphy-render-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("murphy-report");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let page = dir.join("report.html");
-    std::fs::write(&page, murphy::html::render(&redis_fixed())).expect("write");
+    let report = redis_fixed();
+    let lost: std::collections::BTreeSet<&str> = report
+        .verdicts
+        .iter()
+        .flat_map(|v| v.lost_writes.iter().map(|w| w.value.as_str()))
+        .collect();
+    assert!(lost.len() > 100, "a run with lost writes: {}", lost.len());
+    std::fs::write(&page, murphy::html::render(&report)).expect("write");
     let url = format!("file://{}", page.display());
     for (w, h) in [(1280u32, 1800u32), (390, 2400)] {
         let profile = dir.join(format!("profile-{w}"));
@@ -379,6 +390,30 @@ fn html_report_renders_in_chromium_without_errors() {
             &text[..text.len().min(400)]
         );
         assert!(text.contains("data-cards=\"4\""), "4 claim cards at {w}px");
+        // The charts as the browser has them: axes with units, a mark per lost write.
+        let count = |needle: &str| text.matches(needle).count();
+        assert_eq!(
+            count("data-mark=\"lost-write\""),
+            lost.len(),
+            "a mark per lost write"
+        );
+        assert!(count("data-axis=\"time\"") >= 5, "a time axis");
+        assert!(
+            text.contains("run started ") && text.contains(" UTC</text>"),
+            "the wall clock on the axis"
+        );
+        assert!(count("data-axis=\"latency\"") >= 2, "log latency axes");
+        assert!(
+            text.contains(">1ms<") || text.contains(">10ms<"),
+            "decades labelled"
+        );
+        assert!(
+            count("data-axis=\"rate\"") >= 2,
+            "throughput with a rate axis"
+        );
+        assert!(text.contains(" ops/s<"), "a rate's unit");
+        assert!(count("data-mark=\"op\"") > 300, "every operation a point");
+        assert!(text.contains("longest gap"), "figures with human names");
         let png = dir.join(format!("report-{w}.png"));
         let shot = common(&[format!("--screenshot={}", png.display())]);
         assert!(shot.status.success(), "screenshot at {w}px failed");
@@ -392,8 +427,11 @@ fn html_report_renders_in_chromium_without_errors() {
             "a real page, not a blank one: {} bytes",
             bytes.len()
         );
+        eprintln!("screenshot: {}", png.display());
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    for w in [1280, 390] {
+        let _ = std::fs::remove_dir_all(dir.join(format!("profile-{w}")));
+    }
 }
 
 /// The JUnit report — a single run's and `--trials`' alike — is valid against the common
