@@ -97,6 +97,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:var(--bg);font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+.wide{overflow-x:auto}
 .scroll{max-height:420px;overflow:auto;border:1px solid var(--line);border-radius:8px}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{background:var(--bg);padding:12px;border-radius:8px;overflow:auto;max-height:520px}
@@ -1148,16 +1149,52 @@ fn workloads_section(h: &mut String, r: &RunReport) {
 
 /// One row per fault: members, when it was injected and reverted, and its evidence.
 fn faults_section(h: &mut String, r: &RunReport) {
-    h.push_str("<section id=\"faults\"><h2>Faults</h2><table><thead><tr><th>fault</th><th>kind</th><th>members</th><th>injected</th><th>reverted</th><th>evidence</th></tr></thead><tbody>");
+    h.push_str("<section id=\"faults\"><h2>Faults</h2><div class=\"wide\"><table><thead><tr><th>fault</th><th>kind</th><th>members</th><th>injected</th><th>reverted</th><th>asked</th><th>achieved</th><th>evidence</th></tr></thead><tbody>");
     for f in &r.record.faults {
+        // What the spec asked (the kind's own parameters), beside what the engine measured.
+        let asked = r
+            .experiment
+            .spec
+            .faults
+            .iter()
+            .find(|s| s.name == f.name)
+            .and_then(|s| serde_json::to_value(&s.action).ok())
+            .and_then(|v| v.as_object().cloned())
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| k.as_str() != "kind")
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => format!("{}: {s}", figure_name(k)),
+                        other => format!("{}: {other}", figure_name(k)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let achieved = f
+            .achieved
+            .iter()
+            .map(|(k, v)| {
+                let shown = if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.3}")
+                };
+                format!("{}: {shown}", figure_name(k))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td data-achieved=\"{}\">{}</td><td>{}</td></tr>",
             esc(&f.name),
             esc(&f.kind),
             esc(&f.members.join(", ")),
             f.injected_ms.map_or("—".into(), secs),
             f.reverted_ms.map_or("—".into(), secs),
+            esc(&asked),
+            f.achieved.len(),
+            esc(&achieved),
             esc(&if f.confirmed {
                 format!("confirmed: {}", f.evidence)
             } else {
@@ -1165,7 +1202,7 @@ fn faults_section(h: &mut String, r: &RunReport) {
             })
         );
     }
-    h.push_str("</tbody></table></section>");
+    h.push_str("</tbody></table></div></section>");
 }
 
 /// Every event of the run, in a scrolling table.

@@ -711,11 +711,24 @@ impl Ctx<'_> {
     fn revert(&mut self, mut a: Active) {
         let name = self.exp.spec.faults[a.idx].name.clone();
         let _span = tracing::info_span!("fault", fault = %name).entered();
+        let achieved = a.fault.fidelity();
         a.fault.stop();
         let result = fault::revert(&a.undo, self.revert_env());
         let t = self.clock.now_ms();
         if let Some(r) = self.faults.iter_mut().find(|r| r.name == name) {
             r.reverted_ms = Some(t);
+            r.achieved = achieved.clone();
+        }
+        if !achieved.is_empty() {
+            let said: Vec<String> = achieved
+                .iter()
+                .map(|(k, v)| format!("{k}={}", (v * 1000.0).round() / 1000.0))
+                .collect();
+            self.event(
+                "fidelity",
+                Some(&name),
+                format!("achieved: {}", said.join(" ")),
+            );
         }
         self.progress.fault(t, &name, false);
         match result {

@@ -33,6 +33,16 @@ fn a_leaking_backend_cascades_when_the_others_lack_capacity() {
         "the leak must end in an OOM kill:\n{ev}"
     );
     assert!(ev.contains("the target was killed"), "{ev}");
+    // What the leak achieved is in the record beside what was asked.
+    let achieved = &r.report["record"]["faults"][0]["achieved"];
+    let asked = achieved["requestedBytesPerS"].as_f64().expect("asked");
+    let rate = achieved["leakBytesPerS"].as_f64().expect("achieved rate");
+    assert!(
+        rate > asked * 0.5 && rate < asked * 1.5,
+        "achieved {rate} B/s against {asked} B/s asked: {achieved}"
+    );
+    assert!(achieved["leakedBytes"].as_f64().expect("leaked") > 0.0);
+    assert!(achieved["longestStopUs"].as_f64().expect("stop") > 0.0);
     let err = verdict(
         &r,
         "the site's error rate stays under 1% while web1 leaks and dies",
@@ -105,6 +115,13 @@ fn independent_storage_survives_the_same_stall() {
 fn postgres_commits_hang_while_its_data_directory_stalls_then_resume() {
     let r = run("experiments/pg-storage-stall.yaml");
     assert_eq!(r.code, Some(1), "{}", r.stdout);
+    // The tracer's counts are in the record: it caught the data directory's syscalls.
+    let achieved = &r.report["record"]["faults"][0]["achieved"];
+    assert!(
+        achieved["syscallsMatched"].as_f64().unwrap_or(0.0) > 0.0
+            && achieved["threadsTraced"].as_f64().unwrap_or(0.0) > 0.0,
+        "{achieved}"
+    );
     let gap = verdict(
         &r,
         "commits keep going while the data directory stalls (no gap over 1s)",

@@ -119,6 +119,19 @@ impl Fault for MemoryLeak {
         }
     }
 
+    /// The hog's resident size now (what it leaked, while it lives) and the rate asked.
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let mut out =
+            std::collections::BTreeMap::from([("requestedBytesPerS".to_string(), self.rate)]);
+        if let Some(h) = &self.hog {
+            if let Some(rss) = procfs::rss_bytes(h.id.pid) {
+                out.insert("leakedBytes".into(), rss as f64);
+            }
+        }
+        out.insert("oomKills".into(), self.reported_ooms as f64);
+        out
+    }
+
     fn observe(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         let Some(dir) = &self.cgroup else { return out };
@@ -323,6 +336,22 @@ impl Fault for InProcess {
             self.rss_before / 1024,
             rss / 1024
         )))
+    }
+
+    /// The leak as it went: bytes mapped into the target, the rate that makes, the
+    /// longest the target's thread was stopped for one step.
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let p = self.progress();
+        let mut out = std::collections::BTreeMap::from([
+            ("leakedBytes".to_string(), p.mapped as f64),
+            ("longestStopUs".to_string(), p.max_pause_us as f64),
+            ("steps".to_string(), p.ticks as f64),
+            ("requestedBytesPerS".to_string(), self.rate),
+        ]);
+        if p.at_secs > 0.0 {
+            out.insert("leakBytesPerS".into(), p.mapped as f64 / p.at_secs);
+        }
+        out
     }
 
     fn observe(&mut self) -> Vec<String> {

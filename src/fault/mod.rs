@@ -131,8 +131,26 @@ pub trait Fault: Send {
     fn observe(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// What the fault achieved so far, as named figures for the record beside what was
+    /// asked (e.g. `holdErrorP99Us`, `packetsDelayed`, `syscallsDelayed`): counts are
+    /// totals since injection. Called before [`Fault::stop`].
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
     /// Stop background work (helper threads and processes) before the undo actions run.
     fn stop(&mut self) {}
+}
+
+/// The numbers of a helper's `stats k=v k=v ...` line, by key (non-numbers are skipped).
+pub fn stats_numbers(line: &str) -> std::collections::BTreeMap<String, f64> {
+    line.strip_prefix("stats ")
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse::<f64>().ok()?))
+        })
+        .collect()
 }
 
 /// Revert an injection: apply its undo actions in reverse. Idempotent.

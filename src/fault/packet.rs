@@ -291,6 +291,15 @@ impl Fault for NftPacket {
         };
         vec![format!("{verb} {total} packet(s) so far")]
     }
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let total = packets_in(&self.applied, self.family, &self.table);
+        let key = if self.kind == FaultKind::NetworkLoss.name() {
+            "packetsDropped"
+        } else {
+            "packetsDuplicated"
+        };
+        std::collections::BTreeMap::from([(key.to_string(), total as f64)])
+    }
 }
 
 /// Delay, reorder and corruption through the NFQUEUE engine.
@@ -443,6 +452,44 @@ impl Fault for Engine {
             self.seen_lines[i] = next;
             if let Some(st) = new.iter().rev().find(|l| l.starts_with("stats")) {
                 out.push(format!("{}: {st}", ns.describe()));
+            }
+        }
+        out
+    }
+    /// From each namespace's engine, its latest `stats` line: packet counts summed, the
+    /// hold error (how late a held packet went out, µs) the worst of the engines.
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let mut out = std::collections::BTreeMap::new();
+        for (_, lines, _) in &self.helpers {
+            let (all, _) = lines.since(0);
+            let Some(st) = all.iter().rev().find(|l| l.starts_with("stats")) else {
+                continue;
+            };
+            let n = super::stats_numbers(st);
+            for (from, to) in [
+                ("seen", "packetsSeen"),
+                ("delayed", "packetsDelayed"),
+                ("dropped", "packetsDropped"),
+                ("corrupted", "packetsCorrupted"),
+                ("released", "packetsReleased"),
+            ] {
+                if let Some(v) = n.get(from) {
+                    *out.entry(to.to_string()).or_insert(0.0) += v;
+                }
+            }
+            for (from, to) in [
+                ("hold_err_p50_us", "holdErrorP50Us"),
+                ("hold_err_p99_us", "holdErrorP99Us"),
+            ] {
+                if let Some(v) = n.get(from) {
+                    let e = out.entry(to.to_string()).or_insert(0.0);
+                    *e = f64::max(*e, *v);
+                }
+            }
+        }
+        if let (Some(seen), Some(dropped)) = (out.get("packetsSeen"), out.get("packetsDropped")) {
+            if *seen > 0.0 {
+                out.insert("dropShare".into(), dropped / seen);
             }
         }
         out

@@ -237,6 +237,23 @@ impl Fault for Storage {
         )))
     }
 
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let s = self.stats();
+        let mut out = std::collections::BTreeMap::from([
+            ("threadsTraced".to_string(), s.threads as f64),
+            ("syscallsMatched".to_string(), s.matched as f64),
+            ("syscallsDelayed".to_string(), s.delayed as f64),
+            ("syscallsFailed".to_string(), s.failed as f64),
+        ]);
+        if s.delayed > 0 {
+            out.insert(
+                "addedLatencyMeanUs".into(),
+                s.held_us as f64 / s.delayed as f64,
+            );
+        }
+        out
+    }
+
     fn observe(&mut self) -> Vec<String> {
         let s = self.stats();
         let due = self

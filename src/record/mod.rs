@@ -156,6 +156,10 @@ pub struct FaultRecord {
     /// are inconclusive, since the window was not covered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<EarlyEnd>,
+    /// What the fault achieved, as its engine measured it (hold error, packets, syscalls,
+    /// bytes leaked, longest stop), beside what the spec asked; taken at its revert.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub achieved: std::collections::BTreeMap<String, f64>,
 }
 
 /// A fault that stopped being in effect before its window closed.
