@@ -90,15 +90,39 @@ fn range_query(
     parse_answer(status, &body, wall)
 }
 
+/// Prometheus' API envelope: `status`, then `data` or `errorType`/`error`.
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<D> {
     status: String,
-    #[serde(default)]
-    data: Option<Data>,
+    #[serde(default = "none")]
+    data: Option<D>,
     #[serde(default)]
     error: Option<String>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
+}
+
+fn none<D>() -> Option<D> {
+    None
+}
+
+/// The `data` of a successful answer, or what the server said.
+fn data_of<D: serde::de::DeserializeOwned>(status: u16, body: &str) -> Result<D, String> {
+    let a: Answer<D> = serde_json::from_str(body).map_err(|_| {
+        format!(
+            "HTTP {status}: not a Prometheus API answer: {}",
+            httpapi::excerpt(body)
+        )
+    })?;
+    if a.status != "success" {
+        return Err(format!(
+            "HTTP {status}: Prometheus said {}: {}",
+            a.error_type.as_deref().unwrap_or("error"),
+            a.error.as_deref().unwrap_or("(no message)")
+        ));
+    }
+    a.data
+        .ok_or_else(|| format!("HTTP {status}: a success without data"))
 }
 
 #[derive(Deserialize)]
@@ -118,22 +142,7 @@ struct Series {
 
 /// Prometheus' answer (status and JSON body) to series on the run's clock.
 pub fn parse_answer(status: u16, body: &str, wall: u64) -> Result<Vec<PromSeries>, String> {
-    let a: Answer = serde_json::from_str(body).map_err(|_| {
-        format!(
-            "HTTP {status}: not a Prometheus API answer: {}",
-            httpapi::excerpt(body)
-        )
-    })?;
-    if a.status != "success" {
-        return Err(format!(
-            "HTTP {status}: Prometheus said {}: {}",
-            a.error_type.as_deref().unwrap_or("error"),
-            a.error.as_deref().unwrap_or("(no message)")
-        ));
-    }
-    let data = a
-        .data
-        .ok_or_else(|| format!("HTTP {status}: a success without data"))?;
+    let data: Data = data_of(status, body)?;
     if data.result_type != "matrix" {
         return Err(format!(
             "the query returned a {}, not a range of values",
@@ -184,17 +193,6 @@ pub fn instant_check(p: &PromCheck, timeout: Duration) -> Result<String, String>
 }
 
 #[derive(Deserialize)]
-struct InstantAnswer {
-    status: String,
-    #[serde(default)]
-    data: Option<InstantData>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default, rename = "errorType")]
-    error_type: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct InstantData {
     #[serde(rename = "resultType")]
     result_type: String,
@@ -206,22 +204,7 @@ type Labelled = (BTreeMap<String, String>, f64);
 
 /// The values of an instant query's answer, with their series' labels (a scalar has none).
 fn parse_instant(status: u16, body: &str) -> Result<Vec<Labelled>, String> {
-    let a: InstantAnswer = serde_json::from_str(body).map_err(|_| {
-        format!(
-            "HTTP {status}: not a Prometheus API answer: {}",
-            httpapi::excerpt(body)
-        )
-    })?;
-    if a.status != "success" {
-        return Err(format!(
-            "HTTP {status}: Prometheus said {}: {}",
-            a.error_type.as_deref().unwrap_or("error"),
-            a.error.as_deref().unwrap_or("(no message)")
-        ));
-    }
-    let data = a
-        .data
-        .ok_or_else(|| format!("HTTP {status}: a success without data"))?;
+    let data: InstantData = data_of(status, body)?;
     let value = |v: &serde_json::Value| v.get(1).and_then(|s| s.as_str()).and_then(parse_value);
     match data.result_type.as_str() {
         "scalar" => Ok(value(&data.result)
