@@ -64,16 +64,40 @@ fn range_query(
     start_ms: f64,
     end_ms: f64,
 ) -> Result<Vec<PromSeries>, String> {
-    let base = BaseUrl::parse(&p.url)?;
-    let token = httpapi::token_from_env(p.token_env.as_deref())?;
     let secs = |ms: f64| format!("{:.3}", (wall as f64 + ms) / 1000.0);
-    let url = base.join("/api/v1/query_range");
-    let mut req = httpapi::agent(TIMEOUT)
-        .get(&url)
-        .query("query", &p.query)
-        .query("start", secs(start_ms))
-        .query("end", secs(end_ms))
-        .query("step", format!("{:.3}", p.step_ms() / 1000.0));
+    let (status, body) = get(
+        &p.url,
+        p.token_env.as_deref(),
+        "/api/v1/query_range",
+        &[
+            ("query", p.query.clone()),
+            ("start", secs(start_ms)),
+            ("end", secs(end_ms)),
+            ("step", format!("{:.3}", p.step_ms() / 1000.0)),
+        ],
+        TIMEOUT,
+        64 << 20,
+    )?;
+    parse_answer(status, &body, wall)
+}
+
+/// One GET of Prometheus' API at `url` + `path` with `params`, as the bearer token in
+/// `token_env` (if any), answered within `timeout`: the status and the body (at most
+/// `limit` bytes).
+fn get(
+    url: &str,
+    token_env: Option<&str>,
+    path: &str,
+    params: &[(&str, String)],
+    timeout: Duration,
+    limit: u64,
+) -> Result<(u16, String), String> {
+    let base = BaseUrl::parse(url)?;
+    let token = httpapi::token_from_env(token_env)?;
+    let mut req = httpapi::agent(timeout).get(base.join(path));
+    for (k, v) in params {
+        req = req.query(*k, v);
+    }
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
@@ -84,10 +108,10 @@ fn range_query(
     let body = resp
         .body_mut()
         .with_config()
-        .limit(64 << 20)
+        .limit(limit)
         .read_to_string()
         .map_err(|e| format!("reading the answer of {}: {e}", base.as_str()))?;
-    parse_answer(status, &body, wall)
+    Ok((status, body))
 }
 
 /// Prometheus' API envelope: `status`, then `data` or `errorType`/`error`.
@@ -169,25 +193,17 @@ pub fn parse_answer(status: u16, body: &str, wall: u64) -> Result<Vec<PromSeries
 /// A probe's sample: an instant query (`/api/v1/query`, at the server's now) whose every
 /// value must be within the bound; no value is a failed sample ("no data").
 pub fn instant_check(p: &PromCheck, timeout: Duration) -> Result<String, String> {
-    let base = BaseUrl::parse(&p.url)?;
-    let token = httpapi::token_from_env(p.token_env.as_deref())?;
-    let mut req = httpapi::agent(timeout)
-        .get(base.join("/api/v1/query"))
-        .query("query", &p.query)
-        .query("timeout", format!("{}ms", timeout.as_millis().max(1)));
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    let mut resp = req
-        .call()
-        .map_err(|e| format!("asking {}: {e}", base.as_str()))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(16 << 20)
-        .read_to_string()
-        .map_err(|e| format!("reading the answer of {}: {e}", base.as_str()))?;
+    let (status, body) = get(
+        &p.url,
+        p.token_env.as_deref(),
+        "/api/v1/query",
+        &[
+            ("query", p.query.clone()),
+            ("timeout", format!("{}ms", timeout.as_millis().max(1))),
+        ],
+        timeout,
+        16 << 20,
+    )?;
     let values = parse_instant(status, &body)?;
     judge_instant(&values, p.at_most, p.at_least)
 }
