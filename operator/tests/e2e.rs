@@ -1029,20 +1029,26 @@ subjects: [{{kind: ServiceAccount, name: tenant, namespace: {TENANT}}}]
     );
 }
 
-/// The `/metrics` page of Murphy's `component` pod (the first one) on `port`, through the
-/// API server's pod proxy.
-fn metrics_of(node: &Node, component: &str, port: u16) -> String {
-    let pod = node.json(&[
+/// A metadata field (`name`, `uid`) of Murphy's `component` pod (`controller` or `agent`;
+/// the first one).
+fn component_pod(node: &Node, component: &str, field: &str) -> String {
+    node.json(&[
         "get",
         "pods",
         "-n",
         SYSTEM,
         "-l",
         &format!("app.kubernetes.io/component={component}"),
-    ])["items"][0]["metadata"]["name"]
+    ])["items"][0]["metadata"][field]
         .as_str()
         .unwrap_or_else(|| panic!("no {component} pod"))
-        .to_string();
+        .to_string()
+}
+
+/// The `/metrics` page of Murphy's `component` pod (the first one) on `port`, through the
+/// API server's pod proxy.
+fn metrics_of(node: &Node, component: &str, port: u16) -> String {
+    let pod = component_pod(node, component, "name");
     node.kubectl(&[
         "get",
         "--raw",
@@ -1052,17 +1058,7 @@ fn metrics_of(node: &Node, component: &str, port: u16) -> String {
 
 /// The UID of Murphy's `component` pod (`controller` or `agent`; the first one).
 fn component_uid(node: &Node, component: &str) -> String {
-    node.json(&[
-        "get",
-        "pods",
-        "-n",
-        SYSTEM,
-        "-l",
-        &format!("app.kubernetes.io/component={component}"),
-    ])["items"][0]["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {component} pod"))
-        .to_string()
+    component_pod(node, component, "uid")
 }
 
 /// The processes of Murphy's `component` pod (not its sandbox's `pause`), and each one's
