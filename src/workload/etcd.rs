@@ -98,15 +98,20 @@ pub fn is_leader(addr: SocketAddr, timeout: Duration) -> Result<bool, NetError> 
         timeout,
         deadline,
     )?;
+    leads(&v).map_err(|what| NetError::after(what.to_string()))
+}
+
+/// A status reply's answer to "are you the leader". A member that knows no leader (an
+/// election under way: the gateway leaves the zero `leader` out) is a definite *no*: a
+/// leader always knows itself, so this member is not primary at this instant.
+fn leads(v: &serde_json::Value) -> Result<bool, &'static str> {
     let id = |x: Option<&serde_json::Value>| x.map(|v| v.to_string().trim_matches('"').to_string());
-    let odd = |what: &str| NetError::after(what.to_string());
     let me = id(v.get("header").and_then(|h| h.get("member_id")))
-        .ok_or_else(|| odd("status without member_id"))?;
-    let leader = id(v.get("leader")).ok_or_else(|| odd("status without a leader"))?;
-    if leader == "0" {
-        return Err(odd("no leader"));
-    }
-    Ok(me == leader)
+        .ok_or("status without member_id")?;
+    Ok(match id(v.get("leader")) {
+        None => false,
+        Some(leader) => leader != "0" && me == leader,
+    })
 }
 
 #[cfg(test)]
@@ -118,5 +123,16 @@ mod tests {
         assert_eq!(prefix_end(b"/m/"), b"/m0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn a_member_without_a_leader_is_not_primary() {
+        let j = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        let me = r#"{"header":{"member_id":"42"}"#;
+        assert_eq!(leads(&j(&format!(r#"{me},"leader":"42"}}"#))), Ok(true));
+        assert_eq!(leads(&j(&format!(r#"{me},"leader":"7"}}"#))), Ok(false));
+        assert_eq!(leads(&j(&format!(r#"{me},"leader":"0"}}"#))), Ok(false));
+        assert_eq!(leads(&j(&format!("{me}}}"))), Ok(false));
+        assert_eq!(leads(&j(r#"{"leader":"42"}"#)), Err("status without member_id"));
     }
 }
