@@ -400,28 +400,30 @@ impl UndoAction {
 
 // Undoing network changes: nftables, namespaces, links, routes, qdiscs, iptables.
 
-/// Delete an nftables table, unless its namespace or the table is already gone.
+/// Delete an nftables table (over netlink, in process), unless its namespace or the table
+/// is already gone.
 fn delete_nft_table(netns: &Netns, family: &str, table: &str) -> Result<String, String> {
-    let fd = match netns.open() {
-        Ok(fd) => fd,
-        Err(_) => {
-            return Ok(format!(
-                "{} is gone; table {table} went with it",
-                netns.describe()
-            ))
-        }
+    let gone = || format!("{} is gone; table {table} went with it", netns.describe());
+    if netns.open().is_err() {
+        return Ok(gone());
+    }
+    let mut nft = match crate::netlink::nft::Nft::open(netns) {
+        Ok(n) => n,
+        // The namespace went between the check and the socket.
+        Err(_) if netns.open().is_err() => return Ok(gone()),
+        Err(e) => return Err(format!("reverting partition in {}: {e}", netns.describe())),
     };
-    let fd2 = netns.open().ok().flatten();
-    let listed = run_quiet(&["nft", "list", "table", family, table], fd2);
-    if listed.is_err() {
-        return Ok(format!(
+    match nft.delete_table(family, table) {
+        Ok(true) => Ok(format!(
+            "deleted nft table {family} {table} in {}",
+            netns.describe()
+        )),
+        Ok(false) => Ok(format!(
             "nft table {family} {table} already absent in {}",
             netns.describe()
-        ));
+        )),
+        Err(e) => Err(format!("reverting partition in {}: {e}", netns.describe())),
     }
-    run_quiet(&["nft", "delete", "table", family, table], fd)
-        .map(|_| format!("deleted nft table {family} {table} in {}", netns.describe()))
-        .map_err(|e| format!("reverting partition in {}: {e}", netns.describe()))
 }
 
 /// Delete a named network namespace, unless it is already absent.
@@ -445,34 +447,56 @@ fn delete_link(name: &str) -> Result<String, String> {
         .map_err(|e| format!("deleting link {name}: {e}"))
 }
 
-/// Delete a route Murphy added (`ip route del`); an absent route is nothing to do.
+/// rtnetlink in `netns`; `None` when the namespace is gone (nothing left to undo there).
+fn rtnl(netns: &Netns) -> Result<Option<crate::netlink::route::Route>, String> {
+    if netns.open().is_err() {
+        return Ok(None);
+    }
+    match crate::netlink::route::Route::open(netns) {
+        Ok(r) => Ok(Some(r)),
+        Err(_) if netns.open().is_err() => Ok(None),
+        Err(e) => Err(format!("in {}: {e}", netns.describe())),
+    }
+}
+
+/// Delete a route Murphy added (`ip route del`, over netlink); an absent route is nothing
+/// to do.
 fn delete_route(netns: &Netns, route: &[String]) -> Result<String, String> {
     let r = route.join(" ");
-    net_undo(netns, &["ip", "route", "del"], route, &["No such process"]).map(|done| match done {
+    let spec = crate::netlink::route::RouteSpec::parse(route)?;
+    let done = match rtnl(netns)? {
+        Some(mut nl) => nl.delete(&spec).map_err(|e| e.to_string())?,
+        None => false,
+    };
+    Ok(match done {
         true => format!("deleted route {r} in {}", netns.describe()),
         false => format!("route {r} already absent in {}", netns.describe()),
     })
 }
 
-/// Put a withdrawn route back (`ip route replace`).
+/// Put a withdrawn route back (`ip route replace`, over netlink).
 fn restore_route(netns: &Netns, route: &[String]) -> Result<String, String> {
     let r = route.join(" ");
-    net_undo(netns, &["ip", "route", "replace"], route, &[])
-        .map(|_| format!("route {r} is back in {}", netns.describe()))
+    let spec = crate::netlink::route::RouteSpec::parse(route)?;
+    if let Some(mut nl) = rtnl(netns)? {
+        nl.add(&spec, true).map_err(|e| e.to_string())?;
+    }
+    Ok(format!("route {r} is back in {}", netns.describe()))
 }
 
-/// Bring an interface back up, then put back its static routes.
+/// Bring an interface back up, then put back its static routes (over netlink).
 fn link_up(netns: &Netns, dev: &str, routes: &[Vec<String>]) -> Result<String, String> {
-    net_undo(
-        netns,
-        &["ip", "link", "set", "dev"],
-        &[dev.to_string(), "up".into()],
-        &[],
-    )?;
+    let specs = routes
+        .iter()
+        .map(|r| crate::netlink::route::RouteSpec::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut back = 0;
-    for r in routes {
-        net_undo(netns, &["ip", "route", "replace"], r, &[])?;
-        back += 1;
+    if let Some(mut nl) = rtnl(netns)? {
+        nl.set_up(dev, true).map_err(|e| e.to_string())?;
+        for r in &specs {
+            nl.add(r, true).map_err(|e| e.to_string())?;
+            back += 1;
+        }
     }
     Ok(format!(
         "{dev} is up in {} ({back} static route(s) put back)",

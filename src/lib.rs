@@ -17,6 +17,7 @@ pub mod junit;
 pub mod lab;
 pub mod live;
 pub mod model;
+pub mod netlink;
 pub mod netns;
 pub mod netq;
 pub mod output;

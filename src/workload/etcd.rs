@@ -106,8 +106,8 @@ pub fn is_leader(addr: SocketAddr, timeout: Duration) -> Result<bool, NetError> 
 /// leader always knows itself, so this member is not primary at this instant.
 fn leads(v: &serde_json::Value) -> Result<bool, &'static str> {
     let id = |x: Option<&serde_json::Value>| x.map(|v| v.to_string().trim_matches('"').to_string());
-    let me = id(v.get("header").and_then(|h| h.get("member_id")))
-        .ok_or("status without member_id")?;
+    let me =
+        id(v.get("header").and_then(|h| h.get("member_id"))).ok_or("status without member_id")?;
     Ok(match id(v.get("leader")) {
         None => false,
         Some(leader) => leader != "0" && me == leader,
@@ -133,6 +133,9 @@ mod tests {
         assert_eq!(leads(&j(&format!(r#"{me},"leader":"7"}}"#))), Ok(false));
         assert_eq!(leads(&j(&format!(r#"{me},"leader":"0"}}"#))), Ok(false));
         assert_eq!(leads(&j(&format!("{me}}}"))), Ok(false));
-        assert_eq!(leads(&j(r#"{"leader":"42"}"#)), Err("status without member_id"));
+        assert_eq!(
+            leads(&j(r#"{"leader":"42"}"#)),
+            Err("status without member_id")
+        );
     }
 }
