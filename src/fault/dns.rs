@@ -6,9 +6,8 @@
 //! Revert deletes the table first, then the responder exits.
 
 use super::hog::{Hog, Lines};
-use super::network_partition::{nft, table_counters};
+use super::network_partition::Tables;
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
-use crate::journal::UndoAction;
 use crate::model::spec::FaultKind;
 use crate::model::spec::{DnsFault, DnsMode};
 use crate::netns::Netns;
@@ -22,7 +21,7 @@ pub struct Dns {
     spec: DnsFault,
     env: FaultEnv,
     port: u16,
-    table: String,
+    tables: Tables,
     helpers: Vec<(Hog, Lines, Netns)>,
     seen: Vec<usize>,
 }
@@ -36,7 +35,7 @@ impl Dns {
             spec: spec.clone(),
             env: env.clone(),
             port: 20000 + (h % 10000) as u16,
-            table: super::netutil::table_name(group),
+            tables: Tables::new("ip", super::netutil::table_name(group)),
             helpers: Vec::new(),
             seen: Vec::new(),
         }
@@ -44,7 +43,7 @@ impl Dns {
 
     /// The redirect table (nft JSON).
     pub fn ruleset(&self) -> Value {
-        let t = &self.table;
+        let t = &self.tables.table;
         let mut cmds = vec![
             json!({"add": {"table": {"family": "ip", "name": t}}}),
             json!({"add": {"chain": {"family": "ip", "table": t, "name": "out", "type": "nat", "hook": "output", "prio": -100, "policy": "accept"}}}),
@@ -87,7 +86,7 @@ impl Fault for Dns {
         if let Some(a) = &self.spec.answer {
             cfg["answer"] = json!(a);
         }
-        let doc = self.ruleset().to_string();
+        let doc = self.ruleset();
         for ns in spaces {
             let (hog, lines) = super::hog::start_in(
                 &self.env.exe,
@@ -99,19 +98,13 @@ impl Fault for Dns {
             )?;
             self.helpers.push((hog, lines, ns.clone()));
             self.seen.push(0);
-            undo.record(UndoAction::DeleteNftTable {
-                netns: ns.clone(),
-                family: "ip".into(),
-                table: self.table.clone(),
-            })?;
-            nft(&ns, &["-j", "-f", "-"], Some(&doc)).map_err(|e| {
-                FaultError::Failed(format!("redirecting DNS in {}: {e}", ns.describe()))
-            })?;
+            self.tables.apply(&ns, &doc, undo, "redirecting DNS")?;
         }
         Ok(())
     }
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
+        let tables = self.tables.rules()?;
         for (hog, _, ns) in &mut self.helpers {
             if let Some(st) = hog.exited() {
                 return Err(FaultError::Failed(format!(
@@ -119,8 +112,13 @@ impl Fault for Dns {
                     ns.describe()
                 )));
             }
-            let listed = nft(ns, &["list", "table", "ip", &self.table], None)?;
-            if !listed.contains(&format!("redirect to :{}", self.port)) {
+            let redirects = tables
+                .iter()
+                .filter(|(n, _)| n == ns)
+                .flat_map(|(_, rules)| rules)
+                .filter(|r| r.exprs.iter().any(|e| e == "redir"))
+                .count();
+            if redirects == 0 {
                 return Err(FaultError::Failed(format!(
                     "no DNS redirect in {}",
                     ns.describe()
@@ -143,7 +141,7 @@ impl Fault for Dns {
             let (new, next) = lines.since(self.seen[i]);
             self.seen[i] = next;
             if let Some(st) = new.iter().rev().find(|l| l.starts_with("stats")) {
-                let redirected = table_counters(ns, &self.table).map_or(0, |(_, p)| p);
+                let redirected = self.tables.packets_of(ns);
                 out.push(format!(
                     "{}: {st} redirected_packets={redirected}",
                     ns.describe()

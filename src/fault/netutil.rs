@@ -1,9 +1,10 @@
-//! Small helpers the network faults share: `ip` and `tc` run inside a namespace (argv
-//! only), interface and route listings read back as JSON. Read-only except where a
-//! caller runs a changing command through [`ip`].
+//! Small helpers the network faults share: interfaces and routes read over netlink
+//! ([`crate::netlink::route`]); `ip` and `tc` run inside a namespace (argv only) for the
+//! few readers and the qdisc fault that still use them.
 
 use super::{FaultError, Member};
 use crate::journal::run_in_netns;
+use crate::netlink::route::{Route, RouteSpec};
 use crate::netns::Netns;
 use serde_json::Value;
 
@@ -75,16 +76,33 @@ pub fn ip_json(netns: &Netns, args: &[&str]) -> Result<Value, FaultError> {
         .map_err(|e| FaultError::Failed(format!("parsing `ip -j {}`: {e}", args.join(" "))))
 }
 
-/// Interface names in a namespace, without `lo`.
+/// rtnetlink in a namespace, as a fault error naming the place.
+pub fn rtnl(netns: &Netns) -> Result<Route, FaultError> {
+    Route::open(netns).map_err(|e| FaultError::Failed(format!("in {}: {e}", netns.describe())))
+}
+
+/// A netlink error as a fault error naming the place.
+pub fn nl_failed(netns: &Netns) -> impl Fn(crate::netlink::NlError) -> FaultError + '_ {
+    move |e| FaultError::Failed(format!("in {}: {e}", netns.describe()))
+}
+
+/// Interface names in a namespace, without `lo` (read over netlink).
 pub fn interfaces(netns: &Netns) -> Result<Vec<String>, FaultError> {
-    let v = ip_json(netns, &["link", "show"])?;
-    Ok(v.as_array()
+    let links = rtnl(netns)?.links().map_err(nl_failed(netns))?;
+    Ok(links
         .into_iter()
-        .flatten()
-        .filter_map(|l| l["ifname"].as_str())
-        .filter(|n| *n != "lo")
-        .map(str::to_string)
+        .map(|l| l.name)
+        .filter(|n| n != "lo")
         .collect())
+}
+
+/// The routes of the main table for exactly `prefix` (`ip route show exact`).
+pub fn routes_exact(rt: &mut Route, prefix: &str) -> Result<Vec<RouteSpec>, FaultError> {
+    let (a, len) = crate::model::validate::parse_cidr(prefix)
+        .ok_or_else(|| FaultError::Failed(format!("bad prefix {prefix}")))?;
+    let base = std::net::Ipv4Addr::from(u32::from(a) & crate::model::validate::mask(len));
+    rt.routes_exact(base, len)
+        .map_err(nl_failed(&rt.netns().clone()))
 }
 
 /// The interfaces a fault acts on: the ones asked for (each must exist), else all but lo.
@@ -134,22 +152,6 @@ pub fn first_addr(prefix: &str) -> Option<String> {
     let base = u32::from(a) & crate::model::validate::mask(len);
     let host = if len >= 31 { base } else { base + 1 };
     Some(std::net::Ipv4Addr::from(host).to_string())
-}
-
-/// `ip route get <addr>` in a namespace: (type, gateway, dev).
-pub fn route_get(
-    netns: &Netns,
-    addr: &str,
-) -> Result<(String, Option<String>, Option<String>), FaultError> {
-    let out = run_in_netns(netns, &["ip", "-j", "route", "get", addr])
-        .map_err(|e| FaultError::Failed(e.to_string()))?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| FaultError::Failed(e.to_string()))?;
-    let r = &v[0];
-    Ok((
-        r["type"].as_str().unwrap_or("unicast").to_string(),
-        r["gateway"].as_str().map(str::to_string),
-        r["dev"].as_str().map(str::to_string),
-    ))
 }
 
 #[cfg(test)]

@@ -1,18 +1,18 @@
 //! `network-partition`: in each target network namespace, one nftables table
 //! `murphy_<injection>` with input/output chains that drop traffic to and from the peers
 //! (or everything but loopback). Revert deletes the table: one operation, nothing else
-//! touched. Rules are fed to `nft -j -f -` as JSON on stdin, never as a command string.
+//! touched. The table is written as nftables JSON (data, never a command string) and
+//! applied in process as one nf_tables transaction over netlink ([`crate::netlink::nft`]).
 
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::Direction;
 use crate::model::spec::FaultKind;
 use crate::model::validate::parse_cidr;
+use crate::netlink::nft::{Nft, RuleInfo};
 use crate::netns::Netns;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 /// What the table drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,7 @@ pub struct NetworkPartition {
     scope: Scope,
     direction: Direction,
     peers: Vec<(Ipv4Addr, u8)>,
-    table: String,
-    applied: Vec<Netns>,
+    tables: Tables,
 }
 
 impl NetworkPartition {
@@ -49,8 +48,7 @@ impl NetworkPartition {
             scope: Scope::Peers,
             direction: spec.direction.unwrap_or(Direction::Both),
             peers,
-            table,
-            applied: Vec::new(),
+            tables: Tables::new("inet", table),
         }
     }
 
@@ -88,12 +86,12 @@ impl NetworkPartition {
     }
 
     pub fn table(&self) -> &str {
-        &self.table
+        &self.tables.table
     }
 
     /// The nftables JSON document for this partition.
     pub fn ruleset(&self) -> Value {
-        let t = &self.table;
+        let t = &self.tables.table;
         let mut cmds = vec![json!({"add": {"table": {"family": "inet", "name": t}}})];
         let set = super::netutil::addr_set(&self.peers);
         let scope = self.scope;
@@ -138,78 +136,84 @@ impl NetworkPartition {
     }
 }
 
-/// Run `nft` with JSON output in a namespace, optionally feeding `stdin`.
-pub fn nft(netns: &Netns, args: &[&str], stdin: Option<&str>) -> Result<String, FaultError> {
-    let failed = |m: String| FaultError::Failed(m);
-    let fd = netns
-        .open()
-        .map_err(|e| failed(format!("opening {}: {e}", netns.describe())))?;
-    let mut cmd = Command::new("nft");
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    crate::sys::enter_before_exec(&mut cmd, fd, Vec::new(), None);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| failed(format!("nft: {e} (is the nftables package installed?)")))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .map_err(|e| failed(format!("nft stdin: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(format!("nft: {e}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(failed(format!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+/// Murphy's table of one injection in each namespace it was applied in, over one
+/// nf_tables socket per namespace kept open for the fault's life (apply, confirm, observe).
+/// Revert is the journal's: it deletes the table.
+pub struct Tables {
+    pub family: &'static str,
+    pub table: String,
+    pub applied: Vec<(Netns, Nft)>,
 }
 
-/// Sum of the drop counters in a Murphy table, and the number of rules.
-pub fn table_counters(netns: &Netns, table: &str) -> Result<(usize, u64), FaultError> {
-    table_counters_in(netns, "inet", table)
-}
-
-/// Packets counted by a Murphy table, summed over the namespaces it was applied in
-/// (a namespace that is gone counts nothing).
-pub fn packets_in(spaces: &[Netns], family: &str, table: &str) -> u64 {
-    spaces
-        .iter()
-        .filter_map(|ns| table_counters_in(ns, family, table).ok())
-        .map(|(_, p)| p)
-        .sum()
-}
-
-/// [`table_counters`] for a table of another family (`ip`).
-pub fn table_counters_in(
-    netns: &Netns,
-    family: &str,
-    table: &str,
-) -> Result<(usize, u64), FaultError> {
-    let out = nft(netns, &["-j", "list", "table", family, table], None)?;
-    let v: Value = serde_json::from_str(&out)
-        .map_err(|e| FaultError::Failed(format!("parsing nft output: {e}")))?;
-    let mut rules = 0;
-    let mut packets = 0;
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        if let Some(rule) = item.get("rule") {
-            rules += 1;
-            for e in rule["expr"].as_array().into_iter().flatten() {
-                packets += e["counter"]["packets"].as_u64().unwrap_or(0);
-            }
+impl Tables {
+    pub fn new(family: &'static str, table: String) -> Tables {
+        Tables {
+            family,
+            table,
+            applied: Vec::new(),
         }
     }
-    Ok((rules, packets))
+
+    /// Journal the table's deletion, then apply `doc` in `ns` as one transaction (all of
+    /// it or nothing); `what` names the fault's act in an error.
+    pub fn apply(
+        &mut self,
+        ns: &Netns,
+        doc: &Value,
+        undo: &mut UndoLog<'_>,
+        what: &str,
+    ) -> Result<(), FaultError> {
+        undo.record(UndoAction::DeleteNftTable {
+            netns: ns.clone(),
+            family: self.family.into(),
+            table: self.table.clone(),
+        })?;
+        let failed = |e: crate::netlink::NlError| {
+            FaultError::Failed(format!("{what} in {}: {e}", ns.describe()))
+        };
+        let mut nft = Nft::open(ns).map_err(failed)?;
+        nft.apply(doc).map_err(failed)?;
+        self.applied.push((ns.clone(), nft));
+        Ok(())
+    }
+
+    /// The table's rules in each namespace, read back over its socket.
+    pub fn rules(&mut self) -> Result<Vec<(Netns, Vec<RuleInfo>)>, FaultError> {
+        let mut out = Vec::new();
+        for (ns, nft) in &mut self.applied {
+            let rules = nft.rules(self.family, &self.table).map_err(|e| {
+                FaultError::Failed(format!(
+                    "reading table {} in {}: {e}",
+                    self.table,
+                    ns.describe()
+                ))
+            })?;
+            out.push((ns.clone(), rules));
+        }
+        Ok(out)
+    }
+
+    /// Packets the table's counters counted, summed over its namespaces (a namespace that
+    /// is gone counts nothing).
+    pub fn packets(&mut self) -> u64 {
+        self.applied
+            .iter_mut()
+            .filter_map(|(_, nft)| nft.rules(self.family, &self.table).ok())
+            .flatten()
+            .map(|r| r.packets)
+            .sum()
+    }
+
+    /// Packets counted in one namespace's table (0 when it cannot be read).
+    pub fn packets_of(&mut self, ns: &Netns) -> u64 {
+        self.applied
+            .iter_mut()
+            .filter(|(n, _)| n == ns)
+            .filter_map(|(_, nft)| nft.rules(self.family, &self.table).ok())
+            .flatten()
+            .map(|r| r.packets)
+            .sum()
+    }
 }
 
 impl Fault for NetworkPartition {
@@ -237,35 +241,29 @@ impl Fault for NetworkPartition {
         if cuts_all && spaces.contains(&Netns::Root) {
             return Err(FaultError::Refused(format!("{}: refusing to cut the host's own network namespace off from everything: name peers or cidrs", self.kind)));
         }
-        let doc = self.ruleset().to_string();
+        let doc = self.ruleset();
         for ns in spaces {
-            undo.record(UndoAction::DeleteNftTable {
-                netns: ns.clone(),
-                family: "inet".into(),
-                table: self.table.clone(),
-            })?;
-            nft(&ns, &["-j", "-f", "-"], Some(&doc))
-                .map_err(|e| FaultError::Failed(format!("partitioning {}: {e}", ns.describe())))?;
-            self.applied.push(ns);
+            self.tables.apply(&ns, &doc, undo, "partitioning")?;
         }
         Ok(())
     }
 
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
-        for ns in &self.applied {
-            let (rules, _) = table_counters(ns, &self.table)?;
-            if rules == 0 {
+        let table = self.tables.table.clone();
+        for (ns, rules) in self.tables.rules()? {
+            let drops = rules
+                .iter()
+                .filter(|r| r.exprs.contains(&"counter".to_string()))
+                .count();
+            if drops == 0 {
                 return Err(FaultError::Failed(format!(
-                    "table {} in {} has no rules",
-                    self.table,
+                    "table {table} in {} has no rules",
                     ns.describe()
                 )));
             }
             parts.push(format!(
-                "{} drop rule(s) in table inet {} in {}",
-                rules,
-                self.table,
+                "{drops} drop rule(s) in table inet {table} in {}",
                 ns.describe()
             ));
         }
@@ -273,7 +271,7 @@ impl Fault for NetworkPartition {
     }
 
     fn observe(&mut self) -> Vec<String> {
-        let total = packets_in(&self.applied, "inet", &self.table);
+        let total = self.tables.packets();
         vec![format!("dropped {total} packet(s) so far")]
     }
 }

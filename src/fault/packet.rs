@@ -12,7 +12,7 @@
 
 use super::hog::{Hog, Lines};
 use super::netutil;
-use super::network_partition::{nft, packets_in, table_counters_in};
+use super::network_partition::Tables;
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::FaultKind;
@@ -165,8 +165,7 @@ pub struct NftPacket {
     matcher: Matcher,
     /// Parts per million of matching packets acted on.
     ppm: u32,
-    table: String,
-    applied: Vec<Netns>,
+    tables: Tables,
 }
 
 impl NftPacket {
@@ -176,8 +175,7 @@ impl NftPacket {
             family: "inet",
             matcher: Matcher::new(&spec.filter, &env.peer_addrs),
             ppm: (spec.loss.ratio() * 1e6).round() as u32,
-            table: netutil::table_name(group),
-            applied: Vec::new(),
+            tables: Tables::new("inet", netutil::table_name(group)),
         }
     }
     pub fn duplicate(
@@ -195,13 +193,12 @@ impl NftPacket {
             family: "ip",
             matcher: Matcher::new(&f, &env.peer_addrs),
             ppm: (spec.duplicate.ratio() * 1e6).round() as u32,
-            table: netutil::table_name(group),
-            applied: Vec::new(),
+            tables: Tables::new("ip", netutil::table_name(group)),
         }
     }
 
     pub fn ruleset(&self, devices: &[String]) -> Value {
-        let t = &self.table;
+        let t = &self.tables.table;
         let fam = self.family;
         let chain = self.matcher.hook();
         let mut cmds = vec![
@@ -247,43 +244,34 @@ impl Fault for NftPacket {
         let spaces = self.matcher.spaces(members, self.kind)?;
         for ns in spaces {
             let devices = netutil::interfaces(&ns)?;
-            let doc = self.ruleset(&devices).to_string();
-            undo.record(UndoAction::DeleteNftTable {
-                netns: ns.clone(),
-                family: self.family.into(),
-                table: self.table.clone(),
-            })?;
-            nft(&ns, &["-j", "-f", "-"], Some(&doc)).map_err(|e| {
-                FaultError::Failed(format!("{} in {}: {e}", self.kind, ns.describe()))
-            })?;
-            self.applied.push(ns);
+            let doc = self.ruleset(&devices);
+            self.tables.apply(&ns, &doc, undo, self.kind)?;
         }
         Ok(())
     }
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
-        for ns in &self.applied {
-            let (rules, _) = table_counters_in(ns, self.family, &self.table)?;
-            if rules == 0 {
+        let table = self.tables.table.clone();
+        for (ns, rules) in self.tables.rules()? {
+            if rules.is_empty() {
                 return Err(FaultError::Failed(format!(
-                    "table {} in {} has no rules",
-                    self.table,
+                    "table {table} in {} has no rules",
                     ns.describe()
                 )));
             }
             parts.push(format!(
-                "{rules} rule(s) acting on {:.4}% of matching packets ({} hook) in table {} {} in {}",
+                "{} rule(s) acting on {:.4}% of matching packets ({} hook) in table {} {table} in {}",
+                rules.len(),
                 f64::from(self.ppm) / 1e4,
                 self.matcher.hook(),
                 self.family,
-                self.table,
                 ns.describe()
             ));
         }
         Ok(Evidence(parts.join("; ")))
     }
     fn observe(&mut self) -> Vec<String> {
-        let total = packets_in(&self.applied, self.family, &self.table);
+        let total = self.tables.packets();
         let verb = if self.kind == FaultKind::NetworkLoss.name() {
             "dropped"
         } else {
@@ -292,7 +280,7 @@ impl Fault for NftPacket {
         vec![format!("{verb} {total} packet(s) so far")]
     }
     fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
-        let total = packets_in(&self.applied, self.family, &self.table);
+        let total = self.tables.packets();
         let key = if self.kind == FaultKind::NetworkLoss.name() {
             "packetsDropped"
         } else {

@@ -4,11 +4,12 @@
 //! put back, before the first withdrawal). They never touch routes other than the ones
 //! named, and never the host's own namespace.
 
-use super::netutil::{self, first_addr, route_get, route_tokens};
+use super::netutil::{self, first_addr, nl_failed, routes_exact, rtnl};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
-use crate::journal::{run_in_netns, UndoAction};
+use crate::journal::UndoAction;
 use crate::model::spec::BlackholeKind;
 use crate::model::spec::FaultKind;
+use crate::netlink::route::{Route, RouteSpec};
 use crate::netns::Netns;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,8 @@ pub struct AddRoutes {
     /// Tokens after the prefix (`via X`) or before it (`blackhole`).
     route_type: Option<&'static str>,
     via: Option<String>,
-    applied: Vec<Netns>,
+    /// Each namespace with its rtnetlink socket, kept for confirm.
+    applied: Vec<(Netns, Route)>,
 }
 
 impl AddRoutes {
@@ -71,31 +73,33 @@ impl Fault for AddRoutes {
         let spaces = netutil::spaces(members, self.kind)?;
         netutil::no_root(&spaces, self.kind, ROOT)?;
         for ns in spaces {
+            let mut rt = rtnl(&ns)?;
             for p in &self.prefixes {
                 let route = self.tokens(p);
+                let spec = RouteSpec::parse(&route).map_err(FaultError::Failed)?;
                 undo.record(UndoAction::DeleteRoute {
                     netns: ns.clone(),
                     route: route.clone(),
                 })?;
-                let mut argv = vec!["ip", "route", "add"];
-                argv.extend(route.iter().map(String::as_str));
-                netutil::run(&ns, &argv)?;
+                rt.add(&spec, false).map_err(nl_failed(&ns))?;
             }
-            self.applied.push(ns);
+            self.applied.push((ns, rt));
         }
         Ok(())
     }
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
-        for ns in &self.applied {
+        for (ns, rt) in &mut self.applied {
             for p in &self.prefixes {
                 let addr =
                     first_addr(p).ok_or_else(|| FaultError::Failed(format!("bad prefix {p}")))?;
                 match (self.route_type, &self.via) {
                     (Some(t), _) => {
                         // The kernel refuses `route get` into a blackhole: read the table.
-                        let found = netutil::ip_json(ns, &["route", "show", "exact", p])?;
-                        let ty = found[0]["type"].as_str().unwrap_or("unicast").to_string();
+                        let found = routes_exact(rt, p)?;
+                        let ty = found
+                            .first()
+                            .map_or_else(|| "no route".to_string(), RouteSpec::type_name);
                         if ty != t {
                             return Err(FaultError::Failed(format!(
                                 "{} has no {t} route for {p} (found {ty})",
@@ -105,7 +109,11 @@ impl Fault for AddRoutes {
                         parts.push(format!("{} routes {p} to {t}", ns.describe()));
                     }
                     (None, via) => {
-                        let (_, gw, dev) = route_get(ns, &addr)?;
+                        let to = addr
+                            .parse()
+                            .map_err(|_| FaultError::Failed(format!("bad address {addr}")))?;
+                        let (_, gw, dev) = rt.get(to).map_err(nl_failed(ns))?;
+                        let gw = gw.map(|g| g.to_string());
                         if gw.as_ref() != via.as_ref() {
                             return Err(FaultError::Failed(format!(
                                 "{} routes {addr} via {} instead",
@@ -156,11 +164,21 @@ impl RouteFlap {
     }
 }
 
-fn set_routes(routes: &[(Netns, Vec<String>)], present: bool) -> Result<(), String> {
-    for (ns, r) in routes {
-        let mut argv = vec!["ip", "route", if present { "replace" } else { "del" }];
-        argv.extend(r.iter().map(String::as_str));
-        run_in_netns(ns, &argv).map_err(|e| e.message)?;
+/// Withdraw (`present` false) or put back every flapped route, each over its namespace's
+/// socket (`routes` index into `socks`).
+fn set_routes(
+    socks: &mut [(Netns, Route)],
+    routes: &[(usize, RouteSpec)],
+    present: bool,
+) -> Result<(), String> {
+    for (i, r) in routes {
+        let (ns, rt) = &mut socks[*i];
+        let done = if present {
+            rt.add(r, true)
+        } else {
+            rt.delete(r).map(drop)
+        };
+        done.map_err(|e| format!("in {}: {e}", ns.describe()))?;
     }
     Ok(())
 }
@@ -178,15 +196,12 @@ impl Fault for RouteFlap {
         let spaces = netutil::spaces(members, self.kind())?;
         netutil::no_root(&spaces, self.kind(), ROOT)?;
         let mut routes: Vec<(Netns, Vec<String>)> = Vec::new();
+        let mut specs: Vec<(usize, RouteSpec)> = Vec::new();
+        let mut socks: Vec<(Netns, Route)> = Vec::new();
         for ns in &spaces {
+            let mut rt = rtnl(ns)?;
             for p in &self.prefixes {
-                let found = netutil::ip_json(ns, &["route", "show", "exact", p])?;
-                let list: Vec<Vec<String>> = found
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(route_tokens)
-                    .collect();
+                let list = routes_exact(&mut rt, p)?;
                 if list.is_empty() {
                     return Err(FaultError::Refused(format!(
                         "route-flap: {} has no route to {p} to flap",
@@ -194,9 +209,11 @@ impl Fault for RouteFlap {
                     )));
                 }
                 for r in list {
-                    routes.push((ns.clone(), r));
+                    routes.push((ns.clone(), r.tokens()));
+                    specs.push((socks.len(), r));
                 }
             }
+            socks.push((ns.clone(), rt));
         }
         for (ns, r) in &routes {
             undo.record(UndoAction::RestoreRoute {
@@ -204,12 +221,12 @@ impl Fault for RouteFlap {
                 route: r.clone(),
             })?;
         }
-        set_routes(&routes, false).map_err(FaultError::Failed)?;
+        set_routes(&mut socks, &specs, false).map_err(FaultError::Failed)?;
         self.flaps.store(1, Ordering::SeqCst);
-        for ns in &spaces {
+        for (ns, rt) in &mut socks {
             for p in &self.prefixes {
-                let left = netutil::ip_json(ns, &["route", "show", "exact", p])?;
-                if left.as_array().is_some_and(|a| !a.is_empty()) {
+                let left = routes_exact(rt, p)?;
+                if !left.is_empty() {
                     return Err(FaultError::Failed(format!(
                         "{} still routes {p} after the withdrawal",
                         ns.describe()
@@ -243,7 +260,7 @@ impl Fault for RouteFlap {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 present = !present;
-                match set_routes(&routes, present) {
+                match set_routes(&mut socks, &specs, present) {
                     Ok(()) => {
                         flaps.fetch_add(1, Ordering::SeqCst);
                     }

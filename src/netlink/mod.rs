@@ -66,6 +66,9 @@ pub struct Socket {
     rx: Vec<u8>,
 }
 
+/// What [`Socket::receive`] hands each message to: (type, flags, seq, whole message).
+type OnMessage<'a> = &'a mut dyn FnMut(u16, u16, u32, &[u8]);
+
 fn aligned(n: usize) -> usize {
     (n + 3) & !3
 }
@@ -116,7 +119,7 @@ impl Socket {
     fn receive(
         &mut self,
         deadline: Instant,
-        each: &mut dyn FnMut(u16, u16, u32, &[u8]),
+        each: OnMessage<'_>,
     ) -> Result<(), NlError> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::socket::{recv, MsgFlags};

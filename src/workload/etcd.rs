@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_member_without_a_leader_is_not_primary() {
-        let j = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        let j = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json");
         let me = r#"{"header":{"member_id":"42"}"#;
         assert_eq!(leads(&j(&format!(r#"{me},"leader":"42"}}"#))), Ok(true));
         assert_eq!(leads(&j(&format!(r#"{me},"leader":"7"}}"#))), Ok(false));
