@@ -193,6 +193,192 @@ fn main() {
         let (d, e, f) = stats(rev);
         println!("| {name} | {n} | {a:.2} ms | {b:.2} ms | {c:.2} ms | {d:.2} ms | {e:.2} ms | {f:.2} ms |");
     }
+    let (ns, _) = lab.host("h1").expect("h1");
+    side_by_side(&journal, &env, &member("idle"), &ns, n);
     lab.teardown().expect("teardown");
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A command inside the namespace `ns` (entered before exec; argv only), its output.
+fn cli(ns: &str, argv: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let fd = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    murphy::sys::enter_before_exec(&mut cmd, Some(fd.into()), Vec::new(), None);
+    let mut child = cmd.spawn().expect("spawn");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Murphy's fault (journal, inject, confirm; revert) against the bare kernel operation
+/// over netlink (the floor: the same change and its read-back on an open socket, no
+/// journal) and against the command-line tools (`nft`, `ip`) doing the same, interleaved
+/// round by round.
+fn side_by_side(journal: &Arc<Journal>, env: &FaultEnv, m: &Member, ns: &str, n: usize) {
+    use murphy::netlink::nft::Nft;
+    use murphy::netlink::route::{Route, RouteSpec};
+    let netns = Netns::Named { name: ns.into() };
+    let mut nft = Nft::open(&netns).expect("nft socket");
+    let mut rt = Route::open(&netns).expect("route socket");
+    let partition = FaultAction::NetworkPartition(NetworkPartition {
+        direction: None,
+        peers: vec![],
+        cidrs: vec!["10.78.200.1/32".into()],
+    });
+    let blackhole = FaultAction::RouteBlackhole(RouteBlackhole {
+        prefixes: vec!["10.99.0.0/24".into()],
+        route: None,
+    });
+    let link = FaultAction::LinkDown(LinkDown::default());
+    let spec = RouteSpec::parse(&["blackhole".into(), "10.99.0.0/24".into()]).expect("spec");
+    // What durability costs: one group opened and one undo record made durable (the
+    // write-ahead step of every injection), on the same journal.
+    let mut wal = Vec::new();
+    for i in 0..n {
+        let group = format!("wal-{i}");
+        let t0 = Instant::now();
+        let mut undo = UndoLog::new(journal, &group, "wal").expect("undo");
+        undo.record(murphy::journal::UndoAction::DeleteRoute {
+            netns: netns.clone(),
+            route: spec.tokens(),
+        })
+        .expect("record");
+        wal.push(t0.elapsed().as_secs_f64() * 1000.0);
+        journal.done(&group).expect("done");
+    }
+    let (a, b, c) = stats(wal);
+    println!();
+    println!("Journal, one injection's write-ahead (group + one undo record, fdatasync): median {a:.3} ms, p90 {b:.3} ms, max {c:.3} ms");
+    println!();
+    println!("| operation | n | Murphy inject→confirmed | floor (netlink) | ratio | CLI | Murphy revert | floor | ratio | CLI |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, action) in [
+        ("network-partition", &partition),
+        ("route-blackhole", &blackhole),
+        ("link-down", &link),
+    ] {
+        let mut t: [Vec<f64>; 6] = Default::default();
+        for i in 0..n {
+            let ms = |t0: Instant| t0.elapsed().as_secs_f64() * 1000.0;
+            // Murphy.
+            let group = format!("side-{name}-{i}");
+            let mut f = fault::build(action, env, &group);
+            let t0 = Instant::now();
+            let mut undo = UndoLog::new(journal, &group, name).expect("undo");
+            f.inject(std::slice::from_ref(m), &mut undo)
+                .expect("inject");
+            let actions = undo.into_actions();
+            f.confirm().expect("confirm");
+            t[0].push(ms(t0));
+            let t0 = Instant::now();
+            fault::revert(&actions, &murphy::journal::NoLabRun).expect("revert");
+            t[3].push(ms(t0));
+            journal.done(&group).expect("done");
+            drop(f);
+            // The floor and the CLI, the same change.
+            match name {
+                "network-partition" => {
+                    let doc = serde_json::json!({"nftables": [
+                        {"add": {"table": {"family": "inet", "name": "floor"}}},
+                        {"add": {"chain": {"family": "inet", "table": "floor", "name": "input", "type": "filter", "hook": "input", "prio": -200, "policy": "accept"}}},
+                        {"add": {"rule": {"family": "inet", "table": "floor", "chain": "input", "expr": [
+                            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.78.200.1"}},
+                            {"counter": null}, {"drop": null}]}}},
+                        {"add": {"chain": {"family": "inet", "table": "floor", "name": "output", "type": "filter", "hook": "output", "prio": -200, "policy": "accept"}}},
+                        {"add": {"rule": {"family": "inet", "table": "floor", "chain": "output", "expr": [
+                            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.78.200.1"}},
+                            {"counter": null}, {"drop": null}]}}},
+                    ]});
+                    let t0 = Instant::now();
+                    nft.apply(&doc).expect("apply");
+                    assert_eq!(nft.rules("inet", "floor").expect("rules").len(), 2);
+                    t[1].push(ms(t0));
+                    let t0 = Instant::now();
+                    assert!(nft.delete_table("inet", "floor").expect("delete"));
+                    t[4].push(ms(t0));
+                    let text = doc.to_string();
+                    let t0 = Instant::now();
+                    cli(ns, &["nft", "-j", "-f", "-"], Some(&text));
+                    cli(ns, &["nft", "-j", "list", "table", "inet", "floor"], None);
+                    t[2].push(ms(t0));
+                    let t0 = Instant::now();
+                    cli(ns, &["nft", "delete", "table", "inet", "floor"], None);
+                    t[5].push(ms(t0));
+                }
+                "route-blackhole" => {
+                    let t0 = Instant::now();
+                    rt.add(&spec, false).expect("add");
+                    assert_eq!(rt.routes_exact(spec.dst, spec.len).expect("list").len(), 1);
+                    t[1].push(ms(t0));
+                    let t0 = Instant::now();
+                    assert!(rt.delete(&spec).expect("delete"));
+                    t[4].push(ms(t0));
+                    let t0 = Instant::now();
+                    cli(
+                        ns,
+                        &["ip", "route", "add", "blackhole", "10.99.0.0/24"],
+                        None,
+                    );
+                    cli(
+                        ns,
+                        &["ip", "-j", "route", "show", "exact", "10.99.0.0/24"],
+                        None,
+                    );
+                    t[2].push(ms(t0));
+                    let t0 = Instant::now();
+                    cli(
+                        ns,
+                        &["ip", "route", "del", "blackhole", "10.99.0.0/24"],
+                        None,
+                    );
+                    t[5].push(ms(t0));
+                }
+                _ => {
+                    let t0 = Instant::now();
+                    rt.set_up("eth0", false).expect("down");
+                    assert!(!rt.link("eth0").expect("link").expect("eth0").up);
+                    t[1].push(ms(t0));
+                    let t0 = Instant::now();
+                    rt.set_up("eth0", true).expect("up");
+                    t[4].push(ms(t0));
+                    let t0 = Instant::now();
+                    cli(ns, &["ip", "link", "set", "dev", "eth0", "down"], None);
+                    cli(ns, &["ip", "-j", "link", "show", "dev", "eth0"], None);
+                    t[2].push(ms(t0));
+                    let t0 = Instant::now();
+                    cli(ns, &["ip", "link", "set", "dev", "eth0", "up"], None);
+                    t[5].push(ms(t0));
+                }
+            }
+        }
+        let med: Vec<f64> = t.into_iter().map(|v| stats(v).0).collect();
+        println!(
+            "| {name} | {n} | {:.3} ms | {:.3} ms | {:.1}× | {:.2} ms | {:.3} ms | {:.3} ms | {:.1}× | {:.2} ms |",
+            med[0],
+            med[1],
+            med[0] / med[1],
+            med[2],
+            med[3],
+            med[4],
+            med[3] / med[4],
+            med[5]
+        );
+    }
 }

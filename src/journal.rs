@@ -982,6 +982,11 @@ impl Journal {
     }
 
     fn write(&self, line: &Line) -> io::Result<()> {
+        self.write_with(line, true)
+    }
+
+    /// Append a line; `durable` waits until it is on disk.
+    fn write_with(&self, line: &Line, durable: bool) -> io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
         text.push('\n');
         let mut f = self
@@ -989,16 +994,25 @@ impl Journal {
             .lock()
             .map_err(|_| io::Error::other("journal lock poisoned"))?;
         f.write_all(text.as_bytes())?;
-        f.sync_data()
+        if durable {
+            f.sync_data()?;
+        }
+        Ok(())
     }
 
+    /// Open a group. Not synced on its own: a group without an undo record has nothing to
+    /// undo, and the group's first [`Journal::record`] makes this line durable with it (one
+    /// fdatasync of the same file flushes both) before any change is made.
     pub fn begin(&self, group: &str, label: &str) -> io::Result<()> {
-        self.write(&Line {
-            group: group.into(),
-            begin: Some(label.into()),
-            undo: None,
-            done: false,
-        })
+        self.write_with(
+            &Line {
+                group: group.into(),
+                begin: Some(label.into()),
+                undo: None,
+                done: false,
+            },
+            false,
+        )
     }
 
     /// Record an undo action; returns only once it is on disk.

@@ -61,9 +61,75 @@ pub enum Family {
 
 /// A netlink socket inside one network namespace.
 pub struct Socket {
-    fd: OwnedFd,
+    /// `None` only while being dropped.
+    fd: Option<OwnedFd>,
+    family: Family,
+    /// The namespace's identity (device, inode of its nsfs file) when the socket goes back
+    /// to [`POOL`] after use instead of being closed.
+    pool_key: Option<(u64, u64)>,
     seq: u32,
     rx: Vec<u8>,
+}
+
+/// Sockets not in use, by namespace and family: opening one in another namespace costs a
+/// thread and a setns, and closing an nf_tables socket waits for the
+/// kernel to finish destroying what the last transaction removed (an RCU grace period,
+/// ~15 ms here) and holds the namespace's commit lock meanwhile: a revert that closed its
+/// socket would pay that, or hand it to the next transaction in the namespace. Kept
+/// sockets are reused for the run (the fault's, then the journal's revert) and closed once
+/// idle for [`IDLE`], when there is nothing left to wait for. A kept socket holds its
+/// namespace alive, so its nsfs inode cannot name another namespace meanwhile.
+static POOL: std::sync::Mutex<Vec<(Instant, Socket)>> = std::sync::Mutex::new(Vec::new());
+const IDLE: Duration = Duration::from_secs(10);
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let (Some(key), Some(fd)) = (self.pool_key, self.fd.take()) else {
+            return;
+        };
+        let back = Socket {
+            fd: Some(fd),
+            family: self.family,
+            pool_key: Some(key),
+            seq: self.seq,
+            rx: std::mem::take(&mut self.rx),
+        };
+        let now = Instant::now();
+        let stale: Vec<Socket> = match POOL.lock() {
+            Ok(mut pool) => {
+                pool.push((now, back));
+                let (keep, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *pool)
+                    .into_iter()
+                    .partition(|(used, _)| now.duration_since(*used) < IDLE);
+                *pool = keep;
+                stale.into_iter().map(|(_, s)| s).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for mut s in stale {
+            // Idle long enough that closing waits for nothing.
+            s.pool_key = None;
+            drop(s);
+        }
+    }
+}
+
+/// The identity of a namespace: (device, inode) of its nsfs file.
+fn ns_key(netns: &Netns) -> Result<(u64, u64), NlError> {
+    let gone = |e: std::io::Error| {
+        NlError::new(
+            format!("opening {}: {e}", netns.describe()),
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
+        )
+    };
+    let fd = match netns.open().map_err(gone)? {
+        Some(fd) => fd,
+        None => std::fs::File::open("/proc/thread-self/ns/net")
+            .map_err(gone)?
+            .into(),
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| NlError::new("fstat netns", e))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// What [`Socket::receive`] hands each message to: (type, flags, seq, whole message).
@@ -90,10 +156,36 @@ impl Socket {
             .map_err(|_| NlError::new("netlink socket thread panicked", Errno::EIO))??
         };
         Ok(Socket {
-            fd,
+            fd: Some(fd),
+            family,
+            pool_key: None,
             seq: (std::process::id() << 12) ^ 0x5eed,
             rx: vec![0u8; 64 * 1024],
         })
+    }
+
+    /// A socket of `family` in `netns`, reused from the pool when one is idle there; it
+    /// goes back to the pool when dropped.
+    pub fn pooled(netns: &Netns, family: Family) -> Result<Socket, NlError> {
+        let key = ns_key(netns)?;
+        let found = POOL.lock().ok().and_then(|mut pool| {
+            let i = pool
+                .iter()
+                .position(|(_, s)| s.pool_key == Some(key) && s.family == family)?;
+            Some(pool.swap_remove(i).1)
+        });
+        let mut s = match found {
+            Some(s) => s,
+            None => Socket::open(netns, family)?,
+        };
+        s.pool_key = Some(key);
+        Ok(s)
+    }
+
+    fn fd(&self) -> Result<&OwnedFd, NlError> {
+        self.fd
+            .as_ref()
+            .ok_or_else(|| NlError::new("netlink socket closed", Errno::EBADF))
     }
 
     /// The next sequence number (never 0: 0 marks kernel notifications).
@@ -106,7 +198,7 @@ impl Socket {
     fn send(&self, buf: &[u8]) -> Result<(), NlError> {
         use nix::sys::socket::{send, MsgFlags};
         loop {
-            match send(self.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+            match send(self.fd()?.as_raw_fd(), buf, MsgFlags::empty()) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(NlError::new("netlink send", e)),
@@ -116,11 +208,7 @@ impl Socket {
 
     /// Receive one datagram (waiting at most until `deadline`) and hand each message in it
     /// to `each` as (type, flags, seq, whole message).
-    fn receive(
-        &mut self,
-        deadline: Instant,
-        each: OnMessage<'_>,
-    ) -> Result<(), NlError> {
+    fn receive(&mut self, deadline: Instant, each: OnMessage<'_>) -> Result<(), NlError> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::socket::{recv, MsgFlags};
         loop {
@@ -129,13 +217,16 @@ impl Socket {
                 return Err(NlError::new("no answer from the kernel", Errno::ETIMEDOUT));
             }
             let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let Some(fd) = self.fd.as_ref() else {
+                return Err(NlError::new("netlink socket closed", Errno::EBADF));
+            };
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(_) => {}
                 Err(e) => return Err(NlError::new("netlink poll", e)),
             }
-            let n = match recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::MSG_DONTWAIT) {
+            let n = match recv(fd.as_raw_fd(), &mut self.rx, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(NlError::new("netlink receive", e)),
