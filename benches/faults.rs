@@ -276,22 +276,10 @@ fn side_by_side(journal: &Arc<Journal>, env: &FaultEnv, m: &Member, ns: &str, n:
     ] {
         let mut t: [Vec<f64>; 6] = Default::default();
         for i in 0..n {
+            // Let the kernel finish destroying what the last round removed (nf_tables frees
+            // after an RCU grace period, holding the namespace's commit lock).
+            std::thread::sleep(Duration::from_millis(50));
             let ms = |t0: Instant| t0.elapsed().as_secs_f64() * 1000.0;
-            // Murphy.
-            let group = format!("side-{name}-{i}");
-            let mut f = fault::build(action, env, &group);
-            let t0 = Instant::now();
-            let mut undo = UndoLog::new(journal, &group, name).expect("undo");
-            f.inject(std::slice::from_ref(m), &mut undo)
-                .expect("inject");
-            let actions = undo.into_actions();
-            f.confirm().expect("confirm");
-            t[0].push(ms(t0));
-            let t0 = Instant::now();
-            fault::revert(&actions, &murphy::journal::NoLabRun).expect("revert");
-            t[3].push(ms(t0));
-            journal.done(&group).expect("done");
-            drop(f);
             // The floor and the CLI, the same change.
             match name {
                 "network-partition" => {
@@ -367,6 +355,21 @@ fn side_by_side(journal: &Arc<Journal>, env: &FaultEnv, m: &Member, ns: &str, n:
                     t[5].push(ms(t0));
                 }
             }
+            // Murphy.
+            let group = format!("side-{name}-{i}");
+            let mut f = fault::build(action, env, &group);
+            let t0 = Instant::now();
+            let mut undo = UndoLog::new(journal, &group, name).expect("undo");
+            f.inject(std::slice::from_ref(m), &mut undo)
+                .expect("inject");
+            let actions = undo.into_actions();
+            f.confirm().expect("confirm");
+            t[0].push(ms(t0));
+            let t0 = Instant::now();
+            fault::revert(&actions, &murphy::journal::NoLabRun).expect("revert");
+            t[3].push(ms(t0));
+            journal.done(&group).expect("done");
+            drop(f);
         }
         let med: Vec<f64> = t.into_iter().map(|v| stats(v).0).collect();
         println!(

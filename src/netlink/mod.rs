@@ -64,72 +64,24 @@ pub struct Socket {
     /// `None` only while being dropped.
     fd: Option<OwnedFd>,
     family: Family,
-    /// The namespace's identity (device, inode of its nsfs file) when the socket goes back
-    /// to [`POOL`] after use instead of being closed.
-    pool_key: Option<(u64, u64)>,
     seq: u32,
     rx: Vec<u8>,
 }
 
-/// Sockets not in use, by namespace and family: opening one in another namespace costs a
-/// thread and a setns, and closing an nf_tables socket waits for the
-/// kernel to finish destroying what the last transaction removed (an RCU grace period,
-/// ~15 ms here) and holds the namespace's commit lock meanwhile: a revert that closed its
-/// socket would pay that, or hand it to the next transaction in the namespace. Kept
-/// sockets are reused for the run (the fault's, then the journal's revert) and closed once
-/// idle for [`IDLE`], when there is nothing left to wait for. A kept socket holds its
-/// namespace alive, so its nsfs inode cannot name another namespace meanwhile.
-static POOL: std::sync::Mutex<Vec<(Instant, Socket)>> = std::sync::Mutex::new(Vec::new());
-const IDLE: Duration = Duration::from_secs(10);
-
 impl Drop for Socket {
     fn drop(&mut self) {
-        let (Some(key), Some(fd)) = (self.pool_key, self.fd.take()) else {
-            return;
-        };
-        let back = Socket {
-            fd: Some(fd),
-            family: self.family,
-            pool_key: Some(key),
-            seq: self.seq,
-            rx: std::mem::take(&mut self.rx),
-        };
-        let now = Instant::now();
-        let stale: Vec<Socket> = match POOL.lock() {
-            Ok(mut pool) => {
-                pool.push((now, back));
-                let (keep, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *pool)
-                    .into_iter()
-                    .partition(|(used, _)| now.duration_since(*used) < IDLE);
-                *pool = keep;
-                stale.into_iter().map(|(_, s)| s).collect()
+        // Closing an nf_tables socket waits for the kernel to finish destroying what the
+        // last transaction removed (an RCU grace period, ~15 ms here): a revert that closed
+        // its socket inline would pay that. It is closed on a thread of its own instead, so
+        // the revert returns once the table is gone. (Keeping sockets for later would keep
+        // their namespaces — and the devices in them — alive after their owners delete them.)
+        if let (Some(fd), Family::Netfilter) = (self.fd.take(), self.family) {
+            let closer = std::thread::Builder::new().name("netlink-close".into());
+            if let Err(e) = closer.spawn(move || drop(fd)) {
+                tracing::debug!("closing a netlink socket inline: {e}");
             }
-            Err(_) => Vec::new(),
-        };
-        for mut s in stale {
-            // Idle long enough that closing waits for nothing.
-            s.pool_key = None;
-            drop(s);
         }
     }
-}
-
-/// The identity of a namespace: (device, inode) of its nsfs file.
-fn ns_key(netns: &Netns) -> Result<(u64, u64), NlError> {
-    let gone = |e: std::io::Error| {
-        NlError::new(
-            format!("opening {}: {e}", netns.describe()),
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
-        )
-    };
-    let fd = match netns.open().map_err(gone)? {
-        Some(fd) => fd,
-        None => std::fs::File::open("/proc/thread-self/ns/net")
-            .map_err(gone)?
-            .into(),
-    };
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| NlError::new("fstat netns", e))?;
-    Ok((st.st_dev, st.st_ino))
 }
 
 /// What [`Socket::receive`] hands each message to: (type, flags, seq, whole message).
@@ -158,28 +110,9 @@ impl Socket {
         Ok(Socket {
             fd: Some(fd),
             family,
-            pool_key: None,
             seq: (std::process::id() << 12) ^ 0x5eed,
             rx: vec![0u8; 64 * 1024],
         })
-    }
-
-    /// A socket of `family` in `netns`, reused from the pool when one is idle there; it
-    /// goes back to the pool when dropped.
-    pub fn pooled(netns: &Netns, family: Family) -> Result<Socket, NlError> {
-        let key = ns_key(netns)?;
-        let found = POOL.lock().ok().and_then(|mut pool| {
-            let i = pool
-                .iter()
-                .position(|(_, s)| s.pool_key == Some(key) && s.family == family)?;
-            Some(pool.swap_remove(i).1)
-        });
-        let mut s = match found {
-            Some(s) => s,
-            None => Socket::open(netns, family)?,
-        };
-        s.pool_key = Some(key);
-        Ok(s)
     }
 
     fn fd(&self) -> Result<&OwnedFd, NlError> {

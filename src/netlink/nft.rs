@@ -188,7 +188,7 @@ pub struct Nft {
 impl Nft {
     pub fn open(netns: &Netns) -> Result<Nft, NlError> {
         Ok(Nft {
-            sock: Socket::pooled(netns, Family::Netfilter)?,
+            sock: Socket::open(netns, Family::Netfilter)?,
             netns: netns.clone(),
             links: None,
         })

@@ -210,7 +210,7 @@ fn rtmsg(len: u8, protocol: u8, scope: u8, kind: u8) -> [u8; 12] {
 impl Route {
     pub fn open(netns: &Netns) -> Result<Route, NlError> {
         Ok(Route {
-            sock: Socket::pooled(netns, Family::Route)?,
+            sock: Socket::open(netns, Family::Route)?,
             netns: netns.clone(),
         })
     }
