@@ -53,6 +53,19 @@ fn default_queue_max_len() -> u32 {
     16_384
 }
 
+/// Packets per second the queue is sized for: above 1 Gbit/s of full-size frames (GSO
+/// packets count once however large).
+pub const QUEUE_SIZED_FOR_PPS: u64 = 150_000;
+
+/// The kernel queue's length for a delay: every packet of `delay` at
+/// [`QUEUE_SIZED_FOR_PPS`] fits, at least the default, at most 262,144 (each queued packet
+/// holds kernel memory). Beyond it the kernel passes packets unshaped, which the engine
+/// reports (`held_peak` = `queue_max`).
+pub fn queue_len_for(delay_us: u64) -> u32 {
+    let want = delay_us.saturating_mul(QUEUE_SIZED_FOR_PPS) / 1_000_000;
+    u32::try_from(want.clamp(u64::from(default_queue_max_len()), 262_144)).unwrap_or(262_144)
+}
+
 /// Configuration of one engine, as JSON (camelCase).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -267,8 +280,10 @@ const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
 const NFQA_CFG_MASK: u16 = 4;
 const NFQA_CFG_FLAGS: u16 = 5;
 const NFQNL_CFG_CMD_BIND: u8 = 1;
+const NFQNL_COPY_META: u8 = 1;
 const NFQNL_COPY_PACKET: u8 = 2;
 const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
+const NFQA_CFG_F_GSO: u32 = 4;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -308,8 +323,33 @@ fn nl_end(buf: &mut [u8], start: usize) {
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
-/// One configuration message: bind, copy whole packets, queue length, fail open.
-fn config_message(queue: u16, seq: u32, max_len: u32) -> Vec<u8> {
+/// What the engine asks of the kernel for each packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CopyMode {
+    /// Whole packets (corruption rewrites them) or their metadata only (delay, loss and
+    /// reorder never read a byte of the packet).
+    whole: bool,
+}
+
+impl CopyMode {
+    fn for_config(cfg: &NetqConfig) -> CopyMode {
+        CopyMode {
+            whole: cfg.corrupt > 0.0,
+        }
+    }
+    /// Queue flags: always fail open; GSO packets whole when nothing is rewritten, so the
+    /// kernel does not segment every large packet before queueing it.
+    fn flags(self) -> u32 {
+        if self.whole {
+            NFQA_CFG_F_FAIL_OPEN
+        } else {
+            NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO
+        }
+    }
+}
+
+/// One configuration message: bind, copy mode and range, queue length, flags.
+fn config_message(queue: u16, seq: u32, max_len: u32, copy: CopyMode) -> Vec<u8> {
     let mut b = Vec::with_capacity(96);
     let s = nl_begin(
         &mut b,
@@ -319,12 +359,18 @@ fn config_message(queue: u16, seq: u32, max_len: u32) -> Vec<u8> {
         queue,
     );
     nla_put(&mut b, NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0]);
-    let mut params = 0xffffu32.to_be_bytes().to_vec();
-    params.push(NFQNL_COPY_PACKET);
+    let (range, mode) = if copy.whole {
+        (0xffffu32, NFQNL_COPY_PACKET)
+    } else {
+        (0, NFQNL_COPY_META)
+    };
+    let mut params = range.to_be_bytes().to_vec();
+    params.push(mode);
     nla_put(&mut b, NFQA_CFG_PARAMS, &params);
     nla_put(&mut b, NFQA_CFG_QUEUE_MAXLEN, &max_len.to_be_bytes());
-    nla_put(&mut b, NFQA_CFG_MASK, &NFQA_CFG_F_FAIL_OPEN.to_be_bytes());
-    nla_put(&mut b, NFQA_CFG_FLAGS, &NFQA_CFG_F_FAIL_OPEN.to_be_bytes());
+    let mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
+    nla_put(&mut b, NFQA_CFG_MASK, &mask.to_be_bytes());
+    nla_put(&mut b, NFQA_CFG_FLAGS, &copy.flags().to_be_bytes());
     nl_end(&mut b, s);
     b
 }
@@ -422,7 +468,7 @@ struct Nfq {
 }
 
 impl Nfq {
-    fn open(queue: u16, max_len: u32) -> Result<Nfq, String> {
+    fn open(queue: u16, max_len: u32, copy: CopyMode) -> Result<Nfq, String> {
         use nix::sys::socket::{
             bind, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr,
             SockFlag, SockProtocol, SockType,
@@ -443,7 +489,7 @@ impl Nfq {
         let seq = 1;
         send(
             fd.as_raw_fd(),
-            &config_message(queue, seq, max_len),
+            &config_message(queue, seq, max_len, copy),
             MsgFlags::empty(),
         )
         .map_err(|e| format!("queue config send: {e}"))?;
@@ -551,10 +597,14 @@ struct Stats {
     dropped: u64,
     corrupted: u64,
     released: u64,
+    /// Most packets held at once: at the queue's length the kernel lets further packets
+    /// through unshaped (fail open).
+    held_peak: u64,
 }
 
 struct Engine {
     nfq: Nfq,
+    queue_max: u32,
     shaper: Shaper,
     heap: BinaryHeap<Reverse<Held>>,
     seq: u64,
@@ -568,13 +618,15 @@ impl Engine {
         let s = &self.stats;
         format!(
             "stats seen={} delayed={} dropped={} corrupted={} released={} held={} \
-             hold_err_p50_us={} hold_err_p99_us={}",
+             held_peak={} queue_max={} hold_err_p50_us={} hold_err_p99_us={}",
             s.seen,
             s.delayed,
             s.dropped,
             s.corrupted,
             s.released,
             self.heap.len(),
+            s.held_peak,
+            self.queue_max,
             self.hist.quantile(0.50),
             self.hist.quantile(0.99),
         )
@@ -643,6 +695,7 @@ impl Engine {
                     id,
                     payload: modified,
                 }));
+                self.stats.held_peak = self.stats.held_peak.max(self.heap.len() as u64);
                 Ok(())
             }
         }
@@ -710,16 +763,23 @@ pub fn engine_main(config_json: &str) -> i32 {
     // refused without CAP_SYS_NICE, then the engine runs as a normal process).
     let realtime = crate::sys::set_fifo_priority(10).is_ok();
     let lease_end = Instant::now() + Duration::from_millis(cfg.lease_ms);
-    let nfq = match Nfq::open(cfg.queue, cfg.queue_max_len) {
+    let copy = CopyMode::for_config(&cfg);
+    let nfq = match Nfq::open(cfg.queue, cfg.queue_max_len, copy) {
         Ok(q) => q,
         Err(e) => {
             say(&format!("error {e}"));
             return 1;
         }
     };
-    say(&format!("bound queue={} realtime={realtime}", cfg.queue));
+    say(&format!(
+        "bound queue={} realtime={realtime} copy={} queue_max={}",
+        cfg.queue,
+        if copy.whole { "packet" } else { "meta,gso" },
+        cfg.queue_max_len
+    ));
     let mut eng = Engine {
         nfq,
+        queue_max: cfg.queue_max_len,
         shaper: Shaper::new(cfg),
         heap: BinaryHeap::new(),
         seq: 0,
@@ -1067,7 +1127,7 @@ mod tests {
 
     #[test]
     fn config_message_layout() {
-        let m = config_message(7, 1, 4096);
+        let m = config_message(7, 1, 4096, CopyMode { whole: true });
         assert_eq!(u32_at(&m, 0).unwrap() as usize, m.len());
         assert_eq!(u16_at(&m, 4).unwrap(), (3 << 8) | 2);
         assert_eq!(u16_at(&m, 6).unwrap(), NLM_F_REQUEST | NLM_F_ACK);
@@ -1077,7 +1137,22 @@ mod tests {
         // params: len 9 (padded to 12), type 2, range 0xffff be, mode 2.
         assert_eq!(&m[28..40], &[9, 0, 2, 0, 0, 0, 0xff, 0xff, 2, 0, 0, 0]);
         assert_eq!(&m[40..48], &[8, 0, 3, 0, 0, 0, 0x10, 0]);
+        // mask: fail open and GSO; flags: fail open only (a rewritten packet must be whole).
+        assert_eq!(&m[48..56], &[8, 0, 4, 0, 0, 0, 0, 5]);
+        assert_eq!(&m[56..64], &[8, 0, 5, 0, 0, 0, 0, 1]);
         assert_eq!(m.len(), 64);
+        // Delay, loss and reorder read nothing of a packet: metadata only, GSO whole.
+        let m = config_message(7, 1, 4096, CopyMode { whole: false });
+        assert_eq!(&m[28..40], &[9, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&m[56..64], &[8, 0, 5, 0, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn the_queue_holds_a_delay_at_the_rate_it_is_sized_for() {
+        assert_eq!(queue_len_for(0), 16_384);
+        assert_eq!(queue_len_for(50_000), 16_384);
+        assert_eq!(queue_len_for(1_000_000), 150_000);
+        assert_eq!(queue_len_for(60_000_000), 262_144);
     }
 
     #[test]

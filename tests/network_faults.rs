@@ -226,6 +226,12 @@ fn network_delay_holds_packets_for_the_receiver_and_reverts_cleanly() {
     let p50 = achieved["holdErrorP50Us"];
     assert!(p50 < 20_000.0, "hold error p50 {p50}µs: {achieved:?}");
     assert!(achieved["holdErrorP99Us"] >= p50, "{achieved:?}");
+    // Delay reads nothing of a packet: the engine asked for metadata only and GSO packets
+    // whole; its queue (sized for 50 ms at 150k packets/s: the 16,384 floor) never filled.
+    assert!(ev.contains("copy=meta,gso"), "{ev}");
+    assert_eq!(achieved["queueMax"], 16_384.0, "{achieved:?}");
+    assert!(achieved["heldPeak"] >= 1.0, "{achieved:?}");
+    assert_eq!(achieved["queueFull"], 0.0, "{achieved:?}");
     revert_twice(f, &actions);
     let after = median_connect_ms("10.78.5.12:80", 9);
     assert!(after < 10.0, "connect after revert {after}ms");
@@ -238,6 +244,53 @@ fn network_delay_holds_packets_for_the_receiver_and_reverts_cleanly() {
         "engine left: {:?}",
         helpers_alive()
     );
+    fx.teardown_and_assert_clean();
+}
+
+#[test]
+fn a_delay_queue_that_fills_says_so_and_the_kernel_passes_the_rest() {
+    let mut fx = Fixture::new("failopen", LAB);
+    // 100 ms of delay on UDP into b: the queue is sized for 150k packets/s (15,000, so the
+    // 16,384 floor) — a burst faster than that fills it.
+    let action = FaultAction::NetworkDelay(NetworkDelay {
+        delay: "100ms".parse().expect("d"),
+        filter: PacketFilter {
+            protocol: Some(Protocol::Udp),
+            port: Some(9),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (mut f, actions, _) = inject(&fx, action, &env(), "fo", &[member(&fx, "b")]);
+    // 40,000 datagrams from the host in well under 100 ms: the engine holds what fits.
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    let t0 = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < 40_000 && t0.elapsed() < Duration::from_millis(90) {
+        if sock.send_to(&[0u8; 8], "10.78.5.12:9").is_ok() {
+            sent += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let seen: Vec<String> = f.observe();
+    let achieved = f.fidelity();
+    if sent < 16_384 {
+        // A machine too slow to outrun the queue cannot show this; say so, do not pass.
+        panic!("only {sent} datagrams sent in 90 ms: the burst cannot fill the queue here");
+    }
+    assert_eq!(achieved["queueMax"], 16_384.0, "{achieved:?}");
+    assert_eq!(achieved["heldPeak"], 16_384.0, "{achieved:?}");
+    assert_eq!(achieved["queueFull"], 1.0, "{achieved:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("fail open")),
+        "the timeline says the queue filled: {seen:?}"
+    );
+    // The engine saw fewer than were sent: the kernel let the rest through unshaped.
+    assert!(
+        achieved["packetsSeen"] < f64::from(sent),
+        "{achieved:?}, sent {sent}"
+    );
+    revert_twice(f, &actions);
     fx.teardown_and_assert_clean();
 }
 

@@ -300,6 +300,8 @@ pub struct Engine {
     tag: String,
     helpers: Vec<(Hog, Lines, Netns)>,
     seen_lines: Vec<usize>,
+    /// Whether each engine's queue has been seen full (said once on the timeline).
+    fail_open: Vec<bool>,
 }
 
 impl Engine {
@@ -328,10 +330,14 @@ impl Engine {
             tag: group.to_string(),
             helpers: Vec::new(),
             seen_lines: Vec::new(),
+            fail_open: Vec::new(),
         }
     }
     pub fn delay(spec: &crate::model::spec::NetworkDelay, env: &FaultEnv, group: &str) -> Self {
+        let delay_us = spec.delay.as_std().as_micros() as u64
+            + spec.jitter.map_or(0, |j| j.as_std().as_micros() as u64);
         let cfg = json!({
+            "queueMaxLen": crate::netq::queue_len_for(delay_us),
             "delayUs": spec.delay.as_std().as_micros() as u64,
             "jitterUs": spec.jitter.map_or(0, |j| j.as_std().as_micros() as u64),
             "correlation": spec.correlation.map_or(0.0, |c| c.ratio()),
@@ -346,6 +352,7 @@ impl Engine {
     }
     pub fn reorder(spec: &crate::model::spec::NetworkReorder, env: &FaultEnv, group: &str) -> Self {
         let cfg = json!({
+            "queueMaxLen": crate::netq::queue_len_for(spec.delay.as_std().as_micros() as u64),
             "delayUs": spec.delay.as_std().as_micros() as u64,
             "reorder": spec.reorder.ratio(),
         });
@@ -388,6 +395,7 @@ impl Fault for Engine {
             )?;
             self.helpers.push((hog, lines, ns.clone()));
             self.seen_lines.push(0);
+            self.fail_open.push(false);
             // iptables on nf_tables creates the `ip filter` table with its first rule: if
             // it is not there yet, it goes again once Murphy's rules are gone.
             if netutil::run(&ns, &["nft", "list", "table", "ip", "filter"]).is_err() {
@@ -440,6 +448,18 @@ impl Fault for Engine {
             self.seen_lines[i] = next;
             if let Some(st) = new.iter().rev().find(|l| l.starts_with("stats")) {
                 out.push(format!("{}: {st}", ns.describe()));
+                let n = super::stats_numbers(st);
+                if let (Some(peak), Some(max)) = (n.get("held_peak"), n.get("queue_max")) {
+                    if *max > 0.0 && peak >= max && !self.fail_open[i] {
+                        self.fail_open[i] = true;
+                        out.push(format!(
+                            "{}: fail open: the engine held its queue's maximum of {max} \
+                             packets; the kernel passes further matching packets unshaped \
+                             until some are released",
+                            ns.describe()
+                        ));
+                    }
+                }
             }
         }
         out
@@ -454,6 +474,13 @@ impl Fault for Engine {
                 continue;
             };
             let n = super::stats_numbers(st);
+            // The fail-open point: at the queue's length the kernel passed packets unshaped.
+            if let (Some(peak), Some(max)) = (n.get("held_peak"), n.get("queue_max")) {
+                let full = out.entry("queueFull".to_string()).or_insert(0.0);
+                if *max > 0.0 && peak >= max {
+                    *full = 1.0;
+                }
+            }
             for (from, to) in [
                 ("seen", "packetsSeen"),
                 ("delayed", "packetsDelayed"),
@@ -468,6 +495,8 @@ impl Fault for Engine {
             for (from, to) in [
                 ("hold_err_p50_us", "holdErrorP50Us"),
                 ("hold_err_p99_us", "holdErrorP99Us"),
+                ("held_peak", "heldPeak"),
+                ("queue_max", "queueMax"),
             ] {
                 if let Some(v) = n.get(from) {
                     let e = out.entry(to.to_string()).or_insert(0.0);
