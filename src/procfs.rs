@@ -41,6 +41,14 @@ pub fn stat(pid: i32) -> Option<Stat> {
     })
 }
 
+/// The process (thread group) a task belongs to.
+pub fn tgid(tid: i32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 impl ProcId {
     pub fn of(pid: i32) -> Option<ProcId> {
         stat(pid).map(|s| ProcId {

@@ -66,6 +66,43 @@ pub mod nr {
     pub const PWRITEV2: u64 = 328;
     pub const STATX: u64 = 332;
     pub const OPENAT2: u64 = 437;
+    pub const CLOSE: u64 = 3;
+    pub const DUP2: u64 = 33;
+    pub const EXECVE: u64 = 59;
+    pub const DUP3: u64 = 292;
+    pub const EXECVEAT: u64 = 322;
+    pub const CLOSE_RANGE: u64 = 436;
+}
+
+/// What a syscall does to the descriptors a process has open, for the tracer's
+/// fd → path cache: the entries it makes stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdChange {
+    /// This descriptor is closed or replaced.
+    One(i32),
+    /// Descriptors `first..=last` are closed.
+    Range(i32, i32),
+    /// Any path may now name something else (exec, rename, unlink): forget them all.
+    All,
+}
+
+/// The cache entries syscall `n` (with its first two arguments) makes stale, if any.
+pub fn fd_change(n: u64, a0: u64, a1: u64) -> Option<FdChange> {
+    use nr::*;
+    // A descriptor argument is an int: the low 32 bits, signed.
+    let fd = |v: u64| v as u32 as i32;
+    Some(match n {
+        CLOSE => FdChange::One(fd(a0)),
+        DUP2 | DUP3 => FdChange::One(fd(a1)),
+        CLOSE_RANGE => FdChange::Range(
+            fd(a0),
+            i32::try_from(a1.min(i32::MAX as u64)).unwrap_or(i32::MAX),
+        ),
+        EXECVE | EXECVEAT | RENAME | RENAMEAT | RENAMEAT2 | UNLINK | UNLINKAT | RMDIR => {
+            FdChange::All
+        }
+        _ => return None,
+    })
 }
 
 /// Where a syscall's file is named: a descriptor argument, a path argument, or a path
@@ -394,6 +431,9 @@ fn read_cstr(pid: i32, mut addr: u64) -> Option<String> {
 
 #[derive(Default)]
 struct Thread {
+    /// Its process (thread group): descriptors are the process's, so the fd → path
+    /// cache is kept per process.
+    tgid: i32,
     /// The next syscall stop is an exit (we saw the entry).
     in_syscall: bool,
     /// Set the result to -errno at the exit stop.
@@ -412,13 +452,23 @@ pub struct TraceStats {
     pub held_now: usize,
     /// Total extra time held, microseconds.
     pub held_us: u64,
+    /// Descriptor lookups answered by the fd → path cache, and those that read /proc.
+    pub fd_cached: u64,
+    pub fd_resolved: u64,
 }
 
 impl TraceStats {
     pub fn line(&self) -> String {
         format!(
-            "stats threads={} matched={} delayed={} failed={} held={} heldUs={}",
-            self.threads, self.matched, self.delayed, self.failed, self.held_now, self.held_us
+            "stats threads={} matched={} delayed={} failed={} held={} heldUs={} fdCached={} fdResolved={}",
+            self.threads,
+            self.matched,
+            self.delayed,
+            self.failed,
+            self.held_now,
+            self.held_us,
+            self.fd_cached,
+            self.fd_resolved
         )
     }
     pub fn parse(line: &str) -> Option<TraceStats> {
@@ -434,6 +484,8 @@ impl TraceStats {
                 "failed" => s.failed = v,
                 "held" => s.held_now = v as usize,
                 "heldUs" => s.held_us = v,
+                "fdCached" => s.fd_cached = v,
+                "fdResolved" => s.fd_resolved = v,
                 _ => {}
             }
         }
@@ -444,6 +496,11 @@ impl TraceStats {
 struct Tracer {
     cfg: TraceConfig,
     threads: HashMap<i32, Thread>,
+    /// (process, fd) → the path it was opened as, read once from /proc and kept until a
+    /// syscall of the process closes, replaces or renames (see [`fd_change`]). Threads
+    /// share their process's descriptor table (pthreads always do).
+    paths: HashMap<(i32, i32), String>,
+
     stats: TraceStats,
     rng: u64,
 }
@@ -486,7 +543,13 @@ impl Tracer {
                         Err(e) => return Err(format!("PTRACE_SEIZE {tid}: {e}")),
                     }
                     let _ = ptrace::interrupt(t);
-                    self.threads.insert(tid, Thread::default());
+                    self.threads.insert(
+                        tid,
+                        Thread {
+                            tgid: pid,
+                            ..Thread::default()
+                        },
+                    );
                     new += 1;
                 }
                 if new == 0 {
@@ -501,7 +564,24 @@ impl Tracer {
         Ok(())
     }
 
-    fn file_of(&self, tid: i32, arg: FileArg, regs: &libc::user_regs_struct) -> Option<String> {
+    /// Forget the cached paths a syscall of `tid` makes stale.
+    fn invalidate(&mut self, tid: i32, regs: &libc::user_regs_struct) {
+        let Some(change) = fd_change(regs.orig_rax, regs.rdi, regs.rsi) else {
+            return;
+        };
+        let tgid = self.threads.get(&tid).map_or(tid, |t| t.tgid);
+        match change {
+            FdChange::One(fd) => {
+                self.paths.remove(&(tgid, fd));
+            }
+            FdChange::Range(a, b) => self
+                .paths
+                .retain(|(g, fd), _| *g != tgid || *fd < a || *fd > b),
+            FdChange::All => self.paths.retain(|(g, _), _| *g != tgid),
+        }
+    }
+
+    fn file_of(&mut self, tid: i32, arg: FileArg, regs: &libc::user_regs_struct) -> Option<String> {
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         let link = |p: String| {
             std::fs::read_link(p)
@@ -509,7 +589,18 @@ impl Tracer {
                 .map(|l| l.to_string_lossy().into_owned())
         };
         match arg {
-            FileArg::Fd(i) => link(format!("/proc/{tid}/fd/{}", a[i] as i32)),
+            FileArg::Fd(i) => {
+                let fd = a[i] as i32;
+                let tgid = self.threads.get(&tid).map_or(tid, |t| t.tgid);
+                if let Some(p) = self.paths.get(&(tgid, fd)) {
+                    self.stats.fd_cached += 1;
+                    return Some(p.clone());
+                }
+                self.stats.fd_resolved += 1;
+                let p = link(format!("/proc/{tid}/fd/{fd}"))?;
+                self.paths.insert((tgid, fd), p.clone());
+                Some(p)
+            }
             FileArg::Path(i) => {
                 let p = read_cstr(tid, a[i])?;
                 let base = link(format!("/proc/{tid}/cwd"))?;
@@ -536,6 +627,7 @@ impl Tracer {
         let Ok(mut regs) = ptrace::getregs(pid) else {
             return;
         };
+        self.invalidate(tid, &regs);
         let hit = classify(regs.orig_rax).filter(|(op, _)| self.cfg.ops.contains(op));
         let matched = match hit {
             Some((_, arg)) => self
@@ -608,7 +700,13 @@ impl Tracer {
         let known = self.threads.contains_key(&tid);
         if !known {
             // A new child or thread, auto-attached through a fork or clone event.
-            self.threads.insert(tid, Thread::default());
+            self.threads.insert(
+                tid,
+                Thread {
+                    tgid: crate::procfs::tgid(tid).unwrap_or(tid),
+                    ..Thread::default()
+                },
+            );
             self.stats.threads = self.threads.len();
         }
         if stopping {
@@ -769,6 +867,7 @@ pub fn io_main(json: &str) -> i32 {
         rng: cfg.seed ^ 0x5EED_1010,
         cfg,
         threads: HashMap::new(),
+        paths: HashMap::new(),
         stats: TraceStats::default(),
     };
     let out = std::io::stdout();
@@ -880,6 +979,27 @@ mod tests {
     }
 
     #[test]
+    fn descriptor_changes_make_cached_paths_stale() {
+        assert_eq!(fd_change(nr::CLOSE, 7, 0), Some(FdChange::One(7)));
+        assert_eq!(fd_change(nr::DUP2, 3, 9), Some(FdChange::One(9)));
+        assert_eq!(fd_change(nr::DUP3, 3, 9), Some(FdChange::One(9)));
+        assert_eq!(
+            fd_change(nr::CLOSE_RANGE, 3, u64::from(u32::MAX)),
+            Some(FdChange::Range(3, i32::MAX))
+        );
+        for n in [
+            nr::EXECVE,
+            nr::RENAME,
+            nr::RENAMEAT2,
+            nr::UNLINKAT,
+            nr::RMDIR,
+        ] {
+            assert_eq!(fd_change(n, 0, 0), Some(FdChange::All), "{n}");
+        }
+        assert_eq!(fd_change(nr::PWRITE64, 3, 0), None);
+    }
+
+    #[test]
     fn stats_lines_round_trip() {
         let s = TraceStats {
             threads: 3,
@@ -888,6 +1008,8 @@ mod tests {
             failed: 1,
             held_now: 2,
             held_us: 12345,
+            fd_cached: 40,
+            fd_resolved: 4,
         };
         assert_eq!(TraceStats::parse(&s.line()), Some(s));
     }

@@ -179,6 +179,95 @@ fn io_latency_delays_an_already_open_file_then_reverts_cleanly() {
     fx.teardown_and_assert_clean();
 }
 
+/// A target that alternates two files on the same descriptor number: open `hot` (in the
+/// fault's paths), fsync, close; open `cold` (outside them) — the kernel hands back the same
+/// number — fsync, close. Each round prints which file and how long its fsync took (ms).
+const REUSER: &str = "
+subnet: 10.78.7.0/24
+hosts:
+  - name: h1
+    processes:
+      - name: writer
+        argv:
+          - python3
+          - -c
+          - |
+            import os, sys, time
+            os.makedirs(sys.argv[1] + '/hot', exist_ok=True)
+            while True:
+                for name in ('hot/f', 'cold'):
+                    fd = os.open(sys.argv[1] + '/' + name, os.O_WRONLY | os.O_CREAT, 0o644)
+                    os.write(fd, b'x')
+                    t = time.monotonic()
+                    os.fsync(fd)
+                    print('%s %d %.3f' % (name, fd, (time.monotonic() - t) * 1000), flush=True)
+                    os.close(fd)
+                time.sleep(0.01)
+          - '{data}'
+";
+
+#[test]
+fn a_descriptor_reused_for_another_file_is_judged_by_its_new_path() {
+    let mut fx = Fixture::new("fdreuse", REUSER);
+    let t = Instant::now();
+    while log_lines(&fx).len() < 6 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the target never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = member(&fx, "h1", "writer");
+    let (mut f, actions) = inject(
+        &fx,
+        FaultAction::IoLatency(IoLatency {
+            paths: vec![format!("{}/hot", fx.lab().data_dir("h1").display())],
+            ops: vec![IoOp::Fsync],
+            delay: QDuration(Duration::from_millis(40)),
+            jitter: None,
+        }),
+        &m,
+        "reuse",
+    );
+    f.confirm().expect("confirm");
+    let lines = lines_during(&fx, Duration::from_millis(1500));
+    let achieved = f.fidelity();
+    f.stop();
+    fault::revert(&actions, &NoLab).expect("revert");
+    let rounds = |which: &str| -> Vec<(i32, f64)> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next()? == which).then_some(())?;
+                Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+            })
+            .collect()
+    };
+    let (hot, cold) = (rounds("hot/f"), rounds("cold"));
+    assert!(hot.len() >= 5 && cold.len() >= 5, "{lines:?}");
+    // The same descriptor number each time: the cache had to forget it at each close.
+    assert!(
+        hot.iter().chain(&cold).all(|(fd, _)| *fd == hot[0].0),
+        "{lines:?}"
+    );
+    assert!(
+        hot.iter().all(|(_, ms)| *ms >= 35.0),
+        "every fsync of the file in the fault's paths is delayed: {hot:?}"
+    );
+    assert!(
+        cold.iter().all(|(_, ms)| *ms < 30.0),
+        "no fsync of the other file on the same descriptor is: {cold:?}"
+    );
+    // Paths were resolved once per open, not per call.
+    assert!(
+        achieved["fdPathsResolved"] >= hot.len() as f64,
+        "{achieved:?}"
+    );
+    drop(f);
+    fx.teardown_and_assert_clean();
+}
+
 #[test]
 fn storage_stall_holds_operations_until_revert() {
     let mut fx = Fixture::new("stall", WRITER);

@@ -244,6 +244,8 @@ impl Fault for Storage {
             ("syscallsMatched".to_string(), s.matched as f64),
             ("syscallsDelayed".to_string(), s.delayed as f64),
             ("syscallsFailed".to_string(), s.failed as f64),
+            ("fdPathsCached".to_string(), s.fd_cached as f64),
+            ("fdPathsResolved".to_string(), s.fd_resolved as f64),
         ]);
         if s.delayed > 0 {
             out.insert(
