@@ -504,15 +504,14 @@ fn link_up(netns: &Netns, dev: &str, routes: &[Vec<String>]) -> Result<String, S
     ))
 }
 
-/// Delete the root qdisc Murphy put on an interface; none left is nothing to do.
+/// Delete the root qdisc Murphy put on an interface (over netlink); none left is nothing
+/// to do.
 fn delete_qdisc(netns: &Netns, dev: &str) -> Result<String, String> {
-    net_undo(
-        netns,
-        &["tc", "qdisc", "del", "dev"],
-        &[dev.to_string(), "root".into()],
-        &["handle of zero", "No such file", "Cannot find device"],
-    )
-    .map(|done| match done {
+    let done = match rtnl(netns)? {
+        Some(mut nl) => nl.delete_root_qdisc(dev).map_err(|e| e.to_string())?,
+        None => false,
+    };
+    Ok(match done {
         true => format!("deleted the root qdisc of {dev} in {}", netns.describe()),
         false => format!("no qdisc of Murphy's left on {dev} in {}", netns.describe()),
     })

@@ -281,6 +281,37 @@ fn routes_and_links_written_in_process_are_what_ip_shows() {
     assert!(rt.delete(&via).expect("delete via"));
     assert!(!s.run(&["ip", "route", "show"]).contains("10.9"));
 
+    // A token bucket as tc makes it, read back by tc and by Murphy; deleted twice.
+    let tbf = murphy::netlink::route::Tbf {
+        bits_per_second: 10_000_000,
+        burst_bytes: 12_500,
+        latency_ms: 50,
+    };
+    assert_eq!(
+        rt.root_qdisc("v0")
+            .expect("qdisc")
+            .map(|q| q.kind)
+            .as_deref(),
+        Some("noqueue")
+    );
+    rt.add_tbf("v0", tbf).expect("tbf");
+    let shown = s.run(&["tc", "qdisc", "show", "dev", "v0"]);
+    assert!(
+        shown.contains("qdisc tbf")
+            && shown.contains("rate 10Mbit")
+            && shown.contains("burst 12500b"),
+        "{shown}"
+    );
+    let q = rt.root_qdisc("v0").expect("qdisc").expect("root");
+    assert_eq!((q.kind.as_str(), q.rate_bytes), ("tbf", Some(1_250_000)));
+    assert!(
+        rt.add_tbf("v0", tbf).is_err(),
+        "an exclusive add over Murphy's own"
+    );
+    assert!(rt.delete_root_qdisc("v0").expect("delete"));
+    assert!(!rt.delete_root_qdisc("v0").expect("delete again"));
+    assert!(!s.run(&["tc", "qdisc", "show", "dev", "v0"]).contains("tbf"));
+
     rt.set_up("v0", false).expect("down");
     assert!(!rt.link("v0").expect("link").expect("v0").up);
     assert!(s.run(&["ip", "link", "show", "v0"]).contains("state DOWN"));

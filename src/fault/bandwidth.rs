@@ -3,18 +3,20 @@
 //! root qdisc of its own (it would be replaced and lost); revert deletes Murphy's qdisc,
 //! which puts the interface's default back.
 
-use super::netutil;
+use super::netutil::{self, nl_failed, rtnl};
 use super::{Evidence, Fault, FaultError, Member, UndoLog};
 use crate::journal::UndoAction;
 use crate::model::spec::FaultKind;
+use crate::netlink::route::{Qdisc, Route, Tbf};
 use crate::netns::Netns;
-use serde_json::Value;
 
 pub struct Bandwidth {
     bits: u64,
     latency_ms: u64,
     asked: Vec<String>,
     applied: Vec<(Netns, String)>,
+    /// One rtnetlink socket per namespace, kept from inject to the last observation.
+    socks: Vec<Route>,
 }
 
 impl Bandwidth {
@@ -26,6 +28,7 @@ impl Bandwidth {
                 .map_or(50, |d| d.as_std().as_millis().max(1) as u64),
             asked: spec.interfaces.clone(),
             applied: Vec::new(),
+            socks: Vec::new(),
         }
     }
     /// Bucket size: 10 ms at the rate, and never under two full-size frames.
@@ -34,13 +37,16 @@ impl Bandwidth {
     }
 }
 
-fn root_qdisc(ns: &Netns, dev: &str) -> Result<Value, FaultError> {
-    let out = netutil::run(ns, &["tc", "-j", "-s", "qdisc", "show", "dev", dev])?;
-    let v: Value = serde_json::from_str(&out)
-        .map_err(|e| FaultError::Failed(format!("parsing tc output: {e}")))?;
-    Ok(v.as_array()
-        .and_then(|a| a.iter().find(|q| q["root"] == true).cloned())
-        .unwrap_or(Value::Null))
+/// The root qdisc of `dev`, read over the namespace's socket; `noqueue` when none is listed.
+fn root_qdisc(rt: &mut Route, dev: &str) -> Result<Qdisc, FaultError> {
+    let ns = rt.netns().clone();
+    Ok(rt
+        .root_qdisc(dev)
+        .map_err(nl_failed(&ns))?
+        .unwrap_or_else(|| Qdisc {
+            kind: "noqueue".into(),
+            ..Default::default()
+        }))
 }
 
 impl Fault for Bandwidth {
@@ -52,33 +58,33 @@ impl Fault for Bandwidth {
         netutil::no_root(&spaces, self.kind(), "shape the host's own interfaces")?;
         let mut plan = Vec::new();
         for ns in &spaces {
+            let mut rt = rtnl(ns)?;
             for dev in netutil::pick_interfaces(ns, &self.asked)? {
-                let q = root_qdisc(ns, &dev)?;
-                let kind = q["kind"].as_str().unwrap_or("noqueue");
+                let q = root_qdisc(&mut rt, &dev)?;
+                let kind = q.kind.as_str();
                 if !matches!(kind, "noqueue" | "pfifo_fast" | "fq_codel" | "mq") {
                     return Err(FaultError::Refused(format!(
                         "{dev} in {} already has a {kind} root qdisc; Murphy will not replace it",
                         ns.describe()
                     )));
                 }
-                plan.push((ns.clone(), dev));
+                plan.push((self.socks.len(), ns.clone(), dev));
             }
+            self.socks.push(rt);
         }
-        let rate = format!("{}bit", self.bits);
-        let burst = self.burst_bytes().to_string();
-        let latency = format!("{}ms", self.latency_ms);
-        for (ns, dev) in plan {
+        let tbf = Tbf {
+            bits_per_second: self.bits,
+            burst_bytes: u32::try_from(self.burst_bytes()).unwrap_or(u32::MAX),
+            latency_ms: self.latency_ms,
+        };
+        for (sock, ns, dev) in plan {
             undo.record(UndoAction::DeleteQdisc {
                 netns: ns.clone(),
                 dev: dev.clone(),
             })?;
-            netutil::run(
-                &ns,
-                &[
-                    "tc", "qdisc", "add", "dev", &dev, "root", "tbf", "rate", &rate, "burst",
-                    &burst, "latency", &latency,
-                ],
-            )?;
+            self.socks[sock]
+                .add_tbf(&dev, tbf)
+                .map_err(nl_failed(&ns))?;
             self.applied.push((ns, dev));
         }
         Ok(())
@@ -86,8 +92,11 @@ impl Fault for Bandwidth {
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
         for (ns, dev) in &self.applied {
-            let q = root_qdisc(ns, dev)?;
-            if q["kind"] != "tbf" {
+            let Some(rt) = self.socks.iter_mut().find(|r| r.netns() == ns) else {
+                continue;
+            };
+            let q = root_qdisc(rt, dev)?;
+            if q.kind != "tbf" {
                 return Err(FaultError::Failed(format!(
                     "{dev} in {} has no tbf root qdisc",
                     ns.describe()
@@ -95,10 +104,8 @@ impl Fault for Bandwidth {
             }
             parts.push(format!(
                 "tbf rate {} on {dev} in {}",
-                q["options"]["rate"].as_u64().map_or_else(
-                    || q["options"]["rate"].to_string(),
-                    |r| format!("{}bit/s", r * 8)
-                ),
+                q.rate_bytes
+                    .map_or_else(|| "?".to_string(), |r| format!("{}bit/s", r * 8)),
                 ns.describe()
             ));
         }
@@ -107,9 +114,12 @@ impl Fault for Bandwidth {
     fn observe(&mut self) -> Vec<String> {
         let (mut sent, mut dropped) = (0u64, 0u64);
         for (ns, dev) in &self.applied {
-            if let Ok(q) = root_qdisc(ns, dev) {
-                sent += q["bytes"].as_u64().unwrap_or(0);
-                dropped += q["drops"].as_u64().unwrap_or(0);
+            let Some(rt) = self.socks.iter_mut().find(|r| r.netns() == ns) else {
+                continue;
+            };
+            if let Ok(q) = root_qdisc(rt, dev) {
+                sent += q.bytes;
+                dropped += q.drops;
             }
         }
         vec![format!(

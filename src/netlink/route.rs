@@ -15,6 +15,17 @@ use std::net::Ipv4Addr;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_NEWQDISC: u16 = 36;
+const RTM_DELQDISC: u16 = 37;
+const RTM_GETQDISC: u16 = 38;
+const TCA_KIND: u16 = 1;
+const TCA_OPTIONS: u16 = 2;
+const TCA_STATS: u16 = 3;
+const TCA_TBF_PARMS: u16 = 1;
+const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_BURST: u16 = 6;
+const TC_H_ROOT: u32 = 0xFFFF_FFFF;
+const TC_LINKLAYER_ETHERNET: u8 = 1;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
@@ -68,6 +79,25 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub up: bool,
+}
+
+/// A device's root qdisc as listed: its kind, its rate when it is a token bucket, and
+/// what it has sent and dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Qdisc {
+    pub kind: String,
+    /// `tbf` only: the rate in bytes per second.
+    pub rate_bytes: Option<u64>,
+    pub bytes: u64,
+    pub drops: u64,
+}
+
+/// A token bucket as `tc qdisc add ... tbf rate R burst B latency L` makes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tbf {
+    pub bits_per_second: u64,
+    pub burst_bytes: u32,
+    pub latency_ms: u64,
 }
 
 /// One IPv4 route of the main table.
@@ -190,6 +220,14 @@ fn ifinfo(index: u32, flags: u32, change: u32) -> [u8; 16] {
     h
 }
 
+fn tcmsg(ifindex: u32, handle: u32, parent: u32) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+    h[8..12].copy_from_slice(&handle.to_ne_bytes());
+    h[12..16].copy_from_slice(&parent.to_ne_bytes());
+    h
+}
+
 fn rtmsg(len: u8, protocol: u8, scope: u8, kind: u8) -> [u8; 12] {
     [
         AF_INET,
@@ -272,6 +310,116 @@ impl Route {
         );
         let what = format!("setting {name} {}", if up { "up" } else { "down" });
         self.sock.transact(&m.finish(), &[seq], &[what])
+    }
+
+    fn index_of(&mut self, dev: &str) -> Result<u32, NlError> {
+        self.ifindex(dev)?.ok_or_else(|| {
+            NlError::new(
+                format!("no interface {dev:?} in {}", self.netns.describe()),
+                Errno::ENODEV,
+            )
+        })
+    }
+
+    /// The root qdisc of `dev` (`None`: the device has none listed, i.e. `noqueue`).
+    pub fn root_qdisc(&mut self, dev: &str) -> Result<Option<Qdisc>, NlError> {
+        let index = self.index_of(dev)?;
+        let seq = self.sock.next_seq();
+        let m = Msg::new(
+            RTM_GETQDISC,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            &tcmsg(index, 0, 0),
+        );
+        let msgs = self.sock.dump(m, &format!("listing the qdiscs of {dev}"))?;
+        for m in msgs {
+            if super::u16_at(&m, 4) != Some(RTM_NEWQDISC)
+                || super::u32_at(&m, 20) != Some(index)
+                || super::u32_at(&m, 28) != Some(TC_H_ROOT)
+            {
+                continue;
+            }
+            let list = attrs(m.get(36..).unwrap_or_default());
+            let mut q = Qdisc {
+                kind: attr(&list, TCA_KIND).map(text).unwrap_or_default(),
+                ..Default::default()
+            };
+            if let Some(st) = attr(&list, TCA_STATS) {
+                // struct tc_stats: bytes u64, packets u32, drops u32, ...
+                q.bytes = st
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_ne_bytes);
+                q.drops = u64::from(super::u32_at(st, 12).unwrap_or(0));
+            }
+            if q.kind == "tbf" {
+                let opts = attrs(attr(&list, TCA_OPTIONS).unwrap_or_default());
+                let rate32 = attr(&opts, TCA_TBF_PARMS).and_then(|p| super::u32_at(p, 8));
+                let rate64 = attr(&opts, TCA_TBF_RATE64)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_ne_bytes);
+                q.rate_bytes = rate64.or(rate32.map(u64::from));
+            }
+            return Ok(Some(q));
+        }
+        Ok(None)
+    }
+
+    /// Make a token bucket the root qdisc of `dev` (refused if it has a root of its own
+    /// already that is not a default one: the kernel's answer to an exclusive add).
+    pub fn add_tbf(&mut self, dev: &str, t: Tbf) -> Result<(), NlError> {
+        let index = self.index_of(dev)?;
+        let rate = t.bits_per_second / 8;
+        let rate32 = u32::try_from(rate).unwrap_or(u32::MAX);
+        // Queue at most `latency` worth of bytes beyond the bucket, as tc computes it.
+        let limit = rate
+            .saturating_mul(t.latency_ms)
+            .checked_div(1000)
+            .unwrap_or(0)
+            .saturating_add(u64::from(t.burst_bytes));
+        // struct tc_tbf_qopt: rate and peak rate (tc_ratespec, 12 bytes each), limit,
+        // buffer, mtu. The link layer is given, so the kernel needs no rate table; the
+        // bucket is given in bytes (TCA_TBF_BURST), so `buffer` is derived from it.
+        let mut qopt = [0u8; 36];
+        qopt[1] = TC_LINKLAYER_ETHERNET;
+        qopt[8..12].copy_from_slice(&rate32.to_ne_bytes());
+        qopt[24..28].copy_from_slice(&u32::try_from(limit).unwrap_or(u32::MAX).to_ne_bytes());
+        let seq = self.sock.next_seq();
+        let mut m = Msg::new(
+            RTM_NEWQDISC,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            seq,
+            &tcmsg(index, 0, TC_H_ROOT),
+        );
+        m.strz(TCA_KIND, "tbf");
+        m.begin(TCA_OPTIONS).put(TCA_TBF_PARMS, &qopt);
+        if rate > u64::from(u32::MAX) {
+            m.put(TCA_TBF_RATE64, &rate.to_ne_bytes());
+        }
+        m.u32(TCA_TBF_BURST, t.burst_bytes).end();
+        let what = format!("adding a tbf root qdisc to {dev}");
+        self.sock.transact(&m.finish(), &[seq], &[what])
+    }
+
+    /// Delete the root qdisc of `dev`; `Ok(false)` when there is none to delete (the
+    /// default is back, or the device is gone).
+    pub fn delete_root_qdisc(&mut self, dev: &str) -> Result<bool, NlError> {
+        let Some(index) = self.ifindex(dev)? else {
+            return Ok(false);
+        };
+        let seq = self.sock.next_seq();
+        let m = Msg::new(
+            RTM_DELQDISC,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            &tcmsg(index, 0, TC_H_ROOT),
+        );
+        let what = format!("deleting the root qdisc of {dev}");
+        match self.sock.transact(&m.finish(), &[seq], &[what]) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.errno, Errno::ENOENT | Errno::ENODEV | Errno::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The main table's IPv4 routes, with their devices' names.
