@@ -96,6 +96,28 @@ struct Bench {
 }
 
 impl Bench {
+    /// Run `f` with `strace` attached to `target` (every thread), then detach it.
+    fn with_strace<T>(&self, target: &str, args: &[&str], f: impl FnOnce(&Self) -> T) -> T {
+        let pid = self.member(target).procs[0].pid.to_string();
+        let mut child = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null"])
+            .args(args)
+            .args(["-p", &pid])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("strace");
+        // Attached once the target's first traced stop went by.
+        std::thread::sleep(Duration::from_millis(300));
+        let out = f(self);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        out
+    }
+
     fn member(&self, p: &str) -> Member {
         let (ns, addr) = self.lab.host("h1").expect("h1");
         Member {
@@ -206,8 +228,27 @@ fn main() {
     let traced_sync = b.with(latency(nothing.clone(), vec![], 1.0), "io", |b| {
         b.during("io", window)
     });
+    // Interleaved: untraced, Murphy's tracer, strace the same way (every syscall stops),
+    // strace with an injection armed that never fires, strace through seccomp-bpf (only
+    // the traced syscall stops).
     let base_bare = b.during("bare", window);
     let traced_bare = b.with(latency(nothing, vec![], 1.0), "bare", |b| {
+        b.during("bare", window)
+    });
+    let strace_bare = b.with_strace("bare", &["-e", "trace=pwrite64"], |b| {
+        b.during("bare", window)
+    });
+    let strace_inject = b.with_strace(
+        "bare",
+        &[
+            "-e",
+            "trace=pwrite64",
+            "-e",
+            "inject=pwrite64:error=EIO:when=1000000000",
+        ],
+        |b| b.during("bare", window),
+    );
+    let strace_bpf = b.with_strace("bare", &["--seccomp-bpf", "-e", "trace=pwrite64"], |b| {
         b.during("bare", window)
     });
     println!("### Tracer overhead, no fault active on the target's operations\n");
@@ -227,6 +268,29 @@ fn main() {
         pct(base_bare.clone(), 0.5),
         pct(traced_bare.clone(), 0.5),
     );
+    println!("\n### Tracer cost per syscall beside strace (4 KiB pwrite to the page cache, per call, medians of 20000-call averages)\n");
+    println!("| tracer | per call | added per call | ratio to Murphy's added cost |");
+    println!("|---|---|---|---|");
+    let untraced = pct(base_bare.clone(), 0.5);
+    let added = |v: &[f64]| pct(v.to_vec(), 0.5) - untraced;
+    let ours = added(&traced_bare);
+    for (name, v) in [
+        ("none", &base_bare),
+        ("Murphy io-latency, filter matching nothing", &traced_bare),
+        ("strace -e trace=pwrite64", &strace_bare),
+        (
+            "strace -e inject=pwrite64:error=EIO:when=1e9 (armed, never fires)",
+            &strace_inject,
+        ),
+        ("strace --seccomp-bpf -e trace=pwrite64", &strace_bpf),
+    ] {
+        println!(
+            "| {name} | {:.2} µs | {:.2} µs | {:.2}× |",
+            pct(v.to_vec(), 0.5),
+            added(v),
+            added(v) / ours
+        );
+    }
 
     // 2. Requested versus achieved IO latency on fdatasync.
     let base = pct(base_sync, 0.5) / 1000.0;

@@ -19,6 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One inject call.
+/// What one revert undid, and what the fault achieved while it was in effect (its
+/// engine's own figures, as `murphy run` records them: packets, hold error, syscalls,
+/// leak rate...).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reverted {
+    pub undone: Vec<String>,
+    pub achieved: BTreeMap<String, f64>,
+}
+
 #[derive(Clone, Debug)]
 pub struct InjectRequest {
     pub experiment: String,
@@ -244,7 +253,7 @@ impl Agent {
         experiment: &str,
         fault: &str,
         pod_uid: &str,
-    ) -> Result<Vec<String>, AgentError> {
+    ) -> Result<Reverted, AgentError> {
         let key = self.leases.check(experiment, fault, pod_uid)?;
         self.leases.release(&key);
         self.undo(&key)
@@ -254,15 +263,17 @@ impl Agent {
     /// which finds the injection still there).
     pub const RETRY_MS: u64 = 2_000;
 
-    fn undo(&mut self, key: &Key) -> Result<Vec<String>, AgentError> {
+    fn undo(&mut self, key: &Key) -> Result<Reverted, AgentError> {
         let Some(mut a) = self.active.remove(key) else {
-            return Ok(Vec::new());
+            return Ok(Reverted::default());
         };
+        // What it achieved, read while it is still in effect (as the local runner does).
+        let achieved = a.fault.fidelity();
         a.fault.stop();
         match fault::revert(&a.undo, &NoLab) {
-            Ok(msgs) => {
+            Ok(undone) => {
                 self.journal.done(&a.group)?;
-                Ok(msgs)
+                Ok(Reverted { undone, achieved })
             }
             Err(errors) => {
                 // Keep it, under a short lease: it is retried, never forgotten.
@@ -283,7 +294,7 @@ impl Agent {
             .lapsed(now_ms)
             .into_iter()
             .map(|k| {
-                let r = self.undo(&k);
+                let r = self.undo(&k).map(|r| r.undone);
                 (k, r)
             })
             .collect()
@@ -316,7 +327,7 @@ impl Agent {
         keys.into_iter()
             .map(|(k, pod)| {
                 self.leases.release(&k);
-                let r = self.undo(&k);
+                let r = self.undo(&k).map(|r| r.undone);
                 (k, pod, r)
             })
             .collect()
@@ -328,7 +339,7 @@ impl Agent {
         keys.into_iter()
             .map(|k| {
                 self.leases.release(&k);
-                let r = self.undo(&k);
+                let r = self.undo(&k).map(|r| r.undone);
                 (k, r)
             })
             .collect()

@@ -33,7 +33,7 @@ pub trait NodeEngine: Send + 'static {
     fn inject(&mut self, req: &InjectRequest, now_ms: u64) -> Result<String, AgentError>;
     fn observe(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
     fn renew(&mut self, key: &Key, now_ms: u64, ttl_ms: u64) -> Result<u64, AgentError>;
-    fn revert(&mut self, key: &Key) -> Result<Vec<String>, AgentError>;
+    fn revert(&mut self, key: &Key) -> Result<crate::agent::Reverted, AgentError>;
     /// Revert what lapsed by `now_ms`.
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)>;
     /// Revert every injection of one experiment: each key, its pod and the outcome.
@@ -57,7 +57,7 @@ impl NodeEngine for Agent {
     fn renew(&mut self, k: &Key, now_ms: u64, ttl_ms: u64) -> Result<u64, AgentError> {
         Agent::renew(self, &k.experiment, &k.fault, &k.pod_uid, now_ms, ttl_ms)
     }
-    fn revert(&mut self, k: &Key) -> Result<Vec<String>, AgentError> {
+    fn revert(&mut self, k: &Key) -> Result<crate::agent::Reverted, AgentError> {
         Agent::revert(self, &k.experiment, &k.fault, &k.pod_uid)
     }
     fn tick(&mut self, now_ms: u64) -> Vec<(Key, Result<Vec<String>, AgentError>)> {
@@ -314,8 +314,11 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
         req: Request<pb::FaultRef>,
     ) -> Result<Response<pb::RevertReply>, Status> {
         let k = key(Some(req.into_inner()))?;
-        let undone = self.call("revert", move |e, _| e.revert(&k)).await?;
-        Ok(Response::new(pb::RevertReply { undone }))
+        let r = self.call("revert", move |e, _| e.revert(&k)).await?;
+        Ok(Response::new(pb::RevertReply {
+            undone: r.undone,
+            achieved: r.achieved.into_iter().collect(),
+        }))
     }
 
     async fn revert_experiment(
@@ -346,7 +349,10 @@ impl<E: NodeEngine> pb::agent_server::Agent for AgentService<E> {
                 undone.join("; ")
             )));
         }
-        Ok(Response::new(pb::RevertReply { undone }))
+        Ok(Response::new(pb::RevertReply {
+            undone,
+            achieved: Default::default(),
+        }))
     }
 
     async fn node(&self, _: Request<pb::NodeRequest>) -> Result<Response<pb::NodeReply>, Status> {

@@ -795,7 +795,14 @@ impl ClusterRun {
         let mut undone: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (i, r) in these.into_iter().zip(results) {
             match r {
-                Ok(_) => undone.entry(i.key.fault.clone()).or_default().push(i.pod),
+                Ok(reply) => {
+                    if !reply.achieved.is_empty() {
+                        if let Some(rec) = self.faults.iter_mut().find(|f| f.name == i.key.fault) {
+                            murphy::record::merge_achieved(&mut rec.achieved, reply.achieved);
+                        }
+                    }
+                    undone.entry(i.key.fault.clone()).or_default().push(i.pod)
+                }
                 Err(e) if e.code() == Code::NotFound => {
                     // The agent no longer held it at the first ask: it ended there before
                     // now (an agent that restarted, or a lease that lapsed), so the window
@@ -866,6 +873,23 @@ impl ClusterRun {
                         format!(" on {}", name_list(&pods, 20))
                     };
                     self.notice(false, "FaultReverted", format!("{f} reverted{on} ({why})"));
+                    let achieved = self
+                        .faults
+                        .iter()
+                        .find(|r| r.name == f)
+                        .map(|r| r.achieved.clone())
+                        .unwrap_or_default();
+                    if !achieved.is_empty() {
+                        let said: Vec<String> = achieved
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", (v * 1000.0).round() / 1000.0))
+                            .collect();
+                        self.event(
+                            "fidelity",
+                            Some(&f),
+                            format!("achieved on its pods: {}", said.join(" ")),
+                        );
+                    }
                 }
                 Some(e) => {
                     let msg = format!("revert FAILED, retrying: {}", e.join("; "));

@@ -239,7 +239,14 @@ fn a_cluster_partition_with_peers_cuts_only_those_peers() {
         reaches(pid, "10.211.2.2"),
         "any other address still answers"
     );
-    a.revert("shop/pause-web", "cut-db", UID).expect("revert");
+    let r = a.revert("shop/pause-web", "cut-db", UID).expect("revert");
+    // What the partition achieved on this node goes back with the revert: the probes to
+    // the cut-off peer were dropped by its rules.
+    assert!(
+        r.achieved.get("packetsDropped").copied().unwrap_or(0.0) >= 1.0,
+        "{:?}",
+        r.achieved
+    );
     assert!(reaches(pid, "10.211.1.2"), "the peer is back after revert");
     assert!(
         !tables(pid).contains("murphy_"),

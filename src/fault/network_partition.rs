@@ -274,4 +274,11 @@ impl Fault for NetworkPartition {
         let total = self.tables.packets();
         vec![format!("dropped {total} packet(s) so far")]
     }
+
+    fn fidelity(&mut self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::from([(
+            "packetsDropped".to_string(),
+            self.tables.packets() as f64,
+        )])
+    }
 }

@@ -68,16 +68,24 @@ pub struct Socket {
     rx: Vec<u8>,
 }
 
+/// How long a closed nf_tables socket is kept before it is really closed (see [`Drop`]).
+const CLOSE_AFTER: Duration = Duration::from_millis(250);
+
 impl Drop for Socket {
     fn drop(&mut self) {
-        // Closing an nf_tables socket waits for the kernel to finish destroying what the
-        // last transaction removed (an RCU grace period, ~15 ms here): a revert that closed
-        // its socket inline would pay that. It is closed on a thread of its own instead, so
-        // the revert returns once the table is gone. (Keeping sockets for later would keep
-        // their namespaces — and the devices in them — alive after their owners delete them.)
+        // Closing an nf_tables socket while the kernel still has a transaction's deletions
+        // to free (after an RCU grace period, ~15 ms here) waits for them — holding the
+        // namespace's commit lock, so the next transaction there waits too. Closed a
+        // moment later on a thread of its own, it waits for nothing: the revert returns
+        // once the table is gone, and a fault injected right after is not held up. (Kept
+        // any longer, a socket would keep its namespace and the devices in it alive after
+        // their owner deleted it.)
         if let (Some(fd), Family::Netfilter) = (self.fd.take(), self.family) {
             let closer = std::thread::Builder::new().name("netlink-close".into());
-            if let Err(e) = closer.spawn(move || drop(fd)) {
+            if let Err(e) = closer.spawn(move || {
+                std::thread::sleep(CLOSE_AFTER);
+                drop(fd);
+            }) {
                 tracing::debug!("closing a netlink socket inline: {e}");
             }
         }

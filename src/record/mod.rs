@@ -162,6 +162,49 @@ pub struct FaultRecord {
     pub achieved: std::collections::BTreeMap<String, f64>,
 }
 
+/// Fold one member's achieved figures into a fault's (the cluster door reverts each pod
+/// on its own and gets each pod's figures): counts add up (packets, syscalls, threads,
+/// bytes leaked, steps, OOM kills, paths resolved); every other figure (hold error,
+/// latency, rate, longest stop, queue peak) keeps the worst member's, the highest; a drop
+/// share is recomputed from the summed counts.
+pub fn merge_achieved(
+    into: &mut std::collections::BTreeMap<String, f64>,
+    from: impl IntoIterator<Item = (String, f64)>,
+) {
+    const COUNTS: [&str; 7] = [
+        "packets",
+        "syscalls",
+        "threads",
+        "fdPaths",
+        "leakedBytes",
+        "steps",
+        "oomKills",
+    ];
+    for (k, v) in from {
+        if !v.is_finite() {
+            continue;
+        }
+        let e = into
+            .entry(k.clone())
+            .or_insert(if COUNTS.iter().any(|c| k.starts_with(c)) {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            });
+        if COUNTS.iter().any(|c| k.starts_with(c)) {
+            *e += v;
+        } else {
+            *e = e.max(v);
+        }
+    }
+    if let (Some(seen), Some(dropped)) = (into.get("packetsSeen"), into.get("packetsDropped")) {
+        if *seen > 0.0 {
+            let share = dropped / seen;
+            into.insert("dropShare".into(), share);
+        }
+    }
+}
+
 /// A fault that stopped being in effect before its window closed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -324,5 +367,32 @@ impl RunRecord {
     }
     pub fn history(&self, workload: &str) -> Option<&history::History> {
         self.histories.iter().find(|h| h.workload == workload)
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::merge_achieved;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn pods_figures_add_up_as_counts_and_keep_the_worst_otherwise() {
+        let mut all = BTreeMap::new();
+        let pod = |seen: f64, dropped: f64, p99: f64| {
+            vec![
+                ("packetsSeen".to_string(), seen),
+                ("packetsDropped".to_string(), dropped),
+                ("holdErrorP99Us".to_string(), p99),
+                ("dropShare".to_string(), dropped / seen),
+            ]
+        };
+        merge_achieved(&mut all, pod(100.0, 10.0, 300.0));
+        merge_achieved(&mut all, pod(300.0, 50.0, 120.0));
+        assert_eq!(all["packetsSeen"], 400.0);
+        assert_eq!(all["packetsDropped"], 60.0);
+        assert_eq!(all["holdErrorP99Us"], 300.0);
+        assert_eq!(all["dropShare"], 0.15);
+        merge_achieved(&mut all, vec![("leakBytesPerS".to_string(), f64::NAN)]);
+        assert!(!all.contains_key("leakBytesPerS"));
     }
 }
