@@ -595,9 +595,15 @@ spec:
         status["verdict"], "held",
         "the shop's other clients were served: {status}"
     );
+    // What the partition achieved on the node comes back from the agent into the record:
+    // the peer's probes to the cut pod were dropped by its rules.
+    let report = report_of(node, "cut-peer");
+    let fault = &report["record"]["faults"][0];
+    let dropped = fault["achieved"]["packetsDropped"].as_f64().unwrap_or(0.0);
+    assert!(dropped >= 1.0, "the agent's figures in the record: {fault}");
     node.kubectl(&["delete", "experiment", "cut-peer", "-n", NS, "--wait=true"]);
     eprintln!(
-        "e2e: partition: {cut} cut off from the peer pod only, back after revert; verdict {}",
+        "e2e: partition: {cut} cut off from the peer pod only, back after revert; verdict {}; the agent counted {dropped} packets dropped",
         status["verdict"]
     );
 }
@@ -1939,6 +1945,14 @@ fn a_delay_on_the_pods_is_measured_by_the_probe_and_fails_the_latency_claim(node
         "delayed by ~300 ms during the window: median {md} ms of {during:?}"
     );
     assert!(mb < 100.0, "not before: median {mb} ms");
+    // The engines on the node said what they achieved: packets held (summed over both
+    // pods) and their hold error, in the record as `murphy run` keeps them.
+    let achieved = &fault["achieved"];
+    assert!(
+        achieved["packetsDelayed"].as_f64().unwrap_or(0.0) >= 1.0
+            && achieved["holdErrorP99Us"].is_number(),
+        "the agents' figures in the record: {fault}"
+    );
     let outcome = |i: usize| report["verdicts"][i]["outcome"].clone();
     assert_eq!(outcome(0), "failed", "{}", report["verdicts"]);
     assert_eq!(outcome(1), "held", "{}", report["verdicts"]);
