@@ -727,15 +727,11 @@ fn doctor() -> i32 {
         nix::unistd::geteuid().is_root(),
         "faults and the lab need root",
     );
-    for (bin, pkg) in [
-        ("nft", "nftables"),
-        ("ip", "iproute2"),
-        ("tc", "iproute2 (network-bandwidth)"),
-        (
-            "iptables",
-            "iptables (the NFQUEUE rules of network-delay, -reorder, -corrupt)",
-        ),
-    ] {
+    // Faults talk netlink to the kernel themselves (nftables, routes, links, qdiscs); the
+    // lab still makes its namespaces and veth pairs with `ip`. (`iptables` only undoes
+    // NFQUEUE rules journaled by versions before 2026-12: `murphy recover` says so if it
+    // meets one without it.)
+    for (bin, pkg) in [("ip", "iproute2 (the lab's namespaces and links)")] {
         let found = std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()));
         check(

@@ -175,6 +175,30 @@ fn nftables_written_in_process_read_back_as_meant_by_nft_itself() {
         );
     }
 
+    // NFQUEUE with bypass, as the packet engine's table asks for it (the kernel's
+    // NFQUEUE target, revision 3, queue 7, bypass).
+    let doc = json!({"nftables": [
+        {"add": {"table": {"family": "ip", "name": "murphy_t6"}}},
+        {"add": {"chain": {"family": "ip", "table": "murphy_t6", "name": "input", "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}},
+        {"add": {"rule": {"family": "ip", "table": "murphy_t6", "chain": "input", "expr": [
+            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+            {"counter": null}, {"queue": {"num": 7, "flags": ["bypass"]}}]}}},
+    ]});
+    nft.apply(&doc).expect("apply queue");
+    let l = listing(&s, "ip", "murphy_t6");
+    // nft reads the kernel's NFQUEUE target back as the queue statement it means.
+    assert!(
+        l.iter()
+            .any(|x| x == "meta l4proto tcp counter queue num 7 bypass"),
+        "{}",
+        l.join("\n")
+    );
+    assert_eq!(
+        nft.rules("ip", "murphy_t6").expect("rules")[0].exprs,
+        ["meta", "cmp", "counter", "target"]
+    );
+    assert!(nft.delete_table("ip", "murphy_t6").expect("delete"));
+
     // Counters read back over the socket count real packets: drop pings to 10.9.0.7.
     let doc = json!({"nftables": [
         {"add": {"table": {"family": "inet", "name": "murphy_t4"}}},

@@ -195,7 +195,7 @@ fn network_delay_holds_packets_for_the_receiver_and_reverts_cleanly() {
         ..Default::default()
     });
     let (f, actions, ev) = inject(&fx, action, &env(), "d1", &[member(&fx, "b")]);
-    assert!(ev.contains("NFQUEUE"), "{ev}");
+    assert!(ev.contains("rule(s) to queue"), "{ev}");
     // Independent check: a TCP handshake to b now takes about 50 ms (the SYN is held on
     // b's input); port 22 on a is not matched by the filter.
     let during = median_connect_ms("10.78.5.12:80", 9);
@@ -262,21 +262,30 @@ fn a_delay_queue_that_fills_says_so_and_the_kernel_passes_the_rest() {
         ..Default::default()
     });
     let (mut f, actions, _) = inject(&fx, action, &env(), "fo", &[member(&fx, "b")]);
-    // 40,000 datagrams from the host in well under 100 ms: the engine holds what fits.
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
-    let t0 = std::time::Instant::now();
-    let mut sent = 0;
-    while sent < 40_000 && t0.elapsed() < Duration::from_millis(90) {
-        if sock.send_to(&[0u8; 8], "10.78.5.12:9").is_ok() {
-            sent += 1;
-        }
-    }
+    // A burst from the host faster than the queue's sizing rate (150k packets/s), from
+    // two threads: the engine holds what fits, the kernel passes the rest.
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+                let t0 = std::time::Instant::now();
+                let mut sent = 0u32;
+                while sent < 40_000 && t0.elapsed() < Duration::from_millis(95) {
+                    if sock.send_to(&[0u8; 8], "10.78.5.12:9").is_ok() {
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: u32 = senders.into_iter().map(|t| t.join().expect("sender")).sum();
     std::thread::sleep(Duration::from_millis(1200));
     let seen: Vec<String> = f.observe();
     let achieved = f.fidelity();
     if sent < 16_384 {
         // A machine too slow to outrun the queue cannot show this; say so, do not pass.
-        panic!("only {sent} datagrams sent in 90 ms: the burst cannot fill the queue here");
+        panic!("only {sent} datagrams sent in 95 ms: the burst cannot fill the queue here");
     }
     assert_eq!(achieved["queueMax"], 16_384.0, "{achieved:?}");
     assert_eq!(achieved["heldPeak"], 16_384.0, "{achieved:?}");
@@ -847,7 +856,7 @@ fn network_duplicate_sends_copies_and_corrupt_breaks_checksums() {
     };
     let before = csum(&b);
     let (f, actions, ev) = inject(&fx, corrupt, &env(), "co", &[member(&fx, "b")]);
-    assert!(ev.contains("NFQUEUE"), "{ev}");
+    assert!(ev.contains("rule(s) to queue"), "{ev}");
     let (_, got, _, _) = ping_stats(&a, "10.78.5.12", 30);
     assert_eq!(got, 0, "every corrupted request was dropped");
     assert!(
@@ -997,7 +1006,7 @@ fn network_delay_on_a_forwarding_hop_delays_what_it_routes() {
         ..Default::default()
     });
     let (f, actions, ev) = inject(&fx, action, &env(), "fw", &[member(&fx, "r")]);
-    assert!(ev.contains("FORWARD"), "{ev}");
+    assert!(ev.contains("rule(s) to queue"), "{ev}");
     // The SYN (to s) and the SYN-ACK (from s) both cross r: two holds per handshake.
     let during = median_connect_from(&c, "10.78.9.10:80", 9);
     assert!(

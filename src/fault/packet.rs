@@ -1,11 +1,12 @@
 //! Packet faults. `network-loss` and `network-duplicate` are nftables rules (`numgen
 //! random` then drop; `dup` to the packet's own destination), one table per injection as
 //! for partitions. `network-delay`, `network-reorder` and `network-corrupt` need a packet
-//! held or changed, which this kernel's tc cannot do (no netem): an iptables `NFQUEUE
-//! --queue-bypass` rule hands matching packets to Murphy's userspace engine
-//! ([`crate::netq`]) running inside the target's namespace. If the engine dies the kernel
-//! lets packets through (fail open); revert deletes the rule, then the engine releases
-//! every held packet and exits.
+//! held or changed, which this kernel's tc cannot do (no netem): a table of Murphy's own
+//! (written over netlink like the others) hands matching packets to NFQUEUE with bypass —
+//! the kernel's NFQUEUE target, since this kernel has no nftables `queue` expression —
+//! and Murphy's userspace engine ([`crate::netq`]) running inside the target's namespace
+//! holds or changes them. If the engine dies the kernel lets packets through (fail open);
+//! revert deletes the table, then the engine releases every held packet and exits.
 //!
 //! Delay acts on the receiving side's input (or a forwarding hop), never on a sender's own
 //! output: holding a sender's packets makes TCP throttle itself instead of seeing delay.
@@ -14,7 +15,6 @@ use super::hog::{Hog, Lines};
 use super::netutil;
 use super::network_partition::Tables;
 use super::{Evidence, Fault, FaultEnv, FaultError, Member, UndoLog};
-use crate::journal::UndoAction;
 use crate::model::spec::FaultKind;
 use crate::model::spec::{PacketDirection, PacketFilter};
 use crate::model::validate::parse_cidr;
@@ -117,43 +117,25 @@ impl Matcher {
         }
     }
 
-    /// The iptables chain and one rule argv (without the chain) per combination the
-    /// filter needs: a peer matches as source on input, as either end on a forwarding
-    /// hop; a port matches as either end.
-    pub fn iptables(&self, tag: &str, queue: u16) -> (&'static str, Vec<Vec<String>>) {
-        let chain = match self.direction {
-            PacketDirection::Forward => "FORWARD",
-            _ => "INPUT",
-        };
-        let cidrs: Vec<String> = self.nets.iter().map(|(a, l)| format!("{a}/{l}")).collect();
-        let ends: Vec<(Vec<String>, Vec<String>)> = match (self.direction, cidrs.is_empty()) {
-            (_, true) => vec![(vec![], vec![])],
-            (PacketDirection::Forward, false) => {
-                vec![(cidrs.clone(), vec![]), (vec![], cidrs)]
-            }
-            (_, false) => vec![(cidrs, vec![])],
-        };
-        let ports: Vec<(Option<u16>, Option<u16>)> = match self.port {
-            Some(p) => vec![(Some(p), None), (None, Some(p))],
-            None => vec![(None, None)],
-        };
-        let mut rules = Vec::new();
-        for (sources, destinations) in &ends {
-            for (dport, sport) in &ports {
-                let f = crate::netq::RuleFilter {
-                    sources: sources.clone(),
-                    destinations: destinations.clone(),
-                    protocol: self.protocol.map(str::to_string),
-                    dport: *dport,
-                    sport: *sport,
-                    tag: tag.to_string(),
-                };
-                // The argv starts with the chain; the journal keeps it apart.
-                let argv = crate::netq::iptables_rule(chain, queue, &f);
-                rules.push(argv.into_iter().skip_while(|a| a == chain).collect());
-            }
+    /// The engine's table: one chain at the hook the direction names, and per match
+    /// combination a rule handing the packet to queue `queue` (bypassed when no engine
+    /// listens: fail open). The kernel here has no nftables `queue` expression; the
+    /// encoder writes the rule's `queue` with the kernel's NFQUEUE target, as iptables
+    /// would, but in a table of Murphy's own.
+    pub fn queue_ruleset(&self, table: &str, queue: u16) -> Value {
+        let hook = self.hook();
+        let mut cmds = vec![
+            json!({"add": {"table": {"family": "ip", "name": table}}}),
+            json!({"add": {"chain": {"family": "ip", "table": table, "name": hook, "type": "filter", "hook": hook, "prio": 0, "policy": "accept"}}}),
+        ];
+        for mut m in self.nft_matches() {
+            m.extend([
+                json!({"counter": null}),
+                json!({"queue": {"num": queue, "flags": ["bypass"]}}),
+            ]);
+            cmds.push(json!({"add": {"rule": {"family": "ip", "table": table, "chain": hook, "expr": m}}}));
         }
-        (chain, rules)
+        json!({"nftables": cmds})
     }
 }
 
@@ -297,7 +279,8 @@ pub struct Engine {
     config: Value,
     exe: std::path::PathBuf,
     queue: u16,
-    tag: String,
+    /// The table handing matching packets to the engine, in each namespace.
+    tables: Tables,
     helpers: Vec<(Hog, Lines, Netns)>,
     seen_lines: Vec<usize>,
     /// Whether each engine's queue has been seen full (said once on the timeline).
@@ -327,7 +310,7 @@ impl Engine {
             config,
             exe: env.exe.clone(),
             queue,
-            tag: group.to_string(),
+            tables: Tables::new("ip", netutil::table_name(group)),
             helpers: Vec::new(),
             seen_lines: Vec::new(),
             fail_open: Vec::new(),
@@ -382,9 +365,10 @@ impl Fault for Engine {
     }
     fn inject(&mut self, members: &[Member], undo: &mut UndoLog<'_>) -> Result<(), FaultError> {
         let spaces = self.matcher.spaces(members, self.kind)?;
-        let (chain, rules) = self.matcher.iptables(&self.tag, self.queue);
+        let doc = self.matcher.queue_ruleset(&self.tables.table, self.queue);
         let json = self.config.to_string();
         for ns in spaces {
+            // The engine binds its queue first; only then do packets go to it.
             let (hog, lines) = super::hog::start_in(
                 &self.exe,
                 &["netq".to_string(), json.clone()],
@@ -396,26 +380,13 @@ impl Fault for Engine {
             self.helpers.push((hog, lines, ns.clone()));
             self.seen_lines.push(0);
             self.fail_open.push(false);
-            // iptables on nf_tables creates the `ip filter` table with its first rule: if
-            // it is not there yet, it goes again once Murphy's rules are gone.
-            if netutil::run(&ns, &["nft", "list", "table", "ip", "filter"]).is_err() {
-                undo.record(UndoAction::DeleteIptablesTable { netns: ns.clone() })?;
-            }
-            for rule in &rules {
-                undo.record(UndoAction::DeleteIptablesRule {
-                    netns: ns.clone(),
-                    chain: chain.to_string(),
-                    rule: rule.clone(),
-                })?;
-                let mut argv = vec!["iptables", "-w", "-I", chain];
-                argv.extend(rule.iter().map(String::as_str));
-                netutil::run(&ns, &argv)?;
-            }
+            self.tables.apply(&ns, &doc, undo, self.kind)?;
         }
         Ok(())
     }
     fn confirm(&mut self) -> Result<Evidence, FaultError> {
         let mut parts = Vec::new();
+        let tables = self.tables.rules()?;
         for (hog, lines, ns) in &mut self.helpers {
             if let Some(st) = hog.exited() {
                 return Err(FaultError::Failed(format!(
@@ -423,20 +394,25 @@ impl Fault for Engine {
                     ns.describe()
                 )));
             }
-            let (chain, _) = self.matcher.iptables(&self.tag, self.queue);
-            let listed = netutil::run(ns, &["iptables", "-w", "-S", chain])?;
-            let rule = listed
-                .lines()
-                .find(|l| l.contains(&format!("murphy-{}", self.tag)) && l.contains("NFQUEUE"))
-                .ok_or_else(|| {
-                    FaultError::Failed(format!("no NFQUEUE rule of Murphy's in {}", ns.describe()))
-                })?;
+            let rules = tables
+                .iter()
+                .filter(|(n, _)| n == ns)
+                .flat_map(|(_, r)| r)
+                .filter(|r| r.exprs.iter().any(|e| e == "target"))
+                .count();
+            if rules == 0 {
+                return Err(FaultError::Failed(format!(
+                    "no queue rule of Murphy's in {}",
+                    ns.describe()
+                )));
+            }
             parts.push(format!(
-                "engine pid {} {} in {}; rule `{}`",
+                "engine pid {} {} in {}; {rules} rule(s) to queue {} in table ip {}",
                 hog.id.pid,
                 lines.last("bound").unwrap_or_default(),
                 ns.describe(),
-                rule.trim()
+                self.queue,
+                self.tables.table
             ));
         }
         Ok(Evidence(parts.join("; ")))
@@ -504,6 +480,9 @@ impl Fault for Engine {
                 }
             }
         }
+        // Every packet the rules handed to the queue (the engines' `seen` lags by up to one
+        // stats interval; a queue that was full passed the difference unshaped).
+        out.insert("packetsMatched".into(), self.tables.packets() as f64);
         if let (Some(seen), Some(dropped)) = (out.get("packetsSeen"), out.get("packetsDropped")) {
             if *seen > 0.0 {
                 out.insert("dropShare".into(), dropped / seen);
@@ -530,26 +509,33 @@ mod tests {
             protocol: Some("tcp"),
             port: Some(80),
         };
-        let (chain, rules) = m.iptables("f1", 7);
-        assert_eq!(chain, "FORWARD");
-        let joined: Vec<String> = rules.iter().map(|r| r.join(" ")).collect();
-        assert_eq!(joined.len(), 4, "{joined:#?}");
-        assert!(joined
+        let doc = m.queue_ruleset("murphy_f1", 7);
+        let cmds = doc["nftables"].as_array().expect("cmds");
+        assert_eq!(cmds[1]["add"]["chain"]["hook"], "forward");
+        let rules: Vec<String> = cmds
             .iter()
-            .any(|r| r.contains("-s 10.1.0.0/16") && r.contains("--dport 80")));
-        assert!(joined
+            .filter_map(|c| c["add"].get("rule"))
+            .map(|r| r["expr"].to_string())
+            .collect();
+        assert_eq!(rules.len(), 4, "{rules:#?}");
+        assert!(rules
             .iter()
-            .any(|r| r.contains("-d 10.1.0.0/16") && r.contains("--sport 80")));
-        assert!(joined
+            .any(|r| r.contains("saddr") && r.contains("10.1.0.0") && r.contains("dport")));
+        assert!(rules
             .iter()
-            .all(|r| !r.starts_with("FORWARD") && r.contains("--queue-bypass")));
+            .any(|r| r.contains("daddr") && r.contains("10.1.0.0") && r.contains("sport")));
+        assert!(rules
+            .iter()
+            .all(|r| r.contains(r#"{"queue":{"flags":["bypass"],"num":7}}"#)));
         let ingress = Matcher {
             direction: PacketDirection::Ingress,
             nets: vec![],
             protocol: None,
             port: None,
         };
-        let (chain, rules) = ingress.iptables("f2", 7);
-        assert_eq!((chain, rules.len()), ("INPUT", 1));
+        let doc = ingress.queue_ruleset("murphy_f2", 7);
+        let cmds = doc["nftables"].as_array().expect("cmds");
+        assert_eq!(cmds[1]["add"]["chain"]["hook"], "input");
+        assert_eq!(cmds.len(), 3);
     }
 }

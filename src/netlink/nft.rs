@@ -107,6 +107,12 @@ enum Expr {
     Dup,
     /// Redirect to the local port in reg 1.
     Redirect,
+    /// Hand the packet to NFQUEUE queue `num` (`bypass`: accept it when no program
+    /// listens), through the kernel's xtables NFQUEUE target (revision 3).
+    Queue {
+        num: u16,
+        bypass: bool,
+    },
 }
 
 /// nf_tables messages under construction, wrapped in a batch.
@@ -511,6 +517,21 @@ impl Nft {
                     data: index.to_ne_bytes().to_vec(),
                 });
                 code.push(Expr::Dup);
+            } else if let Some(q) = e.get("queue") {
+                // This kernel has no nftables `queue` expression (nft_queue): the same
+                // verdict is the NFQUEUE target iptables uses, through nft_compat.
+                let num = q["num"]
+                    .as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| format!("queue {q}"))?;
+                let flags = q["flags"].as_array().cloned().unwrap_or_default();
+                if flags.iter().any(|f| f != "bypass") {
+                    return Err(format!("queue flags {}", q["flags"]));
+                }
+                code.push(Expr::Queue {
+                    num,
+                    bypass: !flags.is_empty(),
+                });
             } else if let Some(r) = e.get("redirect") {
                 let port = r["port"]
                     .as_u64()
@@ -624,6 +645,7 @@ fn encode(m: &mut Msg, e: &Expr) {
         Expr::Verdict(_) | Expr::Immediate { .. } => "immediate",
         Expr::Dup => "dup",
         Expr::Redirect => "redir",
+        Expr::Queue { .. } => "target",
     };
     m.begin(NFTA_LIST_ELEM).strz(NFTA_EXPR_NAME, name);
     m.begin(NFTA_EXPR_DATA);
@@ -676,6 +698,14 @@ fn encode(m: &mut Msg, e: &Expr) {
         }
         Expr::Redirect => {
             m.be32(1, NFT_REG_1);
+        }
+        Expr::Queue { num, bypass } => {
+            // struct xt_NFQ_info_v3 { u16 queuenum, queues_total, flags }, padded to 8.
+            let mut info = [0u8; 8];
+            info[..2].copy_from_slice(&num.to_ne_bytes());
+            info[2..4].copy_from_slice(&1u16.to_ne_bytes());
+            info[4..6].copy_from_slice(&u16::from(*bypass).to_ne_bytes());
+            m.strz(1, "NFQUEUE").be32(2, 3).put(3, &info);
         }
     }
     m.end().end();
