@@ -731,7 +731,8 @@ fn doctor() -> i32 {
     // lab still makes its namespaces and veth pairs with `ip`. (`iptables` only undoes
     // NFQUEUE rules journaled by versions before 2026-12: `murphy recover` says so if it
     // meets one without it.)
-    for (bin, pkg) in [("ip", "iproute2 (the lab's namespaces and links)")] {
+    {
+        let (bin, pkg) = ("ip", "iproute2 (the lab's namespaces and links)");
         let found = std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()));
         check(
