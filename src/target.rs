@@ -305,15 +305,12 @@ fn is_host_netns(ns: &str) -> bool {
 
 /// The global IPv4 addresses in a namespace, in interface order.
 pub fn netns_addrs(netns: &Netns) -> Vec<std::net::Ipv4Addr> {
-    let Ok(v) = crate::fault::netutil::ip_json(netns, &["-4", "addr", "show"]) else {
+    let Ok(list) = crate::netlink::route::Route::open(netns).and_then(|mut r| r.addrs()) else {
         return Vec::new();
     };
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["scope"].as_str() == Some("global"))
-        .filter_map(|a| a["local"].as_str().and_then(|s| s.parse().ok()))
+    // Scope universe is what `ip` calls global.
+    (list.into_iter().filter(|a| a.scope == 0))
+        .map(|a| a.addr)
         .collect()
 }
 

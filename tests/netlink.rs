@@ -276,6 +276,35 @@ fn routes_and_links_written_in_process_are_what_ip_shows() {
     ))
     .expect("spec");
     rt.add(&via, false).expect("add via");
+    // Addresses as `ip` lists them (global, then host scope on lo), with their links.
+    s.run(&["ip", "addr", "add", "10.55.1.9/16", "dev", "v1"]);
+    let addrs = rt.addrs().expect("addresses");
+    let v0 = rt.ifindex("v0").expect("v0").expect("v0");
+    let v1 = rt.ifindex("v1").expect("v1").expect("v1");
+    let got: Vec<String> = addrs
+        .iter()
+        .map(|a| format!("{} {}/{} scope {}", a.ifindex, a.addr, a.len, a.scope))
+        .collect();
+    assert!(
+        got.contains(&format!("{v0} 10.55.0.1/24 scope 0")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&format!("{v1} 10.55.1.9/16 scope 0")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|a| a.ends_with(" 127.0.0.1/8 scope 254")),
+        "{got:?}"
+    );
+    // A member's addresses: the global ones, in the order `ip` lists them.
+    let listed: Vec<std::net::Ipv4Addr> = s
+        .run(&["ip", "-o", "-4", "addr", "show", "scope", "global"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(murphy::target::netns_addrs(&s.netns()), listed);
     let shown = s.run(&["ip", "route", "show"]);
     assert!(shown.contains("blackhole 10.99.0.0/25"), "{shown}");
     assert!(

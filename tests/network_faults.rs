@@ -560,6 +560,11 @@ fn bgp_announce_puts_a_bogus_route_into_a_real_bird_router_and_withdraws_it() {
     });
     let (f, actions, ev) = inject(&fx, action, &e, "bg", &[member(&fx, "a")]);
     assert!(ev.contains("established"), "{ev}");
+    // The confirmation read the router's table over netlink: gateway and protocol as `ip` names them.
+    assert!(
+        ev.contains("routes 10.99.0.0/25 via 10.78.6.12 (bird)"),
+        "{ev}"
+    );
     // Independent check: the router's kernel table has the route, learnt by bird.
     let r = in_ns(&a, &["ip", "route", "show", "exact", "10.99.0.0/25"]);
     assert!(

@@ -113,21 +113,25 @@ impl Fault for Bgp {
         }
         // The router's own table must carry the announced prefixes.
         let mut seen = Vec::new();
+        let mut sockets = Vec::new();
+        for ns in &self.router {
+            sockets.push(super::netutil::rtnl(ns)?);
+        }
         let ok = super::wait_for(Duration::from_secs(5), || {
             seen.clear();
-            for ns in &self.router {
+            for rt in sockets.iter_mut() {
                 for p in &self.spec.prefixes {
-                    let Ok(v) = super::netutil::ip_json(ns, &["route", "show", "exact", p]) else {
+                    let Ok(routes) = super::netutil::routes_exact(rt, p) else {
                         return false;
                     };
-                    let Some(r) = v.as_array().and_then(|a| a.first()) else {
+                    let Some(r) = routes.first() else {
                         return false;
                     };
                     seen.push(format!(
                         "{} routes {p} via {} ({})",
-                        ns.describe(),
-                        r["gateway"].as_str().unwrap_or("-"),
-                        r["protocol"].as_str().unwrap_or("-")
+                        rt.netns().describe(),
+                        r.gateway.map_or("-".into(), |g| g.to_string()),
+                        r.protocol_name().unwrap_or_else(|| "-".into())
                     ));
                 }
             }

@@ -3,7 +3,6 @@
 //! few readers and the qdisc fault that still use them.
 
 use super::{FaultError, Member};
-use crate::journal::run_in_netns;
 use crate::netlink::route::{Route, RouteSpec};
 use crate::netns::Netns;
 use serde_json::Value;
@@ -58,24 +57,6 @@ pub fn addr_set(nets: &[(std::net::Ipv4Addr, u8)]) -> Vec<Value> {
         .collect()
 }
 
-/// Run a command in a namespace; a failure becomes `FaultError::Failed` naming the place.
-pub fn run(netns: &Netns, argv: &[&str]) -> Result<String, FaultError> {
-    run_in_netns(netns, argv)
-        .map_err(|e| FaultError::Failed(format!("in {}: {e}", netns.describe())))
-}
-
-/// `ip -j <args>` parsed.
-pub fn ip_json(netns: &Netns, args: &[&str]) -> Result<Value, FaultError> {
-    let mut argv = vec!["ip", "-j"];
-    argv.extend_from_slice(args);
-    let out = run(netns, &argv)?;
-    if out.trim().is_empty() {
-        return Ok(Value::Array(Vec::new()));
-    }
-    serde_json::from_str(&out)
-        .map_err(|e| FaultError::Failed(format!("parsing `ip -j {}`: {e}", args.join(" "))))
-}
-
 /// rtnetlink in a namespace, as a fault error naming the place.
 pub fn rtnl(netns: &Netns) -> Result<Route, FaultError> {
     Route::open(netns).map_err(|e| FaultError::Failed(format!("in {}: {e}", netns.describe())))
@@ -123,29 +104,6 @@ pub fn pick_interfaces(netns: &Netns, asked: &[String]) -> Result<Vec<String>, F
     Ok(asked.to_vec())
 }
 
-/// One route from `ip -j route show` as the argv tokens that recreate it.
-pub fn route_tokens(r: &Value) -> Option<Vec<String>> {
-    let mut t = Vec::new();
-    let ty = r["type"].as_str().unwrap_or("unicast");
-    if ty != "unicast" {
-        t.push(ty.to_string());
-    }
-    t.push(r["dst"].as_str()?.to_string());
-    if let Some(g) = r["gateway"].as_str() {
-        t.extend(["via".to_string(), g.to_string()]);
-    }
-    if let Some(d) = r["dev"].as_str() {
-        t.extend(["dev".to_string(), d.to_string()]);
-    }
-    if let Some(p) = r["protocol"].as_str() {
-        t.extend(["proto".to_string(), p.to_string()]);
-    }
-    if let Some(m) = r["metric"].as_u64() {
-        t.extend(["metric".to_string(), m.to_string()]);
-    }
-    Some(t)
-}
-
 /// The first address of a prefix (for `ip route get`).
 pub fn first_addr(prefix: &str) -> Option<String> {
     let (a, len) = crate::model::validate::parse_cidr(prefix)?;
@@ -157,32 +115,9 @@ pub fn first_addr(prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn routes_become_the_argv_that_recreates_them() {
-        let r = json!({"dst":"10.99.0.0/24","gateway":"10.78.1.2","dev":"up1","protocol":"static","flags":[]});
-        assert_eq!(
-            route_tokens(&r),
-            Some(
-                [
-                    "10.99.0.0/24",
-                    "via",
-                    "10.78.1.2",
-                    "dev",
-                    "up1",
-                    "proto",
-                    "static"
-                ]
-                .map(String::from)
-                .to_vec()
-            )
-        );
-        let b = json!({"type":"blackhole","dst":"10.99.0.0/25","flags":[]});
-        assert_eq!(
-            route_tokens(&b),
-            Some(vec!["blackhole".to_string(), "10.99.0.0/25".into()])
-        );
+    fn the_first_address_of_a_prefix() {
         assert_eq!(first_addr("10.99.0.0/25").as_deref(), Some("10.99.0.1"));
         assert_eq!(first_addr("10.99.0.7/32").as_deref(), Some("10.99.0.7"));
     }

@@ -26,6 +26,10 @@ const TCA_TBF_RATE64: u16 = 4;
 const TCA_TBF_BURST: u16 = 6;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 const TC_LINKLAYER_ETHERNET: u8 = 1;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
@@ -72,6 +76,14 @@ const PROTOCOLS: [(&str, u8); 14] = [
     ("rip", 189),
     ("eigrp", 192),
 ];
+
+/// An IPv4 address of a link, as listed.
+pub struct Addr {
+    pub ifindex: u32,
+    pub addr: Ipv4Addr,
+    pub len: u8,
+    pub scope: u8,
+}
 
 /// A link as listed: index, name, administratively up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,6 +290,37 @@ impl Route {
                     index,
                     name: text(attr(&list, IFLA_IFNAME)?),
                     up: flags & IFF_UP != 0,
+                })
+            })
+            .collect())
+    }
+
+    /// Every IPv4 address of the namespace, in the kernel's order (by link).
+    pub fn addrs(&mut self) -> Result<Vec<Addr>, NlError> {
+        let seq = self.sock.next_seq();
+        let m = Msg::new(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            &[AF_INET, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let msgs = self.sock.dump(m, "listing addresses")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| super::u16_at(m, 4) == Some(RTM_NEWADDR))
+            .filter(|m| m.get(16) == Some(&AF_INET))
+            .filter_map(|m| {
+                let len = *m.get(17)?;
+                let scope = *m.get(19)?;
+                let ifindex = super::u32_at(m, 20)?;
+                let list = attrs(m.get(24..)?);
+                let raw = attr(&list, IFA_LOCAL).or_else(|| attr(&list, IFA_ADDRESS))?;
+                let o: [u8; 4] = raw.get(..4)?.try_into().ok()?;
+                Some(Addr {
+                    ifindex,
+                    addr: Ipv4Addr::from(o),
+                    len,
+                    scope,
                 })
             })
             .collect())
