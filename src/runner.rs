@@ -646,16 +646,36 @@ impl Ctx<'_> {
         if let Err(e) = result {
             // Nothing half-applied: undo everything recorded, data included.
             fault.stop();
-            let _ = fault::revert(&actions, &Rollback(self.revert_env()));
-            let _ = self.journal.done(&group);
+            let rolled = fault::revert(&actions, &Rollback(self.revert_env()));
             rec.error = Some(e.to_string());
             rec.reverted_ms = Some(self.clock.now_ms());
             self.faults.push(rec);
-            self.event(
-                "fault",
-                Some(&spec.name),
-                format!("injection failed and was rolled back: {e}"),
-            );
+            match rolled {
+                Ok(_) => {
+                    let _ = self.journal.done(&group);
+                    self.event(
+                        "fault",
+                        Some(&spec.name),
+                        format!("injection failed and was rolled back: {e}"),
+                    );
+                }
+                Err(errs) => {
+                    // The group stays open in the journal, so `murphy recover` (and the
+                    // guardian) replay what is left; the run says so and exits as such.
+                    let what = (errs.iter().map(ToString::to_string))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    self.left_behind
+                        .push(format!("fault {}: {what}", spec.name));
+                    self.event(
+                        "fault",
+                        Some(&spec.name),
+                        format!(
+                            "injection failed ({e}) and its ROLLBACK FAILED (journal kept for `murphy recover`): {what}"
+                        ),
+                    );
+                }
+            }
             return None;
         }
         match fault.confirm() {
@@ -1046,8 +1066,21 @@ impl Ctx<'_> {
                     .filter(|g| g.name == crate::lab::LAB_GROUP)
                     .flat_map(|g| g.actions)
                     .collect();
-                if crate::journal::revert_actions(&actions, &NoLab).is_ok() {
-                    let _ = journal.done(crate::lab::LAB_GROUP);
+                match crate::journal::revert_actions(&actions, &NoLab) {
+                    Ok(_) => {
+                        let _ = journal.done(crate::lab::LAB_GROUP);
+                    }
+                    Err(errs) => {
+                        let what = (errs.iter().map(ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        self.left_behind.push(format!("lab: {what}"));
+                        self.event(
+                            "lab",
+                            None,
+                            format!("set-up undone only in part (journal kept for `murphy recover`): {what}"),
+                        );
+                    }
                 }
             }
         }
