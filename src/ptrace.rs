@@ -907,6 +907,10 @@ pub fn io_main(json: &str) -> i32 {
     let mut last_report = Instant::now();
     let mut last_stats = TraceStats::default();
     let report_every = Duration::from_millis(100);
+    // Held syscalls are released on time: no timer slack (50 µs by default), and the last
+    // stretch before a release spun rather than slept (a wakeup's latency was the error).
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+    const SPIN: Duration = Duration::from_micros(60);
     loop {
         let now = Instant::now();
         tr.release_due(now);
@@ -929,7 +933,14 @@ pub fn io_main(json: &str) -> i32 {
             }
             tr.drain(false);
         } else {
+            if let Some(d) = deadline.filter(|d| d.saturating_duration_since(now) <= SPIN) {
+                while Instant::now() < d {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
             let until = deadline
+                .map(|d| d - SPIN)
                 .unwrap_or(now + report_every)
                 .min(last_report + report_every)
                 .max(now);
