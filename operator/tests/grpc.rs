@@ -453,12 +453,35 @@ async fn a_certificate_of_the_ca_naming_someone_else_is_refused() {
         grpc::cert_names(&grpc::first_cert_der(&n.certs.controller.cert).expect("der")).expect("n"),
         ["murphy-controller"]
     );
-    controller(&n)
-        .client(&addr)
-        .expect("client")
-        .node(pb::NodeRequest {})
+    let mut c = controller(&n).client(&addr).expect("client");
+    c.node(pb::NodeRequest {})
         .await
         .expect("the controller's certificate works");
+    // Nor may they undo what the controller injected.
+    c.inject(pause(60_000, UID)).await.expect("inject");
+    assert_eq!(state(n.pid), Some('T'));
+    for other in &others {
+        let caller = Agents::new(
+            grpc::client_tls(other, "murphy-agent"),
+            Duration::from_secs(5),
+        );
+        let err = caller
+            .client(&addr)
+            .expect("client")
+            .revert(fault_ref(UID))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+        assert_eq!(
+            state(n.pid),
+            Some('T'),
+            "still paused: the revert was refused"
+        );
+    }
+    c.revert(fault_ref(UID))
+        .await
+        .expect("the controller reverts");
+    assert_ne!(state(n.pid), Some('T'));
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&n.dir);
 }
