@@ -79,6 +79,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px;border-bot
 .summary{display:flex;flex-wrap:wrap;gap:10px;margin:16px 0}
 .pill{border-radius:999px;padding:3px 12px;font-weight:600;font-size:13px;color:#fff}
 .pill.held{background:var(--held)}.pill.failed{background:var(--failed)}.pill.inconclusive{background:var(--inc)}.pill.status{background:#57606a}
+.left-behind{border:2px solid var(--failed);padding:.5em 1em;margin:.5em 0}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .card{border:1px solid var(--line);border-left:6px solid var(--line);border-radius:8px;padding:12px 14px;background:#fff}
 .card.held{border-left-color:var(--held)}.card.failed{border-left-color:var(--failed)}.card.inconclusive{border-left-color:var(--inc)}
@@ -1075,6 +1076,17 @@ fn summary_section(h: &mut String, r: &RunReport) {
     );
     if let Some(reason) = &r.record.status_reason {
         let _ = write!(h, "<p class=\"reason\">{}</p>", esc(reason));
+    }
+    if !r.record.left_behind.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"left-behind\"><strong>LEFT BEHIND:</strong> not everything was undone; run <code>murphy recover --run {}</code><ul>",
+            esc(&r.run_id)
+        );
+        for l in &r.record.left_behind {
+            let _ = write!(h, "<li>{}</li>", esc(l));
+        }
+        h.push_str("</ul></div>");
     }
 }
 

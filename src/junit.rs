@@ -44,6 +44,31 @@ pub struct Suite {
     pub cases: Vec<Case>,
 }
 
+/// The test case that fails when a run did not undo everything it did (its faults or its
+/// lab), so a CI job reading only the JUnit sees it too; none when everything was undone.
+pub fn left_behind_case(experiment: &str, run_id: &str, left: &[String]) -> Option<Case> {
+    if left.is_empty() {
+        return None;
+    }
+    let message = format!("not everything was undone; run `murphy recover --run {run_id}`");
+    let detail = left
+        .iter()
+        .map(|l| format!("- {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(Case {
+        classname: format!("{experiment}.murphy"),
+        name: format!("run {run_id} undid everything it did"),
+        ending: Ending::Failed {
+            kind: "left-behind".into(),
+        },
+        out: format!("{message}\n{detail}"),
+        message,
+        detail,
+        time: Duration::ZERO,
+    })
+}
+
 /// The XML document for one suite.
 pub fn render(s: Suite) -> String {
     let mut suite = TestSuite::new(s.name.as_str());

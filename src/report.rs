@@ -411,6 +411,11 @@ pub fn junit(r: &RunReport) -> String {
                 time: std::time::Duration::from_secs_f64(ms / 1000.0),
             }
         })
+        .chain(crate::junit::left_behind_case(
+            &name,
+            &r.run_id,
+            &r.record.left_behind,
+        ))
         .collect();
     crate::junit::render(Suite {
         name,
@@ -466,6 +471,16 @@ pub fn markdown(r: &RunReport) -> String {
         "Run `{}`, seed `{}`, status `{:?}`, exit code {}.\n\n",
         r.run_id, r.seed, r.record.status, r.exit_code
     ));
+    if !r.record.left_behind.is_empty() {
+        o.push_str(&format!(
+            "**LEFT BEHIND**: not everything was undone; run `murphy recover --run {}`:\n\n",
+            r.run_id
+        ));
+        for l in &r.record.left_behind {
+            o.push_str(&format!("- {}\n", md_cell(l)));
+        }
+        o.push('\n');
+    }
     o.push_str("| | claim | measured | figures | reason |\n|---|---|---|---|---|\n");
     for v in &r.verdicts {
         let mark = match v.outcome {

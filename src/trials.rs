@@ -334,7 +334,10 @@ pub fn junit(r: &TrialsReport) -> String {
                 time: std::time::Duration::from_secs_f64(total_ms / 1000.0),
             }
         })
-        .collect();
+        .chain(r.trials.iter().filter_map(|t| {
+            crate::junit::left_behind_case(&r.experiment, &t.run_id, &t.record.left_behind)
+        }))
+        .collect::<Vec<Case>>();
     let first = r.trials.first();
     crate::junit::render(Suite {
         name: r.experiment.clone(),

@@ -514,10 +514,30 @@ spec:
         .arg(&state)
         .arg("--json")
         .arg(&json)
+        .arg("--junit")
+        .arg(state.join("out.xml"))
+        .arg("--summary")
+        .arg(state.join("out.md"))
+        .arg("--html")
+        .arg(state.join("out.html"))
         .output()
         .expect("run");
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(5), "left behind: {said}");
+    // Every report says so, not only the terminal and the exit code.
+    for (file, mark) in [
+        ("out.xml", "type=\"left-behind\""),
+        ("out.md", "**LEFT BEHIND**"),
+        ("out.html", "LEFT BEHIND:"),
+    ] {
+        let text = std::fs::read_to_string(state.join(file)).expect("report");
+        assert!(
+            text.contains(mark)
+                && text.contains("fault wipe")
+                && text.contains("murphy recover --run"),
+            "{file}: {text}"
+        );
+    }
     let rep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
     let run_id = rep["runId"].as_str().expect("run id").to_string();

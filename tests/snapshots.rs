@@ -451,11 +451,24 @@ fn junit_is_valid_against_junit_10_xsd_with_times_and_capped_lost_writes() {
     std::fs::create_dir_all(&dir).expect("dir");
     let redis = redis_fixed();
     let trials = murphy::trials::TrialsReport::new(vec![fixed(), fixed()]);
+    // A run that did not undo everything fails a test case of its own, in both shapes.
+    let mut left = fixed();
+    left.record.left_behind = vec!["fault wipe: restore /srv/d: a file stands in the way".into()];
+    let left_trials = murphy::trials::TrialsReport::new(vec![fixed(), left.clone()]);
     for (name, xml) in [
         ("run.xml", junit(&fixed())),
         ("redis.xml", junit(&redis)),
         ("trials.xml", murphy::trials::junit(&trials)),
+        ("left.xml", junit(&left)),
+        ("left-trials.xml", murphy::trials::junit(&left_trials)),
     ] {
+        assert_eq!(
+            name.starts_with("left"),
+            xml.contains("type=\"left-behind\"")
+                && xml.contains("a file stands in the way")
+                && xml.contains(&format!("murphy recover --run {}", left.run_id)),
+            "{name}: {xml}"
+        );
         let file = dir.join(name);
         std::fs::write(&file, &xml).expect("write");
         let out = std::process::Command::new("xmllint")
