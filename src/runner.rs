@@ -740,14 +740,10 @@ impl Ctx<'_> {
             r.achieved = achieved.clone();
         }
         if !achieved.is_empty() {
-            let said: Vec<String> = achieved
-                .iter()
-                .map(|(k, v)| format!("{k}={}", (v * 1000.0).round() / 1000.0))
-                .collect();
             self.event(
                 "fidelity",
                 Some(&name),
-                format!("achieved: {}", said.join(" ")),
+                format!("achieved: {}", crate::record::achieved_text(&achieved)),
             );
         }
         self.progress.fault(t, &name, false);

@@ -880,14 +880,13 @@ impl ClusterRun {
                         .map(|r| r.achieved.clone())
                         .unwrap_or_default();
                     if !achieved.is_empty() {
-                        let said: Vec<String> = achieved
-                            .iter()
-                            .map(|(k, v)| format!("{k}={}", (v * 1000.0).round() / 1000.0))
-                            .collect();
                         self.event(
                             "fidelity",
                             Some(&f),
-                            format!("achieved on its pods: {}", said.join(" ")),
+                            format!(
+                                "achieved on its pods: {}",
+                                murphy::record::achieved_text(&achieved)
+                            ),
                         );
                     }
                 }

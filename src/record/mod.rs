@@ -162,6 +162,15 @@ pub struct FaultRecord {
     pub achieved: std::collections::BTreeMap<String, f64>,
 }
 
+/// A fault's achieved figures on one line for the timeline (`name=value`, 3 decimals).
+pub fn achieved_text(achieved: &std::collections::BTreeMap<String, f64>) -> String {
+    achieved
+        .iter()
+        .map(|(k, v)| format!("{k}={}", (v * 1000.0).round() / 1000.0))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Fold one member's achieved figures into a fault's (the cluster door reverts each pod
 /// on its own and gets each pod's figures): counts add up (packets, syscalls, threads,
 /// bytes leaked, steps, OOM kills, paths resolved); every other figure (hold error,
@@ -372,7 +381,7 @@ impl RunRecord {
 
 #[cfg(test)]
 mod merge_tests {
-    use super::merge_achieved;
+    use super::{achieved_text, merge_achieved};
     use std::collections::BTreeMap;
 
     #[test]
@@ -394,5 +403,9 @@ mod merge_tests {
         assert_eq!(all["dropShare"], 0.15);
         merge_achieved(&mut all, vec![("leakBytesPerS".to_string(), f64::NAN)]);
         assert!(!all.contains_key("leakBytesPerS"));
+        assert_eq!(
+            achieved_text(&all),
+            "dropShare=0.15 holdErrorP99Us=300 packetsDropped=60 packetsSeen=400"
+        );
     }
 }
