@@ -429,14 +429,16 @@ async fn a_certificate_of_the_ca_naming_someone_else_is_refused() {
     .expect("certs");
     n.certs = set;
     let (addr, stop) = serve(&n, Duration::from_secs(1)).await;
+    let as_other = |other| {
+        Agents::new(
+            grpc::client_tls(other, "murphy-agent"),
+            Duration::from_secs(5),
+        )
+    };
     for other in &others {
         let names =
             grpc::cert_names(&grpc::first_cert_der(&other.cert).expect("der")).expect("names");
-        let caller = Agents::new(
-            grpc::client_tls(other, "murphy-agent"),
-            Duration::from_secs(5),
-        );
-        let err = caller
+        let err = as_other(other)
             .client(&addr)
             .expect("client")
             .inject(pause(60_000, UID))
@@ -461,11 +463,7 @@ async fn a_certificate_of_the_ca_naming_someone_else_is_refused() {
     c.inject(pause(60_000, UID)).await.expect("inject");
     assert_eq!(state(n.pid), Some('T'));
     for other in &others {
-        let caller = Agents::new(
-            grpc::client_tls(other, "murphy-agent"),
-            Duration::from_secs(5),
-        );
-        let err = caller
+        let err = as_other(other)
             .client(&addr)
             .expect("client")
             .revert(fault_ref(UID))
